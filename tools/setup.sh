@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything daxpolicy needs to build, test and run its demo on a fresh
+# Debian 12 machine. Idempotent: packages already present are left alone.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+packages=(
+  # build
+  g++ cmake ninja-build pkg-config clang clang-format clang-tidy libclang-rt-14-dev
+  # libraries (libndctl.h includes uuid/uuid.h, but libndctl-dev does not pull uuid-dev)
+  libndctl-dev libdaxctl-dev uuid-dev libpmem2-dev
+  libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
+  libyaml-cpp-dev prometheus-cpp-dev libcli11-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # running and testing: buses, filesystems, metrics checks, fincore (util-linux)
+  dbus-daemon dbus systemd curl xfsprogs e2fsprogs util-linux prometheus
+  # the emulated-NVDIMM virtual machine
+  ndctl daxctl qemu-system-x86 linux-image-amd64 busybox-static
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "setup.sh: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,106 @@
+#pragma once
+
+/// What the telemetry plugins measured, as the pure policy core reads it.
+///
+/// Files are kept as a compact table (the daemon tracks millions of them): one
+/// FileRecord per regular file or directory, names stored once in a shared
+/// arena, full paths only for directories. A file's path is
+/// dir_paths[record.dir] + "/" + name.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace daxpolicy::policy {
+
+enum class DaxState : uint8_t { kUnknown, kPageCache, kDax };
+enum class FileKind : uint8_t { kRegular, kDirectory };
+
+// Per-file measurements that may be missing, one bit each in FileRecord::available.
+enum FileField : uint16_t {
+  kHaveSize = 1u << 0,        // size, mtime (statx)
+  kHaveCache = 1u << 1,       // cache_pages, dirty_pages, recently_evicted_pages (cachestat/mincore)
+  kHaveHolders = 1u << 2,     // holders
+  kHaveAccess = 1u << 3,      // read_bytes_rate, cache_hit_ratio (access tracing)
+  kHavePhysical = 1u << 4,    // physical (FS_IOC_FSGETXATTR)
+  kHaveEffective = 1u << 5,   // effective (statx STATX_ATTR_DAX)
+  kHaveEvictedOnly = 1u << 6, // cache numbers came from mincore: no eviction data
+};
+
+struct FileRecord {
+  uint64_t ino = 0;
+  uint64_t size = 0;           // bytes
+  int64_t mtime_ns = 0;        // wall clock, ns since the epoch
+  uint32_t dir = 0;            // index into Snapshot::dir_paths: the parent directory
+  uint32_t name_offset = 0;    // into Snapshot::names
+  uint16_t name_length = 0;
+  uint16_t mount = 0;          // index into Snapshot::mounts
+  uint16_t available = 0;      // FileField bits
+  uint16_t holders = 0;        // open file descriptions + mappings by other processes
+  uint32_t cache_pages = 0;    // resident page-cache pages
+  uint32_t dirty_pages = 0;
+  uint32_t recently_evicted_pages = 0;
+  float read_bytes_rate = 0;   // B/s, from access tracing
+  float cache_hit_ratio = 0;   // 0..1, from access tracing (page-cache mode only)
+  FileKind kind = FileKind::kRegular;
+  DaxState physical = DaxState::kUnknown;   // FS_XFLAG_DAX
+  DaxState effective = DaxState::kUnknown;  // STATX_ATTR_DAX
+  uint8_t pad_ = 0;
+};
+
+enum class MediaHealth : uint8_t { kUnknown, kOk, kWarning, kCritical };
+
+// Measurements of the memory device behind a mount.
+struct MediaSample {
+  std::string name;  // e.g. "pmem0" / "namespace0.0"
+  bool have_latency = false;
+  double read_latency_ns = 0;
+  double write_latency_ns = 0;
+  double latency_ratio = 0;  // media read latency / DRAM read latency
+  MediaHealth health = MediaHealth::kUnknown;
+  bool have_numa_node = false;
+  int numa_node = -1;
+};
+
+struct MountRecord {
+  uint64_t dev = 0;               // st_dev of files on this mount (makedev(major, minor))
+  std::string mount_point;
+  int media = -1;                 // index into Snapshot::media, -1 when none is known
+  // Why a physical DAX flag cannot become effective here ("" when it can):
+  // e.g. "device loop0 cannot do DAX (/sys/block/loop0/queue/dax is 0)".
+  std::string effective_blocked_reason;
+};
+
+struct SystemSample {
+  bool have_mem_pressure = false;
+  double mem_pressure = 0;        // PSI memory "some" avg10, percent
+  bool have_page_cache_ratio = false;
+  double page_cache_ratio = 0;    // Cached / MemTotal, 0..1
+  bool have_cache_hit_ratio = false;
+  double cache_hit_ratio = 0;     // from access tracing
+};
+
+struct Snapshot {
+  int64_t wall_clock_ns = 0;      // when it was taken; file.age = this - mtime
+  uint32_t page_size = 4096;      // for ratios from page counts
+  std::vector<std::string> dir_paths;  // absolute, no trailing '/'
+  std::string names;                   // arena of file names (not NUL-terminated)
+  std::vector<FileRecord> files;
+  std::vector<MountRecord> mounts;
+  std::vector<MediaSample> media;
+  SystemSample system;
+
+  std::string_view Name(const FileRecord& f) const {
+    return std::string_view(names).substr(f.name_offset, f.name_length);
+  }
+  // Writes the absolute path of f into *out (reused buffer, no allocation once warm).
+  void PathOf(const FileRecord& f, std::string* out) const {
+    const std::string& dir = dir_paths[f.dir];
+    out->assign(dir);
+    if (dir != "/") out->push_back('/');
+    out->append(Name(f));
+  }
+};
+
+}  // namespace daxpolicy::policy

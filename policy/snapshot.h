@@ -19,30 +19,30 @@ enum class FileKind : uint8_t { kRegular, kDirectory };
 
 // Per-file measurements that may be missing, one bit each in FileRecord::available.
 enum FileField : uint16_t {
-  kHaveSize = 1u << 0,        // size, mtime (statx)
-  kHaveCache = 1u << 1,       // cache_pages, dirty_pages, recently_evicted_pages (cachestat/mincore)
-  kHaveHolders = 1u << 2,     // holders
-  kHaveAccess = 1u << 3,      // read_bytes_rate, cache_hit_ratio (access tracing)
-  kHavePhysical = 1u << 4,    // physical (FS_IOC_FSGETXATTR)
-  kHaveEffective = 1u << 5,   // effective (statx STATX_ATTR_DAX)
-  kHaveEvictedOnly = 1u << 6, // cache numbers came from mincore: no eviction data
+  kHaveSize = 1u << 0,       // size, mtime (statx)
+  kHaveCache = 1u << 1,      // cache_pages, dirty_pages, recently_evicted_pages (cachestat/mincore)
+  kHaveHolders = 1u << 2,    // holders
+  kHaveAccess = 1u << 3,     // read_bytes_rate, cache_hit_ratio (access tracing)
+  kHavePhysical = 1u << 4,   // physical (FS_IOC_FSGETXATTR)
+  kHaveEffective = 1u << 5,  // effective (statx STATX_ATTR_DAX)
+  kHaveEvictedOnly = 1u << 6,  // cache numbers came from mincore: no eviction data
 };
 
 struct FileRecord {
   uint64_t ino = 0;
-  uint64_t size = 0;           // bytes
-  int64_t mtime_ns = 0;        // wall clock, ns since the epoch
-  uint32_t dir = 0;            // index into Snapshot::dir_paths: the parent directory
-  uint32_t name_offset = 0;    // into Snapshot::names
+  uint64_t size = 0;         // bytes
+  int64_t mtime_ns = 0;      // wall clock, ns since the epoch
+  uint32_t dir = 0;          // index into Snapshot::dir_paths: the parent directory
+  uint32_t name_offset = 0;  // into Snapshot::names
   uint16_t name_length = 0;
-  uint16_t mount = 0;          // index into Snapshot::mounts
-  uint16_t available = 0;      // FileField bits
-  uint16_t holders = 0;        // open file descriptions + mappings by other processes
-  uint32_t cache_pages = 0;    // resident page-cache pages
+  uint16_t mount = 0;        // index into Snapshot::mounts
+  uint16_t available = 0;    // FileField bits
+  uint16_t holders = 0;      // open file descriptions + mappings by other processes
+  uint32_t cache_pages = 0;  // resident page-cache pages
   uint32_t dirty_pages = 0;
   uint32_t recently_evicted_pages = 0;
-  float read_bytes_rate = 0;   // B/s, from access tracing
-  float cache_hit_ratio = 0;   // 0..1, from access tracing (page-cache mode only)
+  float read_bytes_rate = 0;  // B/s, from access tracing
+  float cache_hit_ratio = 0;  // 0..1, from access tracing (page-cache mode only)
   FileKind kind = FileKind::kRegular;
   DaxState physical = DaxState::kUnknown;   // FS_XFLAG_DAX
   DaxState effective = DaxState::kUnknown;  // STATX_ATTR_DAX
@@ -64,9 +64,9 @@ struct MediaSample {
 };
 
 struct MountRecord {
-  uint64_t dev = 0;               // st_dev of files on this mount (makedev(major, minor))
+  uint64_t dev = 0;  // st_dev of files on this mount (makedev(major, minor))
   std::string mount_point;
-  int media = -1;                 // index into Snapshot::media, -1 when none is known
+  int media = -1;  // index into Snapshot::media, -1 when none is known
   // Why a physical DAX flag cannot become effective here ("" when it can):
   // e.g. "device loop0 cannot do DAX (/sys/block/loop0/queue/dax is 0)".
   std::string effective_blocked_reason;
@@ -74,16 +74,16 @@ struct MountRecord {
 
 struct SystemSample {
   bool have_mem_pressure = false;
-  double mem_pressure = 0;        // PSI memory "some" avg10, percent
+  double mem_pressure = 0;  // PSI memory "some" avg10, percent
   bool have_page_cache_ratio = false;
-  double page_cache_ratio = 0;    // Cached / MemTotal, 0..1
+  double page_cache_ratio = 0;  // Cached / MemTotal, 0..1
   bool have_cache_hit_ratio = false;
-  double cache_hit_ratio = 0;     // from access tracing
+  double cache_hit_ratio = 0;  // from access tracing
 };
 
 struct Snapshot {
-  int64_t wall_clock_ns = 0;      // when it was taken; file.age = this - mtime
-  uint32_t page_size = 4096;      // for ratios from page counts
+  int64_t wall_clock_ns = 0;           // when it was taken; file.age = this - mtime
+  uint32_t page_size = 4096;           // for ratios from page counts
   std::vector<std::string> dir_paths;  // absolute, no trailing '/'
   std::string names;                   // arena of file names (not NUL-terminated)
   std::vector<FileRecord> files;

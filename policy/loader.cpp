@@ -1,0 +1,720 @@
+#include "policy/loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <initializer_list>
+#include <map>
+#include <set>
+#include <string_view>
+
+namespace daxpolicy::policy {
+
+std::string_view DaxSettingName(DaxSetting s) {
+  switch (s) {
+    case DaxSetting::kKeep:
+      return "keep";
+    case DaxSetting::kOn:
+      return "on";
+    case DaxSetting::kOff:
+      return "off";
+  }
+  return "?";
+}
+
+std::string_view ModeName(Mode m) { return m == Mode::kEnforce ? "enforce" : "observe"; }
+
+std::optional<Mode> ModeByName(std::string_view name) {
+  if (name == "enforce") return Mode::kEnforce;
+  if (name == "observe") return Mode::kObserve;
+  return std::nullopt;
+}
+
+std::string SourceLocation::ToString() const {
+  if (line <= 0) return file;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+std::string Diagnostic::ToString() const {
+  if (line <= 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+const std::string* Policy::ScopeOf(std::string_view path) const {
+  for (const std::string& s : scopes) {
+    if (PathIsWithin(path, s)) return &s;
+  }
+  return nullptr;
+}
+
+const ProtectEntry* Policy::ProtectedBy(std::string_view path) const {
+  for (const ProtectEntry& p : protect) {
+    if (p.glob.Matches(path)) return &p;
+  }
+  return nullptr;
+}
+
+namespace {
+
+uint64_t HashName(std::string_view name) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+  for (char c : name) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string JoinKeys(std::initializer_list<std::string_view> keys) {
+  std::string out;
+  for (std::string_view k : keys) {
+    if (!out.empty()) out += ", ";
+    out += k;
+  }
+  return out;
+}
+
+// One map's entries in document order, after duplicate and unknown-key checks.
+struct MapView {
+  YAML::Node node;
+  std::vector<std::pair<std::string, YAML::Node>> entries;
+
+  YAML::Node Get(std::string_view key) const {
+    for (const auto& [k, v] : entries) {
+      if (k == key) return v;
+    }
+    return YAML::Node(YAML::NodeType::Undefined);
+  }
+  bool Has(std::string_view key) const { return Get(key).IsDefined(); }
+};
+
+class Reader {
+ public:
+  Reader(std::string file, std::vector<Diagnostic>* errors)
+      : file_(std::move(file)), errors_(errors) {}
+
+  SourceLocation Loc(const YAML::Node& n) const {
+    SourceLocation loc{file_, 0, 0};
+    if (!n.IsDefined()) return loc;  // Mark() throws on an invalid node
+    YAML::Mark m = n.Mark();
+    if (m.line >= 0) {
+      loc.line = m.line + 1;
+      loc.column = m.column + 1;
+    }
+    return loc;
+  }
+
+  void Error(const YAML::Node& n, std::string message) { ErrorAt(Loc(n), std::move(message)); }
+  void ErrorAt(const SourceLocation& loc, std::string message) {
+    errors_->push_back(Diagnostic{file_, loc.line, loc.column, std::move(message)});
+  }
+
+  const std::string& file() const { return file_; }
+
+  // context: "in rule 'x'", "in 'daemon'", "at the top level".
+  std::optional<MapView> Map(const YAML::Node& n, std::string_view what,
+                             std::initializer_list<std::string_view> allowed,
+                             const std::string& context) {
+    if (!n.IsMap()) {
+      Error(n, Quote(what) + " must be a map" + TypeHint(n));
+      return std::nullopt;
+    }
+    MapView view;
+    view.node = n;
+    std::set<std::string> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const YAML::Node& key = it->first;
+      if (!key.IsScalar()) {
+        Error(key, "keys must be plain strings " + context);
+        continue;
+      }
+      std::string k = key.Scalar();
+      if (!seen.insert(k).second) {
+        Error(key, "duplicate key " + Quote(k) + " " + context);
+        continue;
+      }
+      if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+        Error(key, "unknown key " + Quote(k) + " " + context +
+                       " (expected one of: " + JoinKeys(allowed) + ")");
+        continue;
+      }
+      view.entries.emplace_back(k, it->second);
+    }
+    return view;
+  }
+
+  // A scalar string value; errors name the key.
+  std::optional<std::string> String(const YAML::Node& n, std::string_view key,
+                                    const std::string& context) {
+    if (n.IsNull()) {
+      Error(n, "key " + Quote(key) + " has no value " + context);
+      return std::nullopt;
+    }
+    if (!n.IsScalar()) {
+      Error(n, "key " + Quote(key) + " must be a string" + TypeHint(n) + " " + context);
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+
+  std::optional<int64_t> Duration(const YAML::Node& n, std::string_view key,
+                                  const std::string& context) {
+    auto s = String(n, key, context);
+    if (!s) return std::nullopt;
+    std::string error;
+    auto d = ParseDuration(*s, &error);
+    if (!d) Error(n, "bad duration for " + Quote(key) + " " + context + ": " + error);
+    return d;
+  }
+
+  // A sequence of strings, or one string.
+  std::vector<std::pair<std::string, YAML::Node>> StringList(const YAML::Node& n,
+                                                             std::string_view key,
+                                                             const std::string& context,
+                                                             bool allow_single) {
+    std::vector<std::pair<std::string, YAML::Node>> out;
+    if (allow_single && n.IsScalar()) {
+      out.emplace_back(n.Scalar(), n);
+      return out;
+    }
+    if (!n.IsSequence()) {
+      Error(n, "key " + Quote(key) + " must be a list of strings" + TypeHint(n) + " " + context);
+      return out;
+    }
+    for (const YAML::Node& item : n) {
+      if (item.IsNull() || !item.IsScalar()) {
+        Error(item, "every entry of " + Quote(key) + " must be a string" + TypeHint(item) + " " +
+                        context);
+        continue;
+      }
+      out.emplace_back(item.Scalar(), item);
+    }
+    return out;
+  }
+
+  static std::string TypeHint(const YAML::Node& n) {
+    if (n.IsMap()) return ", not a map";
+    if (n.IsSequence()) return ", not a list";
+    if (n.IsNull()) return ", not empty";
+    return "";
+  }
+
+  // Position of character `offset` inside a single-line scalar (for `when` errors).
+  SourceLocation InsideScalar(const YAML::Node& n, size_t offset) const {
+    SourceLocation loc = Loc(n);
+    if (loc.line <= 0) return loc;
+    bool quoted = n.Tag() == "!";
+    bool single_line = n.Scalar().find('\n') == std::string::npos;
+    if (single_line) loc.column += static_cast<int>(offset) + (quoted ? 1 : 0);
+    return loc;
+  }
+
+ private:
+  std::string file_;
+  std::vector<Diagnostic>* errors_;
+};
+
+// Checks an absolute directory path; returns its normalized form (no trailing '/').
+std::optional<std::string> NormalizeScope(Reader& r, const std::string& s, const YAML::Node& n) {
+  if (s.empty() || s[0] != '/') {
+    r.Error(n, "scope " + Quote(s) + " is not an absolute path");
+    return std::nullopt;
+  }
+  std::string out;
+  size_t pos = 1;
+  while (pos <= s.size()) {
+    size_t end = s.find('/', pos);
+    if (end == std::string::npos) end = s.size();
+    std::string_view comp(s.data() + pos, end - pos);
+    if (comp.empty() && end != s.size()) {
+      r.Error(n, "scope " + Quote(s) + " has an empty path component ('//')");
+      return std::nullopt;
+    }
+    if (comp == "." || comp == "..") {
+      r.Error(n, "scope " + Quote(s) + " contains " + Quote(comp));
+      return std::nullopt;
+    }
+    if (comp.find_first_of("*?[") != std::string_view::npos) {
+      r.Error(n, "scope " + Quote(s) + " contains a wildcard; scopes are plain directories");
+      return std::nullopt;
+    }
+    if (!comp.empty()) out += "/" + std::string(comp);
+    pos = end + 1;
+  }
+  if (out.empty()) {
+    r.Error(n, "scope '/' would put the whole system under the daemon; name the pmem/CXL mounts");
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::optional<Glob> CompileGlob(Reader& r, const std::string& text, const YAML::Node& n,
+                                const std::string& what) {
+  std::string error;
+  size_t offset = 0;
+  auto g = Glob::Compile(text, &error, &offset);
+  if (!g) r.ErrorAt(r.InsideScalar(n, offset), "bad path pattern " + what + ": " + error);
+  return g;
+}
+
+std::optional<DaxSetting> ParseDax(Reader& r, const YAML::Node& n, const std::string& context) {
+  auto s = r.String(n, "dax", context);
+  if (!s) return std::nullopt;
+  if (*s == "on") return DaxSetting::kOn;
+  if (*s == "off") return DaxSetting::kOff;
+  if (*s == "keep") return DaxSetting::kKeep;
+  r.Error(n, "key 'dax' must be on, off or keep (got " + Quote(*s) + ") " + context);
+  return std::nullopt;
+}
+
+bool ValidListen(const std::string& s, std::string* why) {
+  if (s == "off") return true;
+  if (!s.empty() && s[0] == '[') {
+    *why = "IPv6 listen addresses are not supported by the HTTP server in this build";
+    return false;
+  }
+  size_t colon = s.rfind(':');
+  std::string port = colon == std::string::npos ? s : s.substr(colon + 1);
+  std::string host = colon == std::string::npos ? "" : s.substr(0, colon);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
+    *why = "expected HOST:PORT (e.g. 127.0.0.1:9847) or 'off'";
+    return false;
+  }
+  if (colon != std::string::npos && host.empty()) {
+    *why = "missing host before ':' (use 0.0.0.0:PORT for every address)";
+    return false;
+  }
+  return true;
+}
+
+std::optional<uint32_t> ParseCount(Reader& r, const YAML::Node& n, std::string_view key,
+                                   const std::string& context, uint32_t min, uint32_t max) {
+  auto s = r.String(n, key, context);
+  if (!s) return std::nullopt;
+  // Digits only: yaml-cpp would read "010" as octal and accept "0x10".
+  if (s->empty() || s->size() > 9 || s->find_first_not_of("0123456789") != std::string::npos) {
+    r.Error(
+        n, "key " + Quote(key) + " must be a whole number " + context + " (got " + Quote(*s) + ")");
+    return std::nullopt;
+  }
+  uint32_t v = static_cast<uint32_t>(std::stoul(*s));
+  if (v < min || v > max) {
+    r.Error(n, "key " + Quote(key) + " must be between " + std::to_string(min) + " and " +
+                   std::to_string(max) + " " + context + " (got " + *s + ")");
+    return std::nullopt;
+  }
+  return v;
+}
+
+class PolicyBuilder {
+ public:
+  explicit PolicyBuilder(std::vector<Diagnostic>* errors) : errors_(errors) {}
+
+  Policy& policy() { return policy_; }
+
+  // Parses one file; main=false for drop-ins.
+  void Add(const PolicySource& src, bool main) {
+    Reader r(src.name, errors_);
+    policy_.sources.push_back(src.name);
+    std::vector<YAML::Node> docs;
+    try {
+      docs = YAML::LoadAll(src.text);
+    } catch (const YAML::ParserException& e) {
+      errors_->push_back(Diagnostic{src.name, e.mark.line >= 0 ? e.mark.line + 1 : 0,
+                                    e.mark.column >= 0 ? e.mark.column + 1 : 0,
+                                    "YAML syntax error: " + e.msg});
+      return;
+    } catch (const YAML::Exception& e) {
+      errors_->push_back(Diagnostic{src.name, 0, 0, std::string("YAML error: ") + e.what()});
+      return;
+    }
+    if (docs.empty() || docs[0].IsNull()) {
+      r.ErrorAt(SourceLocation{src.name, 1, 1}, "the policy file is empty");
+      return;
+    }
+    if (docs.size() > 1) {
+      r.Error(docs[1], "only one YAML document per policy file is allowed");
+    }
+    const YAML::Node& root = docs[0];
+    const std::string ctx = "at the top level";
+    std::optional<MapView> top =
+        main ? r.Map(root, "policy",
+                     {"apiVersion", "daemon", "scopes", "protect", "defaults", "rules"}, ctx)
+             : r.Map(root, "policy drop-in", {"apiVersion", "scopes", "protect", "rules"},
+                     ctx + " of a drop-in (daemon and defaults belong in the main policy.yaml)");
+    if (!top) return;
+
+    YAML::Node api = top->Get("apiVersion");
+    if (!api.IsDefined()) {
+      r.Error(root, "missing required key 'apiVersion' (use apiVersion: " +
+                        std::string(kApiVersion) + ")");
+    } else if (auto v = r.String(api, "apiVersion", ctx); v && *v != kApiVersion) {
+      r.Error(api, "unsupported apiVersion " + Quote(*v) + " (this version supports " +
+                       std::string(kApiVersion) + ")");
+    }
+    if (YAML::Node d = top->Get("daemon"); d.IsDefined()) Daemon(r, d);
+    if (YAML::Node s = top->Get("scopes"); s.IsDefined()) {
+      Scopes(r, s);
+    } else if (main) {
+      r.Error(root, "missing required key 'scopes' (the directories the daemon may manage)");
+    }
+    if (YAML::Node p = top->Get("protect"); p.IsDefined()) Protect(r, p);
+    if (YAML::Node d = top->Get("defaults"); d.IsDefined()) Defaults(r, d);
+    if (YAML::Node rules = top->Get("rules"); rules.IsDefined()) Rules(r, rules);
+  }
+
+  // Checks that every rule path and protect pattern can reach into some scope.
+  void CheckContainment() {
+    if (policy_.scopes.empty()) return;
+    std::string scope_list;
+    for (const auto& s : policy_.scopes) scope_list += (scope_list.empty() ? "" : ", ") + s;
+    auto reachable = [&](const Glob& g) {
+      for (const auto& s : policy_.scopes) {
+        if (PathIsWithin(g.literal_prefix(), s) || PathIsWithin(s, g.literal_prefix())) return true;
+      }
+      return false;
+    };
+    for (const auto& [glob, where, what] : pending_globs_) {
+      if (!reachable(glob)) {
+        errors_->push_back(Diagnostic{
+            where.file, where.line, where.column,
+            what + " " + Quote(glob.pattern()) + " is outside every scope (" + scope_list + ")"});
+      }
+    }
+  }
+
+ private:
+  void Daemon(Reader& r, const YAML::Node& n) {
+    const std::string ctx = "in 'daemon'";
+    auto m = r.Map(n, "daemon", {"interval", "mode", "metrics", "holds", "rescan", "probe"}, ctx);
+    if (!m) return;
+    DaemonSettings& d = policy_.daemon;
+    if (auto v = m->Get("interval"); v.IsDefined()) {
+      if (auto ns = r.Duration(v, "interval", ctx)) {
+        if (*ns < kNanosPerSecond / 10 || *ns > 24 * 3600 * kNanosPerSecond) {
+          r.Error(v, "key 'interval' must be between 100ms and 24h " + ctx);
+        } else {
+          d.interval_ns = *ns;
+        }
+      }
+    }
+    if (auto v = m->Get("mode"); v.IsDefined()) {
+      if (auto s = r.String(v, "mode", ctx)) {
+        if (auto mode = ModeByName(*s)) {
+          d.mode = *mode;
+        } else {
+          r.Error(v, "key 'mode' must be enforce or observe (got " + Quote(*s) + ")");
+        }
+      }
+    }
+    if (auto v = m->Get("holds"); v.IsDefined()) {
+      if (auto s = r.String(v, "holds", ctx)) {
+        if (*s == "honor") {
+          d.holds = HoldsPolicy::kHonor;
+        } else if (*s == "ignore") {
+          d.holds = HoldsPolicy::kIgnore;
+        } else {
+          r.Error(v, "key 'holds' must be honor or ignore (got " + Quote(*s) + ")");
+        }
+      }
+    }
+    if (auto v = m->Get("rescan"); v.IsDefined()) {
+      if (auto ns = r.Duration(v, "rescan", ctx)) {
+        if (*ns < kNanosPerSecond) {
+          r.Error(v, "key 'rescan' must be at least 1s " + ctx);
+        } else {
+          d.rescan_ns = *ns;
+        }
+      }
+    }
+    if (auto v = m->Get("metrics"); v.IsDefined()) {
+      const std::string mctx = "in 'daemon.metrics'";
+      if (auto mm = r.Map(v, "metrics", {"listen"}, mctx)) {
+        if (auto l = mm->Get("listen"); l.IsDefined()) {
+          if (auto s = r.String(l, "listen", mctx)) {
+            std::string why;
+            if (ValidListen(*s, &why)) {
+              d.metrics_listen = *s;
+            } else {
+              r.Error(l, "bad metrics listen address " + Quote(*s) + ": " + why);
+            }
+          }
+        }
+      }
+    }
+    if (auto v = m->Get("probe"); v.IsDefined()) {
+      const std::string pctx = "in 'daemon.probe'";
+      if (auto pm = r.Map(v, "probe", {"interval", "dir"}, pctx)) {
+        if (auto i = pm->Get("interval"); i.IsDefined()) {
+          if (auto ns = r.Duration(i, "interval", pctx)) d.probe_interval_ns = *ns;
+        }
+        if (auto dir = pm->Get("dir"); dir.IsDefined()) {
+          if (auto s = r.String(dir, "dir", pctx)) {
+            if (s->empty() || (*s)[0] == '/' || s->find("..") != std::string::npos ||
+                s->find('/') != std::string::npos) {
+              r.Error(dir, "key 'dir' " + pctx +
+                               " must be a plain directory name, created at the root of each "
+                               "DAX-capable mount (got " +
+                               Quote(*s) + ")");
+            } else {
+              d.probe_dir = *s;
+            }
+          }
+        }
+      }
+    }
+  }
+
+  void Scopes(Reader& r, const YAML::Node& n) {
+    for (auto& [s, node] : r.StringList(n, "scopes", "at the top level", false)) {
+      auto norm = NormalizeScope(r, s, node);
+      if (!norm) continue;
+      bool bad = false;
+      for (size_t i = 0; i < policy_.scopes.size(); ++i) {
+        const std::string& other = policy_.scopes[i];
+        if (other == *norm) {
+          r.Error(node, "duplicate scope " + Quote(*norm));
+          bad = true;
+        } else if (PathIsWithin(*norm, other) || PathIsWithin(other, *norm)) {
+          r.Error(node, "scope " + Quote(*norm) + " overlaps scope " + Quote(other) +
+                            "; scopes must not be nested");
+          bad = true;
+        }
+        if (bad) break;
+      }
+      if (!bad) policy_.scopes.push_back(*norm);
+    }
+  }
+
+  void Protect(Reader& r, const YAML::Node& n) {
+    for (auto& [s, node] : r.StringList(n, "protect", "at the top level", false)) {
+      if (auto g = CompileGlob(r, s, node, "in 'protect'")) {
+        SourceLocation where = r.Loc(node);
+        pending_globs_.push_back({*g, where, "protect pattern"});
+        policy_.protect.push_back(ProtectEntry{std::move(*g), where});
+      }
+    }
+  }
+
+  void Defaults(Reader& r, const YAML::Node& n) {
+    const std::string ctx = "in 'defaults'";
+    auto m = r.Map(n, "defaults", {"dax", "min_dwell", "max_switches_per_minute"}, ctx);
+    if (!m) return;
+    if (auto v = m->Get("dax"); v.IsDefined()) {
+      if (auto d = ParseDax(r, v, ctx)) policy_.defaults.dax = *d;
+    }
+    if (auto v = m->Get("min_dwell"); v.IsDefined()) {
+      if (auto ns = r.Duration(v, "min_dwell", ctx)) policy_.defaults.min_dwell_ns = *ns;
+    }
+    if (auto v = m->Get("max_switches_per_minute"); v.IsDefined()) {
+      if (auto c = ParseCount(r, v, "max_switches_per_minute", ctx, 1, 1'000'000)) {
+        policy_.defaults.max_switches_per_minute = *c;
+      }
+    }
+  }
+
+  void Rules(Reader& r, const YAML::Node& n) {
+    if (!n.IsSequence()) {
+      r.Error(n, "key 'rules' must be a list of rules" + Reader::TypeHint(n));
+      return;
+    }
+    size_t index = 0;
+    for (const YAML::Node& item : n) {
+      ++index;
+      OneRule(r, item, index);
+    }
+  }
+
+  void OneRule(Reader& r, const YAML::Node& n, size_t index) {
+    std::string ctx = "in rule #" + std::to_string(index);
+    if (n.IsMap()) {
+      // Name the rule in messages as early as possible.
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        if (it->first.IsScalar() && it->first.Scalar() == "name" && it->second.IsScalar() &&
+            !it->second.Scalar().empty()) {
+          ctx = "in rule " + Quote(it->second.Scalar());
+          break;
+        }
+      }
+    }
+    auto m = r.Map(n, "rule", {"name", "match", "when", "for", "dax"}, ctx);
+    if (!m) return;
+    Rule rule;
+    rule.where = r.Loc(n);
+    bool ok = true;
+    if (auto v = m->Get("name"); !v.IsDefined()) {
+      r.Error(n, "missing required key 'name' " + ctx);
+      ok = false;
+    } else if (auto s = r.String(v, "name", ctx)) {
+      if (s->empty()) {
+        r.Error(v, "rule name must not be empty " + ctx);
+        ok = false;
+      } else if (s->size() > 64 || !ValidName(*s)) {
+        r.Error(v, "rule name " + Quote(*s) +
+                       " must be 1-64 characters of letters, digits, '-', '_', '.' or ':' and "
+                       "start with a letter or digit");
+        ok = false;
+      } else if (auto prev = names_.find(*s); prev != names_.end()) {
+        r.Error(v, "duplicate rule name " + Quote(*s) + " (first defined at " +
+                       prev->second.ToString() + ")");
+        ok = false;
+      } else {
+        rule.name = *s;
+        names_.emplace(*s, r.Loc(v));
+      }
+    } else {
+      ok = false;
+    }
+    if (auto v = m->Get("match"); v.IsDefined()) {
+      ok &= Match(r, v, ctx, &rule);
+    }
+    if (auto v = m->Get("when"); v.IsDefined()) {
+      if (auto s = r.String(v, "when", ctx)) {
+        std::vector<ExprError> errs;
+        rule.when = Expr::Compile(*s, &errs);
+        for (const ExprError& e : errs) {
+          r.ErrorAt(r.InsideScalar(v, e.offset), e.message + " " + ctx);
+        }
+        ok &= rule.when.has_value();
+      } else {
+        ok = false;
+      }
+    }
+    if (auto v = m->Get("for"); v.IsDefined()) {
+      if (auto ns = r.Duration(v, "for", ctx)) {
+        rule.for_ns = *ns;
+      } else {
+        ok = false;
+      }
+    }
+    if (auto v = m->Get("dax"); !v.IsDefined()) {
+      r.Error(n, "missing required key 'dax' " + ctx + " (on, off or keep)");
+      ok = false;
+    } else if (auto d = ParseDax(r, v, ctx)) {
+      rule.dax = *d;
+    } else {
+      ok = false;
+    }
+    if (ok) {
+      rule.id = HashName(rule.name);
+      policy_.rules.push_back(std::move(rule));
+    }
+  }
+
+  bool Match(Reader& r, const YAML::Node& n, const std::string& ctx, Rule* rule) {
+    auto m = r.Map(n, "match", {"path", "size", "type"}, ctx);
+    if (!m) return false;
+    bool ok = true;
+    if (auto v = m->Get("path"); v.IsDefined()) {
+      auto paths = r.StringList(v, "path", ctx, true);
+      if (paths.empty() && v.IsSequence()) {
+        r.Error(v, "key 'path' must list at least one pattern " + ctx);
+        ok = false;
+      }
+      for (auto& [s, node] : paths) {
+        if (auto g = CompileGlob(r, s, node, ctx)) {
+          pending_globs_.push_back({*g, r.Loc(node), "path pattern " + ctx});
+          rule->paths.push_back(std::move(*g));
+        } else {
+          ok = false;
+        }
+      }
+    }
+    if (auto v = m->Get("size"); v.IsDefined()) {
+      if (auto s = r.String(v, "size", ctx)) {
+        ok &= SizeCondition(r, v, *s, ctx, rule);
+      } else {
+        ok = false;
+      }
+    }
+    if (auto v = m->Get("type"); v.IsDefined()) {
+      if (auto s = r.String(v, "type", ctx)) {
+        if (*s == "file") {
+          rule->kind = MatchKind::kFile;
+        } else if (*s == "directory") {
+          rule->kind = MatchKind::kDirectory;
+        } else if (*s == "any") {
+          rule->kind = MatchKind::kAny;
+        } else {
+          r.Error(v, "key 'type' must be file, directory or any (got " + Quote(*s) + ") " + ctx);
+          ok = false;
+        }
+      } else {
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+  bool SizeCondition(Reader& r, const YAML::Node& n, const std::string& text,
+                     const std::string& ctx, Rule* rule) {
+    static constexpr std::pair<std::string_view, CmpOp> kOps[] = {
+        {">=", CmpOp::kGe}, {"<=", CmpOp::kLe}, {"==", CmpOp::kEq},
+        {"!=", CmpOp::kNe}, {">", CmpOp::kGt},  {"<", CmpOp::kLt}};
+    std::string_view t = text;
+    while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+    for (const auto& [op_text, op] : kOps) {
+      if (t.substr(0, op_text.size()) != op_text) continue;
+      std::string_view value = t.substr(op_text.size());
+      while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+      while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+      std::string error;
+      auto bytes = ParseSize(value, &error);
+      if (!bytes) {
+        r.Error(n, "bad size condition " + Quote(text) + " " + ctx + ": " + error);
+        return false;
+      }
+      rule->size = SizeMatch{op, *bytes, text};
+      return true;
+    }
+    r.Error(n, "bad size condition " + Quote(text) + " " + ctx +
+                   ": start with a comparison, e.g. '>= 1MiB'");
+    return false;
+  }
+
+  static bool ValidName(const std::string& s) {
+    if (!std::isalnum(static_cast<unsigned char>(s[0]))) return false;
+    for (char c : s) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && !std::strchr("-_.:", c)) return false;
+    }
+    return true;
+  }
+
+  struct PendingGlob {
+    Glob glob;
+    SourceLocation where;
+    std::string what;
+  };
+
+  std::vector<Diagnostic>* errors_;
+  Policy policy_;
+  std::map<std::string, SourceLocation> names_;
+  std::vector<PendingGlob> pending_globs_;
+};
+
+}  // namespace
+
+LoadResult LoadPolicy(const PolicySource& main, const std::vector<PolicySource>& dropins) {
+  LoadResult result;
+  PolicyBuilder builder(&result.errors);
+  builder.Add(main, true);
+  for (const PolicySource& d : dropins) builder.Add(d, false);
+  builder.CheckContainment();
+  if (result.errors.empty()) result.policy = std::move(builder.policy());
+  return result;
+}
+
+std::vector<Diagnostic> CheckDropin(const PolicySource& dropin) {
+  std::vector<Diagnostic> errors;
+  PolicyBuilder builder(&errors);
+  builder.Add(dropin, false);
+  builder.CheckContainment();
+  return errors;
+}
+
+}  // namespace daxpolicy::policy

@@ -1,0 +1,87 @@
+#pragma once
+
+/// The typed policy: what policy.yaml and policy.d/*.yaml say, validated.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/expr.h"
+#include "policy/glob.h"
+#include "policy/units.h"
+
+namespace daxpolicy::policy {
+
+inline constexpr const char* kApiVersion = "daxpolicy/v1";
+
+enum class DaxSetting : uint8_t { kKeep, kOn, kOff };
+enum class Mode : uint8_t { kEnforce, kObserve };
+enum class HoldsPolicy : uint8_t { kHonor, kIgnore };
+enum class MatchKind : uint8_t { kFile, kDirectory, kAny };
+
+std::string_view DaxSettingName(DaxSetting s);  // "keep", "on", "off"
+std::string_view ModeName(Mode m);              // "enforce", "observe"
+std::optional<Mode> ModeByName(std::string_view name);
+
+struct SourceLocation {
+  std::string file;
+  int line = 0;                  // 1-based, 0 = unknown
+  int column = 0;                // 1-based
+  std::string ToString() const;  // "file:line:col"
+};
+
+struct SizeMatch {
+  CmpOp op = CmpOp::kGe;
+  uint64_t bytes = 0;
+  std::string text;  // as written, for explain
+};
+
+struct Rule {
+  std::string name;
+  std::vector<Glob> paths;  // empty: every file in the scopes
+  std::optional<SizeMatch> size;
+  MatchKind kind = MatchKind::kFile;
+  std::optional<Expr> when;
+  int64_t for_ns = 0;  // the match and condition must hold this long
+  DaxSetting dax = DaxSetting::kKeep;
+  SourceLocation where;
+  uint64_t id = 0;  // stable hash of the name: survives reloads
+};
+
+struct ProtectEntry {
+  Glob glob;
+  SourceLocation where;
+};
+
+struct DaemonSettings {
+  int64_t interval_ns = 10 * kNanosPerSecond;
+  Mode mode = Mode::kEnforce;
+  std::string metrics_listen = "127.0.0.1:9847";  // "off": no exporter
+  HoldsPolicy holds = HoldsPolicy::kHonor;
+  int64_t rescan_ns = 600 * kNanosPerSecond;  // full rescan, the fallback for missed events
+  int64_t probe_interval_ns = 600 * kNanosPerSecond;
+  std::string probe_dir = ".daxpolicy-probe";  // relative to each DAX-capable mount's root
+};
+
+struct Defaults {
+  DaxSetting dax = DaxSetting::kKeep;
+  int64_t min_dwell_ns = 600 * kNanosPerSecond;
+  uint32_t max_switches_per_minute = 120;
+};
+
+struct Policy {
+  DaemonSettings daemon;
+  std::vector<std::string> scopes;  // absolute, normalized, not nested
+  std::vector<ProtectEntry> protect;
+  Defaults defaults;
+  std::vector<Rule> rules;
+  std::vector<std::string> sources;  // files it was loaded from, in order
+
+  // The scope containing path, or nullptr.
+  const std::string* ScopeOf(std::string_view path) const;
+  // The protect entry matching path, or nullptr.
+  const ProtectEntry* ProtectedBy(std::string_view path) const;
+};
+
+}  // namespace daxpolicy::policy

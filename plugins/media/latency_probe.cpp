@@ -1,0 +1,454 @@
+#include "plugins/media/latency_probe.h"
+
+#include <fcntl.h>
+#include <libpmem2.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <emmintrin.h>
+#endif
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <utility>
+#include <vector>
+
+#ifndef STATX_ATTR_DAX
+#define STATX_ATTR_DAX 0x00200000  // include/uapi/linux/stat.h, Linux 5.8
+#endif
+
+namespace daxpolicy::media {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Keeps the chased pointer alive so the loads cannot be optimized away.
+const void* volatile g_chase_sink = nullptr;
+
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  ~UniqueFd() { Reset(); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// Pushes every line of the buffer out of the CPU caches, so the chase starts
+// from memory and not from the lines left behind by building it (the buffer
+// is only a few times larger than a big L3). Only x86 has a user-mode flush
+// that works on any memory; elsewhere the buffer size alone has to do.
+void EvictFromCaches(const void* buf, size_t bytes) {
+#if defined(__x86_64__) || defined(__i386__)
+  const char* p = static_cast<const char*>(buf);
+  for (size_t off = 0; off < bytes; off += kChaseNodeBytes) _mm_clflush(p + off);
+  _mm_mfence();
+#else
+  (void)buf;
+  (void)bytes;
+#endif
+}
+
+struct Pmem2ErrorName {
+  int rc;
+  const char* text;
+  int err;
+};
+
+constexpr Pmem2ErrorName kPmem2Errors[] = {
+    {PMEM2_E_UNKNOWN, "unknown libpmem2 error", EIO},
+    {PMEM2_E_NOSUPP, "operation not supported by libpmem2", ENOTSUP},
+    {PMEM2_E_INVALID_FILE_HANDLE, "invalid file handle", EBADF},
+    {PMEM2_E_INVALID_FILE_TYPE, "file type not supported (not a regular file or device DAX)",
+     EINVAL},
+    {PMEM2_E_GRANULARITY_NOT_SET, "required store granularity not set", EINVAL},
+    {PMEM2_E_GRANULARITY_NOT_SUPPORTED,
+     "requested store granularity not available (file is not DAX or no MAP_SYNC)", EINVAL},
+    {PMEM2_E_MAP_RANGE, "mapping range invalid", EINVAL},
+    {PMEM2_E_LENGTH_UNALIGNED, "length not aligned", EINVAL},
+    {PMEM2_E_SOURCE_EMPTY, "source file is empty", EINVAL},
+    {PMEM2_E_NO_ACCESS, "no access (descriptor not opened read-write)", EACCES},
+    {PMEM2_E_IO_FAIL, "I/O failure", EIO},
+    {PMEM2_E_DAX_REGION_NOT_FOUND, "DAX region not found", ENODEV},
+};
+
+void SetDaxFlag(int fd, bool* flipped, std::string* error) {
+  fsxattr fa{};
+  if (ioctl(fd, FS_IOC_FSGETXATTR, &fa) != 0) {
+    *error = ErrnoError(errno, "FS_IOC_FSGETXATTR").message;
+    return;
+  }
+  if (fa.fsx_xflags & FS_XFLAG_DAX) return;
+  fa.fsx_xflags |= FS_XFLAG_DAX;
+  if (ioctl(fd, FS_IOC_FSSETXATTR, &fa) != 0) {
+    *error = ErrnoError(errno, "FS_IOC_FSSETXATTR(FS_XFLAG_DAX)").message;
+    return;
+  }
+  if (flipped) *flipped = true;
+}
+
+struct StatxDax {
+  bool known = false;
+  bool dax = false;
+};
+
+Result<StatxDax> QueryStatxDax(int fd) {
+  struct statx stx {};
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) != 0) {
+    return ErrnoError(errno, "statx");
+  }
+  StatxDax out;
+  out.known = (stx.stx_attributes_mask & STATX_ATTR_DAX) != 0;
+  out.dax = (stx.stx_attributes & STATX_ATTR_DAX) != 0;
+  return out;
+}
+
+Result<std::vector<std::string>> SplitProbeDir(const std::string& dir) {
+  std::vector<std::string> parts;
+  size_t pos = 0;
+  while (pos <= dir.size()) {
+    size_t slash = dir.find('/', pos);
+    std::string part =
+        dir.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+    if (part.empty() || part == "." || part == "..") {
+      return Error{
+          "probe directory '" + dir + "' must be relative to the mount root, with plain components",
+          EINVAL};
+    }
+    parts.push_back(std::move(part));
+    if (slash == std::string::npos) break;
+    pos = slash + 1;
+  }
+  return parts;
+}
+
+constexpr char kProbeFileName[] = "latency-probe";
+
+}  // namespace
+
+Error Pmem2Error(int rc, const std::string& what) {
+  if (rc > PMEM2_E_UNKNOWN && rc < 0) return ErrnoError(-rc, what);
+  for (const auto& e : kPmem2Errors) {
+    if (e.rc == rc)
+      return Error{what + ": " + e.text + " (libpmem2 " + std::to_string(rc) + ")", e.err};
+  }
+  return Error{what + ": libpmem2 error " + std::to_string(rc), EIO};
+}
+
+void BuildPointerChase(void* buf, size_t bytes, uint64_t seed) {
+  const size_t n = bytes / kChaseNodeBytes;
+  if (n < 2) return;
+  std::vector<uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  std::mt19937_64 rng(seed);
+  // Node 0 stays first so the chase can start at buf.
+  std::shuffle(order.begin() + 1, order.end(), rng);
+  // Successor table first, then one sequential pass over the buffer: writing
+  // the links in chain order would be a random-write pass as slow as a chase.
+  std::vector<uint32_t> next(n);
+  for (size_t k = 0; k < n; ++k) next[order[k]] = order[(k + 1) % n];
+  char* base = static_cast<char*>(buf);
+  for (size_t i = 0; i < n; ++i) {
+    void* target = base + size_t{next[i]} * kChaseNodeBytes;
+    std::memcpy(base + i * kChaseNodeBytes, &target, sizeof(target));
+  }
+}
+
+double ChaseNsPerLoad(const void* buf, size_t steps) {
+  if (steps == 0) return 0;
+  const void* p = buf;
+  auto start = Clock::now();
+  for (size_t i = 0; i < steps; ++i) p = *static_cast<const void* const*>(p);
+  auto end = Clock::now();
+  g_chase_sink = p;
+  return std::chrono::duration<double, std::nano>(end - start).count() / static_cast<double>(steps);
+}
+
+double StorePersistNsPerOp(void* buf, size_t bytes, size_t steps, PersistFn persist,
+                           uint64_t seed) {
+  const size_t n = bytes / kChaseNodeBytes;
+  if (steps == 0 || n == 0) return 0;
+  // Addresses come from a register-only generator so no load sits between
+  // the stores being timed.
+  uint64_t x = seed | 1;
+  char* base = static_cast<char*>(buf);
+  auto start = Clock::now();
+  for (size_t i = 0; i < steps; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    char* slot = base + (x % n) * kChaseNodeBytes + sizeof(void*);
+    uint64_t value = i;
+    std::memcpy(slot, &value, sizeof(value));
+    persist(slot, sizeof(value));
+  }
+  auto end = Clock::now();
+  return std::chrono::duration<double, std::nano>(end - start).count() / static_cast<double>(steps);
+}
+
+Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,
+                                          const ChaseConfig& config) {
+  if (config.buffer_bytes < 2 * kChaseNodeBytes) {
+    return Error{"probe buffer must hold at least 2 cache lines", EINVAL};
+  }
+  if (config.buffer_bytes / kChaseNodeBytes > UINT32_MAX) {
+    return Error{"probe buffer too large", EINVAL};
+  }
+  auto start = Clock::now();
+  LatencyMeasurement m;
+  BuildPointerChase(media, config.buffer_bytes, config.seed);
+  persist(media, config.buffer_bytes);
+  EvictFromCaches(media, config.buffer_bytes);
+  m.read_latency_ns = ChaseNsPerLoad(media, config.read_steps);
+  m.write_latency_ns =
+      StorePersistNsPerOp(media, config.buffer_bytes, config.write_steps, persist, config.seed);
+
+  void* dram = mmap(nullptr, config.buffer_bytes, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (dram == MAP_FAILED) return ErrnoError(errno, "mmap DRAM comparison buffer");
+  // DAX namespaces are normally mapped with 2 MiB pages; ask for the same on
+  // the DRAM side so TLB misses do not skew the ratio (best effort).
+  madvise(dram, config.buffer_bytes, MADV_HUGEPAGE);
+  BuildPointerChase(dram, config.buffer_bytes, config.seed);
+  EvictFromCaches(dram, config.buffer_bytes);
+  m.dram_latency_ns = ChaseNsPerLoad(dram, config.read_steps);
+  munmap(dram, config.buffer_bytes);
+
+  m.latency_ratio = m.dram_latency_ns > 0 ? m.read_latency_ns / m.dram_latency_ns : 0;
+  m.measure_ms = MsSince(start);
+  return m;
+}
+
+struct Pmem2Mapping::Handles {
+  pmem2_config* cfg = nullptr;
+  pmem2_source* src = nullptr;
+  pmem2_map* map = nullptr;
+  ~Handles() {
+    if (map) pmem2_map_delete(&map);
+    if (src) pmem2_source_delete(&src);
+    if (cfg) pmem2_config_delete(&cfg);
+  }
+};
+
+Result<Pmem2Mapping> Pmem2Mapping::Map(int fd) {
+  auto h = std::make_unique<Handles>();
+  if (int rc = pmem2_config_new(&h->cfg)) return Pmem2Error(rc, "pmem2_config_new");
+  if (int rc = pmem2_source_from_fd(&h->src, fd)) return Pmem2Error(rc, "pmem2_source_from_fd");
+  // PAGE is the weakest requirement: libpmem2 maps DAX and page-cache files
+  // alike and tells us afterwards which one it got.
+  if (int rc = pmem2_config_set_required_store_granularity(h->cfg, PMEM2_GRANULARITY_PAGE)) {
+    return Pmem2Error(rc, "pmem2_config_set_required_store_granularity");
+  }
+  if (int rc = pmem2_map_new(&h->map, h->cfg, h->src)) return Pmem2Error(rc, "pmem2_map_new");
+  Pmem2Mapping m;
+  m.address_ = pmem2_map_get_address(h->map);
+  m.size_ = pmem2_map_get_size(h->map);
+  switch (pmem2_map_get_store_granularity(h->map)) {
+    case PMEM2_GRANULARITY_BYTE:
+      m.granularity_ = "byte";
+      break;
+    case PMEM2_GRANULARITY_CACHE_LINE:
+      m.granularity_ = "cache-line";
+      break;
+    default:
+      m.granularity_ = "page";
+      break;
+  }
+  m.persist_ = pmem2_get_persist_fn(h->map);
+  m.handles_ = std::move(h);
+  return m;
+}
+
+Pmem2Mapping::Pmem2Mapping(Pmem2Mapping&& other) noexcept { *this = std::move(other); }
+
+Pmem2Mapping& Pmem2Mapping::operator=(Pmem2Mapping&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    handles_ = std::move(other.handles_);
+    address_ = std::exchange(other.address_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    granularity_ = std::move(other.granularity_);
+    persist_ = std::exchange(other.persist_, nullptr);
+  }
+  return *this;
+}
+
+Pmem2Mapping::~Pmem2Mapping() { Reset(); }
+
+void Pmem2Mapping::Reset() {
+  handles_.reset();
+  address_ = nullptr;
+  size_ = 0;
+  persist_ = nullptr;
+}
+
+const char* OutcomeName(ProbeResult::Outcome outcome) {
+  switch (outcome) {
+    case ProbeResult::Outcome::kMeasured:
+      return "measured";
+    case ProbeResult::Outcome::kRefused:
+      return "refused";
+    case ProbeResult::Outcome::kFailed:
+      return "failed";
+  }
+  return "failed";
+}
+
+ProbeResult ProbeMount(const std::string& mount_point, const ProbeOptions& options) {
+  auto start = Clock::now();
+  ProbeResult r;
+  r.mount_point = mount_point;
+  r.buffer_bytes = options.chase.buffer_bytes;
+  r.read_steps = options.chase.read_steps;
+  r.write_steps = options.chase.write_steps;
+  const char* forced = std::getenv("PMEM2_FORCE_GRANULARITY");
+  r.granularity_forced = forced != nullptr && *forced != '\0';
+  auto fail = [&](ProbeResult::Outcome outcome, std::string why) {
+    r.outcome = outcome;
+    r.reason = std::move(why);
+    r.duration_ms = MsSince(start);
+    return r;
+  };
+  using Outcome = ProbeResult::Outcome;
+
+  auto parts = SplitProbeDir(options.probe_dir);
+  if (!parts) return fail(Outcome::kFailed, parts.error().message);
+  if (options.chase.buffer_bytes < 2 * kChaseNodeBytes) {
+    return fail(Outcome::kFailed, "probe buffer must hold at least 2 cache lines");
+  }
+
+  UniqueFd dir(open(mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0)
+    return fail(Outcome::kFailed, ErrnoError(errno, "open " + mount_point).message);
+  struct stat root_st {};
+  if (fstat(dir.get(), &root_st) != 0) {
+    return fail(Outcome::kFailed, ErrnoError(errno, "fstat " + mount_point).message);
+  }
+  std::string dir_path = mount_point;
+  for (const auto& part : *parts) {
+    dir_path += "/" + part;
+    if (mkdirat(dir.get(), part.c_str(), 0700) != 0 && errno != EEXIST) {
+      return fail(Outcome::kFailed, ErrnoError(errno, "mkdir " + dir_path).message);
+    }
+    int next = openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) return fail(Outcome::kFailed, ErrnoError(errno, "open " + dir_path).message);
+    dir.Reset(next);
+    struct stat st {};
+    if (fstat(dir.get(), &st) != 0 || st.st_dev != root_st.st_dev) {
+      return fail(Outcome::kFailed, dir_path + " is not on the probed mount");
+    }
+  }
+  // New files inherit FS_XFLAG_DAX from their directory at creation, so the
+  // probe file's inode starts out DAX on a dax=inode mount.
+  std::string dir_flag_error;
+  SetDaxFlag(dir.get(), nullptr, &dir_flag_error);
+
+  struct statvfs vfs {};
+  if (fstatvfs(dir.get(), &vfs) == 0 &&
+      static_cast<unsigned long long>(vfs.f_bavail) * vfs.f_frsize <
+          options.chase.buffer_bytes + (size_t{4} << 20)) {
+    return fail(Outcome::kRefused, "not enough free space on " + mount_point + " for a " +
+                                       std::to_string(options.chase.buffer_bytes >> 20) +
+                                       " MiB probe file");
+  }
+
+  r.probe_file = dir_path + "/" + kProbeFileName;
+  if (unlinkat(dir.get(), kProbeFileName, 0) != 0 && errno != ENOENT) {
+    return fail(Outcome::kFailed, ErrnoError(errno, "remove old " + r.probe_file).message);
+  }
+  UniqueFd fd(
+      openat(dir.get(), kProbeFileName, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (fd.get() < 0) {
+    return fail(Outcome::kFailed, ErrnoError(errno, "create " + r.probe_file).message);
+  }
+  struct Remover {
+    int dirfd;
+    bool keep;
+    ~Remover() {
+      if (!keep) unlinkat(dirfd, kProbeFileName, 0);
+    }
+  } remover{dir.get(), options.keep_file};
+
+  // The file is still empty: setting the flag now (if inheritance did not)
+  // never changes the mode of data already written.
+  bool flipped = false;
+  std::string file_flag_error;
+  SetDaxFlag(fd.get(), &flipped, &file_flag_error);
+  if (fallocate(fd.get(), 0, 0, static_cast<off_t>(options.chase.buffer_bytes)) != 0) {
+    return fail(Outcome::kFailed, ErrnoError(errno, "fallocate " + r.probe_file).message);
+  }
+  auto sx = QueryStatxDax(fd.get());
+  if (!sx) return fail(Outcome::kFailed, sx.error().message + " " + r.probe_file);
+  if (flipped && sx->known && !sx->dax) {
+    // A flag flipped on an instantiated inode takes effect once the inode is
+    // evicted, which happens on last close (the kernel marks it dontcache).
+    fd.Reset();
+    fd.Reset(openat(dir.get(), kProbeFileName, O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.get() < 0) {
+      return fail(Outcome::kFailed, ErrnoError(errno, "reopen " + r.probe_file).message);
+    }
+    sx = QueryStatxDax(fd.get());
+    if (!sx) return fail(Outcome::kFailed, sx.error().message + " " + r.probe_file);
+  }
+  r.statx_dax_known = sx->known;
+  r.statx_dax = sx->dax;
+
+  auto map = Pmem2Mapping::Map(fd.get());
+  if (!map) return fail(Outcome::kFailed, map.error().message);
+  r.granularity = map->granularity();
+  std::string flag_note;
+  if (!file_flag_error.empty())
+    flag_note = "; " + file_flag_error;
+  else if (!dir_flag_error.empty())
+    flag_note = "; directory: " + dir_flag_error;
+  if (!map->direct()) {
+    return fail(Outcome::kRefused,
+                "mapping is page cache: libpmem2 effective store granularity is page" +
+                    std::string(sx->known ? (sx->dax ? ", although statx reports DAX"
+                                                     : ", statx reports no STATX_ATTR_DAX")
+                                          : "") +
+                    flag_note);
+  }
+  if (sx->known && !sx->dax) {
+    std::string why =
+        "mapping is page cache: statx reports no STATX_ATTR_DAX although libpmem2 "
+        "reports store granularity " +
+        r.granularity;
+    if (r.granularity_forced) {
+      why += std::string(" (PMEM2_FORCE_GRANULARITY=") + forced + " overrides libpmem2)";
+    }
+    return fail(Outcome::kRefused, why + flag_note);
+  }
+  if (map->size() < options.chase.buffer_bytes) {
+    return fail(Outcome::kFailed, "mapping shorter than the probe buffer");
+  }
+  auto m = MeasureLatency(map->address(), map->persist(), options.chase);
+  if (!m) return fail(Outcome::kFailed, m.error().message);
+  r.latency = *m;
+  r.outcome = Outcome::kMeasured;
+  r.duration_ms = MsSince(start);
+  return r;
+}
+
+}  // namespace daxpolicy::media

@@ -182,19 +182,24 @@ Result<MountTable> MountTable::Parse(std::string_view text) {
   }
   std::unordered_map<int, size_t> index_of_id;
   for (size_t i = 0; i < n; ++i) index_of_id[table.entries_[i].mount_id] = i;
-  // Hidden if covered or below a hidden parent. Walk up the parent chain; the
-  // step limit guards against cycles in a corrupt table.
+  // Hidden if covered, or if an ancestor is. An overmount's parent is the mount
+  // it covers (same mount point): that coverage is by the overmount itself, so
+  // it is skipped, but the walk continues above it. The step limit guards
+  // against parent cycles in a corrupt table.
   table.visible_.assign(n, true);
   for (size_t i = 0; i < n; ++i) {
     size_t current = i;
+    const std::string* child_point = nullptr;
     for (size_t steps = 0; steps <= n; ++steps) {
-      if (covered[current]) {
+      const MountEntry& e = table.entries_[current];
+      bool covered_by_child = child_point != nullptr && *child_point == e.mount_point;
+      if (covered[current] && !covered_by_child) {
         table.visible_[i] = false;
         break;
       }
-      const MountEntry& e = table.entries_[current];
       auto parent = index_of_id.find(e.parent_id);
       if (parent == index_of_id.end() || parent->second == current) break;
+      child_point = &e.mount_point;
       current = parent->second;
     }
   }

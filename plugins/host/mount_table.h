@@ -77,8 +77,10 @@ class MountTable {
   /// The mount that `path` lives on: among the visible mounts, the one whose
   /// mount point is the longest path-component prefix of `path` ("/srv/pmem"
   /// is a prefix of "/srv/pmem/a", not of "/srv/pmem2"). A mount is hidden
-  /// (overmounted) when a later line has the same mount point, or when its
-  /// parent is hidden; so for several mounts on one point the last one wins.
+  /// (overmounted) when a later line has the same mount point, or when a mount
+  /// it sits below is hidden (an overmount itself, whose parent is the mount
+  /// it covers, stays visible); so for several mounts on one point the last
+  /// one wins, and mounts below a covered one disappear with it.
   /// `path` must be absolute; it is normalised lexically (".", "..", repeated
   /// and trailing "/") but symlinks are not resolved: pass a canonical path.
   /// Returns nullptr for a relative path or when no mount covers it.
@@ -88,8 +90,7 @@ class MountTable {
   /// it), in table order: a tree walk from `scope` must not descend into them.
   std::vector<const MountEntry*> SubMountsBelow(const std::filesystem::path& scope) const;
 
-  /// False when a later mount on the same point (or on an ancestor point of a
-  /// hidden mount) covers it. Index into entries().
+  /// False when the mount is hidden as described for Place(). Index into entries().
   bool Visible(size_t index) const { return visible_[index]; }
 
  private:

@@ -1,0 +1,96 @@
+#include "plugins/files/cache_stat.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+
+namespace daxpolicy::files {
+namespace {
+
+// The Debian 12 (6.1) uapi headers predate cachestat (6.5): ABI from
+// include/uapi/linux/mman.h and arch/x86/entry/syscalls/syscall_64.tbl.
+#if defined(__x86_64__)
+constexpr long kSysCachestat = 451;
+#else
+#error "cachestat syscall number is only defined for x86_64"
+#endif
+
+struct CachestatRange {
+  uint64_t off;
+  uint64_t len;  // 0 = up to the end of the file
+};
+
+struct CachestatResult {
+  uint64_t nr_cache;
+  uint64_t nr_dirty;
+  uint64_t nr_writeback;
+  uint64_t nr_evicted;
+  uint64_t nr_recently_evicted;
+};
+
+// 64 Ki pages (256 MiB of file at 4 KiB pages) per mincore call, a 64 KiB buffer.
+constexpr size_t kMincoreChunkPages = 64 * 1024;
+
+}  // namespace
+
+Result<CacheCounts> CachestatFd(int fd) {
+  CachestatRange range{0, 0};
+  CachestatResult cs{};
+  if (syscall(kSysCachestat, static_cast<unsigned>(fd), &range, &cs, 0u) != 0) {
+    return ErrnoError(errno, "cachestat");
+  }
+  CacheCounts counts;
+  counts.cache = cs.nr_cache;
+  counts.dirty = cs.nr_dirty;
+  counts.writeback = cs.nr_writeback;
+  counts.evicted = cs.nr_evicted;
+  counts.recently_evicted = cs.nr_recently_evicted;
+  counts.have_dirty = true;
+  counts.have_evicted = true;
+  return counts;
+}
+
+Result<CacheCounts> MincoreFd(int fd, uint64_t size, uint64_t page_size, bool trusted_owner) {
+  CacheCounts counts;
+  if (size == 0) return counts;
+  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return ErrnoError(errno, "mmap for mincore");
+  const uint64_t pages = (size + page_size - 1) / page_size;
+  static thread_local std::array<unsigned char, kMincoreChunkPages> vec;
+  int err = 0;
+  for (uint64_t first = 0; first < pages; first += kMincoreChunkPages) {
+    const uint64_t n = std::min<uint64_t>(kMincoreChunkPages, pages - first);
+    auto* start = static_cast<unsigned char*>(map) + first * page_size;
+    if (mincore(start, n * page_size, vec.data()) != 0) {
+      err = errno;
+      break;
+    }
+    for (uint64_t i = 0; i < n; ++i) counts.cache += vec[i] & 1u;
+  }
+  munmap(map, size);
+  if (err != 0) return ErrnoError(err, "mincore");
+  if (counts.cache == pages && !trusted_owner) {
+    // Indistinguishable from the kernel's "all 1s" answer to callers without
+    // write/owner rights (mm/mincore.c can_do_mincore, Linux 5.2+).
+    return ErrnoError(EACCES, "mincore (all-resident answer without write or owner rights)");
+  }
+  return counts;
+}
+
+CacheProbe::CacheProbe(uint64_t page_size)
+    : page_size_(page_size != 0 ? page_size : static_cast<uint64_t>(sysconf(_SC_PAGESIZE))) {}
+
+Result<CacheCounts> CacheProbe::Probe(int fd, uint64_t size, bool trusted_owner) {
+  if (!cachestat_missing_) {
+    Result<CacheCounts> r = CachestatFd(fd);
+    if (r.ok() || r.error().code != ENOSYS) return r;
+    cachestat_missing_ = true;
+  }
+  return MincoreFd(fd, size, page_size_, trusted_owner);
+}
+
+}  // namespace daxpolicy::files

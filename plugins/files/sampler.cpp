@@ -1,0 +1,258 @@
+#include "plugins/files/sampler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "plugins/files/unique_fd.h"
+
+namespace daxpolicy::files {
+namespace {
+
+constexpr size_t kMaxReportedErrors = 100;
+constexpr unsigned kStatxMask = STATX_TYPE | STATX_INO | STATX_SIZE | STATX_MTIME | STATX_UID;
+
+bool KernelAtLeast(int want_major, int want_minor) {
+  utsname u{};
+  if (uname(&u) != 0) return false;
+  int major = 0;
+  int minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > want_major || (major == want_major && minor >= want_minor);
+}
+
+// NAME_MAX is 255: every name fits a stack buffer, so no allocation per file.
+bool CopyName(std::string_view name, char (&buf)[256]) {
+  if (name.empty() || name.size() >= sizeof(buf)) return false;
+  std::memcpy(buf, name.data(), name.size());
+  buf[name.size()] = '\0';
+  return true;
+}
+
+int OpenBeneath(int dirfd, const char* name, uint64_t flags) {
+  open_how how{};
+  how.flags = flags;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV;
+  return static_cast<int>(syscall(SYS_openat2, dirfd, name, &how, sizeof(how)));
+}
+
+uint32_t ClampPages(uint64_t pages) {
+  return static_cast<uint32_t>(std::min<uint64_t>(pages, UINT32_MAX));
+}
+
+}  // namespace
+
+FileSampler::FileSampler() : FileSampler(Options()) {}
+
+FileSampler::FileSampler(Options options, uint64_t page_size)
+    : options_(options),
+      cache_(page_size),
+      effective_trusted_(KernelAtLeast(5, 8)),
+      euid_(geteuid()) {}
+
+SampleStatus FileSampler::Count(SampleStatus status, int err, std::string_view name) {
+  switch (status) {
+    case SampleStatus::kOk:
+      ++stats_.sampled;
+      break;
+    case SampleStatus::kVanished:
+      ++stats_.vanished;
+      break;
+    case SampleStatus::kReplaced:
+      ++stats_.replaced;
+      break;
+    case SampleStatus::kError:
+      ++stats_.errors;
+      if (stats_.first_errors.size() < kMaxReportedErrors) {
+        stats_.first_errors.push_back({std::string(name), err});
+      }
+      break;
+  }
+  return status;
+}
+
+SampleStatus FileSampler::SampleFile(int dirfd, std::string_view name, policy::FileRecord* record,
+                                     int* err) {
+  char cname[256];
+  if (!CopyName(name, cname)) {
+    if (err) *err = ENAMETOOLONG;
+    return Count(SampleStatus::kError, ENAMETOOLONG, name);
+  }
+  constexpr uint64_t kFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+  UniqueFd fd;
+  if (noatime_allowed_) {
+    fd.Reset(OpenBeneath(dirfd, cname, kFlags | O_NOATIME));
+    // O_NOATIME needs ownership or CAP_FOWNER; without them stop asking for it.
+    if (!fd.valid() && errno == EPERM) noatime_allowed_ = false;
+  }
+  if (!fd.valid() && !noatime_allowed_) fd.Reset(OpenBeneath(dirfd, cname, kFlags));
+  if (!fd.valid()) {
+    const int e = errno;
+    if (err) *err = e;
+    switch (e) {
+      case ENOENT:
+        return Count(SampleStatus::kVanished, e, name);
+      case ELOOP:  // became a symlink
+      case EXDEV:  // became a mount point
+      case ENXIO:  // became a socket or a device without a driver
+      case ENOTDIR:
+        return Count(SampleStatus::kReplaced, e, name);
+      default:
+        return Count(SampleStatus::kError, e, name);
+    }
+  }
+  struct statx stx {};
+  if (statx(fd.get(), "", AT_EMPTY_PATH, kStatxMask, &stx) != 0) {
+    const int e = errno;
+    if (err) *err = e;
+    return Count(SampleStatus::kError, e, name);
+  }
+  if (!S_ISREG(stx.stx_mode) || stx.stx_ino != record->ino) {
+    return Count(SampleStatus::kReplaced, 0, name);
+  }
+  return SampleOpen(fd.get(), stx, record, err);
+}
+
+SampleStatus FileSampler::SampleOpen(int fd, const struct statx& stx, policy::FileRecord* record,
+                                     int* err) {
+  if (stx.stx_ino != record->ino) return Count(SampleStatus::kReplaced, 0, "");
+  uint16_t available =
+      record->available & ~(policy::kHaveSize | policy::kHaveEffective | policy::kHavePhysical |
+                            policy::kHaveCache | policy::kHaveEvictedOnly);
+  record->size = stx.stx_size;
+  record->mtime_ns =
+      static_cast<int64_t>(stx.stx_mtime.tv_sec) * 1'000'000'000 + stx.stx_mtime.tv_nsec;
+  available |= policy::kHaveSize;
+  if (effective_trusted_ || (stx.stx_attributes_mask & STATX_ATTR_DAX)) {
+    record->effective = (stx.stx_attributes & STATX_ATTR_DAX) ? policy::DaxState::kDax
+                                                              : policy::DaxState::kPageCache;
+    available |= policy::kHaveEffective;
+  } else {
+    record->effective = policy::DaxState::kUnknown;
+  }
+  if (options_.physical) {
+    fsxattr fsx{};
+    if (ioctl(fd, FS_IOC_FSGETXATTR, &fsx) == 0) {
+      record->physical =
+          (fsx.fsx_xflags & FS_XFLAG_DAX) ? policy::DaxState::kDax : policy::DaxState::kPageCache;
+      available |= policy::kHavePhysical;
+    } else {
+      record->physical = policy::DaxState::kUnknown;
+    }
+  }
+  const bool regular = S_ISREG(stx.stx_mode);
+  if (options_.cache && regular) {
+    if (record->effective == policy::DaxState::kDax) {
+      // fsdax keeps its entries as xarray value entries, which cachestat counts
+      // as evicted shadows and mincore as absent: no page-cache numbers apply.
+      ++stats_.cache_skipped_dax;
+    } else {
+      const bool trusted_owner = euid_ == 0 || stx.stx_uid == euid_;
+      Result<CacheCounts> counts = cache_.Probe(fd, stx.stx_size, trusted_owner);
+      if (counts.ok()) {
+        record->cache_pages = ClampPages(counts->cache);
+        record->dirty_pages = ClampPages(counts->dirty);
+        record->recently_evicted_pages = ClampPages(counts->recently_evicted);
+        available |= policy::kHaveCache;
+        if (!counts->have_evicted) available |= policy::kHaveEvictedOnly;
+      } else {
+        ++stats_.cache_unavailable;
+      }
+    }
+  }
+  if (!(available & policy::kHaveCache)) {
+    record->cache_pages = 0;
+    record->dirty_pages = 0;
+    record->recently_evicted_pages = 0;
+  }
+  record->available = available;
+  (void)err;
+  return Count(SampleStatus::kOk, 0, "");
+}
+
+SampleStats FileSampler::SampleSnapshot(policy::Snapshot* snapshot,
+                                        const std::vector<ScanScope>& scopes) {
+  ResetStats();
+  std::vector<UniqueFd> roots;
+  roots.reserve(scopes.size());
+  for (const ScanScope& scope : scopes) {
+    roots.emplace_back(open(scope.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  }
+  std::string path;
+  size_t i = 0;
+  const size_t n = snapshot->files.size();
+  while (i < n) {
+    const uint32_t dir = snapshot->files[i].dir;
+    size_t end = i;
+    while (end < n && snapshot->files[end].dir == dir) ++end;
+    const std::string& dir_path = snapshot->dir_paths[dir];
+    // The scope whose root is the longest prefix of this directory.
+    int best = -1;
+    size_t best_len = 0;
+    for (size_t s = 0; s < scopes.size(); ++s) {
+      const std::string& root = scopes[s].path;
+      const bool prefix = dir_path.compare(0, root.size(), root) == 0 &&
+                          (dir_path.size() == root.size() || dir_path[root.size()] == '/');
+      if (prefix && root.size() >= best_len && roots[s].valid()) {
+        best = static_cast<int>(s);
+        best_len = root.size();
+      }
+    }
+    UniqueFd dirfd;
+    if (best >= 0) {
+      if (dir_path.size() == best_len) {
+        dirfd.Reset(fcntl(roots[best].get(), F_DUPFD_CLOEXEC, 0));
+      } else {
+        const std::string rel = dir_path.substr(best_len + 1);
+        dirfd.Reset(OpenBeneath(roots[best].get(), rel.c_str(),
+                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      }
+    }
+    if (!dirfd.valid()) {
+      stats_.dirs_unopenable += 1;
+      if (stats_.first_errors.size() < kMaxReportedErrors) {
+        stats_.first_errors.push_back({dir_path, best >= 0 ? errno : ENOENT});
+      }
+      i = end;
+      continue;
+    }
+    for (; i < end; ++i) {
+      policy::FileRecord& rec = snapshot->files[i];
+      const std::string_view name = snapshot->Name(rec);
+      if (rec.kind == policy::FileKind::kRegular) {
+        int err = 0;
+        if (SampleFile(dirfd.get(), name, &rec, &err) == SampleStatus::kError &&
+            !stats_.first_errors.empty() && stats_.first_errors.back().path == name) {
+          snapshot->PathOf(rec, &stats_.first_errors.back().path);
+        }
+        continue;
+      }
+      char cname[256];
+      if (!CopyName(name, cname)) continue;
+      UniqueFd sub(
+          OpenBeneath(dirfd.get(), cname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub.valid()) {
+        Count(errno == ENOENT ? SampleStatus::kVanished : SampleStatus::kReplaced, errno, name);
+        continue;
+      }
+      struct statx stx {};
+      if (statx(sub.get(), "", AT_EMPTY_PATH, kStatxMask, &stx) != 0) {
+        Count(SampleStatus::kError, errno, name);
+        continue;
+      }
+      SampleOpen(sub.get(), stx, &rec);
+    }
+  }
+  return stats_;
+}
+
+}  // namespace daxpolicy::files

@@ -1,0 +1,100 @@
+#pragma once
+
+/// Per-file telemetry: size, mtime, effective and physical DAX state, page cache.
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "plugins/files/cache_stat.h"
+#include "plugins/files/scope.h"
+#include "policy/snapshot.h"
+
+namespace daxpolicy::files {
+
+/// What happened to one record during sampling.
+enum class SampleStatus : uint8_t {
+  kOk,        ///< sampled; the record's `available` bits say which fields are valid
+  kVanished,  ///< the name no longer exists (ENOENT)
+  kReplaced,  ///< the name now refers to another inode, a non-regular file, a symlink or a mount
+  kError,     ///< another error (errno in the out-parameter)
+};
+
+struct SampleError {
+  std::string path;
+  int err = 0;
+};
+
+/// Counters of a sampling pass.
+struct SampleStats {
+  uint64_t sampled = 0;
+  uint64_t vanished = 0;
+  uint64_t replaced = 0;
+  uint64_t errors = 0;
+  uint64_t cache_skipped_dax = 0;         ///< effective DAX: no page-cache numbers by design
+  uint64_t cache_unavailable = 0;         ///< cachestat/mincore failed (e.g. EPERM)
+  uint64_t dirs_unopenable = 0;           ///< SampleSnapshot could not open a directory
+  std::vector<SampleError> first_errors;  ///< at most 100, with paths
+};
+
+/// Fills the telemetry fields of FileRecords. For each regular file it costs
+/// openat2 + statx + ioctl(FS_IOC_FSGETXATTR) + cachestat + close; a directory
+/// fd opened by the caller is reused for every file in it.
+///
+/// Files are opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_NOATIME|O_CLOEXEC|O_NOCTTY with
+/// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV (openat2, Linux 5.6+), so a
+/// name that became a symlink or a mount point is refused by the kernel, a fifo
+/// cannot block, and the access time is not touched. The open fd makes the
+/// daemon a holder for the few microseconds of the sample; close events it causes
+/// must be filtered by pid (CloseWatcher does).
+class FileSampler {
+ public:
+  struct Options {
+    bool physical = true;  ///< read FS_XFLAG_DAX with FS_IOC_FSGETXATTR
+    bool cache = true;     ///< read page-cache numbers (cachestat, mincore fallback)
+  };
+
+  FileSampler();
+  explicit FileSampler(Options options, uint64_t page_size = 0);
+
+  /// Samples the regular file `name` (one path component) in the directory dirfd.
+  /// `record->ino` is the expected identity; a different inode is kReplaced and
+  /// leaves the record untouched. On kError, *err (if given) holds the errno.
+  SampleStatus SampleFile(int dirfd, std::string_view name, policy::FileRecord* record,
+                          int* err = nullptr);
+
+  /// Samples an already open fd (e.g. a directory the scanner opened) whose statx
+  /// result `stx` the caller already has: size, mtime, effective and physical
+  /// state; page cache only for regular files.
+  SampleStatus SampleOpen(int fd, const struct statx& stx, policy::FileRecord* record,
+                          int* err = nullptr);
+
+  /// Samples every record of a Snapshot built by Scanner (records of one
+  /// directory are contiguous), without rereading directories. Each directory is
+  /// opened once, beneath the root of the scope whose path is its longest prefix,
+  /// with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV. Records found
+  /// vanished or replaced are left as they were and counted; the next scan
+  /// removes or refreshes them.
+  SampleStats SampleSnapshot(policy::Snapshot* snapshot, const std::vector<ScanScope>& scopes);
+
+  /// Counters accumulated by SampleFile/SampleOpen since the last ResetStats().
+  const SampleStats& stats() const { return stats_; }
+  void ResetStats() { stats_ = SampleStats(); }
+
+  CacheProbe& cache_probe() { return cache_; }
+
+ private:
+  SampleStatus Count(SampleStatus status, int err, std::string_view name);
+
+  Options options_;
+  CacheProbe cache_;
+  bool effective_trusted_;  // kernel >= 5.8: STATX_ATTR_DAX is meaningful even without its mask bit
+  bool noatime_allowed_ = true;
+  uint32_t euid_;
+  SampleStats stats_;
+};
+
+}  // namespace daxpolicy::files

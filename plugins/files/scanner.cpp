@@ -1,0 +1,467 @@
+#include "plugins/files/scanner.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
+#include <utility>
+
+#include "plugins/files/unique_fd.h"
+
+namespace daxpolicy::files {
+namespace {
+
+constexpr unsigned kEntryMask =
+    STATX_TYPE | STATX_INO | STATX_SIZE | STATX_MTIME | STATX_CTIME | STATX_MNT_ID;
+constexpr size_t kDentsBufferBytes = 64 * 1024;
+
+// The fixed part of struct linux_dirent64 (getdents64(2)); glibc exposes no type
+// for it. The NUL-terminated name follows d_type, at offset 19.
+struct LinuxDirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+};
+constexpr size_t kDirentNameOffset = offsetof(LinuxDirent64, d_type) + 1;
+
+int64_t Ns(const statx_timestamp& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+uint64_t DevOf(const struct statx& stx) { return makedev(stx.stx_dev_major, stx.stx_dev_minor); }
+
+bool CopyName(std::string_view name, char (&buf)[256]) {
+  if (name.empty() || name.size() >= sizeof(buf)) return false;
+  std::memcpy(buf, name.data(), name.size());
+  buf[name.size()] = '\0';
+  return true;
+}
+
+void FillFromStatx(const struct statx& stx, policy::FileRecord* rec) {
+  rec->ino = stx.stx_ino;
+  rec->size = stx.stx_size;
+  rec->mtime_ns = Ns(stx.stx_mtime);
+  rec->available |= policy::kHaveSize;
+  if (stx.stx_attributes_mask & STATX_ATTR_DAX) {
+    rec->effective = (stx.stx_attributes & STATX_ATTR_DAX) ? policy::DaxState::kDax
+                                                           : policy::DaxState::kPageCache;
+    rec->available |= policy::kHaveEffective;
+  }
+}
+
+// Counts a non-record entry and returns -1, else DT_REG or DT_DIR.
+int Classify(const struct statx& stx, ScanStats* stats) {
+  switch (stx.stx_mode & S_IFMT) {
+    case S_IFREG:
+      return DT_REG;
+    case S_IFDIR:
+      return DT_DIR;
+    case S_IFLNK:
+      ++stats->skipped_symlinks;
+      return -1;
+    case S_IFIFO:
+      ++stats->skipped_fifos;
+      return -1;
+    case S_IFSOCK:
+      ++stats->skipped_sockets;
+      return -1;
+    default:  // character and block devices
+      ++stats->skipped_devices;
+      return -1;
+  }
+}
+
+}  // namespace
+
+struct Scanner::Walk {
+  policy::Snapshot* snap = nullptr;
+  FileSampler* sampler = nullptr;
+  bool full = false;
+  int64_t racy_after_ns = 0;
+  ScanStats stats;
+  // The previous scan's table, read while the new one is built.
+  std::vector<policy::FileRecord> old_files;
+  std::string old_names;
+  std::vector<DirState> old_dirs;
+  std::vector<std::unordered_map<uint64_t, uint32_t>> old_by_ino;
+  // The scope being walked.
+  uint16_t scope = 0;
+  uint16_t mount = 0;
+  uint64_t dev = 0;
+  uint64_t mnt_id = 0;  // 0: the kernel does not report mount ids
+  std::string path;     // scratch: paths for the predicate and error reports, never for syscalls
+  std::unordered_map<std::string_view, uint32_t> old_by_name;  // scratch
+
+  bool OnScopeMount(const struct statx& stx) const {
+    if (DevOf(stx) != dev) return false;
+    return mnt_id == 0 || !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == mnt_id;
+  }
+};
+
+Scanner::Scanner(std::vector<ScanScope> scopes, ExcludePredicate is_excluded, ScanLimits limits)
+    : scopes_(std::move(scopes)), is_excluded_(std::move(is_excluded)), limits_(limits) {
+  dents_.resize(kDentsBufferBytes);
+}
+
+void Scanner::SetExcludePredicate(ExcludePredicate is_excluded) {
+  is_excluded_ = std::move(is_excluded);
+  force_full_ = true;
+}
+
+size_t Scanner::StateBytes() const {
+  size_t bytes = dirs_.capacity() * sizeof(DirState) + dents_.capacity();
+  for (const auto& map : dir_by_ino_) {
+    // Node-based map: one node (key, value, next pointer, cached hash) per entry plus buckets.
+    bytes += map.size() * (sizeof(std::pair<const uint64_t, uint32_t>) + 2 * sizeof(void*)) +
+             map.bucket_count() * sizeof(void*);
+  }
+  return bytes;
+}
+
+void Scanner::AddError(Walk& w, std::string path, int err, const char* what) {
+  ++w.stats.error_count;
+  if (w.stats.errors.size() < limits_.max_reported_errors) {
+    w.stats.errors.push_back({std::move(path), err, what});
+  }
+}
+
+ScanStats Scanner::Scan(policy::Snapshot* snapshot, ScanMode mode, FileSampler* sampler) {
+  Walk w;
+  w.snap = snapshot;
+  w.sampler = sampler;
+  const bool consistent = snapshot->files.size() == last_files_ &&
+                          snapshot->names.size() == last_names_ &&
+                          snapshot->dir_paths.size() == last_dirs_ && dirs_.size() == last_dirs_;
+  w.full = mode == ScanMode::kFull || force_full_ || !consistent ||
+           (limits_.full_rescan_every != 0 && scans_since_full_ + 1 >= limits_.full_rescan_every);
+  w.stats.full = w.full;
+  if (consistent) {
+    // Kept even for a full scan: surviving records keep their telemetry.
+    w.old_files = std::move(snapshot->files);
+    w.old_names = std::move(snapshot->names);
+    w.old_dirs = std::move(dirs_);
+    w.old_by_ino = std::move(dir_by_ino_);
+  }
+  w.old_by_ino.resize(scopes_.size());
+  snapshot->files.clear();
+  snapshot->files.reserve(w.old_files.size());
+  snapshot->names.clear();
+  snapshot->names.reserve(w.old_names.size());
+  snapshot->dir_paths.clear();
+  dirs_.clear();
+  dir_by_ino_.assign(scopes_.size(), {});
+
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  w.racy_after_ns = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec - limits_.racy_window_ns;
+
+  for (size_t s = 0; s < scopes_.size(); ++s) {
+    const ScanScope& scope = scopes_[s];
+    if (is_excluded_ && is_excluded_(scope.path, true)) {
+      ++w.stats.skipped_excluded;
+      continue;
+    }
+    UniqueFd fd(open(scope.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) {
+      AddError(w, scope.path, errno, "open scope root");
+      continue;
+    }
+    struct statx stx {};
+    if (statx(fd.get(), "", AT_EMPTY_PATH, kEntryMask, &stx) != 0) {
+      AddError(w, scope.path, errno, "statx scope root");
+      continue;
+    }
+    const uint64_t mnt_id = (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
+    if ((scope.dev != 0 && DevOf(stx) != scope.dev) ||
+        (scope.mount_id != 0 && mnt_id != 0 && mnt_id != scope.mount_id)) {
+      AddError(w, scope.path, EXDEV, "scope root is not on the scope's mount");
+      continue;
+    }
+    w.scope = static_cast<uint16_t>(s);
+    w.mount = scope.mount;
+    w.dev = DevOf(stx);
+    w.mnt_id = scope.mount_id != 0 ? scope.mount_id : mnt_id;
+    const uint32_t index = static_cast<uint32_t>(snapshot->dir_paths.size());
+    snapshot->dir_paths.push_back(scope.path);
+    DirState st;
+    st.ino = stx.stx_ino;
+    st.mtime_ns = Ns(stx.stx_mtime);
+    st.ctime_ns = Ns(stx.stx_ctime);
+    st.scope = w.scope;
+    dirs_.push_back(st);
+    dir_by_ino_[s][st.ino] = index;
+    WalkDir(w, fd.get(), index, 0);
+  }
+
+  for (const policy::FileRecord& rec : snapshot->files) {
+    if (rec.kind == policy::FileKind::kRegular) {
+      ++w.stats.files;
+    } else {
+      ++w.stats.directories;
+    }
+  }
+  last_files_ = snapshot->files.size();
+  last_names_ = snapshot->names.size();
+  last_dirs_ = snapshot->dir_paths.size();
+  scans_since_full_ = w.full ? 0 : scans_since_full_ + 1;
+  force_full_ = false;
+  return std::move(w.stats);
+}
+
+void Scanner::WalkDir(Walk& w, int fd, uint32_t dir_index, uint32_t depth) {
+  policy::Snapshot& snap = *w.snap;
+  const DirState* old = nullptr;
+  if (auto it = w.old_by_ino[w.scope].find(dirs_[dir_index].ino);
+      it != w.old_by_ino[w.scope].end()) {
+    old = &w.old_dirs[it->second];
+  }
+  const size_t block_start = snap.files.size();
+  const size_t names_start = snap.names.size();
+  bool done = false;
+  if (!w.full && old != nullptr && old->reusable && old->mtime_ns == dirs_[dir_index].mtime_ns &&
+      old->ctime_ns == dirs_[dir_index].ctime_ns) {
+    done = ReuseDir(w, fd, dir_index, *old);
+    if (done) {
+      ++w.stats.dirs_reused;
+    } else {
+      snap.files.resize(block_start);
+      snap.names.resize(names_start);
+    }
+  }
+  bool reusable = true;
+  if (!done) reusable = ReadDir(w, fd, dir_index, old);
+  {
+    DirState& st = dirs_[dir_index];
+    st.first_child = static_cast<uint32_t>(block_start);
+    st.child_count = static_cast<uint32_t>(snap.files.size() - block_start);
+    st.reusable = reusable && st.mtime_ns < w.racy_after_ns && st.ctime_ns < w.racy_after_ns;
+  }
+
+  const size_t block_end = snap.files.size();
+  for (size_t i = block_start; i < block_end; ++i) {
+    if (snap.files[i].kind != policy::FileKind::kDirectory) continue;
+    const policy::FileRecord rec = snap.files[i];
+    const std::string_view name = snap.Name(rec);
+    char cname[256];
+    if (!CopyName(name, cname)) continue;
+    auto child_path = [&] {
+      const std::string& parent = snap.dir_paths[dir_index];
+      return parent + (parent == "/" ? "" : "/") + std::string(name);
+    };
+    if (depth + 1 > limits_.max_depth) {
+      ++w.stats.skipped_limit;
+      continue;
+    }
+    UniqueFd sub(openat(fd, cname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub.valid()) {
+      AddError(w, child_path(), errno, "openat directory");
+      dirs_[dir_index].reusable = false;
+      continue;
+    }
+    struct statx stx {};
+    if (statx(sub.get(), "", AT_EMPTY_PATH, kEntryMask, &stx) != 0) {
+      AddError(w, child_path(), errno, "statx directory");
+      dirs_[dir_index].reusable = false;
+      continue;
+    }
+    if (stx.stx_ino != rec.ino || !w.OnScopeMount(stx)) {
+      // Renamed, replaced or mounted over between the parent's listing and the open.
+      AddError(w, child_path(), 0, "directory identity changed before open");
+      dirs_[dir_index].reusable = false;
+      continue;
+    }
+    if (w.sampler != nullptr) w.sampler->SampleOpen(sub.get(), stx, &snap.files[i]);
+    const uint32_t sub_index = static_cast<uint32_t>(snap.dir_paths.size());
+    snap.dir_paths.push_back(child_path());
+    DirState st;
+    st.ino = stx.stx_ino;
+    st.mtime_ns = Ns(stx.stx_mtime);
+    st.ctime_ns = Ns(stx.stx_ctime);
+    st.scope = w.scope;
+    dirs_.push_back(st);
+    dir_by_ino_[w.scope][st.ino] = sub_index;
+    WalkDir(w, sub.get(), sub_index, depth + 1);
+  }
+}
+
+bool Scanner::ReuseDir(Walk& w, int fd, uint32_t dir_index, const DirState& old) {
+  policy::Snapshot& snap = *w.snap;
+  if (snap.files.size() + old.child_count > limits_.max_records) return false;
+  for (uint32_t j = old.first_child; j < old.first_child + old.child_count; ++j) {
+    policy::FileRecord rec = w.old_files[j];
+    const std::string_view name =
+        std::string_view(w.old_names).substr(rec.name_offset, rec.name_length);
+    if (rec.kind == policy::FileKind::kDirectory) {
+      // Still the same directory on the same mount? Something may have been
+      // mounted on it, which does not change the parent's timestamps.
+      char cname[256];
+      struct statx stx {};
+      if (!CopyName(name, cname) ||
+          statx(fd, cname, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, kEntryMask, &stx) != 0 ||
+          !S_ISDIR(stx.stx_mode) || stx.stx_ino != rec.ino || !w.OnScopeMount(stx)) {
+        return false;
+      }
+    } else if (w.sampler != nullptr) {
+      const SampleStatus status = w.sampler->SampleFile(fd, name, &rec);
+      if (status == SampleStatus::kVanished || status == SampleStatus::kReplaced) {
+        // Changed while the directory's timestamps stayed the same: read it again.
+        return false;
+      }
+    }
+    rec.dir = dir_index;
+    rec.name_offset = static_cast<uint32_t>(snap.names.size());
+    snap.names.append(name);
+    snap.files.push_back(rec);
+  }
+  return true;
+}
+
+bool Scanner::ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old) {
+  policy::Snapshot& snap = *w.snap;
+  ScanStats& stats = w.stats;
+  bool reusable = true;
+  w.old_by_name.clear();
+  if (old != nullptr) {
+    for (uint32_t j = old->first_child; j < old->first_child + old->child_count; ++j) {
+      const policy::FileRecord& rec = w.old_files[j];
+      w.old_by_name.emplace(std::string_view(w.old_names).substr(rec.name_offset, rec.name_length),
+                            j);
+    }
+  }
+  w.path = snap.dir_paths[dir_index];
+  if (w.path != "/") w.path.push_back('/');
+  const size_t prefix_len = w.path.size();
+  ++stats.dirs_read;
+
+  for (;;) {
+    const long n = syscall(SYS_getdents64, fd, dents_.data(), dents_.size());
+    if (n < 0) {
+      AddError(w, snap.dir_paths[dir_index], errno, "getdents64");
+      reusable = false;
+      break;
+    }
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      const auto* d = reinterpret_cast<const LinuxDirent64*>(dents_.data() + off);
+      off += d->d_reclen;
+      const char* cname = reinterpret_cast<const char*>(d) + kDirentNameOffset;
+      if (cname[0] == '.' && (cname[1] == '\0' || (cname[1] == '.' && cname[2] == '\0'))) continue;
+      const std::string_view name(cname);
+      unsigned char type = d->d_type;
+      switch (type) {
+        case DT_LNK:
+          ++stats.skipped_symlinks;
+          continue;
+        case DT_FIFO:
+          ++stats.skipped_fifos;
+          continue;
+        case DT_SOCK:
+          ++stats.skipped_sockets;
+          continue;
+        case DT_CHR:
+        case DT_BLK:
+          ++stats.skipped_devices;
+          continue;
+        default:
+          break;
+      }
+      w.path.resize(prefix_len);
+      w.path.append(name);
+
+      policy::FileRecord rec;
+      rec.ino = d->d_ino;
+      // With a sampler, a regular file is checked through its own fd (openat2
+      // RESOLVE_NO_XDEV plus an inode comparison), which makes a statx here redundant.
+      bool statx_done = false;
+      struct statx stx {};
+      if (type != DT_REG || w.sampler == nullptr) {
+        if (statx(fd, cname, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, kEntryMask, &stx) != 0) {
+          if (errno != ENOENT) AddError(w, w.path, errno, "statx");
+          if (errno != ENOENT) reusable = false;
+          continue;
+        }
+        statx_done = true;
+        const int classified = Classify(stx, &stats);
+        if (classified < 0) continue;
+        type = static_cast<unsigned char>(classified);
+        if (!w.OnScopeMount(stx)) {
+          ++stats.skipped_other_mount;
+          continue;
+        }
+        rec.ino = stx.stx_ino;
+      }
+      const bool is_dir = type == DT_DIR;
+      if (is_excluded_ && is_excluded_(w.path, is_dir)) {
+        ++stats.skipped_excluded;
+        continue;
+      }
+      if (is_dir && scopes_.size() > 1) {
+        bool other_scope = false;
+        for (size_t s = 0; s < scopes_.size(); ++s) {
+          other_scope |= s != w.scope && scopes_[s].path == w.path;
+        }
+        if (other_scope) {
+          ++stats.skipped_excluded;
+          continue;
+        }
+      }
+      if (snap.files.size() >= limits_.max_records) {
+        ++stats.skipped_limit;
+        continue;
+      }
+      // Keep the previous record (and the telemetry other samplers put in it)
+      // when the name still names the same inode.
+      if (auto it = w.old_by_name.find(name); it != w.old_by_name.end()) {
+        const policy::FileRecord& prev = w.old_files[it->second];
+        if (prev.ino == rec.ino && (prev.kind == policy::FileKind::kDirectory) == is_dir)
+          rec = prev;
+      }
+      rec.kind = is_dir ? policy::FileKind::kDirectory : policy::FileKind::kRegular;
+      rec.mount = w.mount;
+      if (statx_done) FillFromStatx(stx, &rec);
+      if (!is_dir && w.sampler != nullptr) {
+        SampleStatus status = w.sampler->SampleFile(fd, name, &rec);
+        if (status == SampleStatus::kReplaced && !statx_done) {
+          // The name changed under us: classify it properly and try once more.
+          if (statx(fd, cname, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, kEntryMask, &stx) != 0) {
+            if (errno != ENOENT) reusable = false;
+            continue;
+          }
+          const int classified = Classify(stx, &stats);
+          if (classified < 0) continue;
+          if (!w.OnScopeMount(stx)) {
+            ++stats.skipped_other_mount;
+            continue;
+          }
+          if (classified != DT_REG) {
+            // A new directory under the old name: the next scan records it.
+            reusable = false;
+            continue;
+          }
+          rec = policy::FileRecord();
+          rec.mount = w.mount;
+          FillFromStatx(stx, &rec);
+          status = w.sampler->SampleFile(fd, name, &rec);
+        }
+        if (status == SampleStatus::kVanished) continue;
+        if (status == SampleStatus::kReplaced) reusable = false;
+      }
+      rec.dir = dir_index;
+      rec.name_offset = static_cast<uint32_t>(snap.names.size());
+      rec.name_length = static_cast<uint16_t>(name.size());
+      snap.names.append(name);
+      snap.files.push_back(rec);
+    }
+  }
+  return reusable;
+}
+
+}  // namespace daxpolicy::files

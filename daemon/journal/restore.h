@@ -1,0 +1,71 @@
+#pragma once
+
+/// Undoing the daemon's changes from its journal; works offline, without the daemon (which
+/// must not be running: both take the journal's lock).
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/journal/journal.h"
+#include "plugins/driver/inode_flag_driver.h"
+#include "plugins/driver/kernel_version.h"
+#include "policy/result.h"
+
+namespace daxpolicy::journal {
+
+enum class RestoreStatus : uint8_t {
+  kRestored,         ///< the physical flag was set back to the original
+  kAlreadyOriginal,  ///< the flag already had its original value
+  kVanished,         ///< the file (or its scope root) no longer exists
+  kReplaced,         ///< the path names another inode now; nothing was touched
+  kFailed,           ///< refused or failed; see error_code and detail
+  kNotRecorded,      ///< a requested path the journal knows nothing about
+};
+
+/// "restored", "already original", "vanished", "replaced; not touched", "failed",
+/// "not in journal".
+std::string_view RestoreStatusName(RestoreStatus status);
+
+struct RestoreItem {
+  std::string path;  ///< absolute, raw bytes (use PrintablePath to print)
+  RestoreStatus status = RestoreStatus::kFailed;
+  policy::DaxState original = policy::DaxState::kUnknown;
+  int error_code = 0;  ///< errno for kFailed (and the driver's code for other refusals)
+  std::string detail;  ///< the driver's reason when not restored, else ""
+};
+
+struct RestoreRequest {
+  /// Restore every recorded file; otherwise only `paths` (absolute, as recorded).
+  bool all = false;
+  std::vector<std::string> paths;
+  driver::KernelVersion kernel = driver::KernelVersion::Running();
+  /// Safe-open settings (procfs root). Hard-linked files are restored too: the daemon changed
+  /// that very inode, so setting it back is always an undo.
+  driver::SafeOpenOptions open;
+  JournalOptions journal;
+};
+
+struct RestoreReport {
+  /// Journal files found torn or corrupt and moved aside (Journal::problems()).
+  std::vector<std::string> journal_problems;
+  /// Set when dropping the restored entries from the journal failed (the flags are restored;
+  /// a later restore reports them as already original).
+  std::string journal_error;
+  std::vector<RestoreItem> items;  ///< in journal order, then unknown requested paths
+
+  size_t Count(RestoreStatus status) const;
+  /// No item failed and the journal was updated.
+  bool ok() const;
+  /// Human-readable report, one line per file ("restored: /srv/pmem/a (original: dax)"), paths
+  /// escaped with PrintablePath, then problems and a summary line.
+  std::string Format() const;
+};
+
+/// For each selected journal entry: opens the file safely under its scope root, checks that
+/// dev + ino still match (else kReplaced, not touched), sets the physical flag back to the
+/// original, then drops restored / already-original / vanished entries from the journal in one
+/// atomic write. Fails only if the journal cannot be opened (e.g. locked by the daemon).
+Result<RestoreReport> Restore(const std::string& state_dir, const RestoreRequest& request);
+
+}  // namespace daxpolicy::journal

@@ -416,7 +416,11 @@ std::string FormatExplanation(const Explanation& e, const Snapshot& snapshot) {
     } else if (t.matched) {
       out += "would match, but an earlier rule won\n";
     } else {
-      out += won ? "no match (an earlier rule won anyway)\n" : "no match\n";
+      out += "no match";
+      if (t.kind_ok && t.path_ok && t.size_ok && t.when == Tri::kUnknown) {
+        out += " (its condition is unknown: some data is unavailable)";
+      }
+      out += won ? " (an earlier rule won anyway)\n" : "\n";
     }
     won |= t.winner;
     if (!t.kind_ok) {

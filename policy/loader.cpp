@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <string_view>
+#include <tuple>
 
 namespace daxpolicy::policy {
 
@@ -119,6 +120,7 @@ class Reader {
   std::optional<MapView> Map(const YAML::Node& n, std::string_view what,
                              std::initializer_list<std::string_view> allowed,
                              const std::string& context) {
+    if (n.IsNull()) return std::nullopt;  // reported by Map() at the key
     if (!n.IsMap()) {
       Error(n, Quote(what) + " must be a map" + TypeHint(n));
       return std::nullopt;
@@ -142,6 +144,10 @@ class Reader {
                        " (expected one of: " + JoinKeys(allowed) + ")");
         continue;
       }
+      if (it->second.IsNull()) {
+        // Reported here, at the key: an empty value has no useful position of its own.
+        Error(key, "key " + Quote(k) + " has no value " + context);
+      }
       view.entries.emplace_back(k, it->second);
     }
     return view;
@@ -150,10 +156,7 @@ class Reader {
   // A scalar string value; errors name the key.
   std::optional<std::string> String(const YAML::Node& n, std::string_view key,
                                     const std::string& context) {
-    if (n.IsNull()) {
-      Error(n, "key " + Quote(key) + " has no value " + context);
-      return std::nullopt;
-    }
+    if (n.IsNull()) return std::nullopt;  // reported by Map() at the key
     if (!n.IsScalar()) {
       Error(n, "key " + Quote(key) + " must be a string" + TypeHint(n) + " " + context);
       return std::nullopt;
@@ -177,6 +180,7 @@ class Reader {
                                                              const std::string& context,
                                                              bool allow_single) {
     std::vector<std::pair<std::string, YAML::Node>> out;
+    if (n.IsNull()) return out;  // reported by Map() at the key
     if (allow_single && n.IsScalar()) {
       out.emplace_back(n.Scalar(), n);
       return out;
@@ -379,11 +383,11 @@ class PolicyBuilder {
       }
       return false;
     };
-    for (const auto& [glob, where, what] : pending_globs_) {
+    for (const auto& [glob, where, what, context] : pending_globs_) {
       if (!reachable(glob)) {
-        errors_->push_back(Diagnostic{
-            where.file, where.line, where.column,
-            what + " " + Quote(glob.pattern()) + " is outside every scope (" + scope_list + ")"});
+        errors_->push_back(Diagnostic{where.file, where.line, where.column,
+                                      what + " " + Quote(glob.pattern()) + context +
+                                          " is outside every scope (" + scope_list + ")"});
       }
     }
   }
@@ -495,7 +499,7 @@ class PolicyBuilder {
     for (auto& [s, node] : r.StringList(n, "protect", "at the top level", false)) {
       if (auto g = CompileGlob(r, s, node, "in 'protect'")) {
         SourceLocation where = r.Loc(node);
-        pending_globs_.push_back({*g, where, "protect pattern"});
+        pending_globs_.push_back({*g, where, "protect pattern", ""});
         policy_.protect.push_back(ProtectEntry{std::move(*g), where});
       }
     }
@@ -519,6 +523,7 @@ class PolicyBuilder {
   }
 
   void Rules(Reader& r, const YAML::Node& n) {
+    if (n.IsNull()) return;  // reported by Map() at the key
     if (!n.IsSequence()) {
       r.Error(n, "key 'rules' must be a list of rules" + Reader::TypeHint(n));
       return;
@@ -578,7 +583,8 @@ class PolicyBuilder {
         std::vector<ExprError> errs;
         rule.when = Expr::Compile(*s, &errs);
         for (const ExprError& e : errs) {
-          r.ErrorAt(r.InsideScalar(v, e.offset), e.message + " " + ctx);
+          r.ErrorAt(r.InsideScalar(v, e.offset),
+                    e.message + " (in the 'when' of " + ctx.substr(3) + ")");
         }
         ok &= rule.when.has_value();
       } else {
@@ -612,13 +618,13 @@ class PolicyBuilder {
     bool ok = true;
     if (auto v = m->Get("path"); v.IsDefined()) {
       auto paths = r.StringList(v, "path", ctx, true);
-      if (paths.empty() && v.IsSequence()) {
+      if (paths.empty() && v.IsSequence()) {  // "path: []"
         r.Error(v, "key 'path' must list at least one pattern " + ctx);
         ok = false;
       }
       for (auto& [s, node] : paths) {
         if (auto g = CompileGlob(r, s, node, ctx)) {
-          pending_globs_.push_back({*g, r.Loc(node), "path pattern " + ctx});
+          pending_globs_.push_back({*g, r.Loc(node), "path pattern", " " + ctx});
           rule->paths.push_back(std::move(*g));
         } else {
           ok = false;
@@ -689,6 +695,7 @@ class PolicyBuilder {
     Glob glob;
     SourceLocation where;
     std::string what;
+    std::string context;
   };
 
   std::vector<Diagnostic>* errors_;
@@ -705,6 +712,18 @@ LoadResult LoadPolicy(const PolicySource& main, const std::vector<PolicySource>&
   builder.Add(main, true);
   for (const PolicySource& d : dropins) builder.Add(d, false);
   builder.CheckContainment();
+  // Report in file order, then by position, whatever pass found them.
+  std::vector<std::string> order{main.name};
+  for (const PolicySource& d : dropins) order.push_back(d.name);
+  auto rank = [&](const Diagnostic& e) {
+    return std::find(order.begin(), order.end(), e.file) - order.begin();
+  };
+  std::stable_sort(result.errors.begin(), result.errors.end(),
+                   [&](const Diagnostic& a, const Diagnostic& b) {
+                     auto ka = std::make_tuple(rank(a), a.line, a.column);
+                     auto kb = std::make_tuple(rank(b), b.line, b.column);
+                     return ka < kb;
+                   });
   if (result.errors.empty()) result.policy = std::move(builder.policy());
   return result;
 }

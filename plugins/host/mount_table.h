@@ -3,14 +3,14 @@
 /// The mount table of a mount namespace, parsed from <proc>/self/mountinfo,
 /// and the placement of paths on mounts.
 ///
-/// Format (proc(5), one mount per line, fields separated by single spaces):
-///   36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-///   (1)(2)(3)   (4)   (5)      (6)       (7)   (8) (9)    (10)        (11)
+/// Each line has six fixed fields, zero or more optional fields, a lone "-",
+/// and three more fields, separated by single spaces, for example
+///   50 28 259:4 /db /srv/pmem/db rw,relatime shared:40 - xfs /dev/pmem0 rw,attr2
 /// mount id, parent id, major:minor of st_dev, root of the mount inside its
-/// filesystem, mount point, per-mount options, zero or more optional fields,
-/// a lone "-", filesystem type, source, super-block options. The kernel
-/// escapes space, tab, newline and backslash in paths as "\ooo" (three octal
-/// digits), so every line is one mount.
+/// filesystem, mount point, per-mount options, optional fields ("shared:40"),
+/// "-", filesystem type, source, super-block options. The kernel escapes
+/// space, tab, newline and backslash in paths as "\ooo" (three octal digits),
+/// so every line is one mount.
 
 #include <sys/types.h>
 

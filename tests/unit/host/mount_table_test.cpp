@@ -21,19 +21,19 @@ MountTable LoadFixture(const std::string& name) {
 
 TEST(AMountinfoLine, ParsesEveryField) {
   auto entry = ParseMountinfoLine(
-      "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 shared:7 - ext3 /dev/root rw,errors=continue");
+      "36 35 98:0 /vol /srv/a rw,noatime master:1 shared:7 - ext3 /dev/sdc1 rw,errors=continue");
   ASSERT_TRUE(entry.ok()) << entry.error().message;
   EXPECT_EQ(entry->mount_id, 36);
   EXPECT_EQ(entry->parent_id, 35);
   EXPECT_EQ(entry->major, 98u);
   EXPECT_EQ(entry->minor, 0u);
   EXPECT_EQ(entry->dev(), makedev(98, 0));
-  EXPECT_EQ(entry->root, "/mnt1");
-  EXPECT_EQ(entry->mount_point, "/mnt2");
+  EXPECT_EQ(entry->root, "/vol");
+  EXPECT_EQ(entry->mount_point, "/srv/a");
   EXPECT_THAT(entry->mount_options, ElementsAre("rw", "noatime"));
   EXPECT_THAT(entry->optional_fields, ElementsAre("master:1", "shared:7"));
   EXPECT_EQ(entry->fs_type, "ext3");
-  EXPECT_EQ(entry->source, "/dev/root");
+  EXPECT_EQ(entry->source, "/dev/sdc1");
   EXPECT_THAT(entry->super_options, ElementsAre("rw", "errors=continue"));
   EXPECT_FALSE(entry->read_only());
 }
@@ -79,8 +79,8 @@ INSTANTIATE_TEST_SUITE_P(
     Variants, AMalformedMountinfoLine,
     ::testing::Values(
         MalformedLine{"", "truncated line (1 fields"},
-        MalformedLine{"36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3", "truncated line"},
-        MalformedLine{"36 35 98:0 /mnt1 /mnt2 rw master:1 shared:2 ext3 /dev/x rw",
+        MalformedLine{"36 35 98:0 /vol /srv/a rw,noatime master:1 - ext3", "truncated line"},
+        MalformedLine{"36 35 98:0 /vol /srv/a rw master:1 shared:2 ext3 /dev/x rw",
                       "no \"-\" separator"},
         MalformedLine{"x6 35 98:0 / /m rw - ext3 /dev/x rw", "bad mount id 'x6'"},
         MalformedLine{"36 -5 98:0 / /m rw - ext3 /dev/x rw", "bad parent id '-5'"},

@@ -48,7 +48,11 @@ TEST(TheRealMountTable, ParsesAndPlacesATempFileOnItsDevice) {
   const MountEntry* mount = table->Place(canonical);
   ASSERT_NE(mount, nullptr);
   EXPECT_TRUE(IsPathPrefix(mount->mount_point, canonical.string()));
-  EXPECT_EQ(mount->dev(), IdOf(file).dev) << mount->mount_point << " " << mount->fs_type;
+  // btrfs subvolumes, overlayfs and zfs report an st_dev of their own that
+  // mountinfo does not show; every other filesystem reports the mount's device.
+  if (mount->fs_type != "btrfs" && mount->fs_type != "overlay" && mount->fs_type != "zfs") {
+    EXPECT_EQ(mount->dev(), IdOf(file).dev) << mount->mount_point << " " << mount->fs_type;
+  }
 }
 
 TEST(TheRealSystemTelemetry, HasMeminfoAndVmstat) {

@@ -1,0 +1,312 @@
+#include "daemon/journal/journal.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "daemon/journal/crc32c.h"
+#include "daemon/journal/segment.h"
+#include "tests/support/test_support.h"
+
+namespace daxpolicy::journal {
+namespace {
+
+namespace fs = std::filesystem;
+using policy::DaxState;
+using testing::TempDir;
+
+JournalEntry Entry(uint64_t ino, DaxState original, std::string path = "") {
+  if (path.empty()) path = "dir/file" + std::to_string(ino);
+  return JournalEntry{FileKey{42, ino}, "/srv/pmem", path, original};
+}
+
+Segment SampleSegment() {
+  Segment s;
+  s.sequence = 7;
+  s.records.push_back(Record{RecordType::kOriginal, Entry(1, DaxState::kDax, "a\nb")});
+  s.records.push_back(Record{RecordType::kOriginal, Entry(2, DaxState::kPageCache, "\xff\xfe/x")});
+  Record forget;
+  forget.type = RecordType::kForget;
+  forget.entry.key = FileKey{42, 1};
+  s.records.push_back(forget);
+  return s;
+}
+
+std::vector<std::string> FilesIn(const fs::path& dir) {
+  std::vector<std::string> names;
+  if (!fs::exists(dir)) return names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<std::string> SegmentFiles(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const std::string& n : FilesIn(dir)) {
+    if (n.rfind("segment-", 0) == 0) out.push_back(n);
+  }
+  return out;
+}
+
+std::unique_ptr<Journal> OpenOrDie(const fs::path& dir, JournalOptions options = {}) {
+  Result<std::unique_ptr<Journal>> j = Journal::Open(dir, options);
+  EXPECT_TRUE(j.ok()) << (j.ok() ? "" : j.error().message);
+  return j.ok() ? std::move(j).value() : nullptr;
+}
+
+TEST(ACrc32c, MatchesTheCastagnoliCheckValue) {
+  EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(Crc32c("6789", Crc32c("12345")), 0xE3069283u);
+}
+
+TEST(ASegment, RoundTripsRecordsWithArbitraryBytesInPaths) {
+  Segment in = SampleSegment();
+  in.snapshot = true;
+  Result<Segment> out = DecodeSegment(EncodeSegment(in));
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(out->sequence, 7u);
+  EXPECT_TRUE(out->snapshot);
+  ASSERT_EQ(out->records.size(), 3u);
+  EXPECT_EQ(out->records[0].entry.path, "a\nb");
+  EXPECT_EQ(out->records[0].entry.original, DaxState::kDax);
+  EXPECT_EQ(out->records[1].entry.path, "\xff\xfe/x");
+  EXPECT_EQ(out->records[1].entry.original, DaxState::kPageCache);
+  EXPECT_EQ(out->records[1].entry.scope_root, "/srv/pmem");
+  EXPECT_EQ(out->records[2].type, RecordType::kForget);
+  EXPECT_EQ(out->records[2].entry.key, (FileKey{42, 1}));
+}
+
+TEST(ASegment, DetectsEverySingleBitFlip) {
+  const std::string good = EncodeSegment(SampleSegment());
+  for (size_t byte = 0; byte < good.size(); ++byte) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string bad = good;
+      bad[byte] = static_cast<char>(bad[byte] ^ (1 << bit));
+      EXPECT_FALSE(DecodeSegment(bad).ok()) << "flip of bit " << bit << " in byte " << byte;
+    }
+  }
+}
+
+TEST(ASegment, DetectsEveryTruncationAndTrailingGarbage) {
+  const std::string good = EncodeSegment(SampleSegment());
+  for (size_t length = 0; length < good.size(); ++length) {
+    EXPECT_FALSE(DecodeSegment(good.substr(0, length)).ok()) << "length " << length;
+  }
+  Result<Segment> longer = DecodeSegment(good + "x");
+  ASSERT_FALSE(longer.ok());
+  EXPECT_NE(longer.error().message.find("trailing bytes"), std::string::npos);
+  Result<Segment> shorter = DecodeSegment(good.substr(0, good.size() - 1));
+  ASSERT_FALSE(shorter.ok());
+  EXPECT_NE(shorter.error().message.find("truncated"), std::string::npos);
+}
+
+TEST(ASegmentFileName, CarriesTheSequenceAndMarksTempFiles) {
+  EXPECT_EQ(SegmentFileName(42), "segment-000000000000002a.djnl");
+  uint64_t seq = 0;
+  bool temp = true;
+  ASSERT_TRUE(ParseSegmentFileName("segment-000000000000002a.djnl", &seq, &temp));
+  EXPECT_EQ(seq, 42u);
+  EXPECT_FALSE(temp);
+  ASSERT_TRUE(ParseSegmentFileName("segment-000000000000002a.djnl.tmp", &seq, &temp));
+  EXPECT_TRUE(temp);
+  EXPECT_FALSE(ParseSegmentFileName("segment-2a.djnl", &seq, &temp));
+  EXPECT_FALSE(ParseSegmentFileName("segment-000000000000002A.djnl", &seq, &temp));
+  EXPECT_FALSE(ParseSegmentFileName("corrupt", &seq, &temp));
+}
+
+TEST(AJournal, KeepsOriginalsAcrossReopen) {
+  TempDir dir;
+  {
+    auto j = OpenOrDie(dir.path() / "state");
+    Result<size_t> n =
+        j->RecordOriginals({Entry(1, DaxState::kDax), Entry(2, DaxState::kPageCache)});
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(*n, 2u);
+  }
+  auto j = OpenOrDie(dir.path() / "state");
+  EXPECT_TRUE(j->problems().empty());
+  ASSERT_EQ(j->size(), 2u);
+  ASSERT_NE(j->Find({42, 1}), nullptr);
+  EXPECT_EQ(j->Find({42, 1})->original, DaxState::kDax);
+  EXPECT_EQ(j->Find({42, 2})->original, DaxState::kPageCache);
+  EXPECT_EQ(j->Find({42, 1})->AbsolutePath(), "/srv/pmem/dir/file1");
+}
+
+TEST(AJournal, NeverOverwritesAnOriginalAlreadyRecorded) {
+  TempDir dir;
+  auto j = OpenOrDie(dir.path());
+  ASSERT_TRUE(j->RecordOriginals({Entry(1, DaxState::kPageCache)}).ok());
+  Result<size_t> again = j->RecordOriginals({Entry(1, DaxState::kDax), Entry(1, DaxState::kDax)});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0u);
+  Result<size_t> dup =
+      j->RecordOriginals({Entry(3, DaxState::kDax), Entry(3, DaxState::kPageCache)});
+  ASSERT_TRUE(dup.ok());
+  EXPECT_EQ(*dup, 1u);
+  j.reset();
+  j = OpenOrDie(dir.path());
+  EXPECT_EQ(j->Find({42, 1})->original, DaxState::kPageCache);
+  EXPECT_EQ(j->Find({42, 3})->original, DaxState::kDax);
+  EXPECT_EQ(SegmentFiles(dir.path()).size(), 2u) << "a batch with nothing new writes nothing";
+}
+
+TEST(AJournal, WritesAWholeBatchAsOneSegment) {
+  TempDir dir;
+  auto j = OpenOrDie(dir.path());
+  std::vector<JournalEntry> batch;
+  for (uint64_t i = 1; i <= 10000; ++i)
+    batch.push_back(Entry(i, i % 2 ? DaxState::kDax : DaxState::kPageCache));
+  Result<size_t> n = j->RecordOriginals(batch);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 10000u);
+  EXPECT_EQ(SegmentFiles(dir.path()).size(), 1u);
+}
+
+TEST(AJournal, ForgetsEntriesDurably) {
+  TempDir dir;
+  {
+    auto j = OpenOrDie(dir.path());
+    ASSERT_TRUE(j->RecordOriginals({Entry(1, DaxState::kDax), Entry(2, DaxState::kDax)}).ok());
+    ASSERT_TRUE(j->Forget({FileKey{42, 1}, FileKey{9, 9}}).ok());
+    EXPECT_EQ(j->size(), 1u);
+  }
+  auto j = OpenOrDie(dir.path());
+  EXPECT_EQ(j->Find({42, 1}), nullptr);
+  EXPECT_NE(j->Find({42, 2}), nullptr);
+  // A file forgotten and changed again gets its new original.
+  ASSERT_TRUE(j->RecordOriginals({Entry(1, DaxState::kPageCache)}).ok());
+  EXPECT_EQ(j->Find({42, 1})->original, DaxState::kPageCache);
+}
+
+TEST(AJournal, MovesATornTempFileAsideAndReportsIt) {
+  TempDir dir;
+  {
+    auto j = OpenOrDie(dir.path());
+    ASSERT_TRUE(j->RecordOriginals({Entry(1, DaxState::kDax)}).ok());
+  }
+  std::string torn = EncodeSegment(SampleSegment()).substr(0, 20);
+  testing::WriteFile(dir.path() / "segment-0000000000000002.djnl.tmp", torn);
+  auto j = OpenOrDie(dir.path());
+  ASSERT_EQ(j->problems().size(), 1u);
+  EXPECT_EQ(j->problems()[0],
+            "segment-0000000000000002.djnl.tmp: torn temporary segment, never committed; moved "
+            "to corrupt/segment-0000000000000002.djnl.tmp");
+  EXPECT_EQ(FilesIn(dir.path() / "corrupt"),
+            std::vector<std::string>{"segment-0000000000000002.djnl.tmp"});
+  EXPECT_EQ(testing::ReadFile(dir.path() / "corrupt/segment-0000000000000002.djnl.tmp"), torn);
+  EXPECT_EQ(j->size(), 1u);
+  // The next segment does not reuse the torn one's sequence.
+  ASSERT_TRUE(j->RecordOriginals({Entry(5, DaxState::kDax)}).ok());
+  EXPECT_EQ(SegmentFiles(dir.path()).back(), "segment-0000000000000003.djnl");
+}
+
+TEST(AJournal, MovesACorruptSegmentAsideWhileOthersSurvive) {
+  TempDir dir;
+  {
+    auto j = OpenOrDie(dir.path());
+    ASSERT_TRUE(j->RecordOriginals({Entry(1, DaxState::kDax)}).ok());
+    ASSERT_TRUE(j->RecordOriginals({Entry(2, DaxState::kDax)}).ok());
+    ASSERT_TRUE(j->RecordOriginals({Entry(3, DaxState::kPageCache)}).ok());
+  }
+  const fs::path middle = dir.path() / "segment-0000000000000002.djnl";
+  std::string bytes = testing::ReadFile(middle);
+  bytes[bytes.size() / 2] ^= 0x10;
+  testing::WriteFile(middle, bytes);
+  auto j = OpenOrDie(dir.path());
+  ASSERT_EQ(j->problems().size(), 1u);
+  EXPECT_EQ(j->problems()[0],
+            "segment-0000000000000002.djnl: checksum mismatch; moved to "
+            "corrupt/segment-0000000000000002.djnl");
+  EXPECT_NE(j->Find({42, 1}), nullptr);
+  EXPECT_EQ(j->Find({42, 2}), nullptr);
+  EXPECT_NE(j->Find({42, 3}), nullptr);
+  EXPECT_TRUE(fs::exists(dir.path() / "corrupt/segment-0000000000000002.djnl"));
+}
+
+TEST(AJournal, CompactsIntoASnapshotWithoutLosingEntries) {
+  TempDir dir;
+  JournalOptions options;
+  options.compact_after_segments = 4;
+  {
+    auto j = OpenOrDie(dir.path(), options);
+    for (uint64_t i = 1; i <= 10; ++i) {
+      ASSERT_TRUE(
+          j->RecordOriginals({Entry(i, i % 3 ? DaxState::kDax : DaxState::kPageCache)}).ok());
+    }
+    ASSERT_TRUE(j->Forget({FileKey{42, 4}}).ok());
+    EXPECT_LE(SegmentFiles(dir.path()).size(), 9u);
+  }
+  auto j = OpenOrDie(dir.path(), options);
+  EXPECT_TRUE(j->problems().empty());
+  EXPECT_EQ(j->size(), 9u);
+  EXPECT_EQ(j->Find({42, 4}), nullptr);
+  EXPECT_EQ(j->Find({42, 3})->original, DaxState::kPageCache);
+  EXPECT_EQ(j->Find({42, 10})->original, DaxState::kDax);
+}
+
+TEST(AJournal, SurvivesACorruptNewestSnapshotThroughThePreviousGeneration) {
+  TempDir dir;
+  {
+    auto j = OpenOrDie(dir.path(), JournalOptions{1000});
+    ASSERT_TRUE(j->RecordOriginals({Entry(1, DaxState::kDax)}).ok());
+    ASSERT_TRUE(j->Compact().ok());  // snapshot at 2
+    ASSERT_TRUE(j->RecordOriginals({Entry(2, DaxState::kDax)}).ok());
+    ASSERT_TRUE(j->Compact().ok());  // snapshot at 4: removes segments before 2 only
+  }
+  EXPECT_EQ(SegmentFiles(dir.path()), (std::vector<std::string>{"segment-0000000000000002.djnl",
+                                                                "segment-0000000000000003.djnl",
+                                                                "segment-0000000000000004.djnl"}));
+  testing::WriteFile(dir.path() / "segment-0000000000000004.djnl", "garbage");
+  auto j = OpenOrDie(dir.path());
+  ASSERT_EQ(j->problems().size(), 1u);
+  EXPECT_NE(j->Find({42, 1}), nullptr);
+  EXPECT_NE(j->Find({42, 2}), nullptr);
+}
+
+TEST(AJournal, LetsOnlyOneProcessOpenTheStateDirectory) {
+  TempDir dir;
+  auto first = OpenOrDie(dir.path());
+  Result<std::unique_ptr<Journal>> second = Journal::Open(dir.path());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().message, "state directory " + dir.path().string() +
+                                        " is locked by another process (a running daxpolicyd "
+                                        "or restore)");
+  first.reset();
+  EXPECT_TRUE(Journal::Open(dir.path()).ok());
+}
+
+TEST(AJournal, RecordsThroughItsBeforeChangeHookOnlyOnce) {
+  TempDir dir;
+  auto j = OpenOrDie(dir.path());
+  auto hook = j->BeforeChangeHook("/srv/pmem");
+  ASSERT_TRUE(hook(7, 8, "x/y", DaxState::kPageCache).ok());
+  ASSERT_TRUE(hook(7, 8, "x/y", DaxState::kDax).ok());
+  ASSERT_NE(j->Find({7, 8}), nullptr);
+  EXPECT_EQ(j->Find({7, 8})->original, DaxState::kPageCache);
+  EXPECT_EQ(j->Find({7, 8})->AbsolutePath(), "/srv/pmem/x/y");
+  EXPECT_EQ(SegmentFiles(dir.path()).size(), 1u);
+}
+
+TEST(AJournal, RefusesAnUnknownOriginal) {
+  TempDir dir;
+  auto j = OpenOrDie(dir.path());
+  EXPECT_FALSE(j->RecordOriginals({Entry(1, DaxState::kUnknown)}).ok());
+  EXPECT_EQ(j->size(), 0u);
+}
+
+TEST(APrintablePath, EscapesNewlinesControlBytesAndInvalidUtf8) {
+  EXPECT_EQ(PrintablePath("/a/b c"), "/a/b c");
+  EXPECT_EQ(PrintablePath("a\nb"), "a\\nb");
+  EXPECT_EQ(PrintablePath("a\\b"), "a\\\\b");
+  EXPECT_EQ(PrintablePath("\xff\xfe"), "\\xff\\xfe");
+  EXPECT_EQ(PrintablePath("caf\xc3\xa9"), "caf\xc3\xa9");
+  EXPECT_EQ(PrintablePath("\xc3"), "\\xc3");
+  EXPECT_EQ(PrintablePath("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a UTF-16 surrogate
+  EXPECT_EQ(PrintablePath(std::string("a\x01", 2)), "a\\x01");
+}
+
+}  // namespace
+}  // namespace daxpolicy::journal

@@ -161,7 +161,8 @@ ScanStats Scanner::Scan(policy::Snapshot* snapshot, ScanMode mode, FileSampler* 
 
   timespec now{};
   clock_gettime(CLOCK_REALTIME, &now);
-  w.racy_after_ns = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec - limits_.racy_window_ns;
+  w.racy_after_ns =
+      static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec - limits_.racy_window_ns;
 
   for (size_t s = 0; s < scopes_.size(); ++s) {
     const ScanScope& scope = scopes_[s];
@@ -393,7 +394,9 @@ bool Scanner::ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old) 
         if (classified < 0) continue;
         type = static_cast<unsigned char>(classified);
         if (!w.OnScopeMount(stx)) {
+          // Read this directory again next time: an unmount does not touch its timestamps.
           ++stats.skipped_other_mount;
+          reusable = false;
           continue;
         }
         rec.ino = stx.stx_ino;
@@ -439,6 +442,7 @@ bool Scanner::ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old) 
           if (classified < 0) continue;
           if (!w.OnScopeMount(stx)) {
             ++stats.skipped_other_mount;
+            reusable = false;
             continue;
           }
           if (classified != DT_REG) {

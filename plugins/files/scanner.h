@@ -82,7 +82,9 @@ struct ScanStats {
 ///
 /// Incremental scans: a directory whose (ino, mtime, ctime) equals the last
 /// scan's is not read again; its entry list is reused (subdirectories are still
-/// statx'd and descended, since their changes do not touch the parent's mtime).
+/// statx'd and descended, since their changes do not touch the parent's mtime,
+/// and a directory holding a mount point is always read, since mounting and
+/// unmounting do not touch it either).
 /// This misses changes that leave the directory's timestamps alone: a change in
 /// the same timestamp tick as the previous read (guarded: directories modified
 /// less than ScanLimits::racy_window_ns before a read are read again next time), a

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "policy/snapshot.h"
@@ -19,6 +20,17 @@ inline std::map<std::string, policy::FileRecord> RecordsByPath(const policy::Sna
   for (const policy::FileRecord& rec : snap.files) {
     snap.PathOf(rec, &path);
     out.emplace(path, rec);
+  }
+  return out;
+}
+
+// Every record's absolute path, sorted: prints short failure messages.
+inline std::set<std::string> PathSet(const policy::Snapshot& snap) {
+  std::set<std::string> out;
+  std::string path;
+  for (const policy::FileRecord& rec : snap.files) {
+    snap.PathOf(rec, &path);
+    out.insert(path);
   }
   return out;
 }

@@ -20,6 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::daxpolicy::files::testing::LiveNameBytes;
 using ::daxpolicy::files::testing::OpenSpy;
+using ::daxpolicy::files::testing::PathSet;
 using ::daxpolicy::files::testing::RecordsByPath;
 using ::daxpolicy::testing::TempDir;
 using ::daxpolicy::testing::WriteFile;
@@ -72,6 +73,7 @@ TEST_F(AScannerOnATempDir, RecordsRegularFilesAndDirectoriesBelowTheScopeRoot) {
   EXPECT_EQ(stats.directories, 3u);
   EXPECT_EQ(stats.dirs_read, 4u);  // the root and three directories
   const auto records = RecordsByPath(snap);
+  const auto paths = PathSet(snap);
   ASSERT_EQ(records.size(), 7u);
   const policy::FileRecord& two = records.at(P("a/deep/two"));
   EXPECT_EQ(two.kind, policy::FileKind::kRegular);
@@ -83,7 +85,7 @@ TEST_F(AScannerOnATempDir, RecordsRegularFilesAndDirectoriesBelowTheScopeRoot) {
   EXPECT_TRUE(two.available & policy::kHaveSize);
   EXPECT_EQ(records.at(P("a/deep")).kind, policy::FileKind::kDirectory);
   EXPECT_EQ(snap.dir_paths[0], root_.string());
-  EXPECT_THAT(records, Not(Contains(Key(root_.string()))));
+  EXPECT_THAT(paths, Not(Contains(root_.string())));
 }
 
 TEST_F(AScannerOnATempDir, KeepsTheRecordsOfOneDirectoryContiguous) {
@@ -109,9 +111,9 @@ TEST_F(AScannerOnATempDir, StoresNamesWithNewlinesAndNonUtf8BytesVerbatim) {
   policy::Snapshot snap;
   const ScanStats stats = scanner.Scan(&snap);
   EXPECT_THAT(stats.errors, IsEmpty());
-  const auto records = RecordsByPath(snap);
-  EXPECT_THAT(records, Contains(Key(P(odd_dir))));
-  EXPECT_THAT(records, Contains(Key(P(odd_dir + "/" + odd))));
+  const auto paths = PathSet(snap);
+  EXPECT_THAT(paths, Contains(P(odd_dir)));
+  EXPECT_THAT(paths, Contains(P(odd_dir + "/" + odd)));
 }
 
 TEST_F(AScannerOnATempDir, SkipsSymlinksFifosAndSocketsWithoutOpeningThem) {
@@ -159,12 +161,12 @@ TEST_F(AScannerOnATempDir, LeavesOutWhatThePredicateExcludesWithEverythingBelowI
   Scanner scanner = MakeScanner(root_, 0, excluded);
   policy::Snapshot snap;
   const ScanStats stats = scanner.Scan(&snap);
-  const auto records = RecordsByPath(snap);
+  const auto paths = PathSet(snap);
   EXPECT_EQ(stats.skipped_excluded, 2u);
-  EXPECT_THAT(records, Not(Contains(Key(P("a/one")))));
-  EXPECT_THAT(records, Not(Contains(Key(P("a/deep/two")))));
-  EXPECT_THAT(records, Not(Contains(Key(P("top.txt")))));
-  EXPECT_THAT(records, Contains(Key(P("b/three"))));
+  EXPECT_THAT(paths, Not(Contains(P("a/one"))));
+  EXPECT_THAT(paths, Not(Contains(P("a/deep/two"))));
+  EXPECT_THAT(paths, Not(Contains(P("top.txt"))));
+  EXPECT_THAT(paths, Contains(P("b/three")));
   EXPECT_THAT(asked, Contains(std::make_pair(P("a"), true)));
   EXPECT_THAT(asked, Contains(std::make_pair(P("top.txt"), false)));
 }
@@ -185,7 +187,7 @@ TEST_F(AScannerOnATempDir, RereadsOnlyDirectoriesThatChanged) {
   ScanStats changed = scanner.Scan(&snap);
   EXPECT_EQ(changed.dirs_read, 1u);
   EXPECT_EQ(changed.dirs_reused, 3u);
-  EXPECT_THAT(RecordsByPath(snap), Contains(Key(P("a/deep/new"))));
+  EXPECT_THAT(PathSet(snap), Contains(P("a/deep/new")));
 }
 
 TEST_F(AScannerOnATempDir, RemovesVanishedAndRenamedEntriesAndAddsNewOnes) {
@@ -200,13 +202,13 @@ TEST_F(AScannerOnATempDir, RemovesVanishedAndRenamedEntriesAndAddsNewOnes) {
   const ScanStats stats = scanner.Scan(&snap);
   EXPECT_THAT(stats.errors, IsEmpty());
 
-  const auto records = RecordsByPath(snap);
-  EXPECT_THAT(records, Not(Contains(Key(P("a/one")))));
-  EXPECT_THAT(records, Not(Contains(Key(P("b/three")))));
-  EXPECT_THAT(records, Not(Contains(Key(P("a/deep/two")))));
-  EXPECT_THAT(records, Contains(Key(P("b/four"))));
-  EXPECT_THAT(records, Contains(Key(P("b/moved/two"))));
-  EXPECT_THAT(records, Contains(Key(P("added"))));
+  const auto paths = PathSet(snap);
+  EXPECT_THAT(paths, Not(Contains(P("a/one"))));
+  EXPECT_THAT(paths, Not(Contains(P("b/three"))));
+  EXPECT_THAT(paths, Not(Contains(P("a/deep/two"))));
+  EXPECT_THAT(paths, Contains(P("b/four")));
+  EXPECT_THAT(paths, Contains(P("b/moved/two")));
+  EXPECT_THAT(paths, Contains(P("added")));
   EXPECT_EQ(stats.files, 4u);
 }
 

@@ -1,0 +1,27 @@
+#pragma once
+
+// Command-line options of daxpolicyd (the contract in daxpolicyd(8)).
+
+#include <optional>
+#include <string>
+
+#include "daemon/log.h"
+
+namespace daxpolicy::daemon {
+
+struct Options {
+  std::string config = "/etc/daxpolicy/policy.yaml";
+  std::string config_dir;  // "" = <dir of config>/policy.d
+  bool check_config = false;
+  bool observe = false;
+  bool once = false;
+  bool session = false;
+  std::string state_dir = "/var/lib/daxpolicy";
+  std::optional<std::string> metrics_listen;
+  LogLevel log_level = LogLevel::kInfo;
+  // Roots of the kernel's pseudo-filesystems; only tests change them.
+  std::string procfs = "/proc";
+  std::string sysfs = "/sys";
+};
+
+}  // namespace daxpolicy::daemon

@@ -55,21 +55,6 @@ class UniqueFd {
   int fd_;
 };
 
-// Pushes every line of the buffer out of the CPU caches, so the chase starts
-// from memory and not from the lines left behind by building it (the buffer
-// is only a few times larger than a big L3). Only x86 has a user-mode flush
-// that works on any memory; elsewhere the buffer size alone has to do.
-void EvictFromCaches(const void* buf, size_t bytes) {
-#if defined(__x86_64__) || defined(__i386__)
-  const char* p = static_cast<const char*>(buf);
-  for (size_t off = 0; off < bytes; off += kChaseNodeBytes) _mm_clflush(p + off);
-  _mm_mfence();
-#else
-  (void)buf;
-  (void)bytes;
-#endif
-}
-
 struct Pmem2ErrorName {
   int rc;
   const char* text;
@@ -156,55 +141,67 @@ Error Pmem2Error(int rc, const std::string& what) {
   return Error{what + ": libpmem2 error " + std::to_string(rc), EIO};
 }
 
-void BuildPointerChase(void* buf, size_t bytes, uint64_t seed) {
+void* BuildPointerChase(void* buf, size_t bytes, size_t nodes, uint64_t seed) {
   const size_t n = bytes / kChaseNodeBytes;
-  if (n < 2) return;
-  std::vector<uint32_t> order(n);
-  std::iota(order.begin(), order.end(), 0u);
+  const size_t k = std::min(nodes, n);
+  if (k < 2) return nullptr;
   std::mt19937_64 rng(seed);
-  // Node 0 stays first so the chase can start at buf.
-  std::shuffle(order.begin() + 1, order.end(), rng);
-  // Successor table first, then one sequential pass over the buffer: writing
-  // the links in chain order would be a random-write pass as slow as a chase.
-  std::vector<uint32_t> next(n);
-  for (size_t k = 0; k < n; ++k) next[order[k]] = order[(k + 1) % n];
+  // One node per stratum keeps the nodes distinct and spread over the whole
+  // buffer; the shuffled order makes every step a jump of random length.
+  const size_t stride = n / k;
+  std::vector<size_t> order(k);
+  for (size_t j = 0; j < k; ++j) order[j] = j * stride + rng() % stride;
+  std::shuffle(order.begin(), order.end(), rng);
   char* base = static_cast<char*>(buf);
-  for (size_t i = 0; i < n; ++i) {
-    void* target = base + size_t{next[i]} * kChaseNodeBytes;
-    std::memcpy(base + i * kChaseNodeBytes, &target, sizeof(target));
+  for (size_t j = 0; j < k; ++j) {
+    void* target = base + order[(j + 1) % k] * kChaseNodeBytes;
+    std::memcpy(base + order[j] * kChaseNodeBytes, &target, sizeof(target));
   }
+  return base + order[0] * kChaseNodeBytes;
 }
 
-double ChaseNsPerLoad(const void* buf, size_t steps) {
-  if (steps == 0) return 0;
-  const void* p = buf;
-  auto start = Clock::now();
+double ChaseNsPerLoad(const void* start, size_t steps) {
+  if (steps == 0 || start == nullptr) return 0;
+  const void* p = start;
+  auto begin = Clock::now();
   for (size_t i = 0; i < steps; ++i) p = *static_cast<const void* const*>(p);
   auto end = Clock::now();
   g_chase_sink = p;
-  return std::chrono::duration<double, std::nano>(end - start).count() / static_cast<double>(steps);
+  return std::chrono::duration<double, std::nano>(end - begin).count() / static_cast<double>(steps);
 }
 
-double StorePersistNsPerOp(void* buf, size_t bytes, size_t steps, PersistFn persist,
-                           uint64_t seed) {
-  const size_t n = bytes / kChaseNodeBytes;
-  if (steps == 0 || n == 0) return 0;
-  // Addresses come from a register-only generator so no load sits between
-  // the stores being timed.
-  uint64_t x = seed | 1;
-  char* base = static_cast<char*>(buf);
-  auto start = Clock::now();
+double StorePersistNsPerOp(void* start, size_t steps, PersistFn persist) {
+  if (steps == 0 || start == nullptr) return 0;
+  // The link loads hit the cache (the chase just brought the lines in), so
+  // the time is that of the store and its flush to the media.
+  void* p = start;
+  auto begin = Clock::now();
   for (size_t i = 0; i < steps; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    char* slot = base + (x % n) * kChaseNodeBytes + sizeof(void*);
+    char* slot = static_cast<char*>(p) + sizeof(void*);
     uint64_t value = i;
     std::memcpy(slot, &value, sizeof(value));
     persist(slot, sizeof(value));
+    p = *static_cast<void**>(p);
   }
   auto end = Clock::now();
-  return std::chrono::duration<double, std::nano>(end - start).count() / static_cast<double>(steps);
+  return std::chrono::duration<double, std::nano>(end - begin).count() / static_cast<double>(steps);
+}
+
+void EvictChain(const void* start, size_t nodes) {
+#if defined(__x86_64__) || defined(__i386__)
+  const void* p = start;
+  for (size_t i = 0; i < nodes && p != nullptr; ++i) {
+    const void* next = *static_cast<const void* const*>(p);
+    _mm_clflush(p);
+    p = next;
+  }
+  _mm_mfence();
+#else
+  // No user-mode flush that works on any memory: the chase then may start
+  // partly from the caches (lines written while building).
+  (void)start;
+  (void)nodes;
+#endif
 }
 
 Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,
@@ -212,17 +209,16 @@ Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,
   if (config.buffer_bytes < 2 * kChaseNodeBytes) {
     return Error{"probe buffer must hold at least 2 cache lines", EINVAL};
   }
-  if (config.buffer_bytes / kChaseNodeBytes > UINT32_MAX) {
-    return Error{"probe buffer too large", EINVAL};
-  }
+  if (config.read_steps < 2) return Error{"probe needs at least 2 read steps", EINVAL};
   auto start = Clock::now();
   LatencyMeasurement m;
-  BuildPointerChase(media, config.buffer_bytes, config.seed);
-  persist(media, config.buffer_bytes);
-  EvictFromCaches(media, config.buffer_bytes);
-  m.read_latency_ns = ChaseNsPerLoad(media, config.read_steps);
-  m.write_latency_ns =
-      StorePersistNsPerOp(media, config.buffer_bytes, config.write_steps, persist, config.seed);
+  void* chain = BuildPointerChase(media, config.buffer_bytes, config.read_steps, config.seed);
+  EvictChain(chain, config.read_steps);
+  m.read_latency_ns = ChaseNsPerLoad(chain, config.read_steps);
+  m.write_latency_ns = StorePersistNsPerOp(chain, config.write_steps, persist);
+  m.timed_ms = (m.read_latency_ns * static_cast<double>(config.read_steps) +
+                m.write_latency_ns * static_cast<double>(config.write_steps)) /
+               1e6;
 
   void* dram = mmap(nullptr, config.buffer_bytes, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -230,9 +226,10 @@ Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,
   // DAX namespaces are normally mapped with 2 MiB pages; ask for the same on
   // the DRAM side so TLB misses do not skew the ratio (best effort).
   madvise(dram, config.buffer_bytes, MADV_HUGEPAGE);
-  BuildPointerChase(dram, config.buffer_bytes, config.seed);
-  EvictFromCaches(dram, config.buffer_bytes);
-  m.dram_latency_ns = ChaseNsPerLoad(dram, config.read_steps);
+  void* dram_chain = BuildPointerChase(dram, config.buffer_bytes, config.read_steps, config.seed);
+  EvictChain(dram_chain, config.read_steps);
+  m.dram_latency_ns = ChaseNsPerLoad(dram_chain, config.read_steps);
+  m.timed_ms += m.dram_latency_ns * static_cast<double>(config.read_steps) / 1e6;
   munmap(dram, config.buffer_bytes);
 
   m.latency_ratio = m.dram_latency_ns > 0 ? m.read_latency_ns / m.dram_latency_ns : 0;
@@ -315,8 +312,11 @@ const char* OutcomeName(ProbeResult::Outcome outcome) {
   return "failed";
 }
 
-ProbeResult ProbeMount(const std::string& mount_point, const ProbeOptions& options) {
-  auto start = Clock::now();
+namespace {
+
+// Everything but the total duration, which ProbeMount takes after the probe
+// file is removed and the mapping is gone.
+ProbeResult ProbeMountUntimed(const std::string& mount_point, const ProbeOptions& options) {
   ProbeResult r;
   r.mount_point = mount_point;
   r.buffer_bytes = options.chase.buffer_bytes;
@@ -327,7 +327,6 @@ ProbeResult ProbeMount(const std::string& mount_point, const ProbeOptions& optio
   auto fail = [&](ProbeResult::Outcome outcome, std::string why) {
     r.outcome = outcome;
     r.reason = std::move(why);
-    r.duration_ms = MsSince(start);
     return r;
   };
   using Outcome = ProbeResult::Outcome;
@@ -447,6 +446,14 @@ ProbeResult ProbeMount(const std::string& mount_point, const ProbeOptions& optio
   if (!m) return fail(Outcome::kFailed, m.error().message);
   r.latency = *m;
   r.outcome = Outcome::kMeasured;
+  return r;
+}
+
+}  // namespace
+
+ProbeResult ProbeMount(const std::string& mount_point, const ProbeOptions& options) {
+  auto start = Clock::now();
+  ProbeResult r = ProbeMountUntimed(mount_point, options);
   r.duration_ms = MsSince(start);
   return r;
 }

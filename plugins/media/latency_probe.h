@@ -13,13 +13,14 @@
 
 namespace daxpolicy::media {
 
-/// Size and length of one measurement. Steps are fixed (not time-bounded) so a
-/// probe takes a predictable few milliseconds of chasing; building the chain
-/// over the buffer costs more than the chase itself.
+/// Size and length of one measurement. The chain visits `read_steps` cache
+/// lines spread over the whole buffer, so the footprint in the page tables and
+/// the miss pattern are those of a buffer larger than the last-level cache,
+/// while building it touches only those lines: a probe costs a few
+/// milliseconds plus first-touch page faults, independent of the buffer size.
 struct ChaseConfig {
-  /// Larger than the last-level cache so most loads miss it.
   size_t buffer_bytes = size_t{64} << 20;
-  size_t read_steps = 20000;  ///< dependent loads per chase
+  size_t read_steps = 20000;  ///< dependent loads per chase = lines in the chain
   size_t write_steps = 4000;  ///< store + persist pairs
   uint64_t seed = 0x5eed0fdaULL;
 };
@@ -30,20 +31,27 @@ inline constexpr size_t kChaseNodeBytes = 64;
 /// Signature of libpmem2's persist function (flush + drain for a range).
 using PersistFn = void (*)(const void* ptr, size_t size);
 
-/// Writes one random cyclic permutation over the kChaseNodeBytes-sized nodes
-/// of [buf, buf + bytes): each node's first word points to the next node, and
-/// following `bytes / kChaseNodeBytes` links returns to the start. `buf` must
-/// be 8-byte aligned and hold at least 2 nodes.
-void BuildPointerChase(void* buf, size_t bytes, uint64_t seed);
+/// Writes one random cycle through `nodes` distinct kChaseNodeBytes-sized
+/// nodes of [buf, buf + bytes), one picked in each of `nodes` equal strata,
+/// visited in shuffled order: each node's first word points to the next, and
+/// `nodes` links lead back to the returned start. `nodes` is clamped to the
+/// number of nodes in the buffer (then every node is in the cycle). `buf` must
+/// be 8-byte aligned. Returns nullptr when fewer than 2 nodes fit.
+void* BuildPointerChase(void* buf, size_t bytes, size_t nodes, uint64_t seed);
 
-/// Follows `steps` links from `buf` (a chain from BuildPointerChase) and
-/// returns the mean nanoseconds per dependent load.
-double ChaseNsPerLoad(const void* buf, size_t steps);
+/// Follows `steps` links from `start` (a node of a BuildPointerChase chain)
+/// and returns the mean nanoseconds per dependent load.
+double ChaseNsPerLoad(const void* start, size_t steps);
 
-/// Stores one word to `steps` pseudo-random nodes of the buffer, each followed
-/// by persist(node, 8); returns mean nanoseconds per store+persist. Leaves the
-/// chain built by BuildPointerChase intact (writes the node's second word).
-double StorePersistNsPerOp(void* buf, size_t bytes, size_t steps, PersistFn persist, uint64_t seed);
+/// Walks `steps` nodes of the chain from `start`, storing one word in each
+/// (the node's second word: the links stay intact) followed by
+/// persist(word, 8); returns mean nanoseconds per store+persist. Only lines of
+/// the chain are written, so no page is touched for the first time here.
+double StorePersistNsPerOp(void* start, size_t steps, PersistFn persist);
+
+/// Flushes the lines of `nodes` chain nodes from `start` out of the CPU caches
+/// (x86 clflush; a no-op elsewhere), so the chase starts from memory.
+void EvictChain(const void* start, size_t nodes);
 
 /// Result of measuring one mapping against DRAM.
 struct LatencyMeasurement {
@@ -51,10 +59,13 @@ struct LatencyMeasurement {
   double write_latency_ns = 0;  ///< media, per 8-byte store + persist
   double dram_latency_ns = 0;   ///< same chase over an anonymous buffer
   double latency_ratio = 0;     ///< read_latency_ns / dram_latency_ns
-  double measure_ms = 0;        ///< wall time of building + chasing both buffers
+  /// Wall time of the whole measurement, both buffers: building the chains
+  /// (first-touch page faults dominate) plus the timed loops.
+  double measure_ms = 0;
+  double timed_ms = 0;  ///< of which in the timed loops (chases, stores)
 };
 
-/// Builds the chain in `media` (then persists it), chases it, runs the
+/// Builds the chain in `media`, evicts it from the caches, chases it, runs the
 /// store+persist loop, then does the same chase on a DRAM buffer of the same
 /// size. `media` must hold config.buffer_bytes.
 Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,

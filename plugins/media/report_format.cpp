@@ -185,6 +185,8 @@ void ProbeJson(Json& j, const ProbeResult& p) {
   num(p.latency.latency_ratio);
   j.Key("measure_ms");
   num(p.latency.measure_ms);
+  j.Key("timed_ms");
+  num(p.latency.timed_ms);
   j.Key("buffer_bytes").UInt(p.buffer_bytes);
   j.Key("read_steps").UInt(p.read_steps);
   j.Key("write_steps").UInt(p.write_steps);

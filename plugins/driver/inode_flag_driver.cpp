@@ -110,6 +110,11 @@ Result<ApplyOutcome> InodeFlagDriver::Apply(const FileRef& ref, DaxState desired
     outcome.physical_after = outcome.physical_before;
     if (outcome.physical_before == desired) {
       outcome.result = ApplyResult::kUnchanged;
+    } else if (xflags_before & FS_XFLAG_IMMUTABLE) {
+      // ext4 refuses (EPERM) while xfs lets CAP_LINUX_IMMUTABLE change the flag of an immutable
+      // inode; an immutable file is one an admin wants left alone, so refuse on every fs.
+      return BlockedOutcome(Refuse(Blocker::kImmutable, EPERM, kReasonImmutable),
+                            outcome.physical_before, outcome.kind);
     } else {
       if (desired == DaxState::kPageCache && hooks.maps_sync) {
         Result<bool> mapped = hooks.maps_sync(identity.dev, identity.ino);

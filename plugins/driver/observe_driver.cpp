@@ -1,5 +1,7 @@
 #include "plugins/driver/observe_driver.h"
 
+#include <linux/fs.h>
+
 #include <cerrno>
 
 namespace daxpolicy::driver {
@@ -31,6 +33,10 @@ Result<ApplyOutcome> ObserveDriver::Apply(const FileRef& ref, DaxState desired,
   if (flags->physical == desired) {
     outcome.result = ApplyResult::kUnchanged;
     return outcome;
+  }
+  if (flags->xflags & FS_XFLAG_IMMUTABLE) {
+    return BlockedOutcome(Blocked{Blocker::kImmutable, EPERM, std::string(kReasonImmutable)},
+                          flags->physical, flags->kind);
   }
   if (desired == DaxState::kPageCache && hooks.maps_sync) {
     Result<bool> mapped = hooks.maps_sync(flags->dev, flags->ino);

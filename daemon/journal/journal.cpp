@@ -178,12 +178,16 @@ Result<void> Journal::WriteSegment(const Segment& segment) {
   const std::string bytes = EncodeSegment(segment);
   int fd = openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoError(errno, "cannot create " + state_dir_ + "/" + temp);
+  CrashPoint("created");
   Result<void> written = WriteAll(fd, bytes, temp);
+  CrashPoint("written");
   if (written.ok() && fsync(fd) != 0) written = ErrnoError(errno, "fsync " + temp);
   if (close(fd) != 0 && written.ok()) written = ErrnoError(errno, "close " + temp);
+  CrashPoint("synced");
   if (written.ok() && renameat2(dir_fd_, temp.c_str(), dir_fd_, name.c_str(), RENAME_NOREPLACE)) {
     written = ErrnoError(errno, "rename " + temp);
   }
+  CrashPoint("renamed");
   if (!written.ok()) {
     unlinkat(dir_fd_, temp.c_str(), 0);  // our own uncommitted write
     return written;
@@ -259,6 +263,7 @@ Result<void> Journal::Compact() {
   // corrupt, folding from the previous one still yields everything.
   bool removed = false;
   for (auto it = segments_.begin(); it != segments_.end() && it->first < previous_snapshot;) {
+    CrashPoint("removing");
     if (unlinkat(dir_fd_, SegmentFileName(it->first).c_str(), 0) != 0 && errno != ENOENT) {
       return ErrnoError(errno, "cannot remove superseded " + SegmentFileName(it->first));
     }

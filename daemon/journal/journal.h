@@ -36,6 +36,9 @@ inline constexpr std::string_view kDefaultStateDir = "/var/lib/daxpolicy";
 struct JournalOptions {
   /// Compact once this many segments were written since the last snapshot.
   size_t compact_after_segments = 64;
+  /// Called at each step of a segment write ("created", "written", "synced", "renamed") and of
+  /// a compaction ("removing"), so that crash tests can kill the process exactly there.
+  std::function<void(std::string_view step)> crash_point_for_test;
 };
 
 class Journal {
@@ -83,6 +86,9 @@ class Journal {
   Result<void> Load();
   Result<void> WriteSegment(const Segment& segment);
   Result<void> MoveAside(const std::string& name, const std::string& problem);
+  void CrashPoint(std::string_view step) const {
+    if (options_.crash_point_for_test) options_.crash_point_for_test(step);
+  }
   void Fold(const Segment& segment);
 
   std::string state_dir_;

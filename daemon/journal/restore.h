@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "daemon/journal/journal.h"
@@ -44,6 +45,19 @@ struct RestoreRequest {
   /// that very inode, so setting it back is always an undo.
   driver::SafeOpenOptions open;
   JournalOptions journal;
+
+  /// Every recorded file (`restore --all`).
+  static RestoreRequest AllFiles() {
+    RestoreRequest r;
+    r.all = true;
+    return r;
+  }
+  /// Only these absolute paths (`restore PATH...`).
+  static RestoreRequest Paths(std::vector<std::string> paths) {
+    RestoreRequest r;
+    r.paths = std::move(paths);
+    return r;
+  }
 };
 
 struct RestoreReport {

@@ -250,7 +250,9 @@ TEST(AJournal, CompactsIntoASnapshotWithoutLosingEntries) {
 TEST(AJournal, SurvivesACorruptNewestSnapshotThroughThePreviousGeneration) {
   TempDir dir;
   {
-    auto j = OpenOrDie(dir.path(), JournalOptions{1000});
+    JournalOptions options;
+    options.compact_after_segments = 1000;
+    auto j = OpenOrDie(dir.path(), options);
     ASSERT_TRUE(j->RecordOriginals({Entry(1, DaxState::kDax)}).ok());
     ASSERT_TRUE(j->Compact().ok());  // snapshot at 2
     ASSERT_TRUE(j->RecordOriginals({Entry(2, DaxState::kDax)}).ok());

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <initializer_list>
 #include <map>
@@ -129,7 +130,9 @@ class Reader {
     view.node = n;
     std::set<std::string> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& key = it->first;
+      // Copies: it->first lives in a proxy that dies with the full expression.
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) {
         Error(key, "keys must be plain strings " + context);
         continue;
@@ -144,11 +147,11 @@ class Reader {
                        " (expected one of: " + JoinKeys(allowed) + ")");
         continue;
       }
-      if (it->second.IsNull()) {
+      if (value.IsNull()) {
         // Reported here, at the key: an empty value has no useful position of its own.
         Error(key, "key " + Quote(k) + " has no value " + context);
       }
-      view.entries.emplace_back(k, it->second);
+      view.entries.emplace_back(k, value);
     }
     return view;
   }
@@ -315,6 +318,38 @@ std::optional<uint32_t> ParseCount(Reader& r, const YAML::Node& n, std::string_v
   return v;
 }
 
+// The 1-based line of a document marker ("---" or "...") that follows content,
+// i.e. the start of a second document; 0 when there is none.
+int SecondDocumentLine(std::string_view text) {
+  bool content = false, ended = false;
+  int line = 0;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view l = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line;
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    auto is_marker = [&](std::string_view m) {
+      return l.substr(0, 3) == m && (l.size() == 3 || l[3] == ' ' || l[3] == '\t');
+    };
+    std::string_view rest = l;
+    if (is_marker("---")) {
+      if (content) return line;  // a new document after the first one's content
+      rest = l.substr(3);        // "--- value" puts content on the marker line
+    } else if (is_marker("...")) {
+      ended = content;
+      continue;
+    }
+    size_t first = rest.find_first_not_of(" \t");
+    if (first == std::string_view::npos || rest[first] == '#' || rest[first] == '%') continue;
+    if (ended) return line;  // content after an explicit document end
+    content = true;
+  }
+  return 0;
+}
+
 class PolicyBuilder {
  public:
   explicit PolicyBuilder(std::vector<Diagnostic>* errors) : errors_(errors) {}
@@ -325,9 +360,35 @@ class PolicyBuilder {
   void Add(const PolicySource& src, bool main) {
     Reader r(src.name, errors_);
     policy_.sources.push_back(src.name);
-    std::vector<YAML::Node> docs;
+    // YAML allows only printable characters (plus tab, LF, CR); yaml-cpp 0.7
+    // loops forever on some inputs with NUL bytes, so refuse them up front.
+    int line = 1, column = 1;
+    for (unsigned char c : src.text) {
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02x", c);
+        r.ErrorAt(SourceLocation{src.name, line, column},
+                  std::string("control character ") + hex + " is not allowed in a policy file");
+        return;
+      }
+      if (c == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    // One document only. A second one is found from its "---" marker: yaml-cpp
+    // 0.7's LoadAll() can loop forever on malformed input (fixed upstream after
+    // 0.7), while Load() parses exactly one document.
+    if (int second = SecondDocumentLine(src.text); second > 0) {
+      r.ErrorAt(SourceLocation{src.name, second, 1},
+                "only one YAML document per policy file is allowed");
+      return;
+    }
+    YAML::Node root;
     try {
-      docs = YAML::LoadAll(src.text);
+      root = YAML::Load(src.text);
     } catch (const YAML::ParserException& e) {
       errors_->push_back(Diagnostic{src.name, e.mark.line >= 0 ? e.mark.line + 1 : 0,
                                     e.mark.column >= 0 ? e.mark.column + 1 : 0,
@@ -337,14 +398,13 @@ class PolicyBuilder {
       errors_->push_back(Diagnostic{src.name, 0, 0, std::string("YAML error: ") + e.what()});
       return;
     }
-    if (docs.empty() || docs[0].IsNull()) {
-      r.ErrorAt(SourceLocation{src.name, 1, 1}, "the policy file is empty");
+    if (!root.IsDefined() || root.IsNull()) {
+      bool blank = src.text.find_first_not_of(" \t\r\n") == std::string::npos;
+      r.ErrorAt(SourceLocation{src.name, 1, 1},
+                blank ? "the policy file is empty"
+                      : "expected a map of policy settings at the top level, found no value");
       return;
     }
-    if (docs.size() > 1) {
-      r.Error(docs[1], "only one YAML document per policy file is allowed");
-    }
-    const YAML::Node& root = docs[0];
     const std::string ctx = "at the top level";
     std::optional<MapView> top =
         main ? r.Map(root, "policy",
@@ -540,9 +600,11 @@ class PolicyBuilder {
     if (n.IsMap()) {
       // Name the rule in messages as early as possible.
       for (auto it = n.begin(); it != n.end(); ++it) {
-        if (it->first.IsScalar() && it->first.Scalar() == "name" && it->second.IsScalar() &&
-            !it->second.Scalar().empty()) {
-          ctx = "in rule " + Quote(it->second.Scalar());
+        const YAML::Node key = it->first;
+        const YAML::Node value = it->second;
+        if (key.IsScalar() && key.Scalar() == "name" && value.IsScalar() &&
+            !value.Scalar().empty()) {
+          ctx = "in rule " + Quote(value.Scalar());
           break;
         }
       }

@@ -35,7 +35,7 @@ const BadPolicy kBadPolicies[] = {
      {"p.yaml:1:1: 'policy' must be a map"}},
     {"two documents",
      "apiVersion: daxpolicy/v1\nscopes: [/srv/pmem]\n---\napiVersion: daxpolicy/v1\n",
-     {"p.yaml:4:1: only one YAML document per policy file is allowed"}},
+     {"p.yaml:3:1: only one YAML document per policy file is allowed"}},
     {"missing apiVersion",
      "scopes: [/srv/pmem]\n",
      {"p.yaml:1:1: missing required key 'apiVersion' (use apiVersion: daxpolicy/v1)"}},
@@ -270,6 +270,12 @@ const BadPolicy kBadPolicies[] = {
     {"scopes empty value",
      "apiVersion: daxpolicy/v1\nscopes:\n",
      {"p.yaml:2:1: key 'scopes' has no value at the top level"}},
+    {"nul byte", "apiVersion: daxpolicy/v1\nscopes: [/srv/pmem]\nrules: [\x01]\n",
+     {"p.yaml:3:9: control character 0x01 is not allowed in a policy file"}},
+    {"lone comma (yaml-cpp LoadAll loop)", ",\n",
+     {"p.yaml:1:1: expected a map of policy settings at the top level, found no value"}},
+    {"content after document end", "apiVersion: daxpolicy/v1\nscopes: [/srv/pmem]\n...\nrules: []\n",
+     {"p.yaml:4:1: only one YAML document per policy file is allowed"}},
 };
 // clang-format on
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine and runs every test of daxpolicy:
+#   1. clang-format check of every C++ file
+#   2. release build: unit, host integration (root, loop devices, private buses) and VM tests
+#   3. ASan+UBSan build: unit and host integration tests again
+#   4. libFuzzer targets (clang) for a bounded time each
+#   5. a short run of the benchmarks, so they keep working
+# Under CI=true no test may skip: a missing requirement fails the run.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+root=$PWD
+
+./tools/setup.sh
+
+jobs=$(nproc)
+fuzz_seconds=${DAXPOLICY_FUZZ_SECONDS:-60}
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "clang-format"
+mapfile -t sources < <(git ls-files '*.cpp' '*.h' '*.cc' | grep -v '^tests/fixtures/')
+clang-format --dry-run --Werror "${sources[@]}"
+echo "clang-format: ${#sources[@]} files clean"
+
+step "release build"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ninja -C build/release -j "$jobs"
+
+step "release: unit and integration tests"
+(cd build/release && ctest --output-on-failure -j "$jobs" -LE vm)
+
+step "release: VM tests (emulated NVDIMM)"
+(cd build/release && ctest --output-on-failure -L vm)
+
+step "ASan+UBSan build"
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDAXPOLICY_SANITIZE=ON \
+  -DDAXPOLICY_BENCH=OFF
+ninja -C build/asan -j "$jobs"
+
+step "ASan+UBSan: unit and integration tests"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build/asan && ctest --output-on-failure -j "$jobs" -LE vm)
+
+step "fuzzers (${fuzz_seconds}s each)"
+CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DDAXPOLICY_FUZZ=ON -DDAXPOLICY_BENCH=OFF
+ninja -C build/fuzz -j "$jobs" fuzz_policy fuzz_expr
+for target in fuzz_policy fuzz_expr; do
+  corpus=$(mktemp -d)
+  cp -r "tests/fuzz/corpus/${target#fuzz_}/." "$corpus/"
+  "build/fuzz/tests/fuzz/$target" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
+  rm -rf "$corpus"
+done
+
+step "benchmarks (short smoke run; see docs/benchmarks.md for the real figures)"
+build/release/tests/bench/policy/bench_policy --benchmark_min_time=0.05 --files=20000
+
+step "all tests passed"

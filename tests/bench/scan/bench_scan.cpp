@@ -135,13 +135,15 @@ int main(int argc, char** argv) {
     work = tmpl;
     mount_point = work + "/mnt";
     mkdir(mount_point.c_str(), 0755);
-    // Per file: an inode (512 B) and a data block (4 KiB), plus a quarter for metadata.
-    const uint64_t mib = 256 + static_cast<uint64_t>(o.files) * (4096 + 512) * 5 / 4 / (1 << 20);
+    // mkfs.xfs refuses images under 300 MiB; per file: an inode (512 B) and a
+    // data block (4 KiB), plus a quarter for metadata.
+    const uint64_t mib = 320 + static_cast<uint64_t>(o.files) * (4096 + 512) * 5 / 4 / (1 << 20);
     const std::string image = work + "/xfs.img";
     if (Shell("truncate -s " + std::to_string(mib) + "M '" + image + "'") != 0 ||
         Shell("mkfs.xfs -q -m reflink=0 '" + image + "'") != 0 ||
         Shell("mount -o loop,dax=inode '" + image + "' '" + mount_point + "'") != 0) {
       std::fprintf(stderr, "cannot create the loop-mounted xfs in %s\n", work.c_str());
+      Shell("umount '" + mount_point + "' 2>/dev/null; rm -rf '" + work + "'");
       return 1;
     }
     root = mount_point + "/tree";

@@ -171,12 +171,26 @@ std::optional<Glob> Glob::Compile(std::string_view pattern, std::string* error,
   if (glob.literal_prefix_.empty()) glob.literal_prefix_ = "/";
   glob.whole_subtree_ = glob.segments_.size() == glob.literal_segments_ + 1 &&
                         glob.segments_.back().kind == Segment::kAnyDepth;
+  if (!glob.segments_.empty()) {
+    const Segment& last = glob.segments_.back();
+    if (last.kind == Segment::kLiteral) {
+      glob.required_suffix_ = "/" + last.text;
+    } else if (last.kind == Segment::kWildcard && last.text[0] == '*' &&
+               !HasWildcard(std::string_view(last.text).substr(1))) {
+      glob.required_suffix_ = last.text.substr(1);
+    }
+  }
   return glob;
 }
 
 bool Glob::Matches(std::string_view path) const {
   if (!PathIsWithin(path, literal_prefix_)) return false;
   if (whole_subtree_) return true;
+  if (!required_suffix_.empty() && (path.size() < required_suffix_.size() ||
+                                    path.compare(path.size() - required_suffix_.size(),
+                                                 required_suffix_.size(), required_suffix_) != 0)) {
+    return false;
+  }
   std::string_view rest = path.substr(literal_prefix_ == "/" ? 0 : literal_prefix_.size());
   return MatchFrom(literal_segments_, rest);
 }

@@ -39,6 +39,9 @@ class Glob {
   std::vector<Segment> segments_;
   size_t literal_segments_ = 0;  // leading kLiteral segments, covered by literal_prefix_
   bool whole_subtree_ = false;
+  // Every match ends with this text (from a last component like "*.sst"): a
+  // cheap test that rejects most paths before the component walk.
+  std::string required_suffix_;
 };
 
 // True when `path` is `dir` or lies below it (component-wise, not a string prefix).

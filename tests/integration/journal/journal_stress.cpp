@@ -2,8 +2,9 @@
 // can SIGKILL it at random moments and then check that restore undoes everything. Half of each
 // batch is then set back and forgotten, as restore does, so the journal keeps being written.
 //
-// usage: journal_stress STATE_DIR SCOPE_ROOT COUNT BATCH [CRASH_AT]
-// CRASH_AT > 0: SIGKILL itself at the CRASH_AT-th step of the journal's write protocol.
+// usage: journal_stress STATE_DIR SCOPE_ROOT COUNT BATCH [N STEP]
+// With N and STEP: SIGKILL itself at the N-th time the journal reaches STEP of its write
+// protocol ("created", "written", "synced", "renamed", "removing").
 // Files are SCOPE_ROOT/f00000 ... f<COUNT-1>. Prints "writing" before and "recorded" after each
 // durable batch write and "applied" after each file, unbuffered, so the test can pick its moment.
 
@@ -38,8 +39,8 @@ std::string Name(int i) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5 && argc != 6) {
-    std::fprintf(stderr, "usage: journal_stress STATE_DIR SCOPE_ROOT COUNT BATCH [CRASH_AT]\n");
+  if (argc != 5 && argc != 7) {
+    std::fprintf(stderr, "usage: journal_stress STATE_DIR SCOPE_ROOT COUNT BATCH [N STEP]\n");
     return 64;
   }
   const std::string state_dir = argv[1];
@@ -50,10 +51,12 @@ int main(int argc, char** argv) {
   namespace journal = daxpolicy::journal;
 
   journal::JournalOptions options;
-  if (argc == 6) {
+  if (argc == 7) {
     long crash_at = std::atol(argv[5]);
-    options.crash_point_for_test = [crash_at, steps = 0L](std::string_view) mutable {
-      if (++steps == crash_at) raise(SIGKILL);
+    std::string crash_step = argv[6];
+    options.crash_point_for_test = [crash_at, crash_step,
+                                    seen = 0L](std::string_view step) mutable {
+      if (step == crash_step && ++seen == crash_at) raise(SIGKILL);
     };
   }
   auto opened = journal::Journal::Open(state_dir, options);

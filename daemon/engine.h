@@ -1,0 +1,169 @@
+#pragma once
+
+/// The daemon's core: sample -> evaluate -> apply, and the per-file state that
+/// D-Bus, metrics and the CLI show. Single-threaded: every method is called from
+/// the event loop (the metrics exporter reads only what Metrics copies out).
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "daemon/options.h"
+#include "policy/evaluate.h"
+#include "policy/policy.h"
+#include "policy/result.h"
+
+namespace daxpolicy::media {
+struct MediaReport;
+}
+
+namespace daxpolicy::daemon {
+
+using policy::DaxState;
+using policy::FileState;
+
+struct HolderInfo {
+  uint32_t pid = 0;
+  std::string command;
+  bool map_sync = false;  // maps the file MAP_SYNC
+};
+
+// One file as GetFileState / `daxpolicyctl files` show it.
+struct FileView {
+  std::string path;
+  bool managed = false;
+  DaxState desired = DaxState::kUnknown;  // kUnknown: keep
+  DaxState physical = DaxState::kUnknown;
+  DaxState effective = DaxState::kUnknown;
+  FileState state = FileState::kUnmanaged;
+  std::string rule;    // winning rule, "" for none
+  std::string reason;  // why it is in this state
+  std::vector<HolderInfo> holders;
+};
+
+// Errors the API reports; the D-Bus layer maps them to the contract's error names.
+enum class ApiError { kNotManaged, kPermissionDenied, kInvalidArgument, kPolicyInvalid };
+struct ApiFailure {
+  ApiError error;
+  std::string message;
+};
+template <class T>
+struct ApiResult {
+  std::optional<T> value;
+  std::optional<ApiFailure> failure;
+  bool ok() const { return value.has_value(); }
+};
+
+// Emitted by a cycle for D-Bus signals (StateChanged, SwitchPending).
+struct StateChange {
+  std::string path;
+  FileState state;
+  DaxState physical;
+  DaxState effective;
+  std::string rule;
+};
+struct PendingSwitch {
+  std::string path;
+  DaxState desired;
+  std::vector<HolderInfo> holders;
+};
+
+struct CycleReport {
+  int64_t duration_ns = 0;
+  bool full_scan = false;
+  uint64_t files = 0;
+  uint64_t applied = 0;  // physical flags changed
+  uint64_t blocked = 0;  // apply refused
+  std::vector<StateChange> changes;
+  std::vector<PendingSwitch> pending;
+};
+
+// Cumulative counters for metrics (since the daemon started).
+struct EngineCounters {
+  // (rule, to, result): rule "" for defaults/holds, to "dax"/"page-cache",
+  // result "changed" / "blocked" / "failed".
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> transitions;
+  // (rule, reason): reason "for" / "min_dwell" / "budget" / "observe".
+  std::map<std::pair<std::string, std::string>, uint64_t> suppressed;
+  std::map<std::string, uint64_t> sampler_errors;  // source: "scan", "sample", "system", ...
+  uint64_t cycles = 0;
+};
+
+// Numbers of the last cycle, for gauges.
+struct EngineGauges {
+  std::map<FileState, uint64_t> files_by_state;
+  std::map<DaxState, uint64_t> files_by_effective;  // regular managed files
+  std::map<std::string, uint64_t> rule_matched;     // by rule name, every rule present
+  double last_cycle_seconds = 0;
+};
+
+struct HoldInfo {
+  uint32_t cookie = 0;
+  std::string path;
+  DaxState mode = DaxState::kUnknown;
+  std::string reason;
+  std::string owner;  // unique bus name of the holder
+  uid_t uid = 0;
+};
+
+class Engine {
+ public:
+  // Discovers mounts, opens scope roots, starts the close watcher; missing
+  // hardware or kernel features set Degraded() instead of failing.
+  static Result<std::unique_ptr<Engine>> Create(const Options& options, policy::Policy policy);
+  ~Engine();
+
+  // One sample-evaluate-apply cycle; `now_ns` is CLOCK_MONOTONIC.
+  CycleReport RunCycle(int64_t now_ns);
+
+  // Re-checks pending files after fanotify close events (cheap: statx only).
+  std::vector<StateChange> OnCloseEvents(int64_t now_ns);
+  int close_watcher_fd() const;  // -1 when there is none
+
+  // A validated policy replaces the running one (SIGHUP, Reload()).
+  void ReplacePolicy(policy::Policy policy);
+  const policy::Policy& policy() const { return policy_; }
+  uint64_t generation() const { return generation_; }
+  void SetMode(policy::Mode mode);
+  policy::Mode mode() const { return mode_; }
+
+  ApiResult<FileView> GetFile(const std::string& path) const;
+  ApiResult<std::string> Explain(const std::string& path) const;
+  // Every tracked file, or only those in `state`.
+  std::vector<FileView> ListFiles(std::optional<FileState> state) const;
+
+  const media::MediaReport& media() const;
+  std::string Degraded() const;  // "" when everything works
+  uint64_t ManagedFiles() const;
+  uint64_t PendingFiles() const;
+
+  // Holds (D-Bus Hold/Release). The caller's right to hold is checked by the bus layer.
+  ApiResult<uint32_t> AddHold(const std::string& path, DaxState mode, const std::string& reason,
+                              const std::string& owner, uid_t uid);
+  bool ReleaseHold(uint32_t cookie);             // false: unknown cookie
+  size_t ReleaseHoldsOf(const std::string& owner);  // when a client leaves the bus
+  std::vector<HoldInfo> Holds() const;
+  // Owner uid of the file at path (lstat), for the bus layer's permission check.
+  ApiResult<uid_t> FileOwner(const std::string& path) const;
+
+  const EngineCounters& counters() const { return counters_; }
+  EngineGauges Gauges() const;
+
+ private:
+  Engine(Options options, policy::Policy policy);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Options options_;
+  policy::Policy policy_;
+  uint64_t generation_ = 1;
+  policy::Mode mode_ = policy::Mode::kEnforce;
+  EngineCounters counters_;
+};
+
+}  // namespace daxpolicy::daemon

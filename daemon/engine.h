@@ -146,7 +146,7 @@ class Engine {
   // Holds (D-Bus Hold/Release). The caller's right to hold is checked by the bus layer.
   ApiResult<uint32_t> AddHold(const std::string& path, DaxState mode, const std::string& reason,
                               const std::string& owner, uid_t uid);
-  bool ReleaseHold(uint32_t cookie);             // false: unknown cookie
+  bool ReleaseHold(uint32_t cookie);                // false: unknown cookie
   size_t ReleaseHoldsOf(const std::string& owner);  // when a client leaves the bus
   std::vector<HoldInfo> Holds() const;
   // Owner uid of the file at path (lstat), for the bus layer's permission check.
@@ -155,8 +155,17 @@ class Engine {
   const EngineCounters& counters() const { return counters_; }
   EngineGauges Gauges() const;
 
+  // Blocked files with their reasons (for the --once summary).
+  std::map<FileState, std::vector<std::pair<std::string, std::string>>> Summary() const;
+
  private:
   Engine(Options options, policy::Policy policy);
+  void SetUpScopes();
+  void UpdateHolders();
+  void ApplyDecisions(const policy::Decisions& decisions, CycleReport* report);
+  FileState StateAfterApply(const policy::FileRecord& f, DaxState desired) const;
+  void FinishCycle(CycleReport* report);
+  std::string ReasonOf(uint32_t file) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   Options options_;
@@ -164,6 +173,7 @@ class Engine {
   uint64_t generation_ = 1;
   policy::Mode mode_ = policy::Mode::kEnforce;
   EngineCounters counters_;
+  double last_cycle_seconds_ = 0;
 };
 
 }  // namespace daxpolicy::daemon

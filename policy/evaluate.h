@@ -21,7 +21,7 @@ namespace daxpolicy::policy {
 struct FileKey {
   uint64_t dev = 0;
   uint64_t ino = 0;
-  bool operator==(const FileKey&) const = default;
+  auto operator<=>(const FileKey&) const = default;
 };
 struct FileKeyHash {
   size_t operator()(const FileKey& k) const {

@@ -517,6 +517,16 @@ std::optional<Expr> Expr::Compile(std::string_view text, std::vector<ExprError>*
   return ExprParser(text, errors).Run();
 }
 
+bool Expr::Uses(Var var) const {
+  for (const Node& n : nodes_) {
+    if (n.kind == Node::kCmp &&
+        ((n.a.is_var && n.a.var == var) || (n.b.is_var && n.b.var == var))) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Tri Expr::EvalNode(int index, const VarContext& ctx, std::vector<ComparisonTrace>* trace) const {
   const Node& n = nodes_[static_cast<size_t>(index)];
   switch (n.kind) {

@@ -56,6 +56,7 @@ class Expr {
     return EvalNode(root_, ctx, trace);
   }
   const std::string& text() const { return text_; }
+  bool Uses(Var var) const;
 
  private:
   struct Operand {

@@ -58,6 +58,13 @@ const ProtectEntry* Policy::ProtectedBy(std::string_view path) const {
   return nullptr;
 }
 
+bool Policy::UsesVariable(Var var) const {
+  for (const Rule& r : rules) {
+    if (r.when && r.when->Uses(var)) return true;
+  }
+  return false;
+}
+
 namespace {
 
 uint64_t HashName(std::string_view name) {

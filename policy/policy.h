@@ -82,6 +82,9 @@ struct Policy {
   const std::string* ScopeOf(std::string_view path) const;
   // The protect entry matching path, or nullptr.
   const ProtectEntry* ProtectedBy(std::string_view path) const;
+  // True when some rule's condition reads `var` (telemetry that costs something
+  // is only gathered for every file when a rule needs it).
+  bool UsesVariable(Var var) const;
 };
 
 }  // namespace daxpolicy::policy

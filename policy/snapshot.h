@@ -46,7 +46,7 @@ struct FileRecord {
   FileKind kind = FileKind::kRegular;
   DaxState physical = DaxState::kUnknown;   // FS_XFLAG_DAX
   DaxState effective = DaxState::kUnknown;  // STATX_ATTR_DAX
-  uint8_t pad_ = 0;
+  uint8_t daemon_state = 0;  // owned by the daemon: the state it last published (kept across scans)
 };
 
 enum class MediaHealth : uint8_t { kUnknown, kOk, kWarning, kCritical };

@@ -1,0 +1,6 @@
+# Tests of daemon/metrics and of the files around it: the systemd unit, the
+# D-Bus bus policy, the Grafana dashboard, the alert rules and the man pages.
+daxpolicy_add_test(NAME metrics_unit_test
+  SOURCES metrics_test.cpp
+  LIBS daxpolicy_metrics daxpolicy_media
+  LABELS unit)

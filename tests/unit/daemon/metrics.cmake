@@ -4,3 +4,9 @@ daxpolicy_add_test(NAME metrics_unit_test
   SOURCES metrics_test.cpp
   LIBS daxpolicy_metrics daxpolicy_media
   LABELS unit)
+
+# Real HTTP: curl, promtool check metrics and a Prometheus server on loopback.
+daxpolicy_add_test(NAME metrics_scrape_test
+  SOURCES metrics_scrape_test.cpp
+  LIBS daxpolicy_metrics daxpolicy_media
+  LABELS integration)

@@ -1,12 +1,450 @@
 // daxpolicyctl: the command-line client of daxpolicyd.
 
-#include <CLI/CLI.hpp>
-#include <iostream>
+#include <limits.h>
+#include <sdbus-c++/sdbus-c++.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/bus/bus_names.h"
+#include "daemon/bus/validate.h"
 #include "daemon/config_files.h"
+#include "daemon/ctl/json.h"
+#include "daemon/ctl/text.h"
+#include "daemon/journal/restore.h"
 #include "daxpolicy/version.h"
+#include "daxpolicy1_proxy.h"
 
 namespace {
+
+namespace bus = daxpolicy::bus;
+namespace ctl = daxpolicy::ctl;
+
+// Exit codes besides 0 (success) and 1 (the daemon refused or failed the request, or bad
+// input); `hold` exits with its command's status once the hold is taken.
+constexpr int kExitNotRunning = 3;
+constexpr int kExitPermissionDenied = 4;
+constexpr int kExitNoBus = 5;
+
+constexpr const char* kExitCodesHelp =
+    "Exit status: 0 success; 1 refused or failed (bad argument, file not managed, invalid "
+    "policy, ...); 3 daxpolicyd is not running; 4 permission denied; 5 the bus cannot be "
+    "reached. hold exits with its command's status.";
+
+using Dict = std::map<std::string, sdbus::Variant>;
+
+struct Failure {
+  int exit_code;
+  std::string message;
+};
+
+class ManagerProxy : public sdbus::ProxyInterfaces<org::daxpolicy::DaxPolicy1::Manager_proxy> {
+ public:
+  explicit ManagerProxy(sdbus::IConnection& connection)
+      : ProxyInterfaces(connection, bus::kBusName, bus::kObjectPath) {
+    registerProxy();
+  }
+  ~ManagerProxy() { unregisterProxy(); }
+
+  Dict GetAll() {
+    Dict all;
+    getProxy()
+        .callMethod("GetAll")
+        .onInterface("org.freedesktop.DBus.Properties")
+        .withArguments(std::string(bus::kInterface))
+        .storeResultsTo(all);
+    return all;
+  }
+
+ private:
+  // The client waits for no signal.
+  void onStateChanged(const std::string&, const std::string&, const std::string&,
+                      const std::string&, const std::string&) override {}
+  void onSwitchPending(const std::string&, const std::string&,
+                       const std::vector<sdbus::Struct<uint32_t, std::string>>&) override {}
+  void onReloaded(const bool&, const std::string&) override {}
+};
+
+struct Client {
+  std::unique_ptr<sdbus::IConnection> connection;
+  std::unique_ptr<ManagerProxy> proxy;
+  bool session = false;
+  ~Client() {
+    proxy.reset();  // before its connection
+  }
+};
+
+const char* BusWord(bool session) { return session ? "session" : "system"; }
+
+Failure Classify(const sdbus::Error& e, bool session) {
+  const std::string& name = e.getName();
+  if (name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+      name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+    return {kExitNotRunning, std::string("daxpolicyd is not running (no owner of ") +
+                                 bus::kBusName + " on the " + BusWord(session) + " bus)"};
+  }
+  if (name == "org.freedesktop.DBus.Error.AccessDenied" || name == bus::kErrorPermissionDenied) {
+    return {kExitPermissionDenied, "permission denied: " + e.getMessage()};
+  }
+  if (name == "org.freedesktop.DBus.Error.NoReply" ||
+      name == "org.freedesktop.DBus.Error.Timeout") {
+    return {1, "daxpolicyd did not answer: " + e.getMessage()};
+  }
+  return {1, e.getMessage().empty() ? name : e.getMessage()};
+}
+
+int Report(const Failure& f) {
+  std::cerr << "daxpolicyctl: " << f.message << "\n";
+  return f.exit_code;
+}
+
+std::optional<Failure> Connect(bool session, Client* client) {
+  client->session = session;
+  try {
+    client->connection =
+        session ? sdbus::createSessionBusConnection() : sdbus::createSystemBusConnection();
+  } catch (const sdbus::Error& e) {
+    return Failure{kExitNoBus, std::string("cannot connect to the ") + BusWord(session) +
+                                   " bus: " + e.getMessage()};
+  }
+  try {
+    client->proxy = std::make_unique<ManagerProxy>(*client->connection);
+  } catch (const sdbus::Error& e) {
+    return Classify(e, session);
+  }
+  return std::nullopt;
+}
+
+// Runs `body(proxy)` against the daemon; every bus failure becomes a message and an exit code.
+template <class F>
+int WithDaemon(bool session, F&& body) {
+  Client client;
+  if (auto f = Connect(session, &client)) return Report(*f);
+  try {
+    return body(*client.proxy);
+  } catch (const sdbus::Error& e) {
+    return Report(Classify(e, session));
+  }
+}
+
+std::optional<std::string> AbsoluteArgument(const std::string& arg) {
+  char cwd[PATH_MAX];
+  if (!arg.empty() && arg.front() != '/' && getcwd(cwd, sizeof cwd) == nullptr) {
+    std::cerr << "daxpolicyctl: cannot resolve '" << ctl::Printable(arg)
+              << "' against the current directory: " << std::strerror(errno) << "\n";
+    return std::nullopt;
+  }
+  std::string path = ctl::AbsolutePath(arg, arg.empty() || arg.front() == '/' ? "/" : cwd);
+  // D-Bus strings are UTF-8: such a name cannot travel at all, say so before trying.
+  if (!bus::IsValidUtf8(path)) {
+    std::cerr << "daxpolicyctl: '" << ctl::Printable(path)
+              << "' is not valid UTF-8; D-Bus cannot carry this path\n";
+    return std::nullopt;
+  }
+  return path;
+}
+
+std::string VariantJson(const sdbus::Variant& v) {
+  const std::string type = v.peekValueType();
+  if (type == "s") return ctl::JsonString(v.get<std::string>());
+  if (type == "b") return ctl::JsonBool(v.get<bool>());
+  if (type == "t") return ctl::JsonNumber(v.get<uint64_t>());
+  if (type == "u") return ctl::JsonNumber(static_cast<uint64_t>(v.get<uint32_t>()));
+  if (type == "i") return ctl::JsonNumber(static_cast<int64_t>(v.get<int32_t>()));
+  if (type == "x") return ctl::JsonNumber(v.get<int64_t>());
+  if (type == "d") return ctl::JsonNumber(v.get<double>());
+  if (type == "a(us)") {
+    std::vector<std::string> items;
+    for (const auto& h : v.get<std::vector<sdbus::Struct<uint32_t, std::string>>>()) {
+      items.push_back(ctl::JsonObject()
+                          .Add("Pid", ctl::JsonNumber(static_cast<uint64_t>(h.get<0>())))
+                          .Add("Command", ctl::JsonString(h.get<1>()))
+                          .str());
+    }
+    return ctl::JsonArray(items);
+  }
+  return "null";
+}
+
+std::string VariantText(const Dict& d, const std::string& key) {
+  auto it = d.find(key);
+  if (it == d.end()) return "-";
+  const std::string type = it->second.peekValueType();
+  if (type == "s") return it->second.get<std::string>();
+  if (type == "b") return it->second.get<bool>() ? "yes" : "no";
+  if (type == "t") return std::to_string(it->second.get<uint64_t>());
+  if (type == "i") return std::to_string(it->second.get<int32_t>());
+  if (type == "d") return ctl::JsonNumber(it->second.get<double>());
+  return VariantJson(it->second);
+}
+
+std::string DictJson(const Dict& d, const std::vector<std::string>& order) {
+  ctl::JsonObject o;
+  for (const auto& key : order) {
+    auto it = d.find(key);
+    if (it != d.end()) o.Add(key, VariantJson(it->second));
+  }
+  return o.str();
+}
+
+// ---- subcommands ----
+
+int Status(bool session, bool json) {
+  return WithDaemon(session, [&](ManagerProxy& p) {
+    Dict all = p.GetAll();
+    static const std::vector<std::string> kOrder = {
+        "Mode",         "PolicyGeneration", "LastReloadResult", "Degraded",
+        "ManagedFiles", "PendingFiles",     "Version"};
+    if (json) {
+      std::cout << DictJson(all, kOrder) << "\n";
+      return 0;
+    }
+    std::string degraded = VariantText(all, "Degraded");
+    std::vector<std::vector<std::string>> rows = {
+        {"Mode:", VariantText(all, "Mode")},
+        {"Policy generation:", VariantText(all, "PolicyGeneration")},
+        {"Last reload:", VariantText(all, "LastReloadResult")},
+        {"Degraded:", degraded.empty() ? "no" : degraded},
+        {"Managed files:", VariantText(all, "ManagedFiles")},
+        {"Pending files:", VariantText(all, "PendingFiles")},
+        {"Version:", VariantText(all, "Version")},
+    };
+    std::string table = ctl::FormatTable({"", ""}, rows);
+    std::cout << table.substr(table.find('\n') + 1);  // no header line
+    return 0;
+  });
+}
+
+int Files(bool session, bool json, const std::string& state) {
+  if (!state.empty() && !bus::FileStateByName(state)) {
+    std::cerr << "daxpolicyctl: unknown state '" << ctl::Printable(state)
+              << "': expected unmanaged, in-sync, pending, deferred, observed or blocked\n";
+    return 1;
+  }
+  return WithDaemon(session, [&](ManagerProxy& p) {
+    auto files = p.ListFiles(state);
+    if (json) {
+      std::vector<std::string> items;
+      for (const auto& f : files) {
+        items.push_back(ctl::JsonObject()
+                            .Add("Path", ctl::JsonString(f.get<0>()))
+                            .Add("Desired", ctl::JsonString(f.get<1>()))
+                            .Add("Physical", ctl::JsonString(f.get<2>()))
+                            .Add("Effective", ctl::JsonString(f.get<3>()))
+                            .Add("State", ctl::JsonString(f.get<4>()))
+                            .str());
+      }
+      std::cout << ctl::JsonArray(items) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& f : files)
+      rows.push_back({f.get<0>(), f.get<4>(), f.get<1>(), f.get<2>(), f.get<3>()});
+    std::cout << ctl::FormatTable({"PATH", "STATE", "DESIRED", "PHYSICAL", "EFFECTIVE"}, rows);
+    return 0;
+  });
+}
+
+int Explain(bool session, bool json, const std::string& arg) {
+  auto path = AbsoluteArgument(arg);
+  if (!path) return 1;
+  return WithDaemon(session, [&](ManagerProxy& p) {
+    std::string text = p.Explain(*path);
+    if (json) {
+      Dict state = p.GetFileState(*path);
+      std::cout << ctl::JsonObject()
+                       .Add("Path", ctl::JsonString(*path))
+                       .Add("State",
+                            DictJson(state, {"Path", "Managed", "Desired", "Physical", "Effective",
+                                             "State", "Rule", "Reason", "Holders"}))
+                       .Add("Explanation", ctl::JsonString(text))
+                       .str()
+                << "\n";
+      return 0;
+    }
+    std::cout << text;
+    if (!text.empty() && text.back() != '\n') std::cout << "\n";
+    return 0;
+  });
+}
+
+int Media(bool session, bool json) {
+  return WithDaemon(session, [&](ManagerProxy& p) {
+    auto devices = p.GetMedia();
+    static const std::vector<std::string> kOrder = {
+        "Name",   "Kind",          "Size",           "NumaNode",
+        "Health", "ReadLatencyNs", "WriteLatencyNs", "LatencyRatio"};
+    if (json) {
+      std::vector<std::string> items;
+      for (const auto& d : devices) items.push_back(DictJson(d, kOrder));
+      std::cout << ctl::JsonArray(items) << "\n";
+      return 0;
+    }
+    auto ns = [](const Dict& d, const std::string& key) -> std::string {
+      auto it = d.find(key);
+      if (it == d.end() || it->second.peekValueType() != "d") return "-";
+      return std::to_string(static_cast<long long>(it->second.get<double>() + 0.5)) + " ns";
+    };
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& d : devices) {
+      std::string size = "-";
+      auto s = d.find("Size");
+      if (s != d.end() && s->second.peekValueType() == "t") {
+        size = ctl::HumanBytes(s->second.get<uint64_t>());
+      }
+      std::string numa = VariantText(d, "NumaNode");
+      if (numa == "-1") numa = "-";
+      std::string ratio = "-";
+      auto r = d.find("LatencyRatio");
+      if (r != d.end() && r->second.peekValueType() == "d") {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.2f", r->second.get<double>());
+        ratio = buf;
+      }
+      rows.push_back({VariantText(d, "Name"), VariantText(d, "Kind"), size, numa,
+                      VariantText(d, "Health"), ns(d, "ReadLatencyNs"), ns(d, "WriteLatencyNs"),
+                      ratio});
+    }
+    if (rows.empty()) {
+      std::cout << "no memory devices found\n";
+      return 0;
+    }
+    std::cout << ctl::FormatTable(
+        {"NAME", "KIND", "SIZE", "NUMA", "HEALTH", "READ", "WRITE", "RATIO"}, rows);
+    return 0;
+  });
+}
+
+int RunHeld(const std::vector<std::string>& command) {
+  std::vector<char*> argv;
+  for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    std::cerr << "daxpolicyctl: cannot fork: " << std::strerror(errno) << "\n";
+    return 126;
+  }
+  if (pid == 0) {
+    execvp(argv[0], argv.data());
+    const int err = errno;
+    std::cerr << "daxpolicyctl: cannot run " << ctl::Printable(command[0]) << ": "
+              << std::strerror(err) << "\n";
+    _exit(err == ENOENT ? 127 : 126);
+  }
+  // Like system(): the terminal's ^C / ^\ go to the command; we stay to release the hold.
+  struct sigaction ignore = {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old_int = {}, old_quit = {};
+  sigaction(SIGINT, &ignore, &old_int);
+  sigaction(SIGQUIT, &ignore, &old_quit);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGQUIT, &old_quit, nullptr);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+int Hold(bool session, const std::string& mode, const std::string& reason, const std::string& arg,
+         const std::vector<std::string>& command) {
+  if (!bus::HoldModeByName(mode)) {
+    std::cerr << "daxpolicyctl: unknown mode '" << ctl::Printable(mode)
+              << "': expected dax or page-cache\n";
+    return 1;
+  }
+  if (command.empty()) {
+    std::cerr << "daxpolicyctl: hold needs a command to run: hold --mode M PATH -- CMD...\n";
+    return 1;
+  }
+  auto path = AbsoluteArgument(arg);
+  if (!path) return 1;
+  if (!bus::IsValidUtf8(reason)) {
+    std::cerr << "daxpolicyctl: the reason is not valid UTF-8\n";
+    return 1;
+  }
+  return WithDaemon(session, [&](ManagerProxy& p) {
+    uint32_t cookie = p.Hold(*path, mode, reason);
+    int status = RunHeld(command);
+    try {
+      p.Release(cookie);
+    } catch (const sdbus::Error& e) {
+      // The daemon drops it anyway once this process leaves the bus.
+      std::cerr << "daxpolicyctl: warning: releasing hold " << cookie
+                << " failed: " << e.getMessage() << "\n";
+    }
+    return status;
+  });
+}
+
+int Reload(bool session) {
+  return WithDaemon(session, [&](ManagerProxy& p) {
+    p.Reload();
+    std::cout << p.LastReloadResult() << "\n";
+    return 0;
+  });
+}
+
+int Mode(bool session, const std::string& mode) {
+  if (!daxpolicy::policy::ModeByName(mode)) {
+    std::cerr << "daxpolicyctl: unknown mode '" << ctl::Printable(mode)
+              << "': expected enforce or observe\n";
+    return 1;
+  }
+  return WithDaemon(session, [&](ManagerProxy& p) {
+    p.SetMode(mode);
+    std::cout << "mode: " << p.Mode() << "\n";
+    return 0;
+  });
+}
+
+int Restore(const std::string& state_dir, bool all, const std::vector<std::string>& args) {
+  if (all == !args.empty()) {
+    std::cerr << "daxpolicyctl: restore needs either --all or at least one PATH\n";
+    return 1;
+  }
+  daxpolicy::journal::RestoreRequest request;
+  if (all) {
+    request = daxpolicy::journal::RestoreRequest::AllFiles();
+  } else {
+    std::vector<std::string> paths;
+    for (const auto& a : args) {
+      char cwd[PATH_MAX];
+      if (!a.empty() && a.front() != '/' && getcwd(cwd, sizeof cwd) == nullptr) {
+        std::cerr << "daxpolicyctl: cannot resolve '" << ctl::Printable(a)
+                  << "': " << std::strerror(errno) << "\n";
+        return 1;
+      }
+      paths.push_back(ctl::AbsolutePath(a, !a.empty() && a.front() == '/' ? "/" : cwd));
+    }
+    request = daxpolicy::journal::RestoreRequest::Paths(std::move(paths));
+  }
+  auto report = daxpolicy::journal::Restore(state_dir, request);
+  if (!report.ok()) {
+    std::cerr << "daxpolicyctl: restore: " << report.error().message << "\n";
+    return 1;
+  }
+  std::cout << report->Format();
+  bool complete = report->journal_error.empty();
+  for (const auto& item : report->items) {
+    if (item.status != daxpolicy::journal::RestoreStatus::kRestored &&
+        item.status != daxpolicy::journal::RestoreStatus::kAlreadyOriginal) {
+      complete = false;
+    }
+  }
+  return complete ? 0 : 1;
+}
 
 int Check(const std::vector<std::string>& files) {
   size_t total = 0;
@@ -29,13 +467,70 @@ int main(int argc, char** argv) {
   CLI::App app{"daxpolicyctl: inspect and steer daxpolicyd"};
   app.set_version_flag("--version", std::string(daxpolicy::kVersion));
   app.require_subcommand(1);
+  app.footer(kExitCodesHelp);
+  app.fallthrough();  // global options after the subcommand too: `status --session`
+
+  bool session = false;
+  app.add_flag("--session", session, "Use the session bus instead of the system bus");
 
   std::vector<std::string> check_files;
   auto* check = app.add_subcommand("check", "Validate policy files offline (exit 0 valid, 1 not)");
   check->add_option("FILE", check_files, "Policy files; files in a policy.d directory are drop-ins")
       ->required();
 
+  bool json = false;
+  auto* status = app.add_subcommand("status", "Mode, policy generation, reload result, counts");
+  status->add_flag("--json", json, "Print JSON");
+
+  std::string state_filter;
+  auto* files = app.add_subcommand("files", "List the files daxpolicyd tracks");
+  files->add_flag("--json", json, "Print JSON");
+  files->add_option("--state", state_filter,
+                    "Only files in this state: unmanaged, in-sync, pending, deferred, observed, "
+                    "blocked");
+
+  std::string explain_path;
+  auto* explain = app.add_subcommand("explain", "Why a file is in its state");
+  explain->add_flag("--json", json, "Print JSON");
+  explain->add_option("PATH", explain_path, "The file")->required();
+
+  auto* media = app.add_subcommand("media", "Memory devices: health, latency");
+  media->add_flag("--json", json, "Print JSON");
+
+  std::string hold_mode, hold_reason, hold_path;
+  std::vector<std::string> hold_command;
+  auto* hold =
+      app.add_subcommand("hold", "Keep PATH in a mode while CMD runs; exits with CMD's status");
+  hold->add_option("--mode", hold_mode, "dax or page-cache")->required();
+  hold->add_option("--reason", hold_reason, "Shown to administrators");
+  hold->add_option("PATH", hold_path, "The file")->required();
+  hold->add_option("CMD", hold_command, "The command (after --) and its arguments")->required();
+
+  auto* reload = app.add_subcommand("reload", "Re-read the policy (root only)");
+
+  std::string new_mode;
+  auto* mode = app.add_subcommand("mode", "Switch between enforce and observe (root only)");
+  mode->add_option("MODE", new_mode, "enforce or observe")->required();
+
+  std::string state_dir = "/var/lib/daxpolicy";
+  bool restore_all = false;
+  std::vector<std::string> restore_paths;
+  auto* restore = app.add_subcommand(
+      "restore", "Undo the daemon's changes from its journal (offline; stop daxpolicyd first)");
+  restore->add_option("--state-dir", state_dir, "The daemon's state directory")
+      ->capture_default_str();
+  restore->add_flag("--all", restore_all, "Every recorded file");
+  restore->add_option("PATH", restore_paths, "Only these files");
+
   CLI11_PARSE(app, argc, argv);
   if (*check) return Check(check_files);
+  if (*status) return Status(session, json);
+  if (*files) return Files(session, json, state_filter);
+  if (*explain) return Explain(session, json, explain_path);
+  if (*media) return Media(session, json);
+  if (*hold) return Hold(session, hold_mode, hold_reason, hold_path, hold_command);
+  if (*reload) return Reload(session);
+  if (*mode) return Mode(session, new_mode);
+  if (*restore) return Restore(state_dir, restore_all, restore_paths);
   return 0;
 }

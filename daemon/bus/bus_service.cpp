@@ -1,0 +1,410 @@
+#include "daemon/bus/bus_service.h"
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "daemon/bus/bus_names.h"
+#include "daemon/bus/validate.h"
+#include "daemon/log.h"
+#include "daxpolicy/version.h"
+#include "daxpolicy1_adaptor.h"
+#include "plugins/media/health.h"
+#include "policy/evaluate.h"
+
+namespace daxpolicy::bus {
+namespace {
+
+using Holder = sdbus::Struct<uint32_t, std::string>;
+using Dict = std::map<std::string, sdbus::Variant>;
+
+const char* ErrorName(ApiError error) {
+  switch (error) {
+    case ApiError::kNotManaged:
+      return kErrorNotManaged;
+    case ApiError::kPermissionDenied:
+      return kErrorPermissionDenied;
+    case ApiError::kInvalidArgument:
+      return kErrorInvalidArgument;
+    case ApiError::kPolicyInvalid:
+      return kErrorPolicyInvalid;
+  }
+  return kErrorFailed;
+}
+
+template <class T>
+const T& ValueOrThrow(const ApiResult<T>& result) {
+  if (result.ok()) return *result.value;
+  if (result.failure) throw sdbus::Error(ErrorName(result.failure->error), result.failure->message);
+  throw sdbus::Error(kErrorFailed, "the daemon returned neither a value nor an error");
+}
+
+[[noreturn]] void ThrowInvalid(const std::string& message) {
+  throw sdbus::Error(kErrorInvalidArgument, message);
+}
+
+void CheckPath(const std::string& path) {
+  if (auto problem = PathProblem(path)) ThrowInvalid(*problem);
+}
+
+std::vector<Holder> Holders(const std::vector<daemon::HolderInfo>& holders) {
+  std::vector<Holder> out;
+  out.reserve(holders.size());
+  for (const auto& h : holders) out.emplace_back(h.pid, h.command);
+  return out;
+}
+
+// sdbus-c++ 1.2 aborts the process when a handler throws anything but sdbus::Error.
+template <class F>
+auto Guarded(const char* member, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const sdbus::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    daemon::LogError(std::string("D-Bus ") + member + ": internal error: " + e.what());
+    throw sdbus::Error(kErrorFailed, std::string("internal error in ") + member + ": " + e.what());
+  } catch (...) {
+    daemon::LogError(std::string("D-Bus ") + member + ": unknown internal error");
+    throw sdbus::Error(kErrorFailed, std::string("internal error in ") + member);
+  }
+}
+
+struct Caller {
+  std::string sender;
+  uid_t uid = static_cast<uid_t>(-1);
+};
+
+}  // namespace
+
+class BusService::Object
+    : public sdbus::AdaptorInterfaces<org::daxpolicy::DaxPolicy1::Manager_adaptor> {
+ public:
+  Object(sdbus::IConnection& connection, ManagerBackend& backend)
+      : AdaptorInterfaces(connection, kObjectPath), backend_(backend) {
+    registerAdaptor();
+    bus_driver_ = sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus");
+    bus_driver_->uponSignal("NameOwnerChanged")
+        .onInterface("org.freedesktop.DBus")
+        .call([this](const std::string& name, const std::string& old_owner,
+                     const std::string& new_owner) {
+          OnNameOwnerChanged(name, old_owner, new_owner);
+        });
+    bus_driver_->finishRegistration();
+  }
+  ~Object() {
+    bus_driver_.reset();
+    unregisterAdaptor();
+  }
+
+  void SendPropertiesChanged(const std::vector<std::string>& names) {
+    getObject().emitPropertiesChangedSignal(kInterface, names);
+  }
+
+ private:
+  Caller CurrentCaller() {
+    const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
+    if (message == nullptr) throw sdbus::Error(kErrorFailed, "no message is being processed");
+    Caller caller;
+    try {
+      caller.sender = message->getSender();
+      caller.uid = message->getCredsUid();
+    } catch (const sdbus::Error& e) {
+      throw sdbus::Error(kErrorPermissionDenied,
+                         "cannot determine the caller's identity: " + e.getMessage());
+    }
+    return caller;
+  }
+
+  Caller RequireRoot(const char* member) {
+    Caller caller = CurrentCaller();
+    if (caller.uid != 0) {
+      daemon::LogNotice(std::string("refused ") + member + " from " + caller.sender + " (uid " +
+                        std::to_string(caller.uid) + ")");
+      throw sdbus::Error(kErrorPermissionDenied, std::string(member) + " needs root (caller uid " +
+                                                     std::to_string(caller.uid) + ")");
+    }
+    return caller;
+  }
+
+  void OnNameOwnerChanged(const std::string& name, const std::string& old_owner,
+                          const std::string& new_owner) {
+    // Signal handlers must not throw either (1.2 catches only sdbus::Error there too).
+    try {
+      if (name.empty() || name.front() != ':' || !new_owner.empty() || old_owner != name) return;
+      size_t released = backend_.ReleaseHoldsOf(name);
+      if (released > 0) {
+        daemon::LogNotice("released " + std::to_string(released) + " hold(s) of " + name +
+                          ", which left the bus");
+      }
+    } catch (const std::exception& e) {
+      daemon::LogError("releasing the holds of " + name + " failed: " + e.what());
+    } catch (...) {
+      daemon::LogError("releasing the holds of " + name + " failed");
+    }
+  }
+
+  Dict GetFileState(const std::string& path) override {
+    return Guarded("GetFileState", [&] {
+      CheckPath(path);
+      auto result = backend_.GetFile(path);
+      const daemon::FileView& f = ValueOrThrow(result);
+      Dict d;
+      d["Path"] = sdbus::Variant(f.path);
+      d["Managed"] = sdbus::Variant(f.managed);
+      d["Desired"] = sdbus::Variant(DesiredName(f.desired));
+      d["Physical"] = sdbus::Variant(std::string(policy::DaxStateName(f.physical)));
+      d["Effective"] = sdbus::Variant(std::string(policy::DaxStateName(f.effective)));
+      d["State"] = sdbus::Variant(std::string(policy::FileStateName(f.state)));
+      d["Rule"] = sdbus::Variant(f.rule);
+      d["Reason"] = sdbus::Variant(f.reason);
+      d["Holders"] = sdbus::Variant(Holders(f.holders));
+      return d;
+    });
+  }
+
+  std::string Explain(const std::string& path) override {
+    return Guarded("Explain", [&] {
+      CheckPath(path);
+      auto result = backend_.Explain(path);
+      return ValueOrThrow(result);
+    });
+  }
+
+  std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>
+  ListFiles(const std::string& state) override {
+    return Guarded("ListFiles", [&] {
+      std::optional<policy::FileState> filter;
+      if (!state.empty()) {
+        filter = FileStateByName(state);
+        if (!filter) {
+          ThrowInvalid("unknown state '" + state +
+                       "': expected \"\" or one of unmanaged, in-sync, pending, deferred, "
+                       "observed, blocked");
+        }
+      }
+      std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>
+          out;
+      for (const auto& f : backend_.ListFiles(filter)) {
+        out.emplace_back(f.path, DesiredName(f.desired),
+                         std::string(policy::DaxStateName(f.physical)),
+                         std::string(policy::DaxStateName(f.effective)),
+                         std::string(policy::FileStateName(f.state)));
+      }
+      return out;
+    });
+  }
+
+  std::vector<Dict> GetMedia() override {
+    return Guarded("GetMedia", [&] {
+      std::vector<Dict> out;
+      for (const auto& dev : backend_.media().devices) {
+        Dict d;
+        d["Name"] = sdbus::Variant(dev.name);
+        d["Kind"] = sdbus::Variant(dev.kind);
+        d["Size"] = sdbus::Variant(static_cast<uint64_t>(dev.size));
+        d["NumaNode"] = sdbus::Variant(static_cast<int32_t>(dev.numa_node));
+        d["Health"] = sdbus::Variant(std::string(media::HealthName(dev.health.health)));
+        if (dev.have_latency) {
+          d["ReadLatencyNs"] = sdbus::Variant(dev.read_latency_ns);
+          d["WriteLatencyNs"] = sdbus::Variant(dev.write_latency_ns);
+          d["LatencyRatio"] = sdbus::Variant(dev.latency_ratio);
+        }
+        out.push_back(std::move(d));
+      }
+      return out;
+    });
+  }
+
+  uint32_t Hold(const std::string& path, const std::string& mode,
+                const std::string& reason) override {
+    return Guarded("Hold", [&] {
+      CheckPath(path);
+      auto dax = HoldModeByName(mode);
+      if (!dax) ThrowInvalid("unknown hold mode '" + mode + "': expected dax or page-cache");
+      if (reason.size() > kMaxReasonBytes) {
+        ThrowInvalid("the reason is " + std::to_string(reason.size()) +
+                     " bytes long, more than the " + std::to_string(kMaxReasonBytes) + " allowed");
+      }
+      if (!IsValidUtf8(reason)) ThrowInvalid("the reason is not valid UTF-8");
+      Caller caller = CurrentCaller();
+      if (caller.uid != 0) {
+        auto owner_result = backend_.FileOwner(path);
+        uid_t owner = ValueOrThrow(owner_result);
+        if (owner != caller.uid) {
+          daemon::LogNotice("refused Hold on " + path + " from " + caller.sender + " (uid " +
+                            std::to_string(caller.uid) + ", file owner " + std::to_string(owner) +
+                            ")");
+          throw sdbus::Error(kErrorPermissionDenied, "uid " + std::to_string(caller.uid) +
+                                                         " may not hold " + path +
+                                                         ": only its owner (uid " +
+                                                         std::to_string(owner) + ") or root may");
+        }
+      }
+      auto added = backend_.AddHold(path, *dax, reason, caller.sender, caller.uid);
+      uint32_t cookie = ValueOrThrow(added);
+      daemon::LogInfo("hold " + std::to_string(cookie) + " on " + path + " (" + mode + ") by " +
+                      caller.sender + " uid " + std::to_string(caller.uid) +
+                      (reason.empty() ? "" : ": " + reason));
+      return cookie;
+    });
+  }
+
+  void Release(const uint32_t& cookie) override {
+    Guarded("Release", [&] {
+      if (cookie == 0) ThrowInvalid("0 is not a hold cookie");
+      std::optional<HoldInfo> hold;
+      for (const auto& h : backend_.Holds()) {
+        if (h.cookie == cookie) hold = h;
+      }
+      if (!hold) ThrowInvalid("no hold has cookie " + std::to_string(cookie));
+      Caller caller = CurrentCaller();
+      if (caller.uid != 0 && caller.uid != hold->uid && caller.sender != hold->owner) {
+        throw sdbus::Error(kErrorPermissionDenied, "hold " + std::to_string(cookie) +
+                                                       " belongs to uid " +
+                                                       std::to_string(hold->uid) + ", not to uid " +
+                                                       std::to_string(caller.uid));
+      }
+      if (!backend_.ReleaseHold(cookie)) {
+        ThrowInvalid("no hold has cookie " + std::to_string(cookie));
+      }
+      daemon::LogInfo("hold " + std::to_string(cookie) + " released by " + caller.sender);
+    });
+  }
+
+  void Reload() override {
+    Guarded("Reload", [&] {
+      Caller caller = RequireRoot("Reload");
+      const uint64_t generation_before = backend_.generation();
+      const policy::Mode mode_before = backend_.mode();
+      auto result = backend_.Reload();
+      const bool ok = result.ok();
+      std::string message;
+      if (ok) {
+        message = backend_.LastReloadResult();
+      } else if (result.failure) {
+        message = result.failure->message;
+      }
+      daemon::Log(ok ? daemon::LogLevel::kInfo : daemon::LogLevel::kWarning,
+                  "reload asked by " + caller.sender + ": " + (ok ? "ok" : "refused") +
+                      (message.empty() ? "" : ": " + message));
+      emitReloaded(ok, message);
+      std::vector<std::string> changed{"LastReloadResult"};
+      if (backend_.generation() != generation_before) changed.push_back("PolicyGeneration");
+      if (backend_.mode() != mode_before) changed.push_back("Mode");
+      SendPropertiesChanged(changed);
+      ValueOrThrow(result);
+    });
+  }
+
+  void SetMode(const std::string& mode) override {
+    Guarded("SetMode", [&] {
+      Caller caller = RequireRoot("SetMode");
+      auto wanted = policy::ModeByName(mode);
+      if (!wanted) ThrowInvalid("unknown mode '" + mode + "': expected enforce or observe");
+      if (backend_.mode() == *wanted) return;
+      backend_.SetMode(*wanted);
+      daemon::LogNotice("mode set to " + mode + " by " + caller.sender);
+      SendPropertiesChanged({"Mode"});
+    });
+  }
+
+  std::string Mode() override {
+    return Guarded("Mode", [&] { return std::string(policy::ModeName(backend_.mode())); });
+  }
+  uint64_t PolicyGeneration() override {
+    return Guarded("PolicyGeneration", [&] { return backend_.generation(); });
+  }
+  std::string LastReloadResult() override {
+    return Guarded("LastReloadResult", [&] { return backend_.LastReloadResult(); });
+  }
+  std::string Degraded() override {
+    return Guarded("Degraded", [&] { return backend_.Degraded(); });
+  }
+  uint64_t ManagedFiles() override {
+    return Guarded("ManagedFiles", [&] { return backend_.ManagedFiles(); });
+  }
+  uint64_t PendingFiles() override {
+    return Guarded("PendingFiles", [&] { return backend_.PendingFiles(); });
+  }
+  std::string Version() override { return kVersion; }
+
+  ManagerBackend& backend_;
+  std::unique_ptr<sdbus::IProxy> bus_driver_;
+};
+
+Result<std::unique_ptr<sdbus::IConnection>> OpenBusConnection(bool session) {
+  try {
+    return session ? sdbus::createSessionBusConnection() : sdbus::createSystemBusConnection();
+  } catch (const sdbus::Error& e) {
+    return Error{std::string("cannot connect to the ") + (session ? "session" : "system") +
+                 " bus: " + e.getMessage()};
+  }
+}
+
+Result<void> RequestBusName(sdbus::IConnection& connection) {
+  try {
+    connection.requestName(kBusName);
+    return {};
+  } catch (const sdbus::Error& e) {
+    return Error{std::string("cannot own the bus name ") + kBusName + ": " + e.getName() + ": " +
+                 e.getMessage()};
+  }
+}
+
+BusService::BusService(std::unique_ptr<Object> object) : object_(std::move(object)) {}
+BusService::~BusService() = default;
+
+Result<std::unique_ptr<BusService>> BusService::Create(sdbus::IConnection& connection,
+                                                       ManagerBackend& backend) {
+  try {
+    auto object = std::make_unique<Object>(connection, backend);
+    return std::unique_ptr<BusService>(new BusService(std::move(object)));
+  } catch (const sdbus::Error& e) {
+    return Error{std::string("cannot register ") + kObjectPath + " on the bus: " + e.getName() +
+                 ": " + e.getMessage()};
+  }
+}
+
+Result<void> BusService::EmitStateChanged(const daemon::StateChange& change) {
+  try {
+    object_->emitStateChanged(change.path, std::string(policy::FileStateName(change.state)),
+                              std::string(policy::DaxStateName(change.physical)),
+                              std::string(policy::DaxStateName(change.effective)), change.rule);
+    return {};
+  } catch (const sdbus::Error& e) {
+    return Error{"cannot emit StateChanged: " + e.getMessage()};
+  }
+}
+
+Result<void> BusService::EmitSwitchPending(const daemon::PendingSwitch& pending) {
+  try {
+    object_->emitSwitchPending(pending.path, DesiredName(pending.desired),
+                               Holders(pending.holders));
+    return {};
+  } catch (const sdbus::Error& e) {
+    return Error{"cannot emit SwitchPending: " + e.getMessage()};
+  }
+}
+
+Result<void> BusService::EmitReloaded(bool ok, const std::string& message) {
+  try {
+    object_->emitReloaded(ok, message);
+    return {};
+  } catch (const sdbus::Error& e) {
+    return Error{"cannot emit Reloaded: " + e.getMessage()};
+  }
+}
+
+Result<void> BusService::EmitPropertiesChanged(const std::vector<std::string>& property_names) {
+  try {
+    object_->SendPropertiesChanged(property_names);
+    return {};
+  } catch (const sdbus::Error& e) {
+    return Error{"cannot emit PropertiesChanged: " + e.getMessage()};
+  }
+}
+
+}  // namespace daxpolicy::bus

@@ -1,0 +1,83 @@
+#pragma once
+
+/// The D-Bus object of daxpolicyd: interface org.daxpolicy.DaxPolicy1.Manager at
+/// /org/daxpolicy/DaxPolicy1, served from a ManagerBackend.
+///
+/// Wiring in the daemon (single-threaded, sdbus-c++ 1.2):
+///   auto conn = OpenBusConnection(options.session);        // system bus unless --session
+///   auto service = BusService::Create(**conn, backend);     // object + NameOwnerChanged watch
+///   RequestBusName(**conn);                                 // before the loop runs
+///   auto glue = AttachToSdEvent(event, **conn);             // daemon/bus/sd_event_glue.h
+///   ... sd_event_loop(event) ...; on every cycle: service->EmitStateChanged(...) etc.
+/// Destroy the glue and the service before the connection.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/bus/manager_backend.h"
+#include "daemon/engine.h"
+#include "policy/result.h"
+
+namespace sdbus {
+class IConnection;
+}
+
+namespace daxpolicy::bus {
+
+/// Opens a connection to the system bus (honouring DBUS_SYSTEM_BUS_ADDRESS) or, with
+/// `session`, to the session bus (DBUS_SESSION_BUS_ADDRESS).
+Result<std::unique_ptr<sdbus::IConnection>> OpenBusConnection(bool session);
+
+/// Requests the well-known name org.daxpolicy.DaxPolicy1 on `connection`. Call it after
+/// BusService::Create and before the event loop starts (sdbus-c++ 1.2 may otherwise leave
+/// already-arrived messages unprocessed until the next wakeup). Fails when the bus policy
+/// refuses the name (not root) or another process owns it.
+Result<void> RequestBusName(sdbus::IConnection& connection);
+
+/// Serves the Manager interface. Every handler runs on the thread that drives the
+/// connection (processPendingRequest) and turns every failure into an sdbus::Error reply:
+/// ApiError -> org.daxpolicy.DaxPolicy1.Error.{NotManaged,PermissionDenied,InvalidArgument,
+/// PolicyInvalid}, anything unexpected -> org.freedesktop.DBus.Error.Failed.
+///
+/// Authorization uses the caller's uid as the bus daemon reports it: Reload and SetMode need
+/// uid 0; Hold needs uid 0 or the file's owner (ManagerBackend::FileOwner); Release needs
+/// uid 0, the hold's uid or the bus connection that took it. Read methods and properties
+/// are open to every caller the bus policy lets through.
+///
+/// Signals caused by bus calls are emitted here: SetMode emits PropertiesChanged(Mode) when
+/// the mode changes; Reload emits Reloaded(ok, message) and PropertiesChanged of
+/// LastReloadResult (and PolicyGeneration, Mode when they changed). The daemon emits, through
+/// the Emit* methods, what its own events cause (cycles, close events, SIGHUP reloads).
+///
+/// Holds of a client are released (ManagerBackend::ReleaseHoldsOf) when its unique name
+/// leaves the bus, seen as NameOwnerChanged from org.freedesktop.DBus.
+class BusService {
+ public:
+  /// Registers the object on `connection` and subscribes to NameOwnerChanged. Does not
+  /// request the bus name (see RequestBusName). `connection` and `backend` must outlive the
+  /// service.
+  static Result<std::unique_ptr<BusService>> Create(sdbus::IConnection& connection,
+                                                    ManagerBackend& backend);
+  ~BusService();
+  BusService(const BusService&) = delete;
+  BusService& operator=(const BusService&) = delete;
+
+  /// Signal StateChanged(path, state, physical, effective, rule).
+  Result<void> EmitStateChanged(const daemon::StateChange& change);
+  /// Signal SwitchPending(path, desired, holders a(us)).
+  Result<void> EmitSwitchPending(const daemon::PendingSwitch& pending);
+  /// Signal Reloaded(ok, message).
+  Result<void> EmitReloaded(bool ok, const std::string& message);
+  /// org.freedesktop.DBus.Properties.PropertiesChanged for these properties of the Manager
+  /// interface (e.g. {"ManagedFiles", "PendingFiles"} after a cycle, {"Degraded"}). The new
+  /// values are read from the backend. Fails on an unknown property name.
+  Result<void> EmitPropertiesChanged(const std::vector<std::string>& property_names);
+
+ private:
+  class Object;
+  explicit BusService(std::unique_ptr<Object> object);
+  std::unique_ptr<Object> object_;
+};
+
+}  // namespace daxpolicy::bus

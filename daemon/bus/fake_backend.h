@@ -1,0 +1,74 @@
+#pragma once
+
+/// A ManagerBackend over plain data, for tests of the bus service and daxpolicyctl: tests
+/// fill the public fields and read back what the service did.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/bus/manager_backend.h"
+
+namespace daxpolicy::bus {
+
+class FakeBackend : public ManagerBackend {
+ public:
+  FakeBackend();
+
+  /// Tracked files by path; GetFile and Explain fail with kNotManaged for other paths.
+  std::map<std::string, FileView> files;
+  /// Explain text by path; a tracked file without one gets a generated line.
+  std::map<std::string, std::string> explanations;
+  media::MediaReport media_report;
+  std::string degraded;
+  /// FileOwner answers from here first, else lstat()s the path.
+  std::map<std::string, uid_t> owners;
+  policy::Mode current_mode = policy::Mode::kEnforce;
+  uint64_t current_generation = 1;
+  std::string last_reload_result = "loaded at start";
+  /// When set, Reload fails with kPolicyInvalid and this message.
+  std::optional<std::string> reload_error;
+  std::vector<HoldInfo> holds;
+  uint32_t next_cookie = 1;
+  int reload_calls = 0;
+
+  ApiResult<FileView> GetFile(const std::string& path) const override;
+  ApiResult<std::string> Explain(const std::string& path) const override;
+  std::vector<FileView> ListFiles(std::optional<policy::FileState> state) const override;
+  const media::MediaReport& media() const override { return media_report; }
+  std::string Degraded() const override { return degraded; }
+  uint64_t ManagedFiles() const override;
+  uint64_t PendingFiles() const override;
+  ApiResult<uint32_t> AddHold(const std::string& path, policy::DaxState mode,
+                              const std::string& reason, const std::string& owner,
+                              uid_t uid) override;
+  bool ReleaseHold(uint32_t cookie) override;
+  size_t ReleaseHoldsOf(const std::string& owner) override;
+  std::vector<HoldInfo> Holds() const override { return holds; }
+  ApiResult<uid_t> FileOwner(const std::string& path) const override;
+  policy::Mode mode() const override { return current_mode; }
+  void SetMode(policy::Mode mode) override { current_mode = mode; }
+  uint64_t generation() const override { return current_generation; }
+  ApiResult<bool> Reload() override;
+  std::string LastReloadResult() const override { return last_reload_result; }
+};
+
+/// Shorthands for ApiResult values.
+template <class T>
+ApiResult<T> ApiOk(T value) {
+  ApiResult<T> r;
+  r.value = std::move(value);
+  return r;
+}
+template <class T>
+ApiResult<T> ApiFail(ApiError error, std::string message) {
+  ApiResult<T> r;
+  r.failure = ApiFailure{error, std::move(message)};
+  return r;
+}
+
+}  // namespace daxpolicy::bus

@@ -1,0 +1,80 @@
+#pragma once
+
+/// What the D-Bus service needs from the daemon core. The signatures are those of
+/// daxpolicy::daemon::Engine (daemon/engine.h), so the daemon implements this by forwarding
+/// each call to its Engine; Reload() and LastReloadResult() are the daemon's own (the Engine
+/// only swaps in a policy someone else loaded and validated).
+///
+/// Called only from the thread that runs the bus connection's event loop.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/engine.h"
+#include "plugins/media/media_plugin.h"
+#include "policy/policy.h"
+
+namespace daxpolicy::bus {
+
+using daemon::ApiError;
+using daemon::ApiFailure;
+using daemon::ApiResult;
+using daemon::FileView;
+using daemon::HoldInfo;
+
+class ManagerBackend {
+ public:
+  virtual ~ManagerBackend() = default;
+
+  /// GetFileState(path). Failure kNotManaged when the daemon does not track the path.
+  virtual ApiResult<FileView> GetFile(const std::string& path) const = 0;
+  /// Explain(path).
+  virtual ApiResult<std::string> Explain(const std::string& path) const = 0;
+  /// ListFiles(state); nullopt lists every tracked file.
+  virtual std::vector<FileView> ListFiles(std::optional<policy::FileState> state) const = 0;
+
+  /// GetMedia(): the devices of the last media refresh.
+  virtual const media::MediaReport& media() const = 0;
+  /// Property Degraded: "" when everything works.
+  virtual std::string Degraded() const = 0;
+  /// Property ManagedFiles.
+  virtual uint64_t ManagedFiles() const = 0;
+  /// Property PendingFiles.
+  virtual uint64_t PendingFiles() const = 0;
+
+  /// Hold(path, mode, reason). The bus layer has already checked that `uid` may hold the
+  /// file; `owner` is the caller's unique bus name (":1.42"). Returns the cookie (never 0).
+  virtual ApiResult<uint32_t> AddHold(const std::string& path, policy::DaxState mode,
+                                      const std::string& reason, const std::string& owner,
+                                      uid_t uid) = 0;
+  /// Release(cookie). False: no hold has this cookie.
+  virtual bool ReleaseHold(uint32_t cookie) = 0;
+  /// Drops every hold of a unique bus name that left the bus; returns how many.
+  virtual size_t ReleaseHoldsOf(const std::string& owner) = 0;
+  /// Current holds; the bus layer checks with it who may release a cookie.
+  virtual std::vector<HoldInfo> Holds() const = 0;
+  /// Owner uid of the file at path (lstat), for the permission check of Hold.
+  virtual ApiResult<uid_t> FileOwner(const std::string& path) const = 0;
+
+  /// Property Mode.
+  virtual policy::Mode mode() const = 0;
+  /// SetMode(mode) (root only; checked by the bus layer).
+  virtual void SetMode(policy::Mode mode) = 0;
+  /// Property PolicyGeneration: increases with every accepted policy.
+  virtual uint64_t generation() const = 0;
+
+  /// Reload(): re-reads and validates the policy files and, when valid, replaces the running
+  /// policy, exactly like SIGHUP. A bad policy fails with kPolicyInvalid and its errors as the
+  /// message (one "FILE:LINE:COL: message" per line); the running policy stays.
+  /// Must not emit signals itself: the bus layer emits Reloaded and PropertiesChanged for
+  /// reloads asked over the bus.
+  virtual ApiResult<bool> Reload() = 0;
+  /// Property LastReloadResult: human-readable outcome of the last reload (SIGHUP or bus).
+  virtual std::string LastReloadResult() const = 0;
+};
+
+}  // namespace daxpolicy::bus

@@ -1,0 +1,39 @@
+#pragma once
+
+/// Checks of the arguments that arrive over D-Bus, shared by the service (which refuses bad
+/// input with InvalidArgument) and daxpolicyctl (which refuses it before sending).
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "daemon/engine.h"
+#include "policy/policy.h"
+
+namespace daxpolicy::bus {
+
+/// Longest path accepted, in bytes (PATH_MAX including the terminating NUL is 4096).
+inline constexpr size_t kMaxPathBytes = 4096;
+/// Longest hold reason accepted, in bytes.
+inline constexpr size_t kMaxReasonBytes = 4096;
+
+/// True when `text` is well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF).
+bool IsValidUtf8(std::string_view text);
+
+/// Why `path` is not acceptable, or nullopt when it is: it must be non-empty, absolute,
+/// normalized (no "." or ".." component, no "//", no trailing "/"), valid UTF-8 without NUL,
+/// and at most kMaxPathBytes long.
+std::optional<std::string> PathProblem(std::string_view path);
+
+/// "dax" -> kDax, "page-cache" -> kPageCache; anything else nullopt.
+std::optional<policy::DaxState> HoldModeByName(std::string_view name);
+
+/// A contract state name ("unmanaged", "in-sync", "pending", "deferred", "observed",
+/// "blocked") -> its FileState; anything else nullopt.
+std::optional<policy::FileState> FileStateByName(std::string_view name);
+
+/// The contract's name for a desired state: "keep" when kUnknown, else DaxStateName.
+std::string DesiredName(policy::DaxState desired);
+
+}  // namespace daxpolicy::bus

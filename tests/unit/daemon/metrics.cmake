@@ -10,3 +10,11 @@ daxpolicy_add_test(NAME metrics_scrape_test
   SOURCES metrics_scrape_test.cpp
   LIBS daxpolicy_metrics daxpolicy_media
   LABELS integration)
+
+# The unit, bus policy, activation file, dashboard, alert rules and man pages,
+# each checked by the tool that reads it (systemd-analyze, dbus-daemon, promtool,
+# groff, man).
+daxpolicy_add_test(NAME metrics_packaging_test
+  SOURCES metrics_packaging_test.cpp
+  LIBS daxpolicy_metrics daxpolicy_media
+  LABELS integration)

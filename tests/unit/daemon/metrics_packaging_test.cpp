@@ -321,8 +321,8 @@ TEST(TheActivationFile, MakesTheNameActivatable) {
 
 // --- Grafana and Prometheus ------------------------------------------------------------
 
-TEST(TheGrafanaDashboard, QueriesOnlyMetricsTheDaemonRegisters) {
-  DAXPOLICY_REQUIRE(HaveProgram("python3"), "python3");
+// Every "expr" of the dashboard, read with python3's json module.
+std::vector<std::string> DashboardExprs() {
   // Every "expr" anywhere in the JSON, one per line (newlines escaped).
   CommandResult r =
       Sh("python3 -c '\n"
@@ -337,10 +337,16 @@ TEST(TheGrafanaDashboard, QueriesOnlyMetricsTheDaemonRegisters) {
          "walk(json.load(open(sys.argv[1])))\n"
          "' " +
          Quote(kSource / "config/grafana/daxpolicy-dashboard.json"));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> exprs;
   std::istringstream in(r.out);
   for (std::string line; std::getline(in, line);) exprs.push_back(line);
+  return exprs;
+}
+
+TEST(TheGrafanaDashboard, QueriesOnlyMetricsTheDaemonRegisters) {
+  DAXPOLICY_REQUIRE(HaveProgram("python3"), "python3");
+  const std::vector<std::string> exprs = DashboardExprs();
   ASSERT_GE(exprs.size(), 12u);
   ExpectOnlyContractNames(exprs, "dashboard");
 
@@ -353,6 +359,26 @@ TEST(TheGrafanaDashboard, QueriesOnlyMetricsTheDaemonRegisters) {
     const bool histogram = family == "daxpolicy_cycle_duration_seconds";
     EXPECT_TRUE(used.count(histogram ? family + "_bucket" : family)) << family;
   }
+}
+
+// promtool parses PromQL only inside rule files: each expression becomes a
+// recording rule, with Grafana's variables replaced by values.
+TEST(TheGrafanaDashboard, HasExpressionsThatParseAsPromql) {
+  DAXPOLICY_REQUIRE(HaveProgram("python3"), "python3");
+  DAXPOLICY_REQUIRE(HaveProgram("promtool"), "promtool (Debian package prometheus)");
+  std::string rules = "groups:\n  - name: dashboard\n    rules:\n";
+  int n = 0;
+  for (std::string expr : DashboardExprs()) {
+    expr = std::regex_replace(expr, std::regex("\\$__rate_interval"), "5m");
+    expr = std::regex_replace(expr, std::regex("\\$instance"), ".*");
+    expr = std::regex_replace(expr, std::regex("'"), "''");
+    rules +=
+        "      - record: dashboard:expr" + std::to_string(n++) + "\n        expr: '" + expr + "'\n";
+  }
+  TempDir dir;
+  WriteFile(dir.path() / "rules.yaml", rules);
+  CommandResult r = Sh("promtool check rules " + Quote(dir.path() / "rules.yaml"));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << rules;
 }
 
 TEST(TheGrafanaDashboard, HasTheDatasourceInputAndTheInstanceVariable) {

@@ -112,12 +112,15 @@ class Evaluator {
     // Sustained-condition bookkeeping for the winning rule.
     RuleState::PerFile* entry = nullptr;
     const RuleState::PerFile* seen = nullptr;
-    if (mutable_state) {
+    // The map is only consulted when its entry matters: a sustained condition to
+    // time, or a wanted change to check against min_dwell. Most files need neither.
+    const bool timing = rule && rule->for_ns > 0 && !d.held;
+    const bool wants_change =
+        d.desired != DaxState::kUnknown && (f.available & kHavePhysical) && d.desired != f.physical;
+    if (mutable_state && (timing || (wants_change && !mutable_state->files_.empty()))) {
       auto it = mutable_state->files_.find(key);
       if (it != mutable_state->files_.end()) entry = &it->second;
-      if (rule && rule->for_ns > 0 && !d.held && entry == nullptr) {
-        entry = &mutable_state->files_[key];
-      }
+      if (timing && entry == nullptr) entry = &mutable_state->files_[key];
       if (entry) {
         entry->seen_round = mutable_state->round_;
         if (rule && rule->for_ns > 0 && !d.held) {
@@ -130,8 +133,8 @@ class Evaluator {
         }
       }
       seen = entry;
-    } else if (auto it = state.files_.find(key); it != state.files_.end()) {
-      seen = &it->second;
+    } else if (!mutable_state) {
+      if (auto it = state.files_.find(key); it != state.files_.end()) seen = &it->second;
     }
 
     if (d.desired == DaxState::kUnknown) {
@@ -315,11 +318,13 @@ Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& st
     snapshot.PathOf(snapshot.files[i], &path);
     out.files.push_back(ev.Decide(i, path, &state, state, nullptr, &out));
   }
-  // Forget files that vanished and switches older than min_dwell.
+  // A condition not timed this round is broken (or its file vanished); a switch
+  // is remembered until min_dwell has passed.
   for (auto it = state.files_.begin(); it != state.files_.end();) {
-    const RuleState::PerFile& p = it->second;
+    RuleState::PerFile& p = it->second;
+    if (p.seen_round != state.round_) p.for_rule = 0;
     bool recent = p.switched && options.now_ns - p.last_switch_ns < policy.defaults.min_dwell_ns;
-    if (p.seen_round != state.round_ || (p.for_rule == 0 && !recent)) {
+    if (p.for_rule == 0 && !recent) {
       it = state.files_.erase(it);
     } else {
       ++it;

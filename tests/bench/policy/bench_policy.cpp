@@ -101,8 +101,9 @@ void BM_Evaluate(benchmark::State& state) {
   const Snapshot& snap = TheSnapshot();
   uint64_t checks = 0;
   int64_t now = 0;
+  // One RuleState across iterations, as in the daemon (cycle after cycle).
+  RuleState rs;
   for (auto _ : state) {
-    RuleState rs;
     Decisions d = Evaluate(policy, snap, rs, {}, {Mode::kEnforce, now += 1'000'000'000});
     checks += d.rule_checks;
     benchmark::DoNotOptimize(d.applies);

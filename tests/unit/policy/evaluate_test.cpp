@@ -174,6 +174,9 @@ TEST(MinDwell, StopsAFileFromFlippingBackTooSoon) {
   ASSERT_TRUE(d.files[f].apply);  // to DAX at t=0
   b.at(f).physical = DaxState::kDax;
   b.at(f).effective = DaxState::kDax;
+  // A cycle in sync in between: the switch must still be remembered.
+  d = Evaluate(p, b.snapshot(), rs, {}, {Mode::kEnforce, 30 * kSec});
+  EXPECT_EQ(d.files[f].state, FileState::kInSync);
   b.at(f).size = 100;  // now it wants page cache again
   d = Evaluate(p, b.snapshot(), rs, {}, {Mode::kEnforce, 60 * kSec});
   EXPECT_EQ(d.files[f].state, FileState::kDeferred);

@@ -538,6 +538,8 @@ TEST_F(ABusService, DeliversStateChangedAndSwitchPendingToSubscribers) {
   EXPECT_EQ(pendings[0].second[0].get<1>(), "postgres");
   EXPECT_EQ(counts.at("PendingFiles").get<uint64_t>(), 1u);
   EXPECT_EQ(counts.at("ManagedFiles").get<uint64_t>(), 4u);
+  EXPECT_TRUE(server_->WaitForError("refused: cannot emit PropertiesChanged: ", kTimeoutMs))
+      << server_->err();
 }
 
 }  // namespace

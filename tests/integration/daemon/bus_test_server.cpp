@@ -4,7 +4,8 @@
 //   bus_test_server DIR     files of the fake live under DIR (see Populate)
 //
 // Prints "ready" on stdout once the name is owned. Logs (holds taken and released) go to
-// stderr. SIGUSR1 emits StateChanged, SwitchPending and PropertiesChanged; SIGHUP reloads as
+// stderr. SIGUSR1 emits StateChanged, SwitchPending and PropertiesChanged (and tries an
+// unknown property, which must be refused); SIGHUP reloads as
 // the daemon does on SIGHUP; SIGTERM exits 0. A reload fails while DIR/bad-policy exists,
 // with its content as the policy errors.
 
@@ -131,6 +132,8 @@ int OnSignal(sd_event_source* /*source*/, const struct signalfd_siginfo* si, voi
           loop->dir + "/db/b.sst", DaxState::kDax, {{4242, "postgres", false}}};
       Check(loop->service->EmitSwitchPending(pending));
       Check(loop->service->EmitPropertiesChanged({"PendingFiles", "ManagedFiles"}));
+      auto bogus = loop->service->EmitPropertiesChanged({"NoSuchProperty"});
+      if (!bogus.ok()) std::cerr << "refused: " << bogus.error().message << std::endl;
       break;
     }
     case SIGHUP: {

@@ -7,6 +7,7 @@
 #include "daemon/config_files.h"
 #include "daemon/log.h"
 #include "daemon/options.h"
+#include "daemon/service.h"
 #include "daxpolicy/version.h"
 
 namespace daxpolicy::daemon {
@@ -70,6 +71,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (o.once) return daxpolicy::daemon::RunOnce(o, *loaded.policy);
-  daxpolicy::daemon::LogError("only --check-config and --once are available in this build");
-  return 2;
+  daxpolicy::daemon::Service service(o, o.config, dropins);
+  return service.Run(std::move(*loaded.policy));
 }

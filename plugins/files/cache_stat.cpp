@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <vector>
 
 namespace daxpolicy::files {
 namespace {
@@ -60,7 +61,10 @@ Result<CacheCounts> MincoreFd(int fd, uint64_t size, uint64_t page_size, bool tr
   void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) return ErrnoError(errno, "mmap for mincore");
   const uint64_t pages = (size + page_size - 1) / page_size;
-  static thread_local std::array<unsigned char, kMincoreChunkPages> vec;
+  // On the heap, not in thread-local storage: static TLS is carved out of every
+  // thread's stack, and the metrics exporter's worker threads have small stacks
+  // (a 64 KiB TLS block overflowed them on their first error page).
+  std::vector<unsigned char> vec(std::min<uint64_t>(pages, kMincoreChunkPages));
   int err = 0;
   for (uint64_t first = 0; first < pages; first += kMincoreChunkPages) {
     const uint64_t n = std::min<uint64_t>(kMincoreChunkPages, pages - first);

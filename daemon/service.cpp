@@ -1,0 +1,339 @@
+#include "daemon/service.h"
+
+#include <sdbus-c++/sdbus-c++.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "daemon/bus/bus_names.h"
+#include "daemon/bus/bus_service.h"
+#include "daemon/bus/sd_event_glue.h"
+#include "daemon/config_files.h"
+#include "daemon/log.h"
+#include "daemon/metrics.h"
+#include "daxpolicy/version.h"
+#include "plugins/media/media_plugin.h"
+
+namespace daxpolicy::daemon {
+
+namespace {
+
+// A storm of signals helps nobody: beyond this many per cycle, the rest is
+// counted in the log and left to ListFiles/metrics.
+constexpr size_t kMaxSignalsPerCycle = 1000;
+
+uint64_t NowUsec() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+}  // namespace
+
+Service::Service(Options options, std::string config, std::string dropin_dir)
+    : options_(std::move(options)),
+      config_(std::move(config)),
+      dropin_dir_(std::move(dropin_dir)) {}
+
+Service::~Service() {
+  // The bus objects go first: handlers must not run against a dying engine.
+  bus_attachment_.reset();
+  bus_.reset();
+  connection_.reset();
+  exposer_.reset();
+  if (timer_) sd_event_source_unref(timer_);
+  if (fanotify_source_) sd_event_source_unref(fanotify_source_);
+  if (event_) sd_event_unref(event_);
+}
+
+int Service::Run(policy::Policy policy) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  if (int r = sd_event_new(&event_); r < 0) {
+    LogError(std::string("cannot create the event loop: ") + std::strerror(-r));
+    return 1;
+  }
+  for (int sig : {SIGHUP, SIGTERM, SIGINT}) {
+    if (int r = sd_event_add_signal(event_, nullptr, sig, &Service::OnSignal, this); r < 0) {
+      LogError(std::string("cannot watch signals: ") + std::strerror(-r));
+      return 1;
+    }
+  }
+  std::string listen = MetricsListenAddress(options_.metrics_listen, policy);
+  auto engine = Engine::Create(options_, std::move(policy));
+  if (!engine.ok()) {
+    LogError(engine.error().message);
+    return 1;
+  }
+  engine_ = std::move(*engine);
+  metrics_source_ = std::make_unique<EngineMetricsSource>(*engine_);
+  metrics_ = std::make_unique<Metrics>(kVersion);
+  // A metrics address that cannot be bound at start is a configuration error:
+  // exit 1 (the unit does not restart on it) rather than run unobserved.
+  if (!StartMetrics(listen)) return 1;
+  ConnectBus();
+  if (int fd = engine_->close_watcher_fd(); fd >= 0) {
+    if (int r =
+            sd_event_add_io(event_, &fanotify_source_, fd, EPOLLIN, &Service::OnCloseEvent, this);
+        r < 0) {
+      LogWarning(std::string("close events not watched: ") + std::strerror(-r));
+    }
+  }
+  // sd-event sends WATCHDOG=1 on its own at half the period when WATCHDOG_USEC is set.
+  sd_event_set_watchdog(event_, 1);
+  if (int r = sd_event_add_time(event_, &timer_, CLOCK_MONOTONIC, NowUsec(), 0, &Service::OnTimer,
+                                this);
+      r < 0) {
+    LogError(std::string("cannot arm the cycle timer: ") + std::strerror(-r));
+    return 1;
+  }
+  LogNotice("started: " + std::to_string(engine_->policy().scopes.size()) + " scope(s), " +
+            std::to_string(engine_->policy().rules.size()) + " rule(s), mode " +
+            std::string(policy::ModeName(engine_->mode())));
+  int r = sd_event_loop(event_);
+  sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+  LogNotice("stopped");
+  return r < 0 ? 1 : 0;
+}
+
+bool Service::StartMetrics(const std::string& listen) {
+  exposer_.reset();  // the old address is released before the new one is bound
+  metrics_listen_ = listen;
+  metrics_problem_.clear();
+  auto ex = MetricsExposer::Start(listen, metrics_->registry());
+  if (!ex.ok()) {
+    metrics_problem_ = "metrics exporter not running: " + ex.error().message;
+    LogError(metrics_problem_);
+    return false;
+  }
+  exposer_ = std::move(*ex);
+  if (exposer_) {
+    LogInfo("metrics on http://" + listen + "/metrics (port " + std::to_string(exposer_->port()) +
+            ")");
+  }
+  return true;
+}
+
+void Service::ConnectBus() {
+  try {
+    connection_ =
+        options_.session ? sdbus::createSessionBusConnection() : sdbus::createSystemBusConnection();
+    connection_->requestName(bus::kBusName);
+    auto svc = bus::BusService::Create(*connection_, *this);
+    if (!svc.ok()) throw std::runtime_error(svc.error().message);
+    bus_ = std::move(*svc);
+    auto att = bus::AttachToSdEvent(event_, *connection_, [this](const std::string& message) {
+      bus_problem_ = "D-Bus connection lost: " + message;
+      LogError(bus_problem_);
+    });
+    if (!att.ok()) throw std::runtime_error(att.error().message);
+    bus_attachment_ = std::move(*att);
+  } catch (const std::exception& e) {
+    bus_attachment_.reset();
+    bus_.reset();
+    connection_.reset();
+    bus_problem_ = std::string("D-Bus unavailable (") + (options_.session ? "session" : "system") +
+                   " bus): " + e.what();
+    LogError(bus_problem_ + "; the policy is still enforced, but nothing is published on D-Bus");
+  }
+}
+
+int Service::OnTimer(sd_event_source* source, uint64_t /*usec*/, void* userdata) {
+  auto* self = static_cast<Service*>(userdata);
+  self->Cycle();
+  uint64_t next =
+      NowUsec() + static_cast<uint64_t>(self->engine_->policy().daemon.interval_ns / 1000);
+  sd_event_source_set_time(source, next);
+  sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+  return 0;
+}
+
+int Service::OnSignal(sd_event_source* /*source*/, const signalfd_siginfo* info, void* userdata) {
+  auto* self = static_cast<Service*>(userdata);
+  if (info->ssi_signo == SIGHUP) {
+    self->Reload();
+  } else {
+    LogNotice(std::string("received ") + strsignal(static_cast<int>(info->ssi_signo)) +
+              ", stopping");
+    sd_event_exit(self->event_, 0);
+  }
+  return 0;
+}
+
+int Service::OnCloseEvent(sd_event_source* /*source*/, int /*fd*/, uint32_t /*revents*/,
+                          void* userdata) {
+  auto* self = static_cast<Service*>(userdata);
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  std::vector<StateChange> changes =
+      self->engine_->OnCloseEvents(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+  if (!changes.empty()) {
+    self->Publish(changes, {});
+    self->UpdateStatus();
+  }
+  return 0;
+}
+
+void Service::Cycle() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  CycleReport report =
+      engine_->RunCycle(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+  last_cycle_seconds_ = static_cast<double>(report.duration_ns) / 1e9;
+  metrics_->Update(*metrics_source_, last_cycle_seconds_);
+  Publish(report.changes, report.pending);
+  UpdateStatus();
+  if (!ready_sent_) {
+    sd_notify(0, "READY=1");
+    ready_sent_ = true;
+  }
+}
+
+void Service::Publish(const std::vector<StateChange>& changes,
+                      const std::vector<PendingSwitch>& pending) {
+  if (!bus_) return;
+  size_t sent = 0;
+  for (const StateChange& c : changes) {
+    if (sent++ >= kMaxSignalsPerCycle) break;
+    if (auto r = bus_->EmitStateChanged(c); !r.ok()) LogDebug("StateChanged: " + r.error().message);
+  }
+  if (changes.size() > kMaxSignalsPerCycle) {
+    LogInfo(std::to_string(changes.size() - kMaxSignalsPerCycle) +
+            " more state changes this cycle were not signalled (see ListFiles)");
+  }
+  for (const PendingSwitch& p : pending) {
+    if (auto r = bus_->EmitSwitchPending(p); !r.ok())
+      LogDebug("SwitchPending: " + r.error().message);
+  }
+}
+
+void Service::UpdateStatus() {
+  uint64_t managed = engine_->ManagedFiles(), pending = engine_->PendingFiles();
+  std::string degraded = Degraded();
+  std::vector<std::string> changed;
+  if (managed != last_managed_) changed.push_back("ManagedFiles");
+  if (pending != last_pending_) changed.push_back("PendingFiles");
+  if (degraded != last_degraded_) {
+    changed.push_back("Degraded");
+    if (!degraded.empty()) LogWarning("degraded: " + degraded);
+  }
+  last_managed_ = managed;
+  last_pending_ = pending;
+  last_degraded_ = degraded;
+  if (bus_ && !changed.empty()) (void)bus_->EmitPropertiesChanged(changed);
+  std::string status = "STATUS=" + std::to_string(managed) + " managed, " +
+                       std::to_string(pending) + " pending, mode " +
+                       std::string(policy::ModeName(engine_->mode())) +
+                       (degraded.empty() ? "" : "; degraded: " + degraded);
+  sd_notify(0, status.c_str());
+}
+
+ApiResult<bool> Service::Reload() {
+  ApiResult<bool> r;
+  sd_notify(0, "RELOADING=1\nSTATUS=reloading the policy");
+  auto loaded = LoadPolicyFiles(config_, dropin_dir_);
+  if (!loaded.policy) {
+    std::string text;
+    for (const auto& e : loaded.errors) {
+      LogError("reload: " + e.ToString());
+      text += (text.empty() ? "" : "\n") + e.ToString();
+    }
+    last_reload_result_ = "failed: " + std::to_string(loaded.errors.size()) +
+                          " error(s); the running policy (generation " +
+                          std::to_string(engine_->generation()) + ") stays:\n" + text;
+    metrics_source_->set_last_reload_successful(false);
+    metrics_->Update(*metrics_source_, -1);
+    if (bus_) {
+      (void)bus_->EmitReloaded(false, last_reload_result_);
+      (void)bus_->EmitPropertiesChanged({"LastReloadResult"});
+    }
+    sd_notify(0, "READY=1");
+    UpdateStatus();
+    r.failure = ApiFailure{ApiError::kPolicyInvalid, last_reload_result_};
+    return r;
+  }
+  std::string listen = MetricsListenAddress(options_.metrics_listen, *loaded.policy);
+  policy::Mode mode = options_.observe ? policy::Mode::kObserve : loaded.policy->daemon.mode;
+  engine_->ReplacePolicy(std::move(*loaded.policy));
+  engine_->SetMode(mode);
+  if (listen != metrics_listen_) StartMetrics(listen);
+  last_reload_result_ =
+      "ok: generation " + std::to_string(engine_->generation()) + " from " + config_;
+  LogNotice("reloaded the policy: " + last_reload_result_);
+  metrics_source_->set_last_reload_successful(true);
+  if (bus_) {
+    (void)bus_->EmitReloaded(true, last_reload_result_);
+    (void)bus_->EmitPropertiesChanged({"PolicyGeneration", "LastReloadResult", "Mode"});
+  }
+  // Apply the new policy now rather than at the next tick.
+  sd_event_source_set_time(timer_, NowUsec());
+  sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+  sd_notify(0, "READY=1");
+  r.value = true;
+  return r;
+}
+
+std::string Service::LastReloadResult() const { return last_reload_result_; }
+
+ApiResult<FileView> Service::GetFile(const std::string& path) const {
+  return engine_->GetFile(path);
+}
+ApiResult<std::string> Service::Explain(const std::string& path) const {
+  return engine_->Explain(path);
+}
+std::vector<FileView> Service::ListFiles(std::optional<policy::FileState> state) const {
+  return engine_->ListFiles(state);
+}
+const media::MediaReport& Service::media() const { return engine_->media(); }
+std::string Service::Degraded() const {
+  std::string out = engine_->Degraded();
+  for (const std::string* p : {&metrics_problem_, &bus_problem_}) {
+    if (!p->empty()) out += (out.empty() ? "" : "; ") + *p;
+  }
+  return out;
+}
+uint64_t Service::ManagedFiles() const { return engine_->ManagedFiles(); }
+uint64_t Service::PendingFiles() const { return engine_->PendingFiles(); }
+ApiResult<uint32_t> Service::AddHold(const std::string& path, policy::DaxState mode,
+                                     const std::string& reason, const std::string& owner,
+                                     uid_t uid) {
+  auto r = engine_->AddHold(path, mode, reason, owner, uid);
+  if (r.ok()) {
+    LogInfo("hold " + std::to_string(*r.value) + " on " + path + " (" +
+            std::string(policy::DaxStateName(mode)) + ") for " + owner + ": " + reason);
+    // Act on it now rather than at the next tick.
+    sd_event_source_set_time(timer_, NowUsec());
+    sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+  }
+  return r;
+}
+bool Service::ReleaseHold(uint32_t cookie) { return engine_->ReleaseHold(cookie); }
+size_t Service::ReleaseHoldsOf(const std::string& owner) {
+  size_t n = engine_->ReleaseHoldsOf(owner);
+  if (n) LogInfo("released " + std::to_string(n) + " hold(s) of " + owner + " (left the bus)");
+  return n;
+}
+std::vector<HoldInfo> Service::Holds() const { return engine_->Holds(); }
+ApiResult<uid_t> Service::FileOwner(const std::string& path) const {
+  return engine_->FileOwner(path);
+}
+policy::Mode Service::mode() const { return engine_->mode(); }
+void Service::SetMode(policy::Mode mode) {
+  if (mode == engine_->mode()) return;
+  engine_->SetMode(mode);
+  LogNotice("mode set to " + std::string(policy::ModeName(mode)) + " over D-Bus");
+  metrics_->Update(*metrics_source_, -1);
+  UpdateStatus();
+}
+uint64_t Service::generation() const { return engine_->generation(); }
+
+}  // namespace daxpolicy::daemon

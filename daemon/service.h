@@ -1,0 +1,97 @@
+#pragma once
+
+// The long-running daemon: one single-threaded sd-event loop that drives the
+// cycle timer, SIGHUP reload, SIGTERM/SIGINT stop, fanotify close events, the
+// systemd watchdog and the D-Bus connection. The Prometheus exposer's threads
+// only read what Metrics publishes.
+
+#include <memory>
+#include <string>
+
+#include "daemon/bus/manager_backend.h"
+#include "daemon/engine.h"
+#include "daemon/options.h"
+
+typedef struct sd_event sd_event;
+typedef struct sd_event_source sd_event_source;
+struct signalfd_siginfo;
+
+namespace sdbus {
+class IConnection;
+}
+
+namespace daxpolicy::bus {
+class BusService;
+class SdEventBusAttachment;
+}  // namespace daxpolicy::bus
+
+namespace daxpolicy::daemon {
+
+class Metrics;
+class MetricsExposer;
+class EngineMetricsSource;
+
+class Service final : public bus::ManagerBackend {
+ public:
+  Service(Options options, std::string config, std::string dropin_dir);
+  ~Service() override;
+
+  // Runs until SIGTERM/SIGINT; returns the process exit code.
+  int Run(policy::Policy policy);
+
+  // bus::ManagerBackend, forwarded to the engine.
+  ApiResult<FileView> GetFile(const std::string& path) const override;
+  ApiResult<std::string> Explain(const std::string& path) const override;
+  std::vector<FileView> ListFiles(std::optional<policy::FileState> state) const override;
+  const media::MediaReport& media() const override;
+  std::string Degraded() const override;
+  uint64_t ManagedFiles() const override;
+  uint64_t PendingFiles() const override;
+  ApiResult<uint32_t> AddHold(const std::string& path, policy::DaxState mode,
+                              const std::string& reason, const std::string& owner,
+                              uid_t uid) override;
+  bool ReleaseHold(uint32_t cookie) override;
+  size_t ReleaseHoldsOf(const std::string& owner) override;
+  std::vector<HoldInfo> Holds() const override;
+  ApiResult<uid_t> FileOwner(const std::string& path) const override;
+  policy::Mode mode() const override;
+  void SetMode(policy::Mode mode) override;
+  uint64_t generation() const override;
+  ApiResult<bool> Reload() override;
+  std::string LastReloadResult() const override;
+
+ private:
+  static int OnTimer(sd_event_source* source, uint64_t usec, void* userdata);
+  static int OnSignal(sd_event_source* source, const signalfd_siginfo* info, void* userdata);
+  static int OnCloseEvent(sd_event_source* source, int fd, uint32_t revents, void* userdata);
+
+  void Cycle();
+  void Publish(const std::vector<StateChange>& changes, const std::vector<PendingSwitch>& pending);
+  void UpdateStatus();
+  bool StartMetrics(const std::string& listen);  // false: logged, and Degraded() says why
+  void ConnectBus();
+
+  Options options_;
+  std::string config_;
+  std::string dropin_dir_;
+  sd_event* event_ = nullptr;
+  sd_event_source* timer_ = nullptr;
+  sd_event_source* fanotify_source_ = nullptr;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<EngineMetricsSource> metrics_source_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<MetricsExposer> exposer_;
+  std::string metrics_listen_;
+  std::string metrics_problem_;
+  std::unique_ptr<sdbus::IConnection> connection_;
+  std::unique_ptr<bus::BusService> bus_;
+  std::unique_ptr<bus::SdEventBusAttachment> bus_attachment_;
+  std::string bus_problem_;
+  std::string last_reload_result_ = "initial policy loaded";
+  bool ready_sent_ = false;
+  double last_cycle_seconds_ = 0;
+  uint64_t last_managed_ = 0, last_pending_ = 0;
+  std::string last_degraded_;
+};
+
+}  // namespace daxpolicy::daemon

@@ -14,8 +14,10 @@ namespace fs = std::filesystem;
 
 std::vector<std::string> ShippedPolicies() {
   std::vector<std::string> out;
-  for (const auto& e :
-       fs::recursive_directory_iterator(fs::path(DAXPOLICY_SOURCE_DIR) / "config")) {
+  // The default policy and the examples; config/ also holds Prometheus and Grafana files.
+  const fs::path config = fs::path(DAXPOLICY_SOURCE_DIR) / "config";
+  out.push_back((config / "policy.yaml").string());
+  for (const auto& e : fs::recursive_directory_iterator(config / "examples")) {
     if (e.path().extension() == ".yaml") out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());

@@ -21,7 +21,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/vm-harness.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # A missing piece: skip outside CI, failure under CI, and say what is missing.
-DAXPOLICY_VM_KVER=0.0-none CI= "$run_vm" "$echo_script" >/dev/null 2>"$work/err"
+DAXPOLICY_VM_KVER=0.0-none CI='' "$run_vm" "$echo_script" >/dev/null 2>"$work/err"
 check "a missing kernel exits 77 outside CI" 77 "$?"
 check "the message names the missing kernel" 1 "$(grep -c 'missing: .*vmlinuz-0.0-none' "$work/err")"
 DAXPOLICY_VM_KVER=0.0-none CI=true "$run_vm" "$echo_script" >/dev/null 2>&1

@@ -31,6 +31,7 @@ if ! source "$ctl/env.sh" || ! source "$ctl/argv.sh"; then
   [[ $mode == pid1 ]] && power_off
   exit 0
 fi
+# shellcheck disable=SC2154  # daxvm_cwd and daxvm_argv come from argv.sh
 cd "$daxvm_cwd" 2>/dev/null || cd /
 
 cmd=("${daxvm_argv[@]}")

@@ -7,7 +7,8 @@
 set -euo pipefail
 
 readonly kProg=run-vm.sh
-readonly kHere="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+kHere=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly kHere
 
 usage() {
   cat <<'EOF'
@@ -96,6 +97,10 @@ shift
 [[ $script == /* ]] || script=$PWD/$script
 [[ -f $script ]] || die "no such script: $script"
 script=$(realpath "$script")
+# The guest mounts its own /dev, /proc, /sys and /run over the host's.
+case $script in
+  /dev/* | /proc/* | /sys/* | /run/*) die "$script is under a directory the guest replaces; put it elsewhere (e.g. /tmp)" ;;
+esac
 
 # --- the pieces -------------------------------------------------------------
 
@@ -133,7 +138,7 @@ kernel=/boot/vmlinuz-$kver
 
 busybox=
 for b in /usr/bin/busybox /bin/busybox /usr/lib/initramfs-tools/bin/busybox; do
-  [[ -x $b ]] && "$b" --list 2>/dev/null | grep -qx switch_root || continue
+  if [[ ! -x $b ]] || ! "$b" --list 2>/dev/null | grep -qx switch_root; then continue; fi
   # A dynamic busybox names its ELF interpreter; the initramfs has no libc.
   LC_ALL=C grep -qa '/lib64/ld-linux' "$b" && continue
   busybox=$b
@@ -200,10 +205,15 @@ key=$({
   for f in "${mod_files[@]}"; do stat -c '%n %s %Y' "$f"; done
 } | sha256sum | cut -c1-16)
 
+writable_dir() { mkdir -p "$1" 2>/dev/null && [[ -w $1 ]]; }
 cache=${DAXPOLICY_VM_CACHE:-${XDG_CACHE_HOME:-/var/cache}/daxpolicy-vm}
-if ! mkdir -p "$cache" 2>/dev/null || [[ ! -w $cache ]]; then
-  echo "$kProg: note: cache dir $cache not writable, building the initramfs uncached" >&2
-  cache=$tmp
+if ! writable_dir "$cache"; then
+  if [[ -z ${DAXPOLICY_VM_CACHE:-} && -n ${HOME:-} ]] && writable_dir "$HOME/.cache/daxpolicy-vm"; then
+    cache=$HOME/.cache/daxpolicy-vm
+  else
+    echo "$kProg: note: cache dir $cache not writable, building the initramfs uncached" >&2
+    cache=$tmp
+  fi
 fi
 initrd=$cache/initramfs-$kver-$key.cpio
 
@@ -224,7 +234,8 @@ build_initramfs() {
     esac
     echo "$base" >>"$stage/modules.order"
   done
-  # The kernel creates /dev/console for the initial process only if it exists.
+  # No /dev/console here: the kernel's built-in initramfs provides it, and this
+  # archive is unpacked on top. Uncompressed: unpacking is cheaper under TCG.
   (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | $cpio -o -H newc --quiet) >"$initrd.$$.tmp" ||
     die "cpio failed building $initrd"
   mv -f "$initrd.$$.tmp" "$initrd"
@@ -264,6 +275,7 @@ if ((pmem_gib > 0)); then
   img=$tmp/pmem.img
   size=$((pmem_gib * 1024 * 1024 * 1024 + 128 * 1024))
   truncate -s "$size" "$img" || die "cannot create $img ($size bytes)"
+  # shellcheck disable=SC2054  # commas belong to qemu's option syntax
   machine=(-machine pc,nvdimm=on -m "2G,slots=2,maxmem=$((pmem_gib + 3))G"
     -object "memory-backend-file,id=mem1,share=on,mem-path=$img,size=$size"
     -device nvdimm,id=nv1,memdev=mem1,label-size=128K)

@@ -53,8 +53,10 @@ for fs in xfs ext4; do
   "$probe" clear "$g"
   vm_expect_eq "$fs: clearing while held leaves the file effective DAX" \
     "xflag_dax=0 statx_dax=1 statx_dax_known=1" "$(state "$g")"
+  # shellcheck disable=SC2154  # set by coproc
   holder_pid=$holder_PID
-  exec {holder[1]}>&-
+  holder_stdin=${holder[1]}
+  exec {holder_stdin}>&-  # EOF on the holder's stdin: it closes the file and exits
   wait "$holder_pid"
   vm_expect_eq "$fs: after the holder closes the file is no longer DAX" \
     "xflag_dax=0 statx_dax=0 statx_dax_known=1" "$(state "$g")"

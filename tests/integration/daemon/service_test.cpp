@@ -1,0 +1,274 @@
+// The real daxpolicyd as a service: a private D-Bus, a real sd_notify socket,
+// a loop-mounted dax=inode xfs, the /metrics endpoint over HTTP, reload with a
+// broken policy, the watchdog and a clean stop. Everything is started and
+// reaped by the test.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <regex>
+#include <thread>
+
+#include "tests/support/test_support.h"
+
+extern char** environ;
+
+namespace daxpolicy::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+bool HaveProgram(const std::string& name) {
+  return ::daxpolicy::testing::Run({"sh", "-c", "command -v " + name}).exit_code == 0;
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
+            const fs::path& out, const fs::path& err, int fd3 = -1) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  dup2(o, 1);
+  dup2(e, 2);
+  if (fd3 >= 0) dup2(fd3, 3);
+  std::vector<std::string> env;
+  for (char** p = environ; *p; ++p) env.push_back(*p);
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> envp, args;
+  for (auto& s : env) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> a = argv;
+  for (auto& s : a) args.push_back(s.data());
+  args.push_back(nullptr);
+  execvpe(args[0], args.data(), envp.data());
+  _exit(127);
+}
+
+class ADaemonService : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto why = LoopFs::Unavailable();
+    DAXPOLICY_REQUIRE(!why.has_value(), why.value_or(""));
+    DAXPOLICY_REQUIRE(HaveProgram("dbus-daemon"), "dbus-daemon (package dbus-daemon)");
+    DAXPOLICY_REQUIRE(HaveProgram("busctl"), "busctl (package systemd)");
+    DAXPOLICY_REQUIRE(HaveProgram("curl"), "curl");
+    std::string error;
+    fs_ = LoopFs::Create(FsType::kXfs, &error);
+    ASSERT_TRUE(fs_) << error;
+    root_ = fs_->mount_point();
+    fs::create_directories(root_ / "db");
+    for (int i = 0; i < 5; ++i)
+      WriteFile(root_ / "db" / ("t" + std::to_string(i) + ".sst"), "data");
+    WriteFile(root_ / "other", "x");
+    policy_ = dir_.path() / "policy.yaml";
+    WriteFile(policy_, GoodPolicy());
+
+    // A private bus.
+    int p[2];
+    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+    bus_pid_ = Spawn({"dbus-daemon", "--session", "--nofork", "--print-address=3",
+                      "--address=unix:dir=" + dir_.path().string()},
+                     {}, dir_.path() / "bus.out", dir_.path() / "bus.err", p[1]);
+    close(p[1]);
+    char buf[512];
+    ssize_t n = read(p[0], buf, sizeof buf - 1);
+    close(p[0]);
+    ASSERT_GT(n, 0) << ReadFile(dir_.path() / "bus.err");
+    address_.assign(buf, static_cast<size_t>(n));
+    while (!address_.empty() && address_.back() == '\n') address_.pop_back();
+
+    // The notify socket systemd would give it.
+    notify_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(notify_, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::string npath = (dir_.path() / "notify").string();
+    std::strncpy(sa.sun_path, npath.c_str(), sizeof sa.sun_path - 1);
+    ASSERT_EQ(bind(notify_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+
+    daemon_pid_ = Spawn(
+        {BinaryPath("daxpolicyd"), "--session", "--config", policy_.string(), "--state-dir",
+         (dir_.path() / "state").string(), "--metrics-listen", "127.0.0.1:0", "--log-level",
+         "debug"},
+        {"DBUS_SESSION_BUS_ADDRESS=" + address_, "NOTIFY_SOCKET=" + npath, "WATCHDOG_USEC=400000"},
+        dir_.path() / "daemon.out", dir_.path() / "daemon.err");
+    ASSERT_TRUE(WaitForNotify("READY=1", std::chrono::seconds(30)))
+        << ReadFile(dir_.path() / "daemon.err");
+    std::smatch m;
+    std::string log = ReadFile(dir_.path() / "daemon.err");
+    ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(\(port (\d+)\))"))) << log;
+    metrics_url_ = "http://127.0.0.1:" + m[1].str();
+  }
+
+  void TearDown() override {
+    if (daemon_pid_ > 0) {
+      kill(daemon_pid_, SIGKILL);
+      waitpid(daemon_pid_, nullptr, 0);
+    }
+    if (bus_pid_ > 0) {
+      kill(bus_pid_, SIGTERM);
+      waitpid(bus_pid_, nullptr, 0);
+    }
+    if (notify_ >= 0) close(notify_);
+  }
+
+  std::string GoodPolicy() const {
+    return "apiVersion: daxpolicy/v1\ndaemon: { interval: 1s }\nscopes: [" + root_.string() +
+           "]\nrules:\n  - name: tables\n    match: { path: \"" + root_.string() +
+           "/db/*.sst\" }\n    when: \"file.size >= 1B\"\n    dax: on\n";
+  }
+
+  // Reads notify datagrams until one contains `want` or the time is up.
+  bool WaitForNotify(const std::string& want, std::chrono::milliseconds limit) {
+    auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      pollfd pfd{notify_, POLLIN, 0};
+      int left = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+      if (poll(&pfd, 1, std::max(left, 1)) <= 0) continue;
+      char buf[4096];
+      ssize_t n = recv(notify_, buf, sizeof buf, 0);
+      if (n <= 0) continue;
+      std::string msg(buf, static_cast<size_t>(n));
+      notifications_ += msg + "\n";
+      if (msg.find(want) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  CommandResult Busctl(std::vector<std::string> args) {
+    std::vector<std::string> argv{"busctl", "--address=" + address_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return ::daxpolicy::testing::Run(argv);
+  }
+  CommandResult Call(const std::string& method, std::vector<std::string> args = {}) {
+    std::vector<std::string> a{"call", "org.daxpolicy.DaxPolicy1", "/org/daxpolicy/DaxPolicy1",
+                               "org.daxpolicy.DaxPolicy1.Manager", method};
+    a.insert(a.end(), args.begin(), args.end());
+    return Busctl(a);
+  }
+  std::string Property(const std::string& name) {
+    return Busctl({"get-property", "org.daxpolicy.DaxPolicy1", "/org/daxpolicy/DaxPolicy1",
+                   "org.daxpolicy.DaxPolicy1.Manager", name})
+        .out;
+  }
+  CommandResult Ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv{"env", "DBUS_SESSION_BUS_ADDRESS=" + address_,
+                                  BinaryPath("daxpolicyctl"), "--session"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return ::daxpolicy::testing::Run(argv);
+  }
+  bool Alive() { return waitpid(daemon_pid_, nullptr, WNOHANG) == 0; }
+
+  TempDir dir_;
+  std::unique_ptr<LoopFs> fs_;
+  fs::path root_, policy_;
+  std::string address_, metrics_url_, notifications_;
+  pid_t bus_pid_ = -1, daemon_pid_ = -1;
+  int notify_ = -1;
+};
+
+TEST_F(ADaemonService, AnswersEveryReadMethodAboutRealFiles) {
+  const std::string t0 = (root_ / "db" / "t0.sst").string();
+  CommandResult r = Call("GetFileState", {"s", t0});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"State\" s \"blocked\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"Physical\" s \"dax\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"Effective\" s \"page-cache\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"Rule\" s \"tables\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cannot do DAX"), std::string::npos) << r.out;
+
+  r = Call("Explain", {"s", t0});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("rule \\'tables\\'"), std::string::npos) << r.out;  // busctl escapes '
+  EXPECT_NE(r.out.find("MATCHED"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("file.size >= 1B  ->  true (4 B vs 1 B)"), std::string::npos) << r.out;
+
+  r = Call("ListFiles", {"s", "blocked"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("a(sssss) 5 ", 0), 0u) << r.out;
+
+  r = Call("GetFileState", {"s", "/etc/passwd"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("outside every scope"), std::string::npos) << r.err;
+
+  EXPECT_EQ(Property("ManagedFiles"), "t 5\n");
+  EXPECT_EQ(Property("Mode"), "s \"enforce\"\n");
+  EXPECT_EQ(Property("PolicyGeneration"), "t 1\n");
+
+  CommandResult s = Ctl({"status"});
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  CommandResult f = Ctl({"files", "--state", "blocked"});
+  EXPECT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_NE(f.out.find(t0), std::string::npos) << f.out;
+  CommandResult e = Ctl({"explain", t0});
+  EXPECT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_NE(e.out.find("MATCHED"), std::string::npos) << e.out;
+}
+
+TEST_F(ADaemonService, KeepsItsPolicyWhenAReloadIsBrokenAndReportsIt) {
+  WriteFile(policy_, GoodPolicy() + "  - name: tables\n    dax: off\n");  // duplicate name
+  kill(daemon_pid_, SIGHUP);
+  std::string result;
+  for (int i = 0; i < 100 && result.find("failed") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    result = Property("LastReloadResult");
+  }
+  EXPECT_NE(result.find("failed: 1 error(s); the running policy (generation 1) stays"),
+            std::string::npos)
+      << result;
+  EXPECT_NE(result.find("duplicate rule name \\'tables\\'"), std::string::npos) << result;
+  EXPECT_EQ(Property("PolicyGeneration"), "t 1\n");
+  CommandResult m = ::daxpolicy::testing::Run({"curl", "-sS", metrics_url_ + "/metrics"});
+  EXPECT_NE(m.out.find("daxpolicy_config_last_reload_successful 0"), std::string::npos) << m.out;
+  EXPECT_TRUE(Alive());
+
+  WriteFile(policy_, GoodPolicy());
+  CommandResult r = Call("Reload");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Property("PolicyGeneration"), "t 2\n");
+  m = ::daxpolicy::testing::Run({"curl", "-sS", metrics_url_ + "/metrics"});
+  EXPECT_NE(m.out.find("daxpolicy_config_last_reload_successful 1"), std::string::npos) << m.out;
+}
+
+TEST_F(ADaemonService, ServesMetricsThatPromtoolAcceptsAndSurvivesStrayRequests) {
+  DAXPOLICY_REQUIRE(HaveProgram("promtool"), "promtool (package prometheus)");
+  // Wrong paths and methods get an error page; the daemon must not care.
+  CommandResult bad = ::daxpolicy::testing::Run(
+      {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", metrics_url_ + "/other"});
+  EXPECT_EQ(bad.out, "404");
+  ::daxpolicy::testing::Run({"curl", "-s", "-X", "POST", "-d", "x", metrics_url_ + "/metrics"});
+  ::daxpolicy::testing::Run({"curl", "-s", metrics_url_ + "/../../etc/passwd"});
+  ASSERT_TRUE(Alive());
+  CommandResult m = ::daxpolicy::testing::Run({"curl", "-sS", "--fail", metrics_url_ + "/metrics"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_NE(m.out.find("daxpolicy_files{state=\"blocked\"} 5"), std::string::npos) << m.out;
+  WriteFile(dir_.path() / "scrape.txt", m.out);
+  CommandResult check = ::daxpolicy::testing::Run(
+      {"sh", "-c", "promtool check metrics < " + (dir_.path() / "scrape.txt").string()});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+}
+
+TEST_F(ADaemonService, PetsTheWatchdogAndStopsCleanlyOnSigterm) {
+  EXPECT_TRUE(WaitForNotify("WATCHDOG=1", std::chrono::seconds(5))) << notifications_;
+  EXPECT_NE(notifications_.find("STATUS="), std::string::npos) << notifications_;
+  kill(daemon_pid_, SIGTERM);
+  EXPECT_TRUE(WaitForNotify("STOPPING=1", std::chrono::seconds(10))) << notifications_;
+  int status = 0;
+  ASSERT_EQ(waitpid(daemon_pid_, &status, 0), daemon_pid_);
+  daemon_pid_ = -1;
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace daxpolicy::testing

@@ -119,11 +119,14 @@ std::optional<double> ReadVar(Var var, const VarContext& ctx, std::string_view* 
     return false;
   };
   constexpr std::string_view kNoCache =
-      "page-cache telemetry was not sampled for this file (directories and effective-DAX "
-      "files have none; cachestat/mincore failed otherwise)";
+      "page-cache telemetry was not sampled for this file (directories have none; "
+      "cachestat/mincore failed otherwise)";
   constexpr std::string_view kNoEvicted =
       "eviction data needs cachestat(2) (Linux 6.5+); mincore() cannot report it";
   constexpr std::string_view kNoTracing = "access tracing (eBPF) is not available in this build";
+  // An effective-DAX file has no page-cache pages at all: residency and dirty
+  // pages are a known 0 (cachestat's numbers for it would be meaningless).
+  const bool dax_now = !is_dir && (f.available & kHaveEffective) && f.effective == DaxState::kDax;
   switch (var) {
     case Var::kFileSize:
       if (!need(kHaveSize, "the file could not be stat'ed")) return std::nullopt;
@@ -132,12 +135,18 @@ std::optional<double> ReadVar(Var var, const VarContext& ctx, std::string_view* 
       if (!need(kHaveSize, "the file could not be stat'ed")) return std::nullopt;
       return static_cast<double>(snap.wall_clock_ns - f.mtime_ns);
     case Var::kFileCacheResidentRatio:
+      if (dax_now) return 0.0;
       if (is_dir || !need(kHaveCache, kNoCache)) return std::nullopt;
       return std::min(1.0, f.cache_pages / FilePages(snap, f));
     case Var::kFileCachePages:
+      if (dax_now) return 0.0;
       if (is_dir || !need(kHaveCache, kNoCache)) return std::nullopt;
       return f.cache_pages;
     case Var::kFileRecentlyEvictedRatio:
+      if (dax_now) {
+        *why = "an effective-DAX file has no page-cache history";
+        return std::nullopt;
+      }
       if (is_dir || !need(kHaveCache, kNoCache)) return std::nullopt;
       if (f.available & kHaveEvictedOnly) {
         *why = kNoEvicted;
@@ -145,6 +154,7 @@ std::optional<double> ReadVar(Var var, const VarContext& ctx, std::string_view* 
       }
       return std::min(1.0, f.recently_evicted_pages / FilePages(snap, f));
     case Var::kFileDirtyRatio:
+      if (dax_now) return 0.0;
       if (is_dir || !need(kHaveCache, kNoCache)) return std::nullopt;
       return std::min(1.0, f.dirty_pages / FilePages(snap, f));
     case Var::kFileHolders:

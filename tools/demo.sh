@@ -110,9 +110,10 @@ YAML
   $ctl explain "$mnt/db/table-1.sst"
   say "daxpolicyctl explain $mnt/vm/guest.img"
   $ctl explain "$mnt/vm/guest.img"
-  say "what the kernel says (xfs_io lsattr: physical; statx: effective)"
+  say "what the kernel says (lsattr: the physical flag; statx attributes 0x200000: effective DAX)"
   for f in "$mnt"/db/table-1.sst "$mnt"/logs/stream.log "$mnt"/vm/guest.img; do
-    printf '%-40s %s\n' "$f" "$(xfs_io -c 'lsattr -v' "$f" | cut -d' ' -f1) $(xfs_io -c 'statx -r' "$f" 2>/dev/null | grep -m1 'stat.attributes' || true)"
+    printf '%-60s flags %s  %s\n' "$f" "$(xfs_io -c 'lsattr -v' "$f" | sed 's/\].*/]/')" \
+      "$(xfs_io -c 'statx -r' "$f" 2>/dev/null | grep -m1 'stat.attributes' || true)"
   done
   say "the holder of $mnt/vm/guest.img exits"
   kill "$holder_pid"
@@ -121,7 +122,10 @@ YAML
   sleep 3
   $ctl files
   say "metrics (curl http://127.0.0.1:$port/metrics)"
-  curl -s "http://127.0.0.1:$port/metrics" | grep -E '^daxpolicy_(files|files_effective|mode|rule_matched_files|transitions_total)' || true
+  echo "(series with a value of 0 left out)"
+  curl -s "http://127.0.0.1:$port/metrics" |
+    grep -E '^daxpolicy_(files|files_effective|mode|rule_matched_files|transitions_total)' |
+    grep -v ' 0$' || true
   say "daemon log"
   cat "$work/daemon.log"
 }
@@ -131,6 +135,7 @@ if [[ ${1:-} == --inside-vm ]]; then
   # In the guest: an fsdax namespace on the emulated NVDIMM, xfs dax=inode.
   # shellcheck source=/dev/null
   source "$here/tests/vm/guest-lib.sh"
+  ip link set lo up 2>/dev/null || true   # the metrics endpoint listens on 127.0.0.1
   mnt=/mnt/pmem
   mkdir -p "$mnt"
   vm_pmem_mount xfs "$mnt"

@@ -128,6 +128,14 @@ TEST_F(AnExpression, HasNoCacheVariablesForDirectoriesOrUnsampledFiles) {
   EXPECT_EQ(EvalOn("file.recently_evicted_ratio >= 0", b_, mincore_only), Tri::kUnknown);
 }
 
+TEST_F(AnExpression, SeesNoPageCacheOnAnEffectiveDaxFile) {
+  uint32_t f = b_.File("/srv/pmem/dax", 1 << 20, DaxState::kDax, DaxState::kDax);
+  EXPECT_EQ(EvalOn("file.cache_resident_ratio == 0", b_, f), Tri::kTrue);
+  EXPECT_EQ(EvalOn("file.cache_pages == 0", b_, f), Tri::kTrue);
+  EXPECT_EQ(EvalOn("file.dirty_ratio == 0", b_, f), Tri::kTrue);
+  EXPECT_EQ(EvalOn("file.recently_evicted_ratio >= 0", b_, f), Tri::kUnknown);
+}
+
 TEST(ExpressionNesting, IsBoundedInsteadOfOverflowingTheStack) {
   std::string deep(10000, '(');
   std::vector<ExprError> errors;

@@ -64,7 +64,7 @@ rules:
     when: "file.cache_resident_ratio >= 0"
     dax: on
 YAML
-  # Effective-DAX files have no page-cache numbers, so the way back has no such condition.
+  # The way back is unconditional: it must not depend on page-cache numbers.
   cat >"$work/off.yaml" <<YAML
 apiVersion: daxpolicy/v1
 scopes: [ $mnt ]

@@ -18,15 +18,15 @@ bool InCi();
 // A test that needs root, a bus, a loop device or the VM calls this first.
 // Outside CI a missing requirement skips the test; under CI it fails it, so a
 // CI run can never pass by skipping.
-#define DAXPOLICY_REQUIRE(condition, what)                                    \
-  do {                                                                        \
-    if (!(condition)) {                                                       \
-      if (::daxpolicy::testing::InCi()) {                                     \
-        FAIL() << "requirement missing under CI=true: " << (what);            \
-      } else {                                                                \
+#define DAXPOLICY_REQUIRE(condition, what)                                       \
+  do {                                                                           \
+    if (!(condition)) {                                                          \
+      if (::daxpolicy::testing::InCi()) {                                        \
+        FAIL() << "requirement missing under CI=true: " << (what);               \
+      } else {                                                                   \
         GTEST_SKIP() << "requirement missing (would fail under CI): " << (what); \
-      }                                                                       \
-    }                                                                         \
+      }                                                                          \
+    }                                                                            \
   } while (0)
 
 bool IsRoot();

@@ -11,6 +11,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -73,14 +74,14 @@ struct Options {
   int clients = 4;
   double rate = 1000;
   int busctl_calls = 200;
-  std::string list_state = "pending";
+  std::string list_state = "blocked";
   std::string daxpolicyd = DAXPOLICY_BENCH_DAXPOLICYD;
   double target_p99_ms = 2.0;
   bool check_p99 = false;
   // The RSS bound: a fixed part (code, libraries, allocator arenas, the metrics server's
   // threads) plus the daemon's per-file state (path, flags, samples, rule state).
-  double rss_fixed_mib = 64;
-  double rss_per_file_bytes = 2048;
+  double rss_fixed_mib = 32;
+  double rss_per_file_bytes = 1024;
 };
 
 // A child process killed (SIGTERM, then SIGKILL after 5 s) and reaped when this goes away.
@@ -277,7 +278,10 @@ struct Op {
 };
 
 struct LoadResult {
-  std::map<std::string, std::vector<double>> latency_us;  // per op name
+  std::map<std::string, std::vector<double>> latency_us;  // per op name, send to reply
+  // Per op name, from the time the call was due to the reply: what independent callers
+  // arriving at the target rate would see, including waiting while every client is blocked.
+  std::map<std::string, std::vector<double>> scheduled_us;
   uint64_t failures = 0;
   std::vector<std::string> failure_samples;
   double seconds = 0;
@@ -306,15 +310,17 @@ LoadResult RunLoad(const std::string& address, const std::string& destination,
   auto client = [&](int c) {
     std::mt19937_64 rng(0x5eed + static_cast<uint64_t>(c));
     std::map<std::string, std::vector<double>> local;
+    std::map<std::string, std::vector<double>> local_scheduled;
     uint64_t failures = 0;
     std::vector<std::string> samples;
     double max_lag_ms = 0;
     for (;;) {
       const int i = next.fetch_add(1);
       if (i >= calls || g_stop) break;
+      auto due = start;
       if (rate > 0) {
-        const auto due = start + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(i / rate));
+        due = start +
+              std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate));
         std::this_thread::sleep_until(due);
         max_lag_ms = std::max(
             max_lag_ms, std::chrono::duration<double, std::milli>(Clock::now() - due).count());
@@ -331,8 +337,12 @@ LoadResult RunLoad(const std::string& address, const std::string& destination,
       const auto t0 = Clock::now();
       try {
         op->call(*proxies[static_cast<size_t>(c)], rng);
-        local[op->name].push_back(
-            std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+        const auto t1 = Clock::now();
+        local[op->name].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        if (rate > 0) {
+          local_scheduled[op->name].push_back(
+              std::chrono::duration<double, std::micro>(t1 - due).count());
+        }
       } catch (const std::exception& e) {
         ++failures;
         if (samples.size() < 3) samples.push_back(op->name + ": " + e.what());
@@ -341,6 +351,10 @@ LoadResult RunLoad(const std::string& address, const std::string& destination,
     std::lock_guard<std::mutex> lock(mu);
     for (auto& [name, v] : local) {
       auto& all = result.latency_us[name];
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    for (auto& [name, v] : local_scheduled) {
+      auto& all = result.scheduled_us[name];
       all.insert(all.end(), v.begin(), v.end());
     }
     result.failures += failures;
@@ -354,18 +368,26 @@ LoadResult RunLoad(const std::string& address, const std::string& destination,
   return result;
 }
 
-std::vector<double> AllLatencies(const LoadResult& r) {
+std::vector<double> AllLatencies(const std::map<std::string, std::vector<double>>& by_op) {
   std::vector<double> all;
-  for (const auto& [name, v] : r.latency_us) all.insert(all.end(), v.begin(), v.end());
+  for (const auto& [name, v] : by_op) all.insert(all.end(), v.begin(), v.end());
   return all;
 }
 
 void PrintLoad(const std::string& title, const LoadResult& r, int calls, double rate) {
-  const std::vector<double> all = AllLatencies(r);
-  std::printf("\n%s\n", title.c_str());
+  const std::vector<double> all = AllLatencies(r.latency_us);
+  std::printf("\n%s\n  latency from send to reply:\n", title.c_str());
   PrintHeader();
   for (const auto& [name, v] : r.latency_us) PrintRow(name, Summarize(v));
   PrintRow("all", Summarize(all));
+  if (!r.scheduled_us.empty()) {
+    std::printf(
+        "  latency from the time the call was due (open-loop view, includes waiting for "
+        "a free client):\n");
+    PrintHeader();
+    for (const auto& [name, v] : r.scheduled_us) PrintRow(name, Summarize(v));
+    PrintRow("all", Summarize(AllLatencies(r.scheduled_us)));
+  }
   std::printf(
       "  achieved rate %.0f calls/s (target %s), %zu of %d calls answered, %llu failed, "
       "worst send lag behind schedule %.1f ms\n",
@@ -731,7 +753,7 @@ int Run(const Options& o) {
   const bool daemon_alive = w.daemon.Running();
 
   // Report.
-  const std::vector<double> our_all = AllLatencies(ours);
+  const std::vector<double> our_all = AllLatencies(ours.latency_us);
   const Percentiles overall = Summarize(our_all);
   PrintLoad("daxpolicyd, " + std::to_string(o.clients) + " clients (sdbus-c++ proxies):", ours,
             o.calls, o.rate);
@@ -759,13 +781,15 @@ int Run(const Options& o) {
   } else {
     std::printf("  not available (metrics port %d)\n", port);
   }
-  size_t over_target = 0;
-  for (double us : our_all) over_target += us > o.target_p99_ms * 1000 ? 1 : 0;
-  std::printf("  calls over %.1f ms: %zu of %zu (%.2f%%)\n", o.target_p99_ms, over_target,
-              our_all.size(),
-              our_all.empty()
-                  ? 0.0
-                  : 100.0 * static_cast<double>(over_target) / static_cast<double>(our_all.size()));
+  const std::vector<double> our_scheduled = AllLatencies(ours.scheduled_us);
+  for (const auto* v : {&our_all, &our_scheduled}) {
+    if (v->empty()) continue;
+    size_t over = 0;
+    for (double us : *v) over += us > o.target_p99_ms * 1000 ? 1 : 0;
+    std::printf("  calls over %.1f ms, %s: %zu of %zu (%.2f%%)\n", o.target_p99_ms,
+                v == &our_all ? "send to reply" : "from due time", over, v->size(),
+                100.0 * static_cast<double>(over) / static_cast<double>(v->size()));
+  }
 
   const double bound = o.rss_fixed_mib * 1024 * 1024 + o.rss_per_file_bytes * o.files;
   std::printf(
@@ -773,11 +797,15 @@ int Run(const Options& o) {
       "files)\n",
       static_cast<double>(max_rss) / (1 << 20), bound / (1 << 20), o.rss_fixed_mib,
       o.rss_per_file_bytes, o.files);
-  const Percentiles base_all = Summarize(AllLatencies(baseline));
+  const Percentiles base_all = Summarize(AllLatencies(baseline.latency_us));
+  const Percentiles base_scheduled = Summarize(AllLatencies(baseline.scheduled_us));
+  const Percentiles scheduled = Summarize(our_scheduled);
   std::printf(
-      "\nsummary: daxpolicyd p50 %.3f ms p99 %.3f ms | baseline p50 %.3f ms p99 %.3f ms "
-      "| failures %llu | RSS %.1f/%.1f MiB\n",
-      overall.p50 / 1000, overall.p99 / 1000, base_all.p50 / 1000, base_all.p99 / 1000,
+      "\nsummary: daxpolicyd p50 %.3f ms p99 %.3f ms (from due time p99 %.3f ms) | "
+      "baseline p50 %.3f ms p99 %.3f ms (from due time p99 %.3f ms) | failures %llu | "
+      "RSS %.1f/%.1f MiB\n",
+      overall.p50 / 1000, overall.p99 / 1000, scheduled.p99 / 1000, base_all.p50 / 1000,
+      base_all.p99 / 1000, base_scheduled.p99 / 1000,
       static_cast<unsigned long long>(ours.failures + busctl_failures),
       static_cast<double>(max_rss) / (1 << 20), bound / (1 << 20));
 
@@ -799,8 +827,10 @@ int Run(const Options& o) {
     std::printf("FAIL: RSS above the bound\n");
     rc = 1;
   }
-  if (o.check_p99 && overall.p99 > o.target_p99_ms * 1000) {
-    std::printf("FAIL: p99 %.3f ms above the %.1f ms target\n", overall.p99 / 1000,
+  // Paced, the open-loop figure is the one a caller sees; unpaced, there is no due time.
+  const double p99_checked = our_scheduled.empty() ? overall.p99 : scheduled.p99;
+  if (o.check_p99 && p99_checked > o.target_p99_ms * 1000) {
+    std::printf("FAIL: p99 %.3f ms above the %.1f ms target\n", p99_checked / 1000,
                 o.target_p99_ms);
     rc = 1;
   }
@@ -819,10 +849,11 @@ int main(int argc, char** argv) {
   app.add_option("--rate", o.rate, "target calls/s over all clients, 0 = unpaced (default 1000)");
   app.add_option("--busctl-calls", o.busctl_calls,
                  "rounds of busctl calls (one process each; default 200)");
-  app.add_option("--list-state", o.list_state, "state filter of ListFiles (default pending)");
+  app.add_option("--list-state", o.list_state, "state filter of ListFiles (default blocked)");
   app.add_option("--daxpolicyd", o.daxpolicyd, "daxpolicyd binary")->capture_default_str();
   app.add_option("--target-p99-ms", o.target_p99_ms, "p99 target in ms (default 2)");
-  app.add_flag("--check-p99", o.check_p99, "also exit 1 when the overall p99 misses the target");
+  app.add_flag("--check-p99", o.check_p99,
+               "also exit 1 when the overall p99 (from due time when paced) misses the target");
   app.add_option("--rss-fixed-mib", o.rss_fixed_mib, "fixed part of the RSS bound (MiB)")
       ->capture_default_str();
   app.add_option("--rss-per-file", o.rss_per_file_bytes, "per-file part of the RSS bound (bytes)")
@@ -844,6 +875,8 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  // The default 50 us timer slack would show up in every paced call's due-time latency.
+  prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   try {
     return Run(o);
   } catch (const std::exception& e) {

@@ -819,8 +819,9 @@ int Run(const Options& o) {
     rc = 1;
   }
   if (ours.failures > 0 || busctl_failures > 0 || our_all.size() != static_cast<size_t>(o.calls)) {
-    std::printf("FAIL: %llu failed calls\n",
-                static_cast<unsigned long long>(ours.failures + busctl_failures));
+    std::printf("FAIL: %llu failed calls, %zu of %d daemon calls answered\n",
+                static_cast<unsigned long long>(ours.failures + busctl_failures), our_all.size(),
+                o.calls);
     rc = 1;
   }
   if (static_cast<double>(max_rss) > bound) {

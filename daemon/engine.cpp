@@ -411,19 +411,24 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
 
   driver::DaxDriver* drv =
       mode_ == policy::Mode::kObserve ? m.observe_driver.get() : m.enforce_driver.get();
+  // Without a durable record of the originals nothing may change: the whole
+  // batch is blocked with the reason.
+  auto block_batch = [&](const std::string& why) {
+    LogError(why);
+    counters_.sampler_errors["journal"] += 1;
+    for (uint32_t i : to_apply) {
+      m.status[i].state = FileState::kBlocked;
+      m.status[i].apply_reason = static_cast<int32_t>(m.apply_reasons.size());
+    }
+    m.apply_reasons.push_back(why);
+  };
   // Originals first, in one durable write for the whole batch.
   if (mode_ == policy::Mode::kEnforce) {
     if (!m.journal) {
       auto j = journal::Journal::Open(options_.state_dir);
       if (!j.ok()) {
-        std::string why = "state journal unavailable: " + j.error().message;
-        LogError(why + "; nothing is changed until it works");
-        counters_.sampler_errors["journal"] += 1;
-        for (uint32_t i : to_apply) {
-          m.status[i].state = FileState::kBlocked;
-          m.status[i].apply_reason = static_cast<int32_t>(m.apply_reasons.size());
-        }
-        m.apply_reasons.push_back(why);
+        block_batch("state journal unavailable: " + j.error().message +
+                    "; nothing is changed until it works");
         return;
       }
       m.journal = std::move(*j);
@@ -442,14 +447,8 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
     }
     auto recorded = m.journal->RecordOriginals(batch);
     if (!recorded.ok()) {
-      std::string why = "cannot record original flags: " + recorded.error().message;
-      LogError(why + "; nothing is changed this cycle");
-      counters_.sampler_errors["journal"] += 1;
-      for (uint32_t i : to_apply) {
-        m.status[i].state = FileState::kBlocked;
-        m.status[i].apply_reason = static_cast<int32_t>(m.apply_reasons.size());
-      }
-      m.apply_reasons.push_back(why);
+      block_batch("cannot record original flags: " + recorded.error().message +
+                  "; nothing is changed this cycle");
       return;
     }
   }

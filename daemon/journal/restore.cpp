@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "plugins/driver/unique_fd.h"
+#include "plugins/unique_fd.h"
 
 namespace daxpolicy::journal {
 
@@ -145,13 +145,13 @@ Result<RestoreReport> Restore(const std::string& state_dir, const RestoreRequest
   options.open = request.open;
   options.allow_hard_links = true;
   driver::InodeFlagDriver driver(request.kernel, options);
-  std::map<std::string, driver::UniqueFd> roots;
+  std::map<std::string, daxpolicy::UniqueFd> roots;
   std::vector<RestoreItem> items;
   std::vector<FileKey> done;
   for (const JournalEntry& entry : selected) {
     auto root = roots.find(entry.scope_root);
     if (root == roots.end()) {
-      driver::UniqueFd fd(open(entry.scope_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      daxpolicy::UniqueFd fd(open(entry.scope_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
       root = roots.emplace(entry.scope_root, std::move(fd)).first;
     }
     driver::ApplyOutcome outcome;

@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "plugins/driver/blocked.h"
-#include "plugins/driver/unique_fd.h"
+#include "plugins/unique_fd.h"
 
 namespace daxpolicy::driver {
 

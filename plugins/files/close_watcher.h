@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "plugins/files/unique_fd.h"
+#include "plugins/unique_fd.h"
 #include "policy/result.h"
 
 namespace daxpolicy::files {

@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "plugins/files/unique_fd.h"
+#include "plugins/unique_fd.h"
 
 namespace daxpolicy::files {
 namespace {

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <utility>
 
-#include "plugins/files/unique_fd.h"
+#include "plugins/unique_fd.h"
 
 namespace daxpolicy::files {
 namespace {

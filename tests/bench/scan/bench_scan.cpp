@@ -21,11 +21,11 @@
 #include "plugins/files/cache_stat.h"
 #include "plugins/files/sampler.h"
 #include "plugins/files/scanner.h"
-#include "plugins/files/unique_fd.h"
+#include "plugins/unique_fd.h"
 
 namespace {
 
-using daxpolicy::files::UniqueFd;
+using daxpolicy::UniqueFd;
 using Clock = std::chrono::steady_clock;
 
 bool InCi() {

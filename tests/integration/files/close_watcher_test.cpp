@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "plugins/files/unique_fd.h"
+#include "plugins/unique_fd.h"
 #include "tests/support/test_support.h"
 
 namespace daxpolicy::files {

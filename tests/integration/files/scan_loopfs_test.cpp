@@ -15,7 +15,7 @@
 #include "plugins/files/cache_stat.h"
 #include "plugins/files/sampler.h"
 #include "plugins/files/scanner.h"
-#include "plugins/files/unique_fd.h"
+#include "plugins/unique_fd.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/files/files_test_util.h"
 

@@ -68,7 +68,7 @@ TEST(ARestore, UndoesEveryChangeAndReportsWhatItCouldNot) {
     if (n != "d") testing::WriteFile(scope / n, "x");
   }
   SetDaxFlag(scope / "b", true);  // starts with DAX
-  driver::UniqueFd root(open(scope.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  daxpolicy::UniqueFd root(open(scope.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   {
     auto j = Journal::Open(state);
     ASSERT_TRUE(j.ok()) << j.error().message;

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "plugins/files/unique_fd.h"
+#include "plugins/unique_fd.h"
 #include "tests/support/test_support.h"
 
 namespace daxpolicy::files {

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "plugins/files/scanner.h"
-#include "plugins/files/unique_fd.h"
+#include "plugins/unique_fd.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/files/files_test_util.h"
 

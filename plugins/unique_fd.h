@@ -4,7 +4,7 @@
 
 #include <utility>
 
-namespace daxpolicy::files {
+namespace daxpolicy {
 
 /// Owns one file descriptor and closes it on destruction. -1 means "none".
 class UniqueFd {
@@ -36,4 +36,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace daxpolicy::files
+}  // namespace daxpolicy

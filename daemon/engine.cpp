@@ -487,7 +487,9 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
     if (m.journal) hooks.before_change = m.journal->BeforeChangeHook(scope.path);
     driver::FileRef ref{scope.root_fd, m.RelativePath(f, path), {m.DevOf(f), f.ino}};
     auto outcome = drv->Apply(ref, st.desired, hooks);
-    std::string rule = st.rule >= 0 ? policy_.rules[static_cast<size_t>(st.rule)].name : "";
+    // A hold, not the rule, decided this change: counted with the defaults.
+    std::string rule =
+        st.held || st.rule < 0 ? "" : policy_.rules[static_cast<size_t>(st.rule)].name;
     std::string to = DaxName(st.desired);
     if (!outcome.ok()) {
       ++counters_.transitions[{rule, to, "failed"}];
@@ -514,7 +516,9 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
       ++counters_.transitions[{rule, to, "changed"}];
       ++report->applied;
       LogInfo("switched " + journal::PrintablePath(path) + " to " + to +
-              (rule.empty() ? "" : " (rule '" + rule + "')"));
+              (st.held        ? " (application hold)"
+               : rule.empty() ? " (defaults)"
+                              : " (rule '" + rule + "')"));
     }
     f.physical = o.physical_after;
     f.available |= policy::kHavePhysical;

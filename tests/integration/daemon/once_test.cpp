@@ -166,7 +166,7 @@ TEST(OnceDurability, RestoresEveryOriginalAfterSigkillAtRandomMoments) {
   }
   TempDir state;
   // Two opposite policies, alternated, so every run has 10,000 switches to make
-  // (a run takes a few hundred ms here) and the kill lands in the middle of one.
+  // and the kill lands in the middle of one.
   fs::path policies[2] = {state.path() / "flip.yaml", state.path() / "flop.yaml"};
   for (int k = 0; k < 2; ++k) {
     WriteFile(policies[k], "apiVersion: daxpolicy/v1\nscopes: [" + root.string() +
@@ -179,22 +179,41 @@ TEST(OnceDurability, RestoresEveryOriginalAfterSigkillAtRandomMoments) {
   }
   std::mt19937 rng(12345);
   int killed = 0;
+  const fs::path log = state.path() / "run.log";
   for (int run = 0; run < 10; ++run) {
+    fs::remove(log);  // the previous run's log must not count as this run's progress
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       int null = open("/dev/null", O_WRONLY);
+      int err = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       dup2(null, 1);
-      dup2(null, 2);
+      dup2(err, 2);
       std::string bin = BinaryPath("daxpolicyd"), sdir = (state.path() / "state").string();
       execl(bin.c_str(), bin.c_str(), "--once", "--config", policies[run % 2].c_str(),
             "--state-dir", sdir.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 150));
-    kill(pid, SIGKILL);
+    // Kill at a random point of the apply loop, measured by the daemon's own
+    // progress (one "switched" log line per file), so a slow build (sanitizers)
+    // is killed mid-way just as a fast one.
+    const uintmax_t at_bytes = 100 + rng() % 500'000;
     int status = 0;
-    waitpid(pid, &status, 0);
+    bool exited = false;
+    for (int waited_ms = 0; waited_ms < 60'000; ++waited_ms) {
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+      std::error_code ec;
+      const uintmax_t size = fs::file_size(log, ec);  // (uintmax_t)-1 when missing
+      if (!ec && size >= at_bytes) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!exited) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
     killed += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
   }
   EXPECT_GE(killed, 5) << "most runs must die mid-way for this test to mean anything";

@@ -79,13 +79,15 @@ struct Engine::Impl {
     media::MountInput media_input;
   };
   // Per-file result of the last cycle, parallel to snapshot.files.
+  // 24 bytes a file: only what GetFile/Explain need from the decision.
   struct Status {
     FileState state = FileState::kUnmanaged;
     DaxState desired = DaxState::kUnknown;
-    int32_t rule = -1;
     bool held = false;
+    policy::Reason reason = policy::Reason::kNone;  // the decision's reason
+    int32_t rule = -1;
     int32_t apply_reason = -1;  // index into apply_reasons when the driver refused
-    Decision decision;
+    int64_t wait_ns = 0;        // the decision's wait
   };
 
   host::Roots roots;
@@ -110,7 +112,14 @@ struct Engine::Impl {
   uint32_t next_cookie = 1;
   std::vector<Status> status;
   std::vector<std::string> apply_reasons;
-  std::unordered_map<FileKey, uint32_t, policy::FileKeyHash> index;
+  // (identity, file index), sorted: 24 bytes a file, binary-searched by GetFile.
+  std::vector<std::pair<FileKey, uint32_t>> index;
+
+  std::optional<uint32_t> Find(const FileKey& key) const {
+    auto it = std::lower_bound(index.begin(), index.end(), std::make_pair(key, uint32_t{0}));
+    if (it == index.end() || it->first != key) return std::nullopt;
+    return it->second;
+  }
   std::map<FileKey, std::vector<HolderInfo>> pending_holders;
   int64_t last_full_scan_ns = 0;
   bool scanned_once = false;
@@ -391,7 +400,8 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
   std::string path;
   for (const Decision& d : decisions.files) {
     Impl::Status& st = m.status[d.file];
-    st.decision = d;
+    st.reason = d.reason;
+    st.wait_ns = d.wait_ns;
     st.state = d.state;
     st.desired = d.desired;
     st.rule = d.rule;
@@ -550,7 +560,7 @@ void Engine::FinishCycle(CycleReport* report) {
     FileRecord& f = m.snap.files[i];
     const Impl::Status& st = m.status[i];
     FileKey key = m.KeyOf(f);
-    m.index.emplace(key, i);
+    m.index.emplace_back(key, i);
     if (st.state == FileState::kPending && f.kind == FileKind::kRegular) {
       auto old = m.pending_holders.find(key);
       if (old != m.pending_holders.end()) {
@@ -572,6 +582,7 @@ void Engine::FinishCycle(CycleReport* report) {
       f.daemon_state = packed;
     }
   }
+  std::sort(m.index.begin(), m.index.end());
   m.pending_holders = std::move(still_pending);
   if (!new_pending.empty()) {
     auto scan = host::FindHolders(m.roots, new_pending, getpid());
@@ -585,7 +596,7 @@ void Engine::FinishCycle(CycleReport* report) {
           }
         }
       }
-      uint32_t i = m.index[key];
+      uint32_t i = *m.Find(key);
       const FileRecord& f = m.snap.files[i];
       m.snap.PathOf(f, &path);
       report->pending.push_back(PendingSwitch{path, m.status[i].desired, out});
@@ -615,12 +626,12 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
   // pending file with statx (no fd held) rather than trusting the event.
   std::string path;
   for (auto it = m.pending_holders.begin(); it != m.pending_holders.end();) {
-    auto idx = m.index.find(it->first);
-    if (idx == m.index.end()) {
+    std::optional<uint32_t> idx = m.Find(it->first);
+    if (!idx) {
       it = m.pending_holders.erase(it);
       continue;
     }
-    FileRecord& f = m.snap.files[idx->second];
+    FileRecord& f = m.snap.files[*idx];
     m.snap.PathOf(f, &path);
     const Impl::Scope& scope = m.scopes[f.mount];
     driver::FlagReader reader(driver::SafeOpenOptions{options_.procfs, true});
@@ -628,7 +639,7 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
         reader.ReadEffective({scope.root_fd, m.RelativePath(f, path), {it->first.dev, f.ino}});
     if (eff != DaxState::kUnknown && eff != f.effective) {
       f.effective = eff;
-      Impl::Status& st = m.status[idx->second];
+      Impl::Status& st = m.status[*idx];
       st.state = StateAfterApply(f, st.desired);
       f.daemon_state = Pack(st.state, f.physical, f.effective);
       std::string rule = st.rule >= 0 ? policy_.rules[static_cast<size_t>(st.rule)].name : "";
@@ -681,8 +692,8 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
                            "'" + journal::PrintablePath(path) + "': " + std::strerror(err)};
     return r;
   }
-  auto it = m.index.find(FileKey{static_cast<uint64_t>(st.st_dev), st.st_ino});
-  if (it == m.index.end()) {
+  std::optional<uint32_t> it = m.Find(FileKey{static_cast<uint64_t>(st.st_dev), st.st_ino});
+  if (!it) {
     std::string why = S_ISLNK(st.st_mode) ? "is a symbolic link (never followed)"
                       : !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)
                           ? "is neither a regular file nor a directory"
@@ -691,8 +702,8 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
     r.failure = ApiFailure{ApiError::kNotManaged, "'" + journal::PrintablePath(path) + "' " + why};
     return r;
   }
-  const FileRecord& f = m.snap.files[it->second];
-  const Impl::Status& s = m.status[it->second];
+  const FileRecord& f = m.snap.files[*it];
+  const Impl::Status& s = m.status[*it];
   v.managed = s.state != FileState::kUnmanaged;
   v.desired = s.desired;
   v.physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
@@ -701,7 +712,7 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
                                                          : DaxState::kUnknown;
   v.state = s.state;
   v.rule = s.rule >= 0 ? policy_.rules[static_cast<size_t>(s.rule)].name : "";
-  v.reason = ReasonOf(it->second);
+  v.reason = ReasonOf(*it);
   if (auto h = m.pending_holders.find(m.KeyOf(f)); h != m.pending_holders.end()) {
     v.holders = h->second;
   }
@@ -712,16 +723,22 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
 std::string Engine::ReasonOf(uint32_t i) const {
   const Impl& m = *impl_;
   const Impl::Status& s = m.status[i];
+  Decision d;
+  d.file = i;
+  d.rule = s.rule;
+  d.reason = s.reason;
+  d.wait_ns = s.wait_ns;
+  d.held = s.held;
   if (s.apply_reason >= 0) return m.apply_reasons[static_cast<size_t>(s.apply_reason)];
   if (s.held) {
     auto key = m.KeyOf(m.snap.files[i]);
     if (auto h = m.holds.find(key); h != m.holds.end()) {
       std::string why = "application hold: " + h->second.reason;
-      std::string rest = policy::ReasonText(policy_, m.snap, s.decision);
+      std::string rest = policy::ReasonText(policy_, m.snap, d);
       return rest.empty() ? why : why + "; " + rest;
     }
   }
-  return policy::ReasonText(policy_, m.snap, s.decision);
+  return policy::ReasonText(policy_, m.snap, d);
 }
 
 ApiResult<std::string> Engine::Explain(const std::string& path) const {
@@ -734,19 +751,18 @@ ApiResult<std::string> Engine::Explain(const std::string& path) const {
   }
   struct stat st {};
   lstat(path.c_str(), &st);
-  auto it = m.index.find(FileKey{static_cast<uint64_t>(st.st_dev), st.st_ino});
-  if (it == m.index.end()) {
+  std::optional<uint32_t> it = m.Find(FileKey{static_cast<uint64_t>(st.st_dev), st.st_ino});
+  if (!it) {
     r.failure = ApiFailure{ApiError::kNotManaged, "file vanished"};
     return r;
   }
-  policy::Explanation e =
-      policy::Explain(policy_, m.snap, m.rule_state, m.holds, {mode_, 0}, it->second);
+  policy::Explanation e = policy::Explain(policy_, m.snap, m.rule_state, m.holds, {mode_, 0}, *it);
   std::string text = policy::FormatExplanation(e, m.snap);
-  const Impl::Status& s = m.status[it->second];
+  const Impl::Status& s = m.status[*it];
   if (s.apply_reason >= 0) {
     text += "  last apply: refused: " + m.apply_reasons[static_cast<size_t>(s.apply_reason)] + "\n";
   }
-  const FileRecord& f = m.snap.files[it->second];
+  const FileRecord& f = m.snap.files[*it];
   if (!m.snap.mounts[f.mount].effective_blocked_reason.empty()) {
     text += "  device:    " + m.snap.mounts[f.mount].effective_blocked_reason + "\n";
   }

@@ -1,7 +1,9 @@
 #include "tests/support/test_support.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,6 +180,33 @@ LoopFs::~LoopFs() {
     // Lazy unmount: a test that failed half-way may still hold an fd.
     Run({"umount", "-l", mount_point_.string()});
   }
+}
+
+std::optional<bool> ReadDaxFlag(const fs::path& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  fsxattr x{};
+  int rc = ioctl(fd, FS_IOC_FSGETXATTR, &x);
+  close(fd);
+  if (rc != 0) return std::nullopt;
+  return (x.fsx_xflags & FS_XFLAG_DAX) != 0;
+}
+
+bool WriteDaxFlag(const fs::path& path, bool on, std::string* error) {
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    *error = "open " + path.string() + ": " + std::strerror(errno);
+    return false;
+  }
+  fsxattr x{};
+  bool ok = ioctl(fd, FS_IOC_FSGETXATTR, &x) == 0;
+  if (ok) {
+    x.fsx_xflags = on ? (x.fsx_xflags | FS_XFLAG_DAX) : (x.fsx_xflags & ~FS_XFLAG_DAX);
+    ok = ioctl(fd, FS_IOC_FSSETXATTR, &x) == 0;
+  }
+  if (!ok) *error = "FS_IOC_FS[GS]ETXATTR " + path.string() + ": " + std::strerror(errno);
+  close(fd);
+  return ok;
 }
 
 std::string BinaryPath(const std::string& name) {

@@ -82,6 +82,12 @@ class LoopFs {
   bool mounted_ = false;
 };
 
+// FS_XFLAG_DAX of a file or directory, read independently of the code under
+// test (FS_IOC_FSGETXATTR on a briefly opened fd); nullopt when it cannot be read.
+std::optional<bool> ReadDaxFlag(const std::filesystem::path& path);
+// Sets or clears FS_XFLAG_DAX; false (and *error) when it cannot.
+bool WriteDaxFlag(const std::filesystem::path& path, bool on, std::string* error);
+
 // Absolute path of a program built by this project (bin dir passed by CMake as
 // DAXPOLICY_BIN_DIR).
 std::string BinaryPath(const std::string& name);

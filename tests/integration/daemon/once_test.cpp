@@ -23,24 +23,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// FS_XFLAG_DAX of a path, or -1 when it cannot be read.
+// FS_XFLAG_DAX of a path: 1, 0, or -1 when it cannot be read.
 int PhysicalDax(const fs::path& p) {
-  int fd = open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return -1;
-  fsxattr x{};
-  int rc = ioctl(fd, FS_IOC_FSGETXATTR, &x);
-  close(fd);
-  return rc == 0 ? ((x.fsx_xflags & FS_XFLAG_DAX) ? 1 : 0) : -1;
+  std::optional<bool> flag = ReadDaxFlag(p);
+  return flag ? (*flag ? 1 : 0) : -1;
 }
 
 void SetPhysicalDax(const fs::path& p, bool on) {
-  int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(fd, 0) << p;
-  fsxattr x{};
-  ASSERT_EQ(ioctl(fd, FS_IOC_FSGETXATTR, &x), 0);
-  x.fsx_xflags = on ? (x.fsx_xflags | FS_XFLAG_DAX) : (x.fsx_xflags & ~FS_XFLAG_DAX);
-  ASSERT_EQ(ioctl(fd, FS_IOC_FSSETXATTR, &x), 0);
-  close(fd);
+  std::string error;
+  ASSERT_TRUE(WriteDaxFlag(p, on, &error)) << error;
 }
 
 class OnceOnLoopFs : public ::testing::TestWithParam<FsType> {

@@ -35,12 +35,9 @@ using testing::LoopFs;
 
 // Physical flag read independently of the driver.
 bool HasDaxFlag(const fs::path& p) {
-  int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  EXPECT_GE(fd, 0) << p;
-  struct fsxattr fsx {};
-  EXPECT_EQ(ioctl(fd, FS_IOC_FSGETXATTR, &fsx), 0) << p;
-  close(fd);
-  return (fsx.fsx_xflags & FS_XFLAG_DAX) != 0;
+  std::optional<bool> flag = testing::ReadDaxFlag(p);
+  EXPECT_TRUE(flag.has_value()) << p;
+  return flag.value_or(false);
 }
 
 void SetDaxFlag(int fd, bool on) {

@@ -27,22 +27,14 @@ using testing::FsType;
 using testing::LoopFs;
 
 bool HasDaxFlag(const fs::path& p) {
-  int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  EXPECT_GE(fd, 0) << p;
-  struct fsxattr fsx {};
-  EXPECT_EQ(ioctl(fd, FS_IOC_FSGETXATTR, &fsx), 0) << p;
-  close(fd);
-  return (fsx.fsx_xflags & FS_XFLAG_DAX) != 0;
+  std::optional<bool> flag = testing::ReadDaxFlag(p);
+  EXPECT_TRUE(flag.has_value()) << p;
+  return flag.value_or(false);
 }
 
 void SetDaxFlag(const fs::path& p, bool on) {
-  int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  ASSERT_GE(fd, 0) << p;
-  struct fsxattr fsx {};
-  ASSERT_EQ(ioctl(fd, FS_IOC_FSGETXATTR, &fsx), 0);
-  fsx.fsx_xflags = on ? (fsx.fsx_xflags | FS_XFLAG_DAX) : (fsx.fsx_xflags & ~FS_XFLAG_DAX);
-  ASSERT_EQ(ioctl(fd, FS_IOC_FSSETXATTR, &fsx), 0);
-  close(fd);
+  std::string error;
+  ASSERT_TRUE(testing::WriteDaxFlag(p, on, &error)) << error;
 }
 
 driver::FileIdentity IdentityOf(const fs::path& p) {

@@ -122,6 +122,10 @@ struct Engine::Impl {
   }
   std::map<FileKey, std::vector<HolderInfo>> pending_holders;
   int64_t last_full_scan_ns = 0;
+  // Kept current by the cycle and close events: the bus reads them on every
+  // property get, which must not walk every file.
+  uint64_t managed_count = 0;
+  uint64_t pending_count = 0;
   bool scanned_once = false;
   driver::KernelVersion kernel = driver::KernelVersion::Running();
   std::optional<host::KernelDaxSupport> kernel_support;
@@ -196,6 +200,7 @@ void Engine::SetUpScopes() {
   m.snap = policy::Snapshot();
   m.status.clear();
   m.index.clear();
+  m.managed_count = m.pending_count = 0;
   m.scanned_once = false;
   m.snap.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   auto table = host::MountTable::Load(m.roots);
@@ -583,6 +588,7 @@ void Engine::FinishCycle(CycleReport* report) {
     }
   }
   std::sort(m.index.begin(), m.index.end());
+  CountStates();
   m.pending_holders = std::move(still_pending);
   if (!new_pending.empty()) {
     auto scan = host::FindHolders(m.roots, new_pending, getpid());
@@ -640,7 +646,9 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
     if (eff != DaxState::kUnknown && eff != f.effective) {
       f.effective = eff;
       Impl::Status& st = m.status[*idx];
+      if (st.state == FileState::kPending) --m.pending_count;
       st.state = StateAfterApply(f, st.desired);
+      if (st.state == FileState::kPending) ++m.pending_count;
       f.daemon_state = Pack(st.state, f.physical, f.effective);
       std::string rule = st.rule >= 0 ? policy_.rules[static_cast<size_t>(st.rule)].name : "";
       changes.push_back(StateChange{path, st.state, f.physical, f.effective, rule});
@@ -813,16 +821,17 @@ std::string Engine::Degraded() const {
   return out;
 }
 
-uint64_t Engine::ManagedFiles() const {
-  uint64_t n = 0;
-  for (const auto& s : impl_->status) n += s.state != FileState::kUnmanaged;
-  return n;
-}
+uint64_t Engine::ManagedFiles() const { return impl_->managed_count; }
 
-uint64_t Engine::PendingFiles() const {
-  uint64_t n = 0;
-  for (const auto& s : impl_->status) n += s.state == FileState::kPending;
-  return n;
+uint64_t Engine::PendingFiles() const { return impl_->pending_count; }
+
+void Engine::CountStates() {
+  Impl& m = *impl_;
+  m.managed_count = m.pending_count = 0;
+  for (const auto& s : m.status) {
+    m.managed_count += s.state != FileState::kUnmanaged;
+    m.pending_count += s.state == FileState::kPending;
+  }
 }
 
 ApiResult<uint32_t> Engine::AddHold(const std::string& path, DaxState mode,

@@ -165,6 +165,7 @@ class Engine {
   void ApplyDecisions(const policy::Decisions& decisions, CycleReport* report);
   FileState StateAfterApply(const policy::FileRecord& f, DaxState desired) const;
   void FinishCycle(CycleReport* report);
+  void CountStates();
   std::string ReasonOf(uint32_t file) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;

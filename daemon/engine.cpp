@@ -12,7 +12,6 @@
 #include <cstring>
 #include <ctime>
 #include <set>
-#include <unordered_map>
 
 #include "daemon/journal/journal.h"
 #include "daemon/log.h"
@@ -630,6 +629,7 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
   if (drained->closed.empty() && !drained->overflow) return changes;
   // A close ends one open file description; others may remain. Re-check every
   // pending file with statx (no fd held) rather than trusting the event.
+  const driver::FlagReader reader(driver::SafeOpenOptions{options_.procfs, true});
   std::string path;
   for (auto it = m.pending_holders.begin(); it != m.pending_holders.end();) {
     std::optional<uint32_t> idx = m.Find(it->first);
@@ -640,7 +640,6 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
     FileRecord& f = m.snap.files[*idx];
     m.snap.PathOf(f, &path);
     const Impl::Scope& scope = m.scopes[f.mount];
-    driver::FlagReader reader(driver::SafeOpenOptions{options_.procfs, true});
     DaxState eff =
         reader.ReadEffective({scope.root_fd, m.RelativePath(f, path), {it->first.dev, f.ino}});
     if (eff != DaxState::kUnknown && eff != f.effective) {
@@ -666,52 +665,53 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
 int Engine::close_watcher_fd() const { return impl_->watcher ? impl_->watcher->fd() : -1; }
 
 void Engine::ReplacePolicy(policy::Policy policy) {
-  bool scopes_changed =
-      policy.scopes != policy_.scopes || policy.daemon.probe_dir != policy_.daemon.probe_dir;
   policy_ = std::move(policy);
   ++generation_;
-  // A new policy may change what is protected: the scanner needs a full pass.
+  // A new policy may change scopes and what is protected: start from a full scan.
   SetUpScopes();
-  (void)scopes_changed;
 }
 
 void Engine::SetMode(policy::Mode mode) { mode_ = mode; }
 
-ApiResult<FileView> Engine::GetFile(const std::string& path) const {
+std::optional<ApiFailure> Engine::Locate(const std::string& path, uint32_t* index) const {
   const Impl& m = *impl_;
-  ApiResult<FileView> r;
+  const std::string shown = "'" + journal::PrintablePath(path) + "'";
   if (!NormalizedAbsolute(path)) {
-    r.failure = ApiFailure{ApiError::kInvalidArgument,
-                           "path must be absolute and normalized (no '.', '..' or '//'): '" +
-                               journal::PrintablePath(path) + "'"};
-    return r;
+    return ApiFailure{ApiError::kInvalidArgument,
+                      "path must be absolute and normalized (no '.', '..' or '//'): " + shown};
   }
-  FileView v;
-  v.path = path;
   if (policy_.ScopeOf(path) == nullptr) {
-    r.failure = ApiFailure{ApiError::kNotManaged, "'" + journal::PrintablePath(path) +
-                                                      "' is outside every scope of the policy"};
-    return r;
+    return ApiFailure{ApiError::kNotManaged, shown + " is outside every scope of the policy"};
   }
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) {
-    int err = errno;
-    r.failure = ApiFailure{ApiError::kNotManaged,
-                           "'" + journal::PrintablePath(path) + "': " + std::strerror(err)};
-    return r;
+    return ApiFailure{ApiError::kNotManaged, shown + ": " + std::strerror(errno)};
   }
-  std::optional<uint32_t> it = m.Find(FileKey{static_cast<uint64_t>(st.st_dev), st.st_ino});
-  if (!it) {
+  std::optional<uint32_t> found = m.Find(FileKey{static_cast<uint64_t>(st.st_dev), st.st_ino});
+  if (!found) {
     std::string why = S_ISLNK(st.st_mode) ? "is a symbolic link (never followed)"
                       : !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)
                           ? "is neither a regular file nor a directory"
                       : policy_.ProtectedBy(path) ? "is protected by the policy"
                                                   : "has not been scanned yet";
-    r.failure = ApiFailure{ApiError::kNotManaged, "'" + journal::PrintablePath(path) + "' " + why};
+    return ApiFailure{ApiError::kNotManaged, shown + " " + why};
+  }
+  *index = *found;
+  return std::nullopt;
+}
+
+ApiResult<FileView> Engine::GetFile(const std::string& path) const {
+  const Impl& m = *impl_;
+  ApiResult<FileView> r;
+  uint32_t i = 0;
+  if (auto failure = Locate(path, &i)) {
+    r.failure = std::move(failure);
     return r;
   }
-  const FileRecord& f = m.snap.files[*it];
-  const Impl::Status& s = m.status[*it];
+  FileView v;
+  v.path = path;
+  const FileRecord& f = m.snap.files[i];
+  const Impl::Status& s = m.status[i];
   v.managed = s.state != FileState::kUnmanaged;
   v.desired = s.desired;
   v.physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
@@ -720,7 +720,7 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
                                                          : DaxState::kUnknown;
   v.state = s.state;
   v.rule = s.rule >= 0 ? policy_.rules[static_cast<size_t>(s.rule)].name : "";
-  v.reason = ReasonOf(*it);
+  v.reason = ReasonOf(i);
   if (auto h = m.pending_holders.find(m.KeyOf(f)); h != m.pending_holders.end()) {
     v.holders = h->second;
   }
@@ -752,33 +752,27 @@ std::string Engine::ReasonOf(uint32_t i) const {
 ApiResult<std::string> Engine::Explain(const std::string& path) const {
   const Impl& m = *impl_;
   ApiResult<std::string> r;
-  ApiResult<FileView> v = GetFile(path);
-  if (!v.ok()) {
-    r.failure = v.failure;
+  uint32_t i = 0;
+  if (auto failure = Locate(path, &i)) {
+    r.failure = std::move(failure);
     return r;
   }
-  struct stat st {};
-  lstat(path.c_str(), &st);
-  std::optional<uint32_t> it = m.Find(FileKey{static_cast<uint64_t>(st.st_dev), st.st_ino});
-  if (!it) {
-    r.failure = ApiFailure{ApiError::kNotManaged, "file vanished"};
-    return r;
-  }
-  policy::Explanation e = policy::Explain(policy_, m.snap, m.rule_state, m.holds, {mode_, 0}, *it);
+  policy::Explanation e = policy::Explain(policy_, m.snap, m.rule_state, m.holds, {mode_, 0}, i);
   std::string text = policy::FormatExplanation(e, m.snap);
-  const Impl::Status& s = m.status[*it];
+  const Impl::Status& s = m.status[i];
   if (s.apply_reason >= 0) {
     text += "  last apply: refused: " + m.apply_reasons[static_cast<size_t>(s.apply_reason)] + "\n";
   }
-  const FileRecord& f = m.snap.files[*it];
+  const FileRecord& f = m.snap.files[i];
   if (!m.snap.mounts[f.mount].effective_blocked_reason.empty()) {
     text += "  device:    " + m.snap.mounts[f.mount].effective_blocked_reason + "\n";
   }
-  if (!v.value->holders.empty()) {
+  if (auto h = m.pending_holders.find(m.KeyOf(f));
+      h != m.pending_holders.end() && !h->second.empty()) {
     text += "  holders:  ";
-    for (const HolderInfo& h : v.value->holders) {
-      text +=
-          " " + std::to_string(h.pid) + " (" + h.command + (h.map_sync ? ", MAP_SYNC" : "") + ")";
+    for (const HolderInfo& holder : h->second) {
+      text += " " + std::to_string(holder.pid) + " (" + holder.command +
+              (holder.map_sync ? ", MAP_SYNC" : "") + ")";
     }
     text += "\n";
   }
@@ -843,18 +837,13 @@ ApiResult<uint32_t> Engine::AddHold(const std::string& path, DaxState mode,
     r.failure = ApiFailure{ApiError::kInvalidArgument, "mode must be dax or page-cache"};
     return r;
   }
-  ApiResult<FileView> v = GetFile(path);
-  if (!v.ok()) {
-    r.failure = v.failure;
+  // Protected files are never scanned, so Locate() refuses them too.
+  uint32_t i = 0;
+  if (auto failure = Locate(path, &i)) {
+    r.failure = std::move(failure);
     return r;
   }
-  if (policy_.ProtectedBy(path)) {
-    r.failure = ApiFailure{ApiError::kNotManaged, "'" + path + "' is protected by the policy"};
-    return r;
-  }
-  struct stat st {};
-  lstat(path.c_str(), &st);
-  FileKey key{static_cast<uint64_t>(st.st_dev), st.st_ino};
+  const FileKey key = m.KeyOf(m.snap.files[i]);
   uint32_t cookie = m.next_cookie++;
   m.holds[key] = policy::Hold{mode, reason, cookie};
   m.hold_keys[cookie] = key;

@@ -167,6 +167,9 @@ class Engine {
   void FinishCycle(CycleReport* report);
   void CountStates();
   std::string ReasonOf(uint32_t file) const;
+  // Validates a path from a client and finds its record: the one lookup behind
+  // GetFile, Explain and AddHold.
+  std::optional<ApiFailure> Locate(const std::string& path, uint32_t* index) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   Options options_;

@@ -37,6 +37,11 @@ constexpr Unit kUnits[] = {
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+// Durations are kept in int64 nanoseconds and added to timestamps, so leave headroom.
+constexpr double kMaxDurationNs = static_cast<double>(std::numeric_limits<int64_t>::max() / 2);
+// 2^64: the first byte count a uint64_t cannot hold.
+constexpr double kSizeLimit = 18446744073709551616.0;
+
 // Reads "12", "0.5", "1e3" style numbers; returns characters consumed (0 if none).
 size_t ReadNumber(std::string_view text, double* out) {
   size_t i = 0;
@@ -72,7 +77,13 @@ std::optional<Quantity> ParseQuantity(std::string_view text, std::string* error)
     return std::nullopt;
   }
   std::string_view rest = text.substr(used);
-  if (rest.empty()) return Quantity{number, UnitKind::kNone};
+  if (rest.empty()) {
+    if (!std::isfinite(number) || number >= kSizeLimit) {
+      *error = "'" + std::string(text) + "' is too large";
+      return std::nullopt;
+    }
+    return Quantity{number, UnitKind::kNone};
+  }
   const Unit* unit = FindUnit(rest);
   if (unit == nullptr || unit->suffix.size() != rest.size()) {
     // Durations may be compound ("1h30m"); everything else has exactly one unit.
@@ -86,7 +97,13 @@ std::optional<Quantity> ParseQuantity(std::string_view text, std::string* error)
              "GiB/s; percent: %)";
     return std::nullopt;
   }
-  return Quantity{number * unit->factor, unit->kind};
+  double value = number * unit->factor;
+  if (!std::isfinite(value) || (unit->kind == UnitKind::kDuration && value > kMaxDurationNs) ||
+      (unit->kind != UnitKind::kDuration && value >= kSizeLimit)) {
+    *error = "'" + std::string(text) + "' is too large";
+    return std::nullopt;
+  }
+  return Quantity{value, unit->kind};
 }
 
 std::optional<int64_t> ParseDuration(std::string_view text, std::string* error) {
@@ -116,7 +133,7 @@ std::optional<int64_t> ParseDuration(std::string_view text, std::string* error) 
     total += number * unit->factor;
     rest.remove_prefix(unit->suffix.size());
   }
-  if (total > static_cast<double>(std::numeric_limits<int64_t>::max() / 2)) {
+  if (!std::isfinite(total) || total > kMaxDurationNs) {
     *error = "duration '" + std::string(text) + "' is too long";
     return std::nullopt;
   }
@@ -130,11 +147,8 @@ std::optional<uint64_t> ParseSize(std::string_view text, std::string* error) {
     *error = "'" + std::string(text) + "' is not a size (use B, KiB, MiB, GiB or TiB)";
     return std::nullopt;
   }
-  if (q->value > 1.8e19) {
-    *error = "size '" + std::string(text) + "' is too large";
-    return std::nullopt;
-  }
-  return static_cast<uint64_t>(std::llround(q->value));
+  // ParseQuantity already refused anything at or above 2^64; rounding cannot reach it.
+  return static_cast<uint64_t>(std::round(q->value));
 }
 
 std::string FormatSize(double bytes) {
@@ -156,7 +170,12 @@ std::string FormatSize(double bytes) {
 
 std::string FormatDuration(int64_t nanos) {
   char buf[64];
-  if (nanos < 0) return "-" + FormatDuration(-nanos);
+  if (nanos < 0) {
+    // -INT64_MIN does not exist; one nanosecond less is indistinguishable in this format.
+    return "-" + FormatDuration(nanos == std::numeric_limits<int64_t>::min()
+                                    ? std::numeric_limits<int64_t>::max()
+                                    : -nanos);
+  }
   if (nanos < 1000) {
     std::snprintf(buf, sizeof buf, "%lldns", static_cast<long long>(nanos));
   } else if (nanos < 1'000'000) {

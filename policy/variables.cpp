@@ -238,6 +238,12 @@ std::string FormatValue(ValueKind kind, double value) {
       return FormatSize(value);
     case ValueKind::kDuration:
     case ValueKind::kLatency:
+      // Values come from measurements or from literals the loader bounded, but never cast a
+      // double that does not fit.
+      if (!std::isfinite(value) || std::fabs(value) >= 9.2e18) {
+        std::snprintf(buf, sizeof buf, "%gns", value);
+        return buf;
+      }
       return FormatDuration(static_cast<int64_t>(value));
     case ValueKind::kRate:
       return FormatSize(value) + "/s";

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "policy/glob.h"
 #include "policy/units.h"
+#include "policy/variables.h"
 
 namespace daxpolicy::policy {
 namespace {
@@ -136,6 +139,27 @@ TEST(Quantities, RejectUnknownUnitsAndNonNumbers) {
   }
 }
 
+TEST(Quantities, RejectValuesThatDoNotFitTheirType) {
+  const std::string huge(80, '7');
+  const std::string cases[] = {
+      huge + "0m",                  // one unit, beyond int64 nanoseconds
+      "999999999999h",              // likewise, below the double limit
+      huge,                         // plain number beyond 2^64
+      "16777216TiB",                // exactly 2^64 bytes
+      std::string(400, '9') + "B",  // strtod gives infinity
+      std::string(400, '9') + "MiB/s",
+  };
+  for (const std::string& text : cases) {
+    std::string error;
+    EXPECT_FALSE(ParseQuantity(text, &error).has_value()) << text;
+    EXPECT_EQ(error, "'" + text + "' is too large") << text;
+  }
+  std::string error;
+  EXPECT_FALSE(ParseSize("16777216TiB", &error).has_value());
+  EXPECT_EQ(ParseSize("16777215TiB", &error), 16777215ULL << 40);
+  EXPECT_TRUE(ParseQuantity("100000h", &error).has_value()) << error;
+}
+
 TEST(Durations, NeedAUnitAndComposeLeftToRight) {
   std::string error;
   EXPECT_EQ(ParseDuration("1h2m3s", &error), 3723 * kNanosPerSecond);
@@ -154,6 +178,11 @@ TEST(Formatting, IsReadable) {
   EXPECT_EQ(FormatDuration(350), "350ns");
   EXPECT_EQ(FormatDuration(90 * kNanosPerSecond), "1m30s");
   EXPECT_EQ(FormatDuration(3 * 3600 * kNanosPerSecond), "3h0m0s");
+  EXPECT_EQ(FormatDuration(-90 * kNanosPerSecond), "-1m30s");
+  EXPECT_EQ(FormatDuration(std::numeric_limits<int64_t>::min()), "-2562047h47m16s");
+  // explain prints measured values; one that does not fit int64 nanoseconds is still printed.
+  EXPECT_EQ(FormatValue(ValueKind::kDuration, 4.5e77), "4.5e+77ns");
+  EXPECT_EQ(FormatValue(ValueKind::kLatency, 350), "350ns");
 }
 
 }  // namespace

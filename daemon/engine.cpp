@@ -66,9 +66,9 @@ bool NormalizedAbsolute(const std::string& p) {
   return p.find('\0') == std::string::npos;
 }
 
-}  // namespace
-
-struct Engine::Impl {
+// The scope roots of one policy, shared by the working state and every view
+// made under it (views outlive a reload until the next cycle ends).
+struct ScopeSet {
   struct Scope {
     std::string path;
     int root_fd = -1;  // O_PATH directory of the scope root
@@ -77,21 +77,180 @@ struct Engine::Impl {
     uint64_t dev = 0;
     media::MountInput media_input;
   };
-  // Per-file result of the last cycle, parallel to snapshot.files.
-  // 24 bytes a file: only what GetFile/Explain need from the decision.
-  struct Status {
-    FileState state = FileState::kUnmanaged;
-    DaxState desired = DaxState::kUnknown;
-    bool held = false;
-    policy::Reason reason = policy::Reason::kNone;  // the decision's reason
-    int32_t rule = -1;
-    int32_t apply_reason = -1;  // index into apply_reasons when the driver refused
-    int64_t wait_ns = 0;        // the decision's wait
-  };
+  std::vector<Scope> list;
+  ScopeSet() = default;
+  ScopeSet(const ScopeSet&) = delete;
+  ScopeSet& operator=(const ScopeSet&) = delete;
+  ~ScopeSet() {
+    for (Scope& s : list) {
+      if (s.root_fd >= 0) close(s.root_fd);
+    }
+  }
+};
 
+// Per-file result of a cycle, parallel to snap.files.
+// 24 bytes a file: only what GetFile/Explain need from the decision.
+struct Status {
+  FileState state = FileState::kUnmanaged;
+  DaxState desired = DaxState::kUnknown;
+  bool held = false;
+  policy::Reason reason = policy::Reason::kNone;  // the decision's reason
+  int32_t rule = -1;
+  int32_t apply_reason = -1;  // index into apply_reasons when the driver refused
+  int64_t wait_ns = 0;        // the decision's wait
+};
+
+using PendingHolders = std::map<FileKey, std::vector<HolderInfo>>;
+
+// What a pending file's close event found (loop thread), replayed on the
+// working state at the next BeginCycle and on a view published meanwhile.
+struct CloseUpdate {
+  FileKey key;
+  DaxState effective = DaxState::kUnknown;
+  uint8_t packed = 0;  // Pack(state, physical, effective) as signalled
+  std::string path;
+};
+
+// A file that became pending: its close events are watched from EndCycle on.
+struct TrackRequest {
+  FileKey key;
+  int root_fd = -1;
+  std::string relative;
+};
+
+FileState StateAfterApply(const FileRecord& f, DaxState desired,
+                          const std::vector<policy::MountRecord>& mounts) {
+  if (f.kind == FileKind::kDirectory) return FileState::kInSync;
+  if (f.physical != desired) return FileState::kBlocked;
+  if (f.effective == desired) return FileState::kInSync;
+  const std::string& blocked = mounts[f.mount].effective_blocked_reason;
+  if (desired == DaxState::kDax && !blocked.empty()) return FileState::kBlocked;
+  return FileState::kPending;
+}
+
+uint64_t DevOf(const policy::Snapshot& snap, const FileRecord& f) {
+  return f.mount < snap.mounts.size() ? snap.mounts[f.mount].dev : 0;
+}
+FileKey KeyOf(const policy::Snapshot& snap, const FileRecord& f) {
+  return FileKey{DevOf(snap, f), f.ino};
+}
+uint64_t WatchToken(const FileKey& key) { return (key.dev << 40) ^ key.ino; }
+
+// Path relative to the scope root of file f.
+std::string RelativePath(const ScopeSet& scopes, const FileRecord& f, const std::string& abs) {
+  const std::string& root = scopes.list[f.mount].path;
+  return abs.size() > root.size() ? abs.substr(root.size() + 1) : std::string();
+}
+
+EngineGauges CountGauges(const policy::Policy& policy, const policy::Snapshot& snap,
+                         const std::vector<Status>& status) {
+  EngineGauges g;
+  for (FileState s : {FileState::kUnmanaged, FileState::kInSync, FileState::kPending,
+                      FileState::kDeferred, FileState::kObserved, FileState::kBlocked}) {
+    g.files_by_state[s] = 0;
+  }
+  g.files_by_effective[DaxState::kDax] = 0;
+  g.files_by_effective[DaxState::kPageCache] = 0;
+  for (const policy::Rule& r : policy.rules) g.rule_matched[r.name] = 0;
+  for (uint32_t i = 0; i < status.size() && i < snap.files.size(); ++i) {
+    const Status& s = status[i];
+    ++g.files_by_state[s.state];
+    const FileRecord& f = snap.files[i];
+    if (s.state != FileState::kUnmanaged && f.kind == FileKind::kRegular &&
+        (f.available & policy::kHaveEffective) && f.effective != DaxState::kUnknown) {
+      ++g.files_by_effective[f.effective];
+    }
+    if (s.rule >= 0) ++g.rule_matched[policy.rules[static_cast<size_t>(s.rule)].name];
+  }
+  return g;
+}
+
+}  // namespace
+
+// What the loop answers from: the result of the last finished cycle, plus what
+// close events changed since. Owned and touched by the loop thread only.
+struct Engine::View {
+  std::shared_ptr<const policy::Policy> policy;
+  std::shared_ptr<const ScopeSet> scopes;
+  uint64_t epoch = 0;  // the working state it was copied from (see Impl::epoch)
+  policy::Snapshot snap;
+  std::vector<Status> status;
+  std::vector<std::string> apply_reasons;
+  // (identity, file index), sorted: 24 bytes a file, binary-searched by GetFile.
+  std::vector<std::pair<FileKey, uint32_t>> index;
+  PendingHolders pending_holders;
+  policy::RuleState rule_state;
+  media::MediaReport media_report;
+  uint64_t managed_count = 0;
+  uint64_t pending_count = 0;
+  EngineGauges gauges;
+
+  std::optional<uint32_t> Find(const FileKey& key) const {
+    auto it = std::lower_bound(index.begin(), index.end(), std::make_pair(key, uint32_t{0}));
+    if (it == index.end() || it->first != key) return std::nullopt;
+    return it->second;
+  }
+
+  // A file's effective state as a close event found it: the state, counts and
+  // gauges follow. Returns false when the file is not in this view.
+  bool ApplyEffective(const FileKey& key, DaxState eff) {
+    std::optional<uint32_t> i = Find(key);
+    if (!i) return false;
+    FileRecord& f = snap.files[*i];
+    Status& st = status[*i];
+    const FileState before = st.state;
+    const bool counted = before != FileState::kUnmanaged && f.kind == FileKind::kRegular &&
+                         (f.available & policy::kHaveEffective) &&
+                         f.effective != DaxState::kUnknown;
+    if (counted) --gauges.files_by_effective[f.effective];
+    f.effective = eff;
+    f.available |= policy::kHaveEffective;
+    if (before != FileState::kUnmanaged) st.state = StateAfterApply(f, st.desired, snap.mounts);
+    if (st.state != FileState::kUnmanaged && f.kind == FileKind::kRegular) {
+      ++gauges.files_by_effective[eff];
+    }
+    --gauges.files_by_state[before];
+    ++gauges.files_by_state[st.state];
+    pending_count -= before == FileState::kPending;
+    pending_count += st.state == FileState::kPending;
+    f.daemon_state = Pack(st.state, f.physical, f.effective);
+    if (st.state != FileState::kPending) pending_holders.erase(key);
+    return true;
+  }
+};
+
+struct CycleJob {
+  int64_t now_ns = 0;
+  policy::Mode mode = policy::Mode::kEnforce;  // at BeginCycle
+  policy::Holds holds;                         // copy: the loop may change its own meanwhile
+  std::chrono::steady_clock::time_point started;
+  CycleReport report;
+  EngineCounters delta;  // added to the engine's counters at EndCycle
+  std::vector<Status> status;
+  std::vector<std::string> apply_reasons;
+  std::vector<TrackRequest> track;
+  std::unique_ptr<Engine::View> view;  // made by RunWork, published by EndCycle
+};
+
+struct Engine::Impl {
+  // --- Loop thread ---
   host::Roots roots;
-  std::vector<Scope> scopes;
-  std::vector<std::string> degraded;  // per-scope and feature problems
+  std::vector<std::string> degraded;  // per-scope and feature problems (set by SetUpScopes)
+  std::unique_ptr<files::CloseWatcher> watcher;
+  std::string watcher_problem;
+  policy::Holds holds;
+  std::map<uint32_t, HoldInfo> hold_info;
+  std::map<uint32_t, FileKey> hold_keys;
+  uint32_t next_cookie = 1;
+  std::unique_ptr<View> view;
+  std::vector<CloseUpdate> close_updates;  // since the last BeginCycle
+  // Set by the loop (fanotify overflow), taken by the next scan.
+  std::atomic<bool> rescan_requested{false};
+
+  // --- Working state: RunWork only (and SetUpScopes/BeginCycle while no job is out) ---
+  std::shared_ptr<const policy::Policy> policy;  // the policy the working state scans for
+  std::shared_ptr<const ScopeSet> scopes;
+  uint64_t epoch = 0;  // bumped by SetUpScopes: snap indices of older views do not apply
   policy::Snapshot snap;
   std::unique_ptr<files::Scanner> scanner;
   files::FileSampler sampler;
@@ -102,57 +261,18 @@ struct Engine::Impl {
   media::MediaReport media_report;
   int64_t last_probe_ns = 0;
   bool probed_once = false;
-  std::unique_ptr<files::CloseWatcher> watcher;
-  std::string watcher_problem;
   policy::RuleState rule_state;
-  policy::Holds holds;
-  std::map<uint32_t, HoldInfo> hold_info;
-  std::map<uint32_t, FileKey> hold_keys;
-  uint32_t next_cookie = 1;
-  std::vector<Status> status;
-  std::vector<std::string> apply_reasons;
-  // (identity, file index), sorted: 24 bytes a file, binary-searched by GetFile.
-  std::vector<std::pair<FileKey, uint32_t>> index;
-
-  std::optional<uint32_t> Find(const FileKey& key) const {
-    auto it = std::lower_bound(index.begin(), index.end(), std::make_pair(key, uint32_t{0}));
-    if (it == index.end() || it->first != key) return std::nullopt;
-    return it->second;
-  }
-  std::map<FileKey, std::vector<HolderInfo>> pending_holders;
+  PendingHolders pending_holders;
   int64_t last_full_scan_ns = 0;
-  // Kept current by the cycle and close events: the bus reads them on every
-  // property get, which must not walk every file.
-  uint64_t managed_count = 0;
-  uint64_t pending_count = 0;
   bool scanned_once = false;
   driver::KernelVersion kernel = driver::KernelVersion::Running();
   std::optional<host::KernelDaxSupport> kernel_support;
-
-  ~Impl() { CloseScopes(); }
-
-  void CloseScopes() {
-    for (Scope& s : scopes) {
-      if (s.root_fd >= 0) close(s.root_fd);
-      s.root_fd = -1;
-    }
-    scopes.clear();
-  }
-
-  uint64_t DevOf(const FileRecord& f) const {
-    return f.mount < snap.mounts.size() ? snap.mounts[f.mount].dev : 0;
-  }
-  FileKey KeyOf(const FileRecord& f) const { return FileKey{DevOf(f), f.ino}; }
-
-  // Path relative to the scope root of file f.
-  std::string RelativePath(const FileRecord& f, const std::string& abs) const {
-    const std::string& root = scopes[f.mount].path;
-    return abs.size() > root.size() ? abs.substr(root.size() + 1) : std::string();
-  }
 };
 
 Engine::Engine(Options options, policy::Policy policy)
-    : impl_(std::make_unique<Impl>()), options_(std::move(options)), policy_(std::move(policy)) {}
+    : impl_(std::make_unique<Impl>()),
+      options_(std::move(options)),
+      policy_(std::make_shared<const policy::Policy>(std::move(policy))) {}
 
 Engine::~Engine() = default;
 
@@ -161,7 +281,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Options& options, policy::P
   Impl& m = *e->impl_;
   m.roots.proc = options.procfs;
   m.roots.sys = options.sysfs;
-  e->mode_ = options.observe ? policy::Mode::kObserve : e->policy_.daemon.mode;
+  e->mode_ = options.observe ? policy::Mode::kObserve : e->policy_->daemon.mode;
   utsname u{};
   if (uname(&u) == 0) {
     auto support = host::AssessKernelRelease(u.release);
@@ -172,7 +292,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Options& options, policy::P
   m.observe_driver = plugins::MakeDriver("observe", ds);
   media::MediaPluginOptions mopts;
   mopts.sysfs_root = options.sysfs;
-  mopts.probe.probe_dir = e->policy_.daemon.probe_dir;
+  mopts.probe.probe_dir = e->policy_->daemon.probe_dir;
   mopts.log = [](media::LogLevel level, std::string_view msg) {
     if (level == media::LogLevel::kError) {
       LogWarning(std::string("media: ") + std::string(msg));
@@ -194,19 +314,19 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Options& options, policy::P
 
 void Engine::SetUpScopes() {
   Impl& m = *impl_;
-  m.CloseScopes();
   m.degraded.clear();
+  m.policy = policy_;
+  ++m.epoch;
   m.snap = policy::Snapshot();
-  m.status.clear();
-  m.index.clear();
-  m.managed_count = m.pending_count = 0;
   m.scanned_once = false;
+  m.close_updates.clear();
   m.snap.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  auto scopes = std::make_shared<ScopeSet>();
   auto table = host::MountTable::Load(m.roots);
   if (!table.ok()) m.degraded.push_back("cannot read the mount table: " + table.error().message);
   std::vector<files::ScanScope> scan_scopes;
-  for (const std::string& path : policy_.scopes) {
-    Impl::Scope s;
+  for (const std::string& path : policy_->scopes) {
+    ScopeSet::Scope s;
     s.path = path;
     policy::MountRecord rec;
     rec.mount_point = path;
@@ -257,21 +377,22 @@ void Engine::SetUpScopes() {
     }
     files::ScanScope ss;
     ss.path = path;
-    ss.mount = static_cast<uint16_t>(m.scopes.size());
+    ss.mount = static_cast<uint16_t>(scopes->list.size());
     ss.dev = s.dev;
     if (s.usable) scan_scopes.push_back(ss);
     m.snap.mounts.push_back(rec);
-    m.scopes.push_back(std::move(s));
+    scopes->list.push_back(std::move(s));
   }
   // The scanner never enters protect patterns or the media probe directories.
   std::vector<std::string> probe_dirs;
-  for (const Impl::Scope& s : m.scopes) {
+  for (const ScopeSet::Scope& s : scopes->list) {
     if (!s.media_input.mount_point.empty()) {
       std::string root = s.media_input.mount_point == "/" ? "" : s.media_input.mount_point;
-      probe_dirs.push_back(root + "/" + policy_.daemon.probe_dir);
+      probe_dirs.push_back(root + "/" + policy_->daemon.probe_dir);
     }
   }
-  const policy::Policy* p = &policy_;
+  m.scopes = std::move(scopes);
+  std::shared_ptr<const policy::Policy> p = policy_;
   m.scanner =
       std::make_unique<files::Scanner>(scan_scopes, [p, probe_dirs](std::string_view path, bool) {
         for (const std::string& d : probe_dirs) {
@@ -279,30 +400,76 @@ void Engine::SetUpScopes() {
         }
         return p->ProtectedBy(path) != nullptr;
       });
+  // Before the first cycle under these scopes, the last view (if any) stays
+  // published; at start there is an empty one, so every query says "not scanned yet".
+  if (!m.view) {
+    m.view = std::make_unique<View>();
+    m.view->policy = m.policy;
+    m.view->scopes = m.scopes;
+    m.view->epoch = m.epoch;
+    m.view->snap = m.snap;
+    m.view->gauges = CountGauges(*m.policy, m.view->snap, m.view->status);
+  }
 }
 
 CycleReport Engine::RunCycle(int64_t now_ns) {
+  std::unique_ptr<CycleJob> job = BeginCycle(now_ns);
+  if (!job) return CycleReport{};
+  RunWork(*job);
+  return EndCycle(std::move(job));
+}
+
+std::unique_ptr<CycleJob> Engine::BeginCycle(int64_t now_ns) {
+  if (cycle_running_) return nullptr;
   Impl& m = *impl_;
-  CycleReport report;
-  const auto started = std::chrono::steady_clock::now();
-  ++counters_.cycles;
+  auto job = std::make_unique<CycleJob>();
+  job->now_ns = now_ns;
+  job->mode = mode_.load();
+  job->holds = m.holds;
+  job->started = std::chrono::steady_clock::now();
+  // The loop's knowledge since the last cycle goes to the working state while
+  // nothing else touches it: which files are still pending, and what close
+  // events found (so their changes are not signalled a second time).
+  m.pending_holders = m.view->pending_holders;
+  if (m.view->epoch == m.epoch) {
+    for (const CloseUpdate& u : m.close_updates) {
+      std::optional<uint32_t> i = m.view->Find(u.key);
+      if (!i || *i >= m.snap.files.size() || m.snap.files[*i].ino != u.key.ino) continue;
+      FileRecord& f = m.snap.files[*i];
+      f.effective = u.effective;
+      f.daemon_state = u.packed;
+    }
+  }
+  m.close_updates.clear();
+  cancel_ = false;
+  cycle_running_ = true;
+  return job;
+}
+
+void Engine::RunWork(CycleJob& job) {
+  Impl& m = *impl_;
+  const policy::Policy& pol = *m.policy;
+  CycleReport& report = job.report;
+  EngineCounters& counters = job.delta;
+  ++counters.cycles;
 
   // 1. Scan and sample (full scans on the rescan interval, incremental otherwise).
-  bool full = !m.scanned_once || now_ns - m.last_full_scan_ns >= policy_.daemon.rescan_ns;
+  bool full = !m.scanned_once || job.now_ns - m.last_full_scan_ns >= pol.daemon.rescan_ns;
+  if (m.rescan_requested.exchange(false)) m.scanner->RequestFullRescan();
   m.sampler.ResetStats();
   files::ScanStats scan = m.scanner->Scan(
       &m.snap, full ? files::ScanMode::kFull : files::ScanMode::kIncremental, &m.sampler);
-  if (full) m.last_full_scan_ns = now_ns;
+  if (full) m.last_full_scan_ns = job.now_ns;
   m.scanned_once = true;
   report.full_scan = scan.full;
-  if (scan.error_count) counters_.sampler_errors["scan"] += scan.error_count;
+  if (scan.error_count) counters.sampler_errors["scan"] += scan.error_count;
   for (const auto& err : scan.errors) {
     LogDebug("scan: " + journal::PrintablePath(err.path) + ": " + err.what + ": " +
              std::strerror(err.err));
   }
   const files::SampleStats& ss = m.sampler.stats();
-  if (ss.errors) counters_.sampler_errors["sample"] += ss.errors;
-  if (ss.cache_unavailable) counters_.sampler_errors["cache"] += ss.cache_unavailable;
+  if (ss.errors) counters.sampler_errors["sample"] += ss.errors;
+  if (ss.cache_unavailable) counters.sampler_errors["cache"] += ss.cache_unavailable;
   m.snap.wall_clock_ns = WallClockNs();
 
   // 2. System telemetry.
@@ -313,73 +480,68 @@ CycleReport Engine::RunCycle(int64_t now_ns) {
   if (m.snap.system.have_page_cache_ratio) {
     m.snap.system.page_cache_ratio = *sys.meminfo->page_cache_ratio;
   }
-  if (!sys.meminfo) counters_.sampler_errors["system"] += 1;
+  if (!sys.meminfo) counters.sampler_errors["system"] += 1;
 
   // 3. Media: topology every cycle, latency probes on their own interval.
   std::vector<media::MountInput> inputs;
-  for (const Impl::Scope& s : m.scopes) {
+  for (const ScopeSet::Scope& s : m.scopes->list) {
     if (!s.media_input.mount_point.empty()) inputs.push_back(s.media_input);
   }
-  bool probe = !m.probed_once || now_ns - m.last_probe_ns >= policy_.daemon.probe_interval_ns;
+  bool probe = !m.probed_once || job.now_ns - m.last_probe_ns >= pol.daemon.probe_interval_ns;
   m.media_report = m.media->Refresh(inputs, probe);
   if (probe) {
-    m.last_probe_ns = now_ns;
+    m.last_probe_ns = job.now_ns;
     m.probed_once = true;
   }
   media::FillSnapshot(m.media_report, &m.snap);
 
   // 4. Holders of files that were pending (and of every file when rules read file.holders).
-  UpdateHolders();
+  UpdateHolders(job);
 
   // 5. Evaluate.
   policy::Decisions decisions =
-      policy::Evaluate(policy_, m.snap, m.rule_state, m.holds, {mode_, now_ns});
+      policy::Evaluate(pol, m.snap, m.rule_state, job.holds, {job.mode, job.now_ns});
   for (size_t r = 0; r < decisions.rules.size(); ++r) {
     const policy::RuleCounters& c = decisions.rules[r];
-    const std::string& name = policy_.rules[r].name;
-    if (c.suppressed_for) counters_.suppressed[{name, "for"}] += c.suppressed_for;
-    if (c.suppressed_min_dwell) counters_.suppressed[{name, "min_dwell"}] += c.suppressed_min_dwell;
-    if (c.suppressed_budget) counters_.suppressed[{name, "budget"}] += c.suppressed_budget;
-    if (c.suppressed_observe) counters_.suppressed[{name, "observe"}] += c.suppressed_observe;
+    const std::string& name = pol.rules[r].name;
+    if (c.suppressed_for) counters.suppressed[{name, "for"}] += c.suppressed_for;
+    if (c.suppressed_min_dwell) counters.suppressed[{name, "min_dwell"}] += c.suppressed_min_dwell;
+    if (c.suppressed_budget) counters.suppressed[{name, "budget"}] += c.suppressed_budget;
+    if (c.suppressed_observe) counters.suppressed[{name, "observe"}] += c.suppressed_observe;
   }
   const policy::RuleCounters& dc = decisions.defaults;
-  if (dc.suppressed_min_dwell) counters_.suppressed[{"", "min_dwell"}] += dc.suppressed_min_dwell;
-  if (dc.suppressed_budget) counters_.suppressed[{"", "budget"}] += dc.suppressed_budget;
-  if (dc.suppressed_observe) counters_.suppressed[{"", "observe"}] += dc.suppressed_observe;
+  if (dc.suppressed_min_dwell) counters.suppressed[{"", "min_dwell"}] += dc.suppressed_min_dwell;
+  if (dc.suppressed_budget) counters.suppressed[{"", "budget"}] += dc.suppressed_budget;
+  if (dc.suppressed_observe) counters.suppressed[{"", "observe"}] += dc.suppressed_observe;
 
   // 6. Apply, originals journaled first in one durable write.
-  m.status.assign(m.snap.files.size(), {});
-  m.apply_reasons.clear();
-  ApplyDecisions(decisions, &report);
+  job.status.assign(m.snap.files.size(), {});
+  job.apply_reasons.clear();
+  ApplyDecisions(decisions, job);
 
-  // 7. Pending files: holders, close tracking, signals; state changes.
-  FinishCycle(&report);
+  // 7. Pending files: holders and close tracking; state changes; the new view.
+  FinishWork(job);
   report.files = m.snap.files.size();
-  report.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           std::chrono::steady_clock::now() - started)
-                           .count();
-  last_cycle_seconds_ = static_cast<double>(report.duration_ns) / 1e9;
-  return report;
 }
 
-void Engine::UpdateHolders() {
+void Engine::UpdateHolders(CycleJob& job) {
   Impl& m = *impl_;
-  bool all = policy_.UsesVariable(policy::Var::kFileHolders);
+  bool all = m.policy->UsesVariable(policy::Var::kFileHolders);
   std::vector<host::FileId> ids;
   for (const FileRecord& f : m.snap.files) {
     if (f.kind != FileKind::kRegular) continue;
-    FileKey k = m.KeyOf(f);
+    FileKey k = KeyOf(m.snap, f);
     if (all || m.pending_holders.count(k)) ids.push_back({k.dev, k.ino});
   }
   if (ids.empty()) return;
   auto scan = host::FindHolders(m.roots, ids, getpid());
   if (!scan.ok()) {
-    counters_.sampler_errors["holders"] += 1;
+    job.delta.sampler_errors["holders"] += 1;
     return;
   }
   for (FileRecord& f : m.snap.files) {
     if (f.kind != FileKind::kRegular) continue;
-    FileKey k = m.KeyOf(f);
+    FileKey k = KeyOf(m.snap, f);
     auto it = scan->holders.find({k.dev, k.ino});
     size_t n = it == scan->holders.end() ? 0 : it->second.size();
     if (all) {
@@ -398,12 +560,16 @@ void Engine::UpdateHolders() {
   }
 }
 
-void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* report) {
+void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
   Impl& m = *impl_;
+  const ScopeSet& scopes = *m.scopes;
+  std::vector<Status>& status = job.status;
+  std::vector<std::string>& apply_reasons = job.apply_reasons;
+  EngineCounters& counters = job.delta;
   std::vector<uint32_t> to_apply;
   std::string path;
   for (const Decision& d : decisions.files) {
-    Impl::Status& st = m.status[d.file];
+    Status& st = status[d.file];
     st.reason = d.reason;
     st.wait_ns = d.wait_ns;
     st.state = d.state;
@@ -412,32 +578,31 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
     st.held = d.held;
     if (!d.apply) continue;
     const FileRecord& f = m.snap.files[d.file];
-    const Impl::Scope& scope = m.scopes[f.mount];
+    const ScopeSet::Scope& scope = scopes.list[f.mount];
     if (!scope.flag_blocked.empty()) {
       st.state = FileState::kBlocked;
-      st.apply_reason = static_cast<int32_t>(m.apply_reasons.size());
-      m.apply_reasons.push_back(scope.flag_blocked);
+      st.apply_reason = static_cast<int32_t>(apply_reasons.size());
+      apply_reasons.push_back(scope.flag_blocked);
       continue;
     }
     to_apply.push_back(d.file);
   }
   if (to_apply.empty()) return;
 
-  driver::DaxDriver* drv =
-      mode_ == policy::Mode::kObserve ? m.observe_driver.get() : m.enforce_driver.get();
+  const bool enforce = job.mode == policy::Mode::kEnforce;
   // Without a durable record of the originals nothing may change: the whole
   // batch is blocked with the reason.
   auto block_batch = [&](const std::string& why) {
     LogError(why);
-    counters_.sampler_errors["journal"] += 1;
+    counters.sampler_errors["journal"] += 1;
     for (uint32_t i : to_apply) {
-      m.status[i].state = FileState::kBlocked;
-      m.status[i].apply_reason = static_cast<int32_t>(m.apply_reasons.size());
+      status[i].state = FileState::kBlocked;
+      status[i].apply_reason = static_cast<int32_t>(apply_reasons.size());
     }
-    m.apply_reasons.push_back(why);
+    apply_reasons.push_back(why);
   };
   // Originals first, in one durable write for the whole batch.
-  if (mode_ == policy::Mode::kEnforce) {
+  if (enforce) {
     if (!m.journal) {
       auto j = journal::Journal::Open(options_.state_dir);
       if (!j.ok()) {
@@ -453,9 +618,9 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
       const FileRecord& f = m.snap.files[i];
       m.snap.PathOf(f, &path);
       journal::JournalEntry e;
-      e.key = journal::FileKey{m.DevOf(f), f.ino};
-      e.scope_root = m.scopes[f.mount].path;
-      e.path = m.RelativePath(f, path);
+      e.key = journal::FileKey{DevOf(m.snap, f), f.ino};
+      e.scope_root = scopes.list[f.mount].path;
+      e.path = RelativePath(scopes, f, path);
       e.original = f.physical;
       batch.push_back(std::move(e));
     }
@@ -471,8 +636,8 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
   std::vector<host::FileId> turning_off;
   for (uint32_t i : to_apply) {
     const FileRecord& f = m.snap.files[i];
-    if (m.status[i].desired == DaxState::kPageCache && f.kind == FileKind::kRegular) {
-      turning_off.push_back({m.DevOf(f), f.ino});
+    if (status[i].desired == DaxState::kPageCache && f.kind == FileKind::kRegular) {
+      turning_off.push_back({DevOf(m.snap, f), f.ino});
     }
   }
   bool map_sync_known = true;
@@ -495,31 +660,35 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
   };
   for (uint32_t i : to_apply) {
     FileRecord& f = m.snap.files[i];
-    Impl::Status& st = m.status[i];
+    Status& st = status[i];
+    // The mode may become observe while this runs (SetMode from the loop), and
+    // a shutdown may cancel: from then on nothing changes; the rest is observed.
+    const bool change = enforce && mode_.load() == policy::Mode::kEnforce && !cancel_.load();
+    driver::DaxDriver* drv = change ? m.enforce_driver.get() : m.observe_driver.get();
     m.snap.PathOf(f, &path);
-    const Impl::Scope& scope = m.scopes[f.mount];
-    if (m.journal) hooks.before_change = m.journal->BeforeChangeHook(scope.path);
-    driver::FileRef ref{scope.root_fd, m.RelativePath(f, path), {m.DevOf(f), f.ino}};
+    const ScopeSet::Scope& scope = scopes.list[f.mount];
+    if (m.journal && change) hooks.before_change = m.journal->BeforeChangeHook(scope.path);
+    driver::FileRef ref{scope.root_fd, RelativePath(scopes, f, path), {DevOf(m.snap, f), f.ino}};
     auto outcome = drv->Apply(ref, st.desired, hooks);
     // A hold, not the rule, decided this change: counted with the defaults.
     std::string rule =
-        st.held || st.rule < 0 ? "" : policy_.rules[static_cast<size_t>(st.rule)].name;
+        st.held || st.rule < 0 ? "" : m.policy->rules[static_cast<size_t>(st.rule)].name;
     std::string to = DaxName(st.desired);
     if (!outcome.ok()) {
-      ++counters_.transitions[{rule, to, "failed"}];
+      ++counters.transitions[{rule, to, "failed"}];
       st.state = FileState::kBlocked;
-      st.apply_reason = static_cast<int32_t>(m.apply_reasons.size());
-      m.apply_reasons.push_back(outcome.error().message);
-      ++report->blocked;
+      st.apply_reason = static_cast<int32_t>(apply_reasons.size());
+      apply_reasons.push_back(outcome.error().message);
+      ++job.report.blocked;
       continue;
     }
     const driver::ApplyOutcome& o = *outcome;
     if (o.blocked()) {
-      ++counters_.transitions[{rule, to, "blocked"}];
+      ++counters.transitions[{rule, to, "blocked"}];
       st.state = FileState::kBlocked;
-      st.apply_reason = static_cast<int32_t>(m.apply_reasons.size());
-      m.apply_reasons.push_back(o.reason);
-      ++report->blocked;
+      st.apply_reason = static_cast<int32_t>(apply_reasons.size());
+      apply_reasons.push_back(o.reason);
+      ++job.report.blocked;
       continue;
     }
     if (o.result == driver::ApplyResult::kObserved) {
@@ -527,8 +696,8 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
       continue;
     }
     if (o.result == driver::ApplyResult::kChanged) {
-      ++counters_.transitions[{rule, to, "changed"}];
-      ++report->applied;
+      ++counters.transitions[{rule, to, "changed"}];
+      ++job.report.applied;
       LogInfo("switched " + journal::PrintablePath(path) + " to " + to +
               (st.held        ? " (application hold)"
                : rule.empty() ? " (defaults)"
@@ -540,31 +709,24 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleReport* rep
       f.effective = o.effective;
       f.available |= policy::kHaveEffective;
     }
-    st.state = StateAfterApply(f, st.desired);
+    st.state = StateAfterApply(f, st.desired, m.snap.mounts);
   }
 }
 
-FileState Engine::StateAfterApply(const FileRecord& f, DaxState desired) const {
-  if (f.kind == FileKind::kDirectory) return FileState::kInSync;
-  if (f.physical != desired) return FileState::kBlocked;
-  if (f.effective == desired) return FileState::kInSync;
-  const std::string& blocked = impl_->snap.mounts[f.mount].effective_blocked_reason;
-  if (desired == DaxState::kDax && !blocked.empty()) return FileState::kBlocked;
-  return FileState::kPending;
-}
-
-void Engine::FinishCycle(CycleReport* report) {
+void Engine::FinishWork(CycleJob& job) {
   Impl& m = *impl_;
-  std::map<FileKey, std::vector<HolderInfo>> still_pending;
+  const ScopeSet& scopes = *m.scopes;
+  CycleReport& report = job.report;
+  auto view = std::make_unique<View>();
+  PendingHolders still_pending;
   std::vector<host::FileId> new_pending;
   std::string path;
-  m.index.clear();
-  m.index.reserve(m.snap.files.size());
+  view->index.reserve(m.snap.files.size());
   for (uint32_t i = 0; i < m.snap.files.size(); ++i) {
     FileRecord& f = m.snap.files[i];
-    const Impl::Status& st = m.status[i];
-    FileKey key = m.KeyOf(f);
-    m.index.emplace_back(key, i);
+    const Status& st = job.status[i];
+    FileKey key = KeyOf(m.snap, f);
+    view->index.emplace_back(key, i);
     if (st.state == FileState::kPending && f.kind == FileKind::kRegular) {
       auto old = m.pending_holders.find(key);
       if (old != m.pending_holders.end()) {
@@ -580,14 +742,15 @@ void Engine::FinishCycle(CycleReport* report) {
       bool news = (f.daemon_state & 0x80) || st.state != FileState::kUnmanaged;
       if (news) {
         m.snap.PathOf(f, &path);
-        std::string rule = st.rule >= 0 ? policy_.rules[static_cast<size_t>(st.rule)].name : "";
-        report->changes.push_back(StateChange{path, st.state, f.physical, f.effective, rule});
+        std::string rule = st.rule >= 0 ? m.policy->rules[static_cast<size_t>(st.rule)].name : "";
+        report.changes.push_back(StateChange{path, st.state, f.physical, f.effective, rule});
       }
       f.daemon_state = packed;
     }
+    view->managed_count += st.state != FileState::kUnmanaged;
+    view->pending_count += st.state == FileState::kPending;
   }
-  std::sort(m.index.begin(), m.index.end());
-  CountStates();
+  std::sort(view->index.begin(), view->index.end());
   m.pending_holders = std::move(still_pending);
   if (!new_pending.empty()) {
     auto scan = host::FindHolders(m.roots, new_pending, getpid());
@@ -601,19 +764,66 @@ void Engine::FinishCycle(CycleReport* report) {
           }
         }
       }
-      uint32_t i = *m.Find(key);
+      auto found = std::lower_bound(view->index.begin(), view->index.end(),
+                                    std::make_pair(key, uint32_t{0}));
+      const uint32_t i = found->second;
       const FileRecord& f = m.snap.files[i];
       m.snap.PathOf(f, &path);
-      report->pending.push_back(PendingSwitch{path, m.status[i].desired, out});
-      if (m.watcher) {
-        const Impl::Scope& scope = m.scopes[f.mount];
-        std::string rel = m.RelativePath(f, path);
-        auto t = m.watcher->Track(scope.root_fd, rel, (key.dev << 40) ^ key.ino);
-        if (!t.ok())
-          LogDebug("close watch of " + journal::PrintablePath(path) + ": " + t.error().message);
-      }
+      report.pending.push_back(PendingSwitch{path, job.status[i].desired, out});
+      job.track.push_back(
+          TrackRequest{key, scopes.list[f.mount].root_fd, RelativePath(scopes, f, path)});
     }
   }
+  // The view is a copy: the working snapshot must stay for the next
+  // incremental scan, and the loop must be able to read while it runs.
+  view->policy = m.policy;
+  view->scopes = m.scopes;
+  view->epoch = m.epoch;
+  view->snap = m.snap;
+  view->status = std::move(job.status);
+  view->apply_reasons = std::move(job.apply_reasons);
+  view->pending_holders = m.pending_holders;
+  view->rule_state = m.rule_state;
+  view->media_report = m.media_report;
+  view->gauges = CountGauges(*m.policy, view->snap, view->status);
+  job.view = std::move(view);
+}
+
+CycleReport Engine::EndCycle(std::unique_ptr<CycleJob> job) {
+  Impl& m = *impl_;
+  cycle_running_ = false;
+  CycleReport report = std::move(job->report);
+  std::unique_ptr<View> view = std::move(job->view);
+  // Close events handled while the job was out: they saw the file after the
+  // job sampled it, so they win; a change the job found too is not signalled twice.
+  for (const CloseUpdate& u : m.close_updates) {
+    if (!view->ApplyEffective(u.key, u.effective)) continue;
+    std::erase_if(report.changes, [&](const StateChange& c) {
+      return c.path == u.path && Pack(c.state, c.physical, c.effective) == u.packed;
+    });
+    std::erase_if(report.pending, [&](const PendingSwitch& p) { return p.path == u.path; });
+  }
+  for (const TrackRequest& t : job->track) {
+    if (!m.watcher || !view->pending_holders.count(t.key)) continue;
+    auto r = m.watcher->Track(t.root_fd, t.relative, WatchToken(t.key));
+    if (!r.ok())
+      LogDebug("close watch of " + journal::PrintablePath(t.relative) + ": " + r.error().message);
+  }
+  // Counters are the loop's: add what the job counted.
+  for (const auto& [k, n] : job->delta.transitions) counters_.transitions[k] += n;
+  for (const auto& [k, n] : job->delta.suppressed) counters_.suppressed[k] += n;
+  for (const auto& [k, n] : job->delta.sampler_errors) counters_.sampler_errors[k] += n;
+  counters_.cycles += job->delta.cycles;
+  m.view = std::move(view);
+  if (scopes_stale_) {
+    scopes_stale_ = false;
+    SetUpScopes();
+  }
+  report.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::steady_clock::now() - job->started)
+                           .count();
+  last_cycle_seconds_ = static_cast<double>(report.duration_ns) / 1e9;
+  return report;
 }
 
 std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
@@ -625,39 +835,32 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
     counters_.sampler_errors["fanotify"] += 1;
     return changes;
   }
-  if (drained->overflow) m.scanner->RequestFullRescan();
+  if (drained->overflow) m.rescan_requested = true;
   if (drained->closed.empty() && !drained->overflow) return changes;
   // A close ends one open file description; others may remain. Re-check every
   // pending file with statx (no fd held) rather than trusting the event.
+  View& v = *m.view;
   const driver::FlagReader reader(driver::SafeOpenOptions{options_.procfs, true});
   std::string path;
-  for (auto it = m.pending_holders.begin(); it != m.pending_holders.end();) {
-    std::optional<uint32_t> idx = m.Find(it->first);
+  std::vector<FileKey> keys;
+  for (const auto& [key, holders] : v.pending_holders) keys.push_back(key);
+  for (const FileKey& key : keys) {
+    std::optional<uint32_t> idx = v.Find(key);
     if (!idx) {
-      it = m.pending_holders.erase(it);
+      v.pending_holders.erase(key);
       continue;
     }
-    FileRecord& f = m.snap.files[*idx];
-    m.snap.PathOf(f, &path);
-    const Impl::Scope& scope = m.scopes[f.mount];
-    DaxState eff =
-        reader.ReadEffective({scope.root_fd, m.RelativePath(f, path), {it->first.dev, f.ino}});
-    if (eff != DaxState::kUnknown && eff != f.effective) {
-      f.effective = eff;
-      Impl::Status& st = m.status[*idx];
-      if (st.state == FileState::kPending) --m.pending_count;
-      st.state = StateAfterApply(f, st.desired);
-      if (st.state == FileState::kPending) ++m.pending_count;
-      f.daemon_state = Pack(st.state, f.physical, f.effective);
-      std::string rule = st.rule >= 0 ? policy_.rules[static_cast<size_t>(st.rule)].name : "";
-      changes.push_back(StateChange{path, st.state, f.physical, f.effective, rule});
-      if (st.state != FileState::kPending) {
-        if (m.watcher) m.watcher->Untrack((it->first.dev << 40) ^ it->first.ino);
-        it = m.pending_holders.erase(it);
-        continue;
-      }
-    }
-    ++it;
+    const FileRecord& f = v.snap.files[*idx];
+    v.snap.PathOf(f, &path);
+    DaxState eff = reader.ReadEffective(
+        {v.scopes->list[f.mount].root_fd, RelativePath(*v.scopes, f, path), {key.dev, f.ino}});
+    if (eff == DaxState::kUnknown || eff == f.effective) continue;
+    v.ApplyEffective(key, eff);
+    const Status& st = v.status[*idx];
+    std::string rule = st.rule >= 0 ? v.policy->rules[static_cast<size_t>(st.rule)].name : "";
+    changes.push_back(StateChange{path, st.state, f.physical, f.effective, rule});
+    m.close_updates.push_back(CloseUpdate{key, eff, f.daemon_state, path});
+    if (st.state != FileState::kPending && m.watcher) m.watcher->Untrack(WatchToken(key));
   }
   return changes;
 }
@@ -665,35 +868,39 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
 int Engine::close_watcher_fd() const { return impl_->watcher ? impl_->watcher->fd() : -1; }
 
 void Engine::ReplacePolicy(policy::Policy policy) {
-  policy_ = std::move(policy);
+  policy_ = std::make_shared<const policy::Policy>(std::move(policy));
   ++generation_;
   // A new policy may change scopes and what is protected: start from a full scan.
-  SetUpScopes();
+  if (cycle_running_) {
+    scopes_stale_ = true;
+  } else {
+    SetUpScopes();
+  }
 }
 
 void Engine::SetMode(policy::Mode mode) { mode_ = mode; }
 
 std::optional<ApiFailure> Engine::Locate(const std::string& path, uint32_t* index) const {
-  const Impl& m = *impl_;
+  const View& v = *impl_->view;
   const std::string shown = "'" + journal::PrintablePath(path) + "'";
   if (!NormalizedAbsolute(path)) {
     return ApiFailure{ApiError::kInvalidArgument,
                       "path must be absolute and normalized (no '.', '..' or '//'): " + shown};
   }
-  if (policy_.ScopeOf(path) == nullptr) {
+  if (v.policy->ScopeOf(path) == nullptr) {
     return ApiFailure{ApiError::kNotManaged, shown + " is outside every scope of the policy"};
   }
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) {
     return ApiFailure{ApiError::kNotManaged, shown + ": " + std::strerror(errno)};
   }
-  std::optional<uint32_t> found = m.Find(FileKey{static_cast<uint64_t>(st.st_dev), st.st_ino});
+  std::optional<uint32_t> found = v.Find(FileKey{static_cast<uint64_t>(st.st_dev), st.st_ino});
   if (!found) {
     std::string why = S_ISLNK(st.st_mode) ? "is a symbolic link (never followed)"
                       : !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)
                           ? "is neither a regular file nor a directory"
-                      : policy_.ProtectedBy(path) ? "is protected by the policy"
-                                                  : "has not been scanned yet";
+                      : v.policy->ProtectedBy(path) ? "is protected by the policy"
+                                                    : "has not been scanned yet";
     return ApiFailure{ApiError::kNotManaged, shown + " " + why};
   }
   *index = *found;
@@ -701,74 +908,74 @@ std::optional<ApiFailure> Engine::Locate(const std::string& path, uint32_t* inde
 }
 
 ApiResult<FileView> Engine::GetFile(const std::string& path) const {
-  const Impl& m = *impl_;
+  const View& v = *impl_->view;
   ApiResult<FileView> r;
   uint32_t i = 0;
   if (auto failure = Locate(path, &i)) {
     r.failure = std::move(failure);
     return r;
   }
-  FileView v;
-  v.path = path;
-  const FileRecord& f = m.snap.files[i];
-  const Impl::Status& s = m.status[i];
-  v.managed = s.state != FileState::kUnmanaged;
-  v.desired = s.desired;
-  v.physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
-  v.effective = f.kind == FileKind::kDirectory           ? DaxState::kUnknown
-                : (f.available & policy::kHaveEffective) ? f.effective
-                                                         : DaxState::kUnknown;
-  v.state = s.state;
-  v.rule = s.rule >= 0 ? policy_.rules[static_cast<size_t>(s.rule)].name : "";
-  v.reason = ReasonOf(i);
-  if (auto h = m.pending_holders.find(m.KeyOf(f)); h != m.pending_holders.end()) {
-    v.holders = h->second;
+  FileView out;
+  out.path = path;
+  const FileRecord& f = v.snap.files[i];
+  const Status& s = v.status[i];
+  out.managed = s.state != FileState::kUnmanaged;
+  out.desired = s.desired;
+  out.physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
+  out.effective = f.kind == FileKind::kDirectory           ? DaxState::kUnknown
+                  : (f.available & policy::kHaveEffective) ? f.effective
+                                                           : DaxState::kUnknown;
+  out.state = s.state;
+  out.rule = s.rule >= 0 ? v.policy->rules[static_cast<size_t>(s.rule)].name : "";
+  out.reason = ReasonOf(v, i);
+  if (auto h = v.pending_holders.find(KeyOf(v.snap, f)); h != v.pending_holders.end()) {
+    out.holders = h->second;
   }
-  r.value = std::move(v);
+  r.value = std::move(out);
   return r;
 }
 
-std::string Engine::ReasonOf(uint32_t i) const {
-  const Impl& m = *impl_;
-  const Impl::Status& s = m.status[i];
+std::string Engine::ReasonOf(const View& v, uint32_t i) const {
+  const Status& s = v.status[i];
   Decision d;
   d.file = i;
   d.rule = s.rule;
   d.reason = s.reason;
   d.wait_ns = s.wait_ns;
   d.held = s.held;
-  if (s.apply_reason >= 0) return m.apply_reasons[static_cast<size_t>(s.apply_reason)];
+  if (s.apply_reason >= 0) return v.apply_reasons[static_cast<size_t>(s.apply_reason)];
   if (s.held) {
-    auto key = m.KeyOf(m.snap.files[i]);
-    if (auto h = m.holds.find(key); h != m.holds.end()) {
+    const policy::Holds& holds = impl_->holds;
+    if (auto h = holds.find(KeyOf(v.snap, v.snap.files[i])); h != holds.end()) {
       std::string why = "application hold: " + h->second.reason;
-      std::string rest = policy::ReasonText(policy_, m.snap, d);
+      std::string rest = policy::ReasonText(*v.policy, v.snap, d);
       return rest.empty() ? why : why + "; " + rest;
     }
   }
-  return policy::ReasonText(policy_, m.snap, d);
+  return policy::ReasonText(*v.policy, v.snap, d);
 }
 
 ApiResult<std::string> Engine::Explain(const std::string& path) const {
-  const Impl& m = *impl_;
+  const View& v = *impl_->view;
   ApiResult<std::string> r;
   uint32_t i = 0;
   if (auto failure = Locate(path, &i)) {
     r.failure = std::move(failure);
     return r;
   }
-  policy::Explanation e = policy::Explain(policy_, m.snap, m.rule_state, m.holds, {mode_, 0}, i);
-  std::string text = policy::FormatExplanation(e, m.snap);
-  const Impl::Status& s = m.status[i];
+  policy::Explanation e =
+      policy::Explain(*v.policy, v.snap, v.rule_state, impl_->holds, {mode_.load(), 0}, i);
+  std::string text = policy::FormatExplanation(e, v.snap);
+  const Status& s = v.status[i];
   if (s.apply_reason >= 0) {
-    text += "  last apply: refused: " + m.apply_reasons[static_cast<size_t>(s.apply_reason)] + "\n";
+    text += "  last apply: refused: " + v.apply_reasons[static_cast<size_t>(s.apply_reason)] + "\n";
   }
-  const FileRecord& f = m.snap.files[i];
-  if (!m.snap.mounts[f.mount].effective_blocked_reason.empty()) {
-    text += "  device:    " + m.snap.mounts[f.mount].effective_blocked_reason + "\n";
+  const FileRecord& f = v.snap.files[i];
+  if (!v.snap.mounts[f.mount].effective_blocked_reason.empty()) {
+    text += "  device:    " + v.snap.mounts[f.mount].effective_blocked_reason + "\n";
   }
-  if (auto h = m.pending_holders.find(m.KeyOf(f));
-      h != m.pending_holders.end() && !h->second.empty()) {
+  if (auto h = v.pending_holders.find(KeyOf(v.snap, f));
+      h != v.pending_holders.end() && !h->second.empty()) {
     text += "  holders:  ";
     for (const HolderInfo& holder : h->second) {
       text += " " + std::to_string(holder.pid) + " (" + holder.command +
@@ -781,52 +988,42 @@ ApiResult<std::string> Engine::Explain(const std::string& path) const {
 }
 
 std::vector<FileView> Engine::ListFiles(std::optional<FileState> state) const {
-  const Impl& m = *impl_;
+  const View& v = *impl_->view;
   std::vector<FileView> out;
-  std::string path;
-  for (uint32_t i = 0; i < m.snap.files.size(); ++i) {
-    const Impl::Status& s = m.status[i];
+  for (uint32_t i = 0; i < v.snap.files.size(); ++i) {
+    const Status& s = v.status[i];
     if (state && s.state != *state) continue;
-    const FileRecord& f = m.snap.files[i];
-    FileView v;
-    m.snap.PathOf(f, &v.path);
-    v.managed = s.state != FileState::kUnmanaged;
-    v.desired = s.desired;
-    v.physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
-    v.effective = f.kind == FileKind::kDirectory ? DaxState::kUnknown : f.effective;
-    v.state = s.state;
-    v.rule = s.rule >= 0 ? policy_.rules[static_cast<size_t>(s.rule)].name : "";
-    if (state) v.reason = ReasonOf(i);
-    out.push_back(std::move(v));
+    const FileRecord& f = v.snap.files[i];
+    FileView fv;
+    v.snap.PathOf(f, &fv.path);
+    fv.managed = s.state != FileState::kUnmanaged;
+    fv.desired = s.desired;
+    fv.physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
+    fv.effective = f.kind == FileKind::kDirectory ? DaxState::kUnknown : f.effective;
+    fv.state = s.state;
+    fv.rule = s.rule >= 0 ? v.policy->rules[static_cast<size_t>(s.rule)].name : "";
+    if (state) fv.reason = ReasonOf(v, i);
+    out.push_back(std::move(fv));
   }
   return out;
 }
 
-const media::MediaReport& Engine::media() const { return impl_->media_report; }
+const media::MediaReport& Engine::media() const { return impl_->view->media_report; }
 
 std::string Engine::Degraded() const {
   const Impl& m = *impl_;
   std::vector<std::string> parts = m.degraded;
   if (!m.watcher_problem.empty()) parts.push_back(m.watcher_problem);
-  std::string media = m.media_report.Degraded();
+  std::string media = m.view->media_report.Degraded();
   if (!media.empty()) parts.push_back(media);
   std::string out;
   for (const std::string& p : parts) out += (out.empty() ? "" : "; ") + p;
   return out;
 }
 
-uint64_t Engine::ManagedFiles() const { return impl_->managed_count; }
+uint64_t Engine::ManagedFiles() const { return impl_->view->managed_count; }
 
-uint64_t Engine::PendingFiles() const { return impl_->pending_count; }
-
-void Engine::CountStates() {
-  Impl& m = *impl_;
-  m.managed_count = m.pending_count = 0;
-  for (const auto& s : m.status) {
-    m.managed_count += s.state != FileState::kUnmanaged;
-    m.pending_count += s.state == FileState::kPending;
-  }
-}
+uint64_t Engine::PendingFiles() const { return impl_->view->pending_count; }
 
 ApiResult<uint32_t> Engine::AddHold(const std::string& path, DaxState mode,
                                     const std::string& reason, const std::string& owner,
@@ -843,7 +1040,7 @@ ApiResult<uint32_t> Engine::AddHold(const std::string& path, DaxState mode,
     r.failure = std::move(failure);
     return r;
   }
-  const FileKey key = m.KeyOf(m.snap.files[i]);
+  const FileKey key = KeyOf(m.view->snap, m.view->snap.files[i]);
   uint32_t cookie = m.next_cookie++;
   m.holds[key] = policy::Hold{mode, reason, cookie};
   m.hold_keys[cookie] = key;
@@ -894,37 +1091,27 @@ ApiResult<uid_t> Engine::FileOwner(const std::string& path) const {
 }
 
 EngineGauges Engine::Gauges() const {
-  const Impl& m = *impl_;
-  EngineGauges g;
-  for (FileState s : {FileState::kUnmanaged, FileState::kInSync, FileState::kPending,
-                      FileState::kDeferred, FileState::kObserved, FileState::kBlocked}) {
-    g.files_by_state[s] = 0;
+  EngineGauges g = impl_->view->gauges;
+  // Every rule of the newest policy has its series from the first scrape on,
+  // even before a cycle has run under it; rules gone from it lose theirs.
+  std::map<std::string, uint64_t> matched;
+  for (const policy::Rule& r : policy_->rules) {
+    auto it = g.rule_matched.find(r.name);
+    matched[r.name] = it == g.rule_matched.end() ? 0 : it->second;
   }
-  g.files_by_effective[DaxState::kDax] = 0;
-  g.files_by_effective[DaxState::kPageCache] = 0;
-  for (const policy::Rule& r : policy_.rules) g.rule_matched[r.name] = 0;
-  for (uint32_t i = 0; i < m.status.size() && i < m.snap.files.size(); ++i) {
-    const Impl::Status& s = m.status[i];
-    ++g.files_by_state[s.state];
-    const FileRecord& f = m.snap.files[i];
-    if (s.state != FileState::kUnmanaged && f.kind == FileKind::kRegular &&
-        (f.available & policy::kHaveEffective) && f.effective != DaxState::kUnknown) {
-      ++g.files_by_effective[f.effective];
-    }
-    if (s.rule >= 0) ++g.rule_matched[policy_.rules[static_cast<size_t>(s.rule)].name];
-  }
+  g.rule_matched = std::move(matched);
   g.last_cycle_seconds = last_cycle_seconds_;
   return g;
 }
 
 std::map<FileState, std::vector<std::pair<std::string, std::string>>> Engine::Summary() const {
   std::map<FileState, std::vector<std::pair<std::string, std::string>>> out;
-  const Impl& m = *impl_;
+  const View& v = *impl_->view;
   std::string path;
-  for (uint32_t i = 0; i < m.status.size(); ++i) {
-    if (m.status[i].state != FileState::kBlocked) continue;
-    m.snap.PathOf(m.snap.files[i], &path);
-    out[FileState::kBlocked].emplace_back(path, ReasonOf(i));
+  for (uint32_t i = 0; i < v.status.size(); ++i) {
+    if (v.status[i].state != FileState::kBlocked) continue;
+    v.snap.PathOf(v.snap.files[i], &path);
+    out[FileState::kBlocked].emplace_back(path, ReasonOf(v, i));
   }
   return out;
 }

@@ -1,11 +1,22 @@
 #pragma once
 
 /// The daemon's core: sample -> evaluate -> apply, and the per-file state that
-/// D-Bus, metrics and the CLI show. Single-threaded: every method is called from
-/// the event loop (the metrics exporter reads only what Metrics copies out).
+/// D-Bus, metrics and the CLI show.
+///
+/// Threads: the event loop owns the engine. A cycle's slow part (scan, sample,
+/// telemetry, evaluate, journal, apply) runs in RunWork(), which may run on a
+/// worker thread between BeginCycle() and EndCycle(): it touches only the
+/// engine's working state (scanner, working snapshot, rule timers, journal,
+/// drivers, media plugin) and the job. Everything the loop reads (GetFile,
+/// Explain, ListFiles, counts, gauges, media, holders) comes from the view the
+/// last EndCycle() published, so answers never wait for a scan. While a job is
+/// out, the loop may call every const method, OnCloseEvents, the hold methods,
+/// SetMode and ReplacePolicy (which then takes effect at EndCycle); RunCycle
+/// does all three steps on the calling thread.
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -112,6 +123,9 @@ struct HoldInfo {
   uid_t uid = 0;
 };
 
+// One cycle in flight between BeginCycle() and EndCycle() (opaque).
+struct CycleJob;
+
 class Engine {
  public:
   // Discovers mounts, opens scope roots, starts the close watcher; missing
@@ -122,16 +136,32 @@ class Engine {
   // One sample-evaluate-apply cycle; `now_ns` is CLOCK_MONOTONIC.
   CycleReport RunCycle(int64_t now_ns);
 
+  // The same cycle in three steps (see the top of this file). BeginCycle and
+  // EndCycle run on the loop thread; RunWork on any one thread in between.
+  // BeginCycle returns nullptr while a job is already out.
+  std::unique_ptr<CycleJob> BeginCycle(int64_t now_ns);
+  void RunWork(CycleJob& job);
+  CycleReport EndCycle(std::unique_ptr<CycleJob> job);
+  bool cycle_running() const { return cycle_running_; }
+  // Makes a running RunWork stop applying changes (shutdown); files not yet
+  // switched keep their flags and are retried by the next daemon.
+  void Cancel() { cancel_ = true; }
+
   // Re-checks pending files after fanotify close events (cheap: statx only).
   std::vector<StateChange> OnCloseEvents(int64_t now_ns);
   int close_watcher_fd() const;  // -1 when there is none
 
-  // A validated policy replaces the running one (SIGHUP, Reload()).
+  // A validated policy replaces the running one (SIGHUP, Reload()). While a job
+  // is out, the new scopes are set up at its EndCycle; until the first cycle
+  // under the new policy ends, queries are answered from the last view.
   void ReplacePolicy(policy::Policy policy);
-  const policy::Policy& policy() const { return policy_; }
+  // The newest policy (the one the next cycle uses).
+  const policy::Policy& policy() const { return *policy_; }
   uint64_t generation() const { return generation_; }
+  // Takes effect at once: a job that is out stops changing flags when the mode
+  // becomes observe (it never starts when the cycle began in observe).
   void SetMode(policy::Mode mode);
-  policy::Mode mode() const { return mode_; }
+  policy::Mode mode() const { return mode_.load(); }
 
   ApiResult<FileView> GetFile(const std::string& path) const;
   ApiResult<std::string> Explain(const std::string& path) const;
@@ -159,23 +189,27 @@ class Engine {
   std::map<FileState, std::vector<std::pair<std::string, std::string>>> Summary() const;
 
  private:
+  friend struct CycleJob;
+  struct Impl;
+  struct View;
   Engine(Options options, policy::Policy policy);
   void SetUpScopes();
-  void UpdateHolders();
-  void ApplyDecisions(const policy::Decisions& decisions, CycleReport* report);
-  FileState StateAfterApply(const policy::FileRecord& f, DaxState desired) const;
-  void FinishCycle(CycleReport* report);
-  void CountStates();
-  std::string ReasonOf(uint32_t file) const;
-  // Validates a path from a client and finds its record: the one lookup behind
-  // GetFile, Explain and AddHold.
+  // Working-state steps of RunWork.
+  void UpdateHolders(CycleJob& job);
+  void ApplyDecisions(const policy::Decisions& decisions, CycleJob& job);
+  void FinishWork(CycleJob& job);
+  std::string ReasonOf(const View& v, uint32_t file) const;
+  // Validates a path from a client and finds its record in the published view:
+  // the one lookup behind GetFile, Explain and AddHold.
   std::optional<ApiFailure> Locate(const std::string& path, uint32_t* index) const;
-  struct Impl;
   std::unique_ptr<Impl> impl_;
   Options options_;
-  policy::Policy policy_;
+  std::shared_ptr<const policy::Policy> policy_;
   uint64_t generation_ = 1;
-  policy::Mode mode_ = policy::Mode::kEnforce;
+  std::atomic<policy::Mode> mode_{policy::Mode::kEnforce};
+  std::atomic<bool> cancel_{false};
+  bool cycle_running_ = false;
+  bool scopes_stale_ = false;  // ReplacePolicy during a job: SetUpScopes at EndCycle
   EngineCounters counters_;
   double last_cycle_seconds_ = 0;
 };

@@ -232,6 +232,8 @@ struct CycleJob {
   std::unique_ptr<Engine::View> view;  // made by RunWork, published by EndCycle
 };
 
+void CycleJobDeleter::operator()(CycleJob* job) const { delete job; }
+
 struct Engine::Impl {
   // --- Loop thread ---
   host::Roots roots;
@@ -413,16 +415,16 @@ void Engine::SetUpScopes() {
 }
 
 CycleReport Engine::RunCycle(int64_t now_ns) {
-  std::unique_ptr<CycleJob> job = BeginCycle(now_ns);
+  CycleJobPtr job = BeginCycle(now_ns);
   if (!job) return CycleReport{};
   RunWork(*job);
   return EndCycle(std::move(job));
 }
 
-std::unique_ptr<CycleJob> Engine::BeginCycle(int64_t now_ns) {
+CycleJobPtr Engine::BeginCycle(int64_t now_ns) {
   if (cycle_running_) return nullptr;
   Impl& m = *impl_;
-  auto job = std::make_unique<CycleJob>();
+  CycleJobPtr job(new CycleJob());
   job->now_ns = now_ns;
   job->mode = mode_.load();
   job->holds = m.holds;
@@ -789,7 +791,7 @@ void Engine::FinishWork(CycleJob& job) {
   job.view = std::move(view);
 }
 
-CycleReport Engine::EndCycle(std::unique_ptr<CycleJob> job) {
+CycleReport Engine::EndCycle(CycleJobPtr job) {
   Impl& m = *impl_;
   cycle_running_ = false;
   CycleReport report = std::move(job->report);

@@ -125,6 +125,10 @@ struct HoldInfo {
 
 // One cycle in flight between BeginCycle() and EndCycle() (opaque).
 struct CycleJob;
+struct CycleJobDeleter {
+  void operator()(CycleJob* job) const;
+};
+using CycleJobPtr = std::unique_ptr<CycleJob, CycleJobDeleter>;
 
 class Engine {
  public:
@@ -139,9 +143,9 @@ class Engine {
   // The same cycle in three steps (see the top of this file). BeginCycle and
   // EndCycle run on the loop thread; RunWork on any one thread in between.
   // BeginCycle returns nullptr while a job is already out.
-  std::unique_ptr<CycleJob> BeginCycle(int64_t now_ns);
+  CycleJobPtr BeginCycle(int64_t now_ns);
   void RunWork(CycleJob& job);
-  CycleReport EndCycle(std::unique_ptr<CycleJob> job);
+  CycleReport EndCycle(CycleJobPtr job);
   bool cycle_running() const { return cycle_running_; }
   // Makes a running RunWork stop applying changes (shutdown); files not yet
   // switched keep their flags and are retried by the next daemon.

@@ -8,7 +8,7 @@ namespace daxpolicy::daemon {
 
 namespace {
 LogLevel g_level = LogLevel::kInfo;
-std::mutex g_mutex;  // the exporter's threads never log, but keep lines whole regardless
+std::mutex g_mutex;  // the loop and the cycle worker both log: keep lines whole
 
 bool UnderJournal() {
   static const bool journal = std::getenv("JOURNAL_STREAM") != nullptr;

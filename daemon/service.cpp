@@ -2,13 +2,19 @@
 
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
 
 #include "daemon/bus/bus_names.h"
 #include "daemon/bus/bus_service.h"
@@ -35,12 +41,72 @@ uint64_t NowUsec() {
 
 }  // namespace
 
+// One thread that runs one task at a time and makes an eventfd readable when
+// a task is done, for the event loop to pick up the result.
+class CycleWorker {
+ public:
+  static Result<std::unique_ptr<CycleWorker>> Create() {
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) return ErrnoError(errno, "eventfd");
+    return std::unique_ptr<CycleWorker>(new CycleWorker(fd));
+  }
+  ~CycleWorker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();  // a task that is running finishes first
+    close(fd_);
+  }
+  int fd() const { return fd_; }
+  void Post(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      task_ = std::move(task);
+    }
+    cv_.notify_one();
+  }
+  // Clears the eventfd's readiness.
+  void Acknowledge() {
+    uint64_t n = 0;
+    while (read(fd_, &n, sizeof n) < 0 && errno == EINTR) {
+    }
+  }
+
+ private:
+  explicit CycleWorker(int fd) : fd_(fd), thread_([this] { Loop(); }) {}
+  void Loop() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || task_; });
+        if (!task_) return;
+        task = std::move(task_);
+        task_ = nullptr;
+      }
+      task();
+      uint64_t one = 1;
+      while (write(fd_, &one, sizeof one) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  int fd_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::function<void()> task_;
+  bool stop_ = false;
+  std::thread thread_;  // last: started once the members above exist
+};
+
 Service::Service(Options options, std::string config, std::string dropin_dir)
     : options_(std::move(options)),
       config_(std::move(config)),
       dropin_dir_(std::move(dropin_dir)) {}
 
 Service::~Service() {
+  StopWorker();
   // The bus objects go first: handlers must not run against a dying engine.
   bus_attachment_.reset();
   bus_.reset();
@@ -48,6 +114,7 @@ Service::~Service() {
   exposer_.reset();
   if (timer_) sd_event_source_unref(timer_);
   if (fanotify_source_) sd_event_source_unref(fanotify_source_);
+  if (done_source_) sd_event_source_unref(done_source_);
   if (event_) sd_event_unref(event_);
 }
 
@@ -75,6 +142,18 @@ int Service::Run(policy::Policy policy) {
     return 1;
   }
   engine_ = std::move(*engine);
+  auto worker = CycleWorker::Create();
+  if (!worker.ok()) {
+    LogError("cannot start the cycle worker: " + worker.error().message);
+    return 1;
+  }
+  worker_ = std::move(*worker);
+  if (int r = sd_event_add_io(event_, &done_source_, worker_->fd(), EPOLLIN, &Service::OnCycleDone,
+                              this);
+      r < 0) {
+    LogError(std::string("cannot watch the cycle worker: ") + std::strerror(-r));
+    return 1;
+  }
   metrics_source_ = std::make_unique<EngineMetricsSource>(*engine_);
   metrics_ = std::make_unique<Metrics>(kVersion);
   // A metrics address that cannot be bound at start is a configuration error:
@@ -101,6 +180,7 @@ int Service::Run(policy::Policy policy) {
             std::string(policy::ModeName(engine_->mode())));
   int r = sd_event_loop(event_);
   sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+  StopWorker();
   LogNotice("stopped");
   return r < 0 ? 1 : 0;
 }
@@ -147,13 +227,17 @@ void Service::ConnectBus() {
   }
 }
 
-int Service::OnTimer(sd_event_source* source, uint64_t /*usec*/, void* userdata) {
-  auto* self = static_cast<Service*>(userdata);
-  self->Cycle();
-  uint64_t next =
-      NowUsec() + static_cast<uint64_t>(self->engine_->policy().daemon.interval_ns / 1000);
-  sd_event_source_set_time(source, next);
-  sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+void Service::StopWorker() {
+  if (!worker_) return;
+  // A running cycle stops changing flags and is waited for; what it did is
+  // journaled, what it did not do is left to the next start.
+  if (job_) engine_->Cancel();
+  worker_.reset();
+  if (job_) (void)engine_->EndCycle(std::move(job_));
+}
+
+int Service::OnTimer(sd_event_source* /*source*/, uint64_t /*usec*/, void* userdata) {
+  static_cast<Service*>(userdata)->StartCycle();
   return 0;
 }
 
@@ -183,11 +267,49 @@ int Service::OnCloseEvent(sd_event_source* /*source*/, int /*fd*/, uint32_t /*re
   return 0;
 }
 
-void Service::Cycle() {
+int Service::OnCycleDone(sd_event_source* /*source*/, int /*fd*/, uint32_t /*revents*/,
+                         void* userdata) {
+  static_cast<Service*>(userdata)->EndCycle();
+  return 0;
+}
+
+void Service::StartCycle() {
+  if (job_) {
+    cycle_requested_ = true;
+    return;
+  }
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  CycleReport report =
-      engine_->RunCycle(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+  job_ = engine_->BeginCycle(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+  if (!job_) return;
+  cycle_requested_ = false;
+  Engine* engine = engine_.get();
+  CycleJob* job = job_.get();
+  worker_->Post([engine, job] { engine->RunWork(*job); });
+}
+
+void Service::RequestCycle() {
+  if (job_) {
+    cycle_requested_ = true;
+    return;
+  }
+  sd_event_source_set_time(timer_, NowUsec());
+  sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+}
+
+void Service::EndCycle() {
+  worker_->Acknowledge();
+  if (!job_) return;
+  CycleReport report = engine_->EndCycle(std::move(job_));
+  // The next cycle starts an interval after this one ended, or at once when a
+  // reload or a hold asked for one meanwhile.
+  uint64_t next =
+      cycle_requested_
+          ? NowUsec()
+          : NowUsec() + static_cast<uint64_t>(engine_->policy().daemon.interval_ns / 1000);
+  cycle_requested_ = false;
+  sd_event_source_set_time(timer_, next);
+  sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
   last_cycle_seconds_ = static_cast<double>(report.duration_ns) / 1e9;
   metrics_->Update(*metrics_source_, last_cycle_seconds_);
   Publish(report.changes, report.pending);
@@ -275,8 +397,7 @@ ApiResult<bool> Service::Reload() {
     (void)bus_->EmitPropertiesChanged({"PolicyGeneration", "LastReloadResult", "Mode"});
   }
   // Apply the new policy now rather than at the next tick.
-  sd_event_source_set_time(timer_, NowUsec());
-  sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+  RequestCycle();
   sd_notify(0, "READY=1");
   r.value = true;
   return r;
@@ -311,8 +432,7 @@ ApiResult<uint32_t> Service::AddHold(const std::string& path, policy::DaxState m
     LogInfo("hold " + std::to_string(*r.value) + " on " + path + " (" +
             std::string(policy::DaxStateName(mode)) + ") for " + owner + ": " + reason);
     // Act on it now rather than at the next tick.
-    sd_event_source_set_time(timer_, NowUsec());
-    sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+    RequestCycle();
   }
   return r;
 }

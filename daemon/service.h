@@ -1,9 +1,12 @@
 #pragma once
 
-// The long-running daemon: one single-threaded sd-event loop that drives the
-// cycle timer, SIGHUP reload, SIGTERM/SIGINT stop, fanotify close events, the
-// systemd watchdog and the D-Bus connection. The Prometheus exposer's threads
-// only read what Metrics publishes.
+// The long-running daemon: one sd-event loop that drives the cycle timer,
+// SIGHUP reload, SIGTERM/SIGINT stop, fanotify close events, the systemd
+// watchdog and the D-Bus connection. A cycle's slow part (scan, sample,
+// evaluate, apply) runs on one worker thread and reports back through an
+// eventfd, so the loop answers D-Bus calls from the last published view while
+// it runs (see engine.h). The Prometheus exposer's threads only read what
+// Metrics publishes.
 
 #include <memory>
 #include <string>
@@ -30,6 +33,7 @@ namespace daxpolicy::daemon {
 class Metrics;
 class MetricsExposer;
 class EngineMetricsSource;
+class CycleWorker;
 
 class Service final : public bus::ManagerBackend {
  public:
@@ -64,8 +68,13 @@ class Service final : public bus::ManagerBackend {
   static int OnTimer(sd_event_source* source, uint64_t usec, void* userdata);
   static int OnSignal(sd_event_source* source, const signalfd_siginfo* info, void* userdata);
   static int OnCloseEvent(sd_event_source* source, int fd, uint32_t revents, void* userdata);
+  static int OnCycleDone(sd_event_source* source, int fd, uint32_t revents, void* userdata);
 
-  void Cycle();
+  void StartCycle();
+  void EndCycle();
+  // Runs a cycle as soon as possible: now, or when the running one ends.
+  void RequestCycle();
+  void StopWorker();
   void Publish(const std::vector<StateChange>& changes, const std::vector<PendingSwitch>& pending);
   void UpdateStatus();
   bool StartMetrics(const std::string& listen);  // false: logged, and Degraded() says why
@@ -77,7 +86,11 @@ class Service final : public bus::ManagerBackend {
   sd_event* event_ = nullptr;
   sd_event_source* timer_ = nullptr;
   sd_event_source* fanotify_source_ = nullptr;
+  sd_event_source* done_source_ = nullptr;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<CycleWorker> worker_;  // declared after engine_: joined before it goes
+  CycleJobPtr job_;                      // the cycle the worker has, if any
+  bool cycle_requested_ = false;
   std::unique_ptr<EngineMetricsSource> metrics_source_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<MetricsExposer> exposer_;

@@ -1,0 +1,217 @@
+// The engine's cycle split across threads, as the daemon runs it: RunWork on a
+// worker thread while the loop thread reads the published view, changes the
+// mode, cancels or reloads. On a real loop-mounted xfs with dax=inode, so the
+// per-file flag really changes (the loop device has no DAX, so a file switched
+// to DAX is "blocked" on its effective state, and one kept on the page cache is
+// in sync).
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "daemon/engine.h"
+#include "policy/loader.h"
+#include "tests/support/test_support.h"
+
+namespace daxpolicy::daemon {
+namespace {
+
+using ::daxpolicy::testing::LoopFs;
+using ::daxpolicy::testing::ReadDaxFlag;
+using ::daxpolicy::testing::TempDir;
+using ::daxpolicy::testing::WriteFile;
+
+policy::Policy MakePolicy(const std::string& scope, const std::string& dax_rule) {
+  std::string text =
+      "apiVersion: daxpolicy/v1\n"
+      "daemon: { interval: 1s, mode: enforce }\n"
+      "scopes: [ " +
+      scope +
+      " ]\n"
+      "defaults: { dax: keep, min_dwell: 0s, max_switches_per_minute: 10000 }\n"
+      "rules:\n"
+      "  - name: " +
+      dax_rule +
+      "\n"
+      "    match: { path: \"" +
+      scope +
+      "/d*\" }\n"
+      "    dax: on\n"
+      "  - name: rest-on-page-cache\n"
+      "    match: { path: \"" +
+      scope +
+      "/**\" }\n"
+      "    dax: off\n";
+  policy::LoadResult loaded = policy::LoadPolicy({"test.yaml", text});
+  EXPECT_TRUE(loaded.errors.empty()) << loaded.errors.front().ToString();
+  return *loaded.policy;
+}
+
+class EngineWorker : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DAXPOLICY_REQUIRE(!LoopFs::Unavailable(), LoopFs::Unavailable().value_or(""));
+    std::string error;
+    fs_ = LoopFs::Create(testing::FsType::kXfs, &error, 300);
+    ASSERT_NE(fs_, nullptr) << error;
+    root_ = fs_->mount_point().string();
+    WriteFile(root_ + "/plain", "x");
+    options_.state_dir = state_.path().string();
+    auto engine = Engine::Create(options_, MakePolicy(root_, "d-to-dax"));
+    ASSERT_TRUE(engine.ok()) << engine.error().message;
+    engine_ = std::move(*engine);
+    engine_->RunCycle(Now());
+    ASSERT_EQ(engine_->ManagedFiles(), 1u);
+  }
+
+  static int64_t Now() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  }
+
+  std::unique_ptr<LoopFs> fs_;
+  std::string root_;
+  TempDir state_;
+  Options options_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineWorker, QueriesAnswerFromTheLastViewUntilTheCycleEnds) {
+  WriteFile(root_ + "/d-new", "y");
+  CycleJobPtr job = engine_->BeginCycle(Now());
+  ASSERT_NE(job, nullptr);
+  EXPECT_TRUE(engine_->cycle_running());
+  EXPECT_EQ(engine_->BeginCycle(Now()), nullptr) << "one job at a time";
+
+  std::atomic<bool> done{false};
+  std::thread worker([&] {
+    engine_->RunWork(*job);
+    done = true;
+  });
+  // The loop thread keeps answering while the work runs, from the last view.
+  int answered = 0;
+  do {
+    auto plain = engine_->GetFile(root_ + "/plain");
+    ASSERT_TRUE(plain.ok());
+    EXPECT_EQ(plain.value->state, policy::FileState::kInSync);
+    auto fresh = engine_->GetFile(root_ + "/d-new");
+    ASSERT_FALSE(fresh.ok());
+    EXPECT_NE(fresh.failure->message.find("has not been scanned yet"), std::string::npos)
+        << fresh.failure->message;
+    EXPECT_EQ(engine_->ManagedFiles(), 1u);
+    EXPECT_EQ(engine_->ListFiles(std::nullopt).size(), 1u);
+    ++answered;
+  } while (!done);
+  worker.join();
+  EXPECT_GE(answered, 1);
+
+  // The work changed the flag, but nothing is published before EndCycle.
+  EXPECT_EQ(ReadDaxFlag(root_ + "/d-new"), true);
+  EXPECT_FALSE(engine_->GetFile(root_ + "/d-new").ok());
+
+  CycleReport report = engine_->EndCycle(std::move(job));
+  EXPECT_FALSE(engine_->cycle_running());
+  EXPECT_EQ(report.applied, 1u);
+  auto fresh = engine_->GetFile(root_ + "/d-new");
+  ASSERT_TRUE(fresh.ok()) << fresh.failure->message;
+  EXPECT_EQ(fresh.value->rule, "d-to-dax");
+  EXPECT_EQ(fresh.value->physical, policy::DaxState::kDax);
+  // The loop device cannot do DAX: the flag is set, the effective state is not.
+  EXPECT_EQ(fresh.value->state, policy::FileState::kBlocked);
+  EXPECT_EQ(engine_->ManagedFiles(), 2u);
+  EXPECT_EQ(engine_->counters().transitions.at({"d-to-dax", "dax", "changed"}), 1u);
+}
+
+TEST_F(EngineWorker, SwitchingToObserveStopsAJobThatIsOut) {
+  WriteFile(root_ + "/d-file", "y");
+  CycleJobPtr job = engine_->BeginCycle(Now());
+  ASSERT_NE(job, nullptr);
+  engine_->SetMode(policy::Mode::kObserve);  // arrives over D-Bus while the job is out
+  std::thread worker([&] { engine_->RunWork(*job); });
+  worker.join();
+  CycleReport report = engine_->EndCycle(std::move(job));
+  EXPECT_EQ(report.applied, 0u);
+  EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), false);
+  auto file = engine_->GetFile(root_ + "/d-file");
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(file.value->state, policy::FileState::kObserved);
+
+  engine_->SetMode(policy::Mode::kEnforce);
+  report = engine_->RunCycle(Now());
+  EXPECT_EQ(report.applied, 1u);
+  EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), true);
+}
+
+TEST_F(EngineWorker, ACancelledJobChangesNothingAndTheNextOneDoes) {
+  WriteFile(root_ + "/d-file", "y");
+  CycleJobPtr job = engine_->BeginCycle(Now());
+  ASSERT_NE(job, nullptr);
+  engine_->Cancel();  // SIGTERM while the job is out
+  std::thread worker([&] { engine_->RunWork(*job); });
+  worker.join();
+  EXPECT_EQ(engine_->EndCycle(std::move(job)).applied, 0u);
+  EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), false);
+
+  EXPECT_EQ(engine_->RunCycle(Now()).applied, 1u);
+  EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), true);
+}
+
+TEST_F(EngineWorker, AReloadDuringAJobTakesEffectWhenItEnds) {
+  WriteFile(root_ + "/d-file", "y");
+  engine_->RunCycle(Now());
+  ASSERT_EQ(engine_->GetFile(root_ + "/d-file").value->rule, "d-to-dax");
+
+  CycleJobPtr job = engine_->BeginCycle(Now());
+  ASSERT_NE(job, nullptr);
+  std::thread worker([&] { engine_->RunWork(*job); });
+  engine_->ReplacePolicy(MakePolicy(root_, "renamed-rule"));
+  // The generation and the policy the next cycle uses change at once...
+  EXPECT_EQ(engine_->generation(), 2u);
+  EXPECT_EQ(engine_->policy().rules.front().name, "renamed-rule");
+  // ...while answers still come from the view made under the old one.
+  EXPECT_EQ(engine_->GetFile(root_ + "/d-file").value->rule, "d-to-dax");
+  worker.join();
+  engine_->EndCycle(std::move(job));
+  EXPECT_EQ(engine_->GetFile(root_ + "/d-file").value->rule, "d-to-dax")
+      << "the job ran under the old policy";
+  // Metrics already carry the series of the new policy's rules only.
+  EngineGauges gauges = engine_->Gauges();
+  EXPECT_EQ(gauges.rule_matched.count("renamed-rule"), 1u);
+  EXPECT_EQ(gauges.rule_matched.count("d-to-dax"), 0u);
+
+  engine_->RunCycle(Now());
+  auto file = engine_->GetFile(root_ + "/d-file");
+  ASSERT_TRUE(file.ok()) << file.failure->message;
+  EXPECT_EQ(file.value->rule, "renamed-rule");
+  EXPECT_EQ(engine_->ManagedFiles(), 2u);
+}
+
+TEST_F(EngineWorker, AHoldTakenWhileAJobIsOutActsFromTheNextCycle) {
+  WriteFile(root_ + "/held", "y");
+  engine_->RunCycle(Now());
+  ASSERT_EQ(ReadDaxFlag(root_ + "/held"), false);
+
+  CycleJobPtr job = engine_->BeginCycle(Now());
+  ASSERT_NE(job, nullptr);
+  auto cookie = engine_->AddHold(root_ + "/held", policy::DaxState::kDax, "test", ":1.1", 0);
+  ASSERT_TRUE(cookie.ok()) << cookie.failure->message;
+  std::thread worker([&] { engine_->RunWork(*job); });
+  worker.join();
+  engine_->EndCycle(std::move(job));
+  EXPECT_EQ(ReadDaxFlag(root_ + "/held"), false) << "the job copied the holds at its start";
+
+  engine_->RunCycle(Now());
+  EXPECT_EQ(ReadDaxFlag(root_ + "/held"), true);
+  auto file = engine_->GetFile(root_ + "/held");
+  ASSERT_TRUE(file.ok());
+  EXPECT_NE(file.value->reason.find("application hold: test"), std::string::npos)
+      << file.value->reason;
+}
+
+}  // namespace
+}  // namespace daxpolicy::daemon

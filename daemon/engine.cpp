@@ -12,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 #include <set>
+#include <unordered_map>
 
 #include "daemon/journal/journal.h"
 #include "daemon/log.h"
@@ -229,7 +230,8 @@ struct CycleJob {
   std::vector<Status> status;
   std::vector<std::string> apply_reasons;
   std::vector<TrackRequest> track;
-  std::unique_ptr<Engine::View> view;  // made by RunWork, published by EndCycle
+  std::unique_ptr<Engine::View> view;     // made by RunWork, published by EndCycle
+  std::unique_ptr<Engine::View> retired;  // the view before the last: freed by RunWork
 };
 
 void CycleJobDeleter::operator()(CycleJob* job) const { delete job; }
@@ -245,6 +247,9 @@ struct Engine::Impl {
   std::map<uint32_t, FileKey> hold_keys;
   uint32_t next_cookie = 1;
   std::unique_ptr<View> view;
+  // The view the last EndCycle replaced; freeing 100,000s of entries is left to
+  // the next RunWork rather than done on the loop thread.
+  std::unique_ptr<View> retired;
   std::vector<CloseUpdate> close_updates;  // since the last BeginCycle
   // Set by the loop (fanotify overflow), taken by the next scan.
   std::atomic<bool> rescan_requested{false};
@@ -443,6 +448,7 @@ CycleJobPtr Engine::BeginCycle(int64_t now_ns) {
     }
   }
   m.close_updates.clear();
+  job->retired = std::move(m.retired);
   cancel_ = false;
   cycle_running_ = true;
   return job;
@@ -454,6 +460,7 @@ void Engine::RunWork(CycleJob& job) {
   CycleReport& report = job.report;
   EngineCounters& counters = job.delta;
   ++counters.cycles;
+  job.retired.reset();
 
   // 1. Scan and sample (full scans on the rescan interval, incremental otherwise).
   bool full = !m.scanned_once || job.now_ns - m.last_full_scan_ns >= pol.daemon.rescan_ns;
@@ -570,6 +577,14 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
   EngineCounters& counters = job.delta;
   std::vector<uint32_t> to_apply;
   std::string path;
+  // Many files are refused for the same reason (a device without DAX): keep
+  // each text once.
+  std::unordered_map<std::string, int32_t> reason_ids;
+  auto reason_id = [&](const std::string& text) {
+    auto [it, added] = reason_ids.emplace(text, static_cast<int32_t>(apply_reasons.size()));
+    if (added) apply_reasons.push_back(text);
+    return it->second;
+  };
   for (const Decision& d : decisions.files) {
     Status& st = status[d.file];
     st.reason = d.reason;
@@ -583,8 +598,7 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
     const ScopeSet::Scope& scope = scopes.list[f.mount];
     if (!scope.flag_blocked.empty()) {
       st.state = FileState::kBlocked;
-      st.apply_reason = static_cast<int32_t>(apply_reasons.size());
-      apply_reasons.push_back(scope.flag_blocked);
+      st.apply_reason = reason_id(scope.flag_blocked);
       continue;
     }
     to_apply.push_back(d.file);
@@ -597,11 +611,11 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
   auto block_batch = [&](const std::string& why) {
     LogError(why);
     counters.sampler_errors["journal"] += 1;
+    const int32_t id = reason_id(why);
     for (uint32_t i : to_apply) {
       status[i].state = FileState::kBlocked;
-      status[i].apply_reason = static_cast<int32_t>(apply_reasons.size());
+      status[i].apply_reason = id;
     }
-    apply_reasons.push_back(why);
   };
   // Originals first, in one durable write for the whole batch.
   if (enforce) {
@@ -679,8 +693,7 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
     if (!outcome.ok()) {
       ++counters.transitions[{rule, to, "failed"}];
       st.state = FileState::kBlocked;
-      st.apply_reason = static_cast<int32_t>(apply_reasons.size());
-      apply_reasons.push_back(outcome.error().message);
+      st.apply_reason = reason_id(outcome.error().message);
       ++job.report.blocked;
       continue;
     }
@@ -688,8 +701,7 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
     if (o.blocked()) {
       ++counters.transitions[{rule, to, "blocked"}];
       st.state = FileState::kBlocked;
-      st.apply_reason = static_cast<int32_t>(apply_reasons.size());
-      apply_reasons.push_back(o.reason);
+      st.apply_reason = reason_id(o.reason);
       ++job.report.blocked;
       continue;
     }
@@ -816,6 +828,7 @@ CycleReport Engine::EndCycle(CycleJobPtr job) {
   for (const auto& [k, n] : job->delta.suppressed) counters_.suppressed[k] += n;
   for (const auto& [k, n] : job->delta.sampler_errors) counters_.sampler_errors[k] += n;
   counters_.cycles += job->delta.cycles;
+  m.retired = std::move(m.view);
   m.view = std::move(view);
   if (scopes_stale_) {
     scopes_stale_ = false;
@@ -990,13 +1003,19 @@ ApiResult<std::string> Engine::Explain(const std::string& path) const {
 }
 
 std::vector<FileView> Engine::ListFiles(std::optional<FileState> state) const {
-  const View& v = *impl_->view;
   std::vector<FileView> out;
+  ForEachFile(state, [&out](const FileView& fv) { out.push_back(fv); });
+  return out;
+}
+
+void Engine::ForEachFile(std::optional<FileState> state,
+                         const std::function<void(const FileView&)>& visit) const {
+  const View& v = *impl_->view;
+  FileView fv;
   for (uint32_t i = 0; i < v.snap.files.size(); ++i) {
     const Status& s = v.status[i];
     if (state && s.state != *state) continue;
     const FileRecord& f = v.snap.files[i];
-    FileView fv;
     v.snap.PathOf(f, &fv.path);
     fv.managed = s.state != FileState::kUnmanaged;
     fv.desired = s.desired;
@@ -1004,10 +1023,8 @@ std::vector<FileView> Engine::ListFiles(std::optional<FileState> state) const {
     fv.effective = f.kind == FileKind::kDirectory ? DaxState::kUnknown : f.effective;
     fv.state = s.state;
     fv.rule = s.rule >= 0 ? v.policy->rules[static_cast<size_t>(s.rule)].name : "";
-    if (state) fv.reason = ReasonOf(v, i);
-    out.push_back(std::move(fv));
+    visit(fv);
   }
-  return out;
 }
 
 const media::MediaReport& Engine::media() const { return impl_->view->media_report; }

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -169,8 +170,13 @@ class Engine {
 
   ApiResult<FileView> GetFile(const std::string& path) const;
   ApiResult<std::string> Explain(const std::string& path) const;
-  // Every tracked file, or only those in `state`.
+  // Every tracked file, or only those in `state`, without reasons and holders
+  // (GetFile has them; a listing of many files must stay cheap).
   std::vector<FileView> ListFiles(std::optional<FileState> state) const;
+  // The same without building the list: `visit` sees each file in turn (one
+  // FileView reused; rule filled, reason and holders empty).
+  void ForEachFile(std::optional<FileState> state,
+                   const std::function<void(const FileView&)>& visit) const;
 
   const media::MediaReport& media() const;
   std::string Degraded() const;  // "" when everything works

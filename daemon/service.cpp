@@ -3,6 +3,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -32,6 +33,9 @@ namespace {
 // A storm of signals helps nobody: beyond this many per cycle, the rest is
 // counted in the log and left to ListFiles/metrics.
 constexpr size_t kMaxSignalsPerCycle = 1000;
+
+// Nice value of the cycle worker thread (Linux applies it per thread).
+constexpr int kWorkerNice = 10;
 
 uint64_t NowUsec() {
   timespec ts{};
@@ -77,6 +81,11 @@ class CycleWorker {
  private:
   explicit CycleWorker(int fd) : fd_(fd), thread_([this] { Loop(); }) {}
   void Loop() {
+    // Scanning is background work: when the CPUs are busy, answering D-Bus
+    // calls (the loop thread) and the applications come first.
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kWorkerNice) != 0) {
+      LogDebug(std::string("cycle worker keeps its priority: ") + std::strerror(errno));
+    }
     for (;;) {
       std::function<void()> task;
       {
@@ -411,8 +420,9 @@ ApiResult<FileView> Service::GetFile(const std::string& path) const {
 ApiResult<std::string> Service::Explain(const std::string& path) const {
   return engine_->Explain(path);
 }
-std::vector<FileView> Service::ListFiles(std::optional<policy::FileState> state) const {
-  return engine_->ListFiles(state);
+void Service::ListFiles(std::optional<policy::FileState> state,
+                        const std::function<void(const FileView&)>& visit) const {
+  engine_->ForEachFile(state, visit);
 }
 const media::MediaReport& Service::media() const { return engine_->media(); }
 std::string Service::Degraded() const {

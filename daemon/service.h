@@ -46,7 +46,8 @@ class Service final : public bus::ManagerBackend {
   // bus::ManagerBackend, forwarded to the engine.
   ApiResult<FileView> GetFile(const std::string& path) const override;
   ApiResult<std::string> Explain(const std::string& path) const override;
-  std::vector<FileView> ListFiles(std::optional<policy::FileState> state) const override;
+  void ListFiles(std::optional<policy::FileState> state,
+                 const std::function<void(const FileView&)>& visit) const override;
   const media::MediaReport& media() const override;
   std::string Degraded() const override;
   uint64_t ManagedFiles() const override;

@@ -187,12 +187,12 @@ class BusService::Object
       }
       std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>
           out;
-      for (const auto& f : backend_.ListFiles(filter)) {
+      backend_.ListFiles(filter, [&out](const FileView& f) {
         out.emplace_back(f.path, DesiredName(f.desired),
                          std::string(policy::DaxStateName(f.physical)),
                          std::string(policy::DaxStateName(f.effective)),
                          std::string(policy::FileStateName(f.state)));
-      }
+      });
       return out;
     });
   }

@@ -31,12 +31,11 @@ ApiResult<std::string> FakeBackend::Explain(const std::string& path) const {
                it->second.rule + "'\n");
 }
 
-std::vector<FileView> FakeBackend::ListFiles(std::optional<policy::FileState> state) const {
-  std::vector<FileView> out;
+void FakeBackend::ListFiles(std::optional<policy::FileState> state,
+                            const std::function<void(const FileView&)>& visit) const {
   for (const auto& [path, view] : files) {
-    if (!state || view.state == *state) out.push_back(view);
+    if (!state || view.state == *state) visit(view);
   }
-  return out;
 }
 
 uint64_t FakeBackend::ManagedFiles() const {

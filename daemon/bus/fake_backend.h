@@ -38,7 +38,8 @@ class FakeBackend : public ManagerBackend {
 
   ApiResult<FileView> GetFile(const std::string& path) const override;
   ApiResult<std::string> Explain(const std::string& path) const override;
-  std::vector<FileView> ListFiles(std::optional<policy::FileState> state) const override;
+  void ListFiles(std::optional<policy::FileState> state,
+                 const std::function<void(const FileView&)>& visit) const override;
   const media::MediaReport& media() const override { return media_report; }
   std::string Degraded() const override { return degraded; }
   uint64_t ManagedFiles() const override;

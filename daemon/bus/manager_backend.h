@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,8 +35,11 @@ class ManagerBackend {
   virtual ApiResult<FileView> GetFile(const std::string& path) const = 0;
   /// Explain(path).
   virtual ApiResult<std::string> Explain(const std::string& path) const = 0;
-  /// ListFiles(state); nullopt lists every tracked file.
-  virtual std::vector<FileView> ListFiles(std::optional<policy::FileState> state) const = 0;
+  /// ListFiles(state); nullopt lists every tracked file. Calls `visit` once per
+  /// file (path, desired, physical, effective, state; rule, reason and holders
+  /// may be left empty); the FileView is valid only during the call.
+  virtual void ListFiles(std::optional<policy::FileState> state,
+                         const std::function<void(const FileView&)>& visit) const = 0;
 
   /// GetMedia(): the devices of the last media refresh.
   virtual const media::MediaReport& media() const = 0;

@@ -78,6 +78,7 @@ struct Options {
   std::string daxpolicyd = DAXPOLICY_BENCH_DAXPOLICYD;
   double target_p99_ms = 2.0;
   bool check_p99 = false;
+  bool require_systemd = false;  // fail instead of falling back to the private bus
   // The RSS bound: a fixed part (code, libraries, allocator arenas, the metrics server's
   // threads) plus the daemon's per-file state (path, flags, samples, rule state).
 #ifdef __SANITIZE_ADDRESS__
@@ -450,6 +451,19 @@ T GetProperty(sdbus::IProxy& proxy, const char* name, const char* interface) {
   return proxy.getProperty(name).onInterface(interface).get<T>();
 }
 
+// True when systemd answers a property read on the system bus.
+bool SystemdAnswers() {
+  if (access("/run/dbus/system_bus_socket", F_OK) != 0) return false;
+  try {
+    auto c = sdbus::createSystemBusConnection();
+    auto p = sdbus::createProxy(*c, "org.freedesktop.systemd1", "/org/freedesktop/systemd1");
+    (void)GetProperty<std::string>(*p, "Version", "org.freedesktop.systemd1.Manager");
+    return true;
+  } catch (const sdbus::Error&) {
+    return false;
+  }
+}
+
 int Run(const Options& o) {
   World w;
   const char* tmp = std::getenv("TMPDIR");
@@ -683,16 +697,7 @@ int Run(const Options& o) {
 
   // The baseline, same client code, same pacing: systemd on the system bus when there is
   // one, else the private bus's own org.freedesktop.DBus.
-  bool systemd_baseline = false;
-  if (access("/run/dbus/system_bus_socket", F_OK) == 0) {
-    try {
-      auto c = sdbus::createSystemBusConnection();
-      auto p = sdbus::createProxy(*c, "org.freedesktop.systemd1", "/org/freedesktop/systemd1");
-      (void)GetProperty<std::string>(*p, "Version", "org.freedesktop.systemd1.Manager");
-      systemd_baseline = true;
-    } catch (const sdbus::Error&) {
-    }
-  }
+  const bool systemd_baseline = SystemdAnswers();
   std::vector<Op> base_ops;
   LoadResult baseline;
   std::string baseline_name;
@@ -860,6 +865,8 @@ int main(int argc, char** argv) {
   app.add_option("--list-state", o.list_state, "state filter of ListFiles (default blocked)");
   app.add_option("--daxpolicyd", o.daxpolicyd, "daxpolicyd binary")->capture_default_str();
   app.add_option("--target-p99-ms", o.target_p99_ms, "p99 target in ms (default 2)");
+  app.add_flag("--require-systemd", o.require_systemd,
+               "exit 1 unless the baseline is systemd on the system bus (the VM run)");
   app.add_flag("--check-p99", o.check_p99,
                "also exit 1 when the overall p99 (from due time when paced) misses the target");
   app.add_option("--rss-fixed-mib", o.rss_fixed_mib, "fixed part of the RSS bound (MiB)")
@@ -867,6 +874,10 @@ int main(int argc, char** argv) {
   app.add_option("--rss-per-file", o.rss_per_file_bytes, "per-file part of the RSS bound (bytes)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (o.require_systemd && !SystemdAnswers()) {
+    std::fprintf(stderr, "--require-systemd: systemd does not answer on the system bus\n");
+    return 1;
+  }
   if (o.files < 2 || o.files_per_dir < 1 || o.calls < 1 || o.clients < 1 || o.rate < 0) {
     std::fprintf(stderr,
                  "need --files >= 2, --files-per-dir >= 1, --calls >= 1, --clients >= 1, "

@@ -123,6 +123,24 @@ TEST(TheSystemdUnit, FollowsTheHardeningTheProjectRequires) {
   EXPECT_THAT(unit, HasSubstr("SystemCallFilter=@system-service fanotify_init fanotify_mark"));
 }
 
+TEST(TheInstalledSystemdUnit, StartsTheDaemonWhereTheBuildInstallsIt) {
+  TempDir dir;
+  const fs::path build = dir.path() / "build";
+  CommandResult r = Sh("cmake -S " + Quote(kSource) + " -B " + Quote(build) +
+                       " -DCMAKE_INSTALL_PREFIX=/opt/daxpolicy -DDAXPOLICY_TESTS=OFF"
+                       " -DDAXPOLICY_BENCH=OFF -DDAXPOLICY_FUZZ=OFF");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string installed = ReadFile(build / "systemd/daxpolicyd.service");
+  EXPECT_THAT(installed, HasSubstr("\nExecStart=/opt/daxpolicy/sbin/daxpolicyd\n"));
+  // Everything else is the unit as shipped...
+  std::string source = ReadFile(kSource / "systemd/daxpolicyd.service");
+  source.replace(source.find("/usr/sbin/daxpolicyd"), 20, "/opt/daxpolicy/sbin/daxpolicyd");
+  EXPECT_EQ(installed, source);
+  // ...and it is the file `cmake --install` copies.
+  EXPECT_THAT(ReadFile(build / "systemd/cmake_install.cmake"),
+              HasSubstr((build / "systemd/daxpolicyd.service").string()));
+}
+
 TEST(TheSystemdUnitWithTheScopesDropIn, PassesSystemdAnalyzeVerify) {
   DAXPOLICY_REQUIRE(HaveProgram("systemd-analyze"), "systemd-analyze");
   TempDir dir;

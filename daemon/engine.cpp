@@ -270,6 +270,9 @@ struct Engine::Impl {
   bool probed_once = false;
   policy::RuleState rule_state;
   PendingHolders pending_holders;
+  // What was last published per file before a reload rebuilt the snapshot
+  // (sorted): the first cycle after it signals only files whose state changed.
+  std::vector<std::pair<FileKey, uint8_t>> carried_states;
   int64_t last_full_scan_ns = 0;
   bool scanned_once = false;
   driver::KernelVersion kernel = driver::KernelVersion::Running();
@@ -321,6 +324,14 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Options& options, policy::P
 
 void Engine::SetUpScopes() {
   Impl& m = *impl_;
+  m.carried_states.clear();
+  if (m.view) {
+    m.carried_states.reserve(m.view->index.size());
+    for (const auto& [key, i] : m.view->index) {
+      const uint8_t published = m.view->snap.files[i].daemon_state;
+      if (published & 0x80) m.carried_states.emplace_back(key, published);
+    }
+  }
   m.degraded.clear();
   m.policy = policy_;
   ++m.epoch;
@@ -750,6 +761,11 @@ void Engine::FinishWork(CycleJob& job) {
         new_pending.push_back({key.dev, key.ino});
       }
     }
+    if (f.daemon_state == 0 && !m.carried_states.empty()) {
+      auto c = std::lower_bound(m.carried_states.begin(), m.carried_states.end(),
+                                std::make_pair(key, uint8_t{0}));
+      if (c != m.carried_states.end() && c->first == key) f.daemon_state = c->second;
+    }
     uint8_t packed = Pack(st.state, f.physical, f.effective);
     if (f.daemon_state != packed) {
       // First sighting of an unmanaged file is not news; everything else is.
@@ -765,6 +781,7 @@ void Engine::FinishWork(CycleJob& job) {
     view->pending_count += st.state == FileState::kPending;
   }
   std::sort(view->index.begin(), view->index.end());
+  m.carried_states = {};
   m.pending_holders = std::move(still_pending);
   if (!new_pending.empty()) {
     auto scan = host::FindHolders(m.roots, new_pending, getpid());

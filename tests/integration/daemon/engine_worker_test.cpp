@@ -191,6 +191,33 @@ TEST_F(EngineWorker, AReloadDuringAJobTakesEffectWhenItEnds) {
   EXPECT_EQ(engine_->ManagedFiles(), 2u);
 }
 
+TEST_F(EngineWorker, AReloadSignalsOnlyTheFilesWhoseStateChanged) {
+  WriteFile(root_ + "/d-file", "y");
+  ASSERT_EQ(engine_->RunCycle(Now()).changes.size(), 1u);  // d-file: blocked
+
+  // The same rules under another name: nothing changes for any file.
+  engine_->ReplacePolicy(MakePolicy(root_, "renamed-rule"));
+  CycleReport report = engine_->RunCycle(Now());
+  EXPECT_TRUE(report.full_scan);
+  EXPECT_TRUE(report.changes.empty()) << report.changes.front().path;
+  EXPECT_EQ(engine_->GetFile(root_ + "/d-file").value->rule, "renamed-rule");
+
+  // A policy that sends everything to DAX: only the file that was on the page cache moves.
+  std::string text = "apiVersion: daxpolicy/v1\nscopes: [ " + root_ +
+                     " ]\n"
+                     "defaults: { dax: keep, min_dwell: 0s }\n"
+                     "rules:\n  - name: all-to-dax\n    match: { path: \"" +
+                     root_ + "/**\" }\n    dax: on\n";
+  policy::LoadResult loaded = policy::LoadPolicy({"all.yaml", text});
+  ASSERT_TRUE(loaded.policy) << loaded.errors.front().ToString();
+  engine_->ReplacePolicy(std::move(*loaded.policy));
+  report = engine_->RunCycle(Now());
+  ASSERT_EQ(report.changes.size(), 1u);
+  EXPECT_EQ(report.changes.front().path, root_ + "/plain");
+  EXPECT_EQ(report.changes.front().state, policy::FileState::kBlocked);
+  EXPECT_EQ(report.changes.front().rule, "all-to-dax");
+}
+
 TEST_F(EngineWorker, AHoldTakenWhileAJobIsOutActsFromTheNextCycle) {
   WriteFile(root_ + "/held", "y");
   engine_->RunCycle(Now());

@@ -232,6 +232,9 @@ struct CycleJob {
   std::vector<TrackRequest> track;
   std::unique_ptr<Engine::View> view;     // made by RunWork, published by EndCycle
   std::unique_ptr<Engine::View> retired;  // the view before the last: freed by RunWork
+  // The rule timers of the published view: RunWork starts from a copy of them
+  // (both threads only read the view's).
+  const policy::RuleState* rule_state = nullptr;
 };
 
 void CycleJobDeleter::operator()(CycleJob* job) const { delete job; }
@@ -268,7 +271,7 @@ struct Engine::Impl {
   media::MediaReport media_report;
   int64_t last_probe_ns = 0;
   bool probed_once = false;
-  policy::RuleState rule_state;
+  policy::RuleState rule_state;  // during RunWork only; the view holds it between cycles
   PendingHolders pending_holders;
   // What was last published per file before a reload rebuilt the snapshot
   // (sorted): the first cycle after it signals only files whose state changed.
@@ -460,6 +463,7 @@ CycleJobPtr Engine::BeginCycle(int64_t now_ns) {
   }
   m.close_updates.clear();
   job->retired = std::move(m.retired);
+  job->rule_state = &m.view->rule_state;
   cancel_ = false;
   cycle_running_ = true;
   return job;
@@ -472,6 +476,8 @@ void Engine::RunWork(CycleJob& job) {
   EngineCounters& counters = job.delta;
   ++counters.cycles;
   job.retired.reset();
+  // The view keeps the only copy of the rule timers between cycles.
+  m.rule_state = *job.rule_state;
 
   // 1. Scan and sample (full scans on the rescan interval, incremental otherwise).
   bool full = !m.scanned_once || job.now_ns - m.last_full_scan_ns >= pol.daemon.rescan_ns;
@@ -694,6 +700,7 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
     driver::DaxDriver* drv = change ? m.enforce_driver.get() : m.observe_driver.get();
     m.snap.PathOf(f, &path);
     const ScopeSet::Scope& scope = scopes.list[f.mount];
+    hooks.before_change = nullptr;
     if (m.journal && change) hooks.before_change = m.journal->BeforeChangeHook(scope.path);
     driver::FileRef ref{scope.root_fd, RelativePath(scopes, f, path), {DevOf(m.snap, f), f.ino}};
     auto outcome = drv->Apply(ref, st.desired, hooks);
@@ -814,7 +821,8 @@ void Engine::FinishWork(CycleJob& job) {
   view->status = std::move(job.status);
   view->apply_reasons = std::move(job.apply_reasons);
   view->pending_holders = m.pending_holders;
-  view->rule_state = m.rule_state;
+  view->rule_state = std::move(m.rule_state);
+  m.rule_state = policy::RuleState();
   view->media_report = m.media_report;
   view->gauges = CountGauges(*m.policy, view->snap, view->status);
   job.view = std::move(view);

@@ -218,6 +218,36 @@ TEST_F(EngineWorker, AReloadSignalsOnlyTheFilesWhoseStateChanged) {
   EXPECT_EQ(report.changes.front().rule, "all-to-dax");
 }
 
+TEST_F(EngineWorker, RuleTimersCarryFromCycleToCycle) {
+  // `for` is timed across cycles: the timer lives in the published view
+  // between them and in the job's copy while one runs.
+  std::string text = "apiVersion: daxpolicy/v1\nscopes: [ " + root_ +
+                     " ]\n"
+                     "defaults: { dax: keep, min_dwell: 0s }\n"
+                     "rules:\n  - name: slow-to-dax\n    match: { path: \"" +
+                     root_ +
+                     "/d*\" }\n    when: \"file.size >= 1B\"\n    for: 10m\n"
+                     "    dax: on\n";
+  policy::LoadResult loaded = policy::LoadPolicy({"for.yaml", text});
+  ASSERT_TRUE(loaded.policy) << loaded.errors.front().ToString();
+  engine_->ReplacePolicy(std::move(*loaded.policy));
+  WriteFile(root_ + "/d-file", "y");
+  const int64_t t0 = Now();
+  const int64_t minute = int64_t{60} * 1'000'000'000;
+  for (int64_t t : {t0, t0 + 4 * minute, t0 + 8 * minute}) {
+    CycleJobPtr job = engine_->BeginCycle(t);
+    std::thread worker([&] { engine_->RunWork(*job); });
+    worker.join();
+    engine_->EndCycle(std::move(job));
+    auto file = engine_->GetFile(root_ + "/d-file");
+    ASSERT_TRUE(file.ok());
+    EXPECT_EQ(file.value->state, policy::FileState::kDeferred);
+    EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), false);
+  }
+  EXPECT_EQ(engine_->RunCycle(t0 + 11 * minute).applied, 1u);
+  EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), true);
+}
+
 TEST_F(EngineWorker, AHoldTakenWhileAJobIsOutActsFromTheNextCycle) {
   WriteFile(root_ + "/held", "y");
   engine_->RunCycle(Now());

@@ -3,7 +3,7 @@
 /// The D-Bus object of daxpolicyd: interface org.daxpolicy.DaxPolicy1.Manager at
 /// /org/daxpolicy/DaxPolicy1, served from a ManagerBackend.
 ///
-/// Wiring in the daemon (single-threaded, sdbus-c++ 1.2):
+/// Wiring in the daemon (all bus calls on the event loop thread, sdbus-c++ 1.2):
 ///   auto conn = OpenBusConnection(options.session);        // system bus unless --session
 ///   auto service = BusService::Create(**conn, backend);     // object + NameOwnerChanged watch
 ///   RequestBusName(**conn);                                 // before the loop runs

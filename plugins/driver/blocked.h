@@ -4,12 +4,9 @@
 /// the errno behind it and a stable, human-readable reason (shown over D-Bus,
 /// asserted by tests; do not reword without updating both).
 
-#include <cassert>
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <variant>
 
 #include "policy/result.h"
 
@@ -97,36 +94,12 @@ std::string OtherReason(std::string_view what, int err);
 /// Name of an errno ("EPERM"), or its number when unknown.
 std::string ErrnoName(int err);
 
-/// Either a value or a Blocked refusal (the per-file analogue of Result).
+/// Either a value or a Blocked refusal: Result with the per-file refusal as its error.
 template <class T>
-class [[nodiscard]] BlockedOr {
+class [[nodiscard]] BlockedOr : public Result<T, Blocked> {
  public:
-  BlockedOr(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
-  BlockedOr(Blocked blocked) : v_(std::in_place_index<1>, std::move(blocked)) {}  // NOLINT
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-  T& value() & {
-    assert(ok());
-    return std::get<0>(v_);
-  }
-  const T& value() const& {
-    assert(ok());
-    return std::get<0>(v_);
-  }
-  T&& value() && {
-    assert(ok());
-    return std::get<0>(std::move(v_));
-  }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  const Blocked& blocked() const {
-    assert(!ok());
-    return std::get<1>(v_);
-  }
-
- private:
-  std::variant<T, Blocked> v_;
+  using Result<T, Blocked>::Result;
+  const Blocked& blocked() const { return this->error(); }
 };
 
 }  // namespace daxpolicy::driver

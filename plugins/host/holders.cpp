@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "plugins/host/text_io.h"
+#include "plugins/unique_fd.h"
 
 namespace daxpolicy::host {
 
@@ -29,21 +30,7 @@ struct FileIdHash {
 
 using IdSet = std::unordered_set<FileId, FileIdHash>;
 
-// Closes a descriptor or DIR* on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
+// Closes a DIR* on scope exit.
 class Dir {
  public:
   explicit Dir(DIR* dir) : dir_(dir) {}
@@ -60,7 +47,7 @@ class Dir {
 
 // Reads a file relative to a directory fd; returns errno on failure.
 int ReadAt(int dir_fd, const std::string& relative, std::string* out) {
-  Fd fd(openat(dir_fd, relative.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  UniqueFd fd(openat(dir_fd, relative.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (fd.get() < 0) return errno;
   out->clear();
   char buffer[65536];
@@ -129,7 +116,8 @@ bool ScanProcess(int proc_fd, const std::string& pid_name, const IdSet& wanted,
 
   // Open files: stat() through each /proc/PID/fd/N link.
   {
-    Fd fd_dir(openat(proc_fd, (pid_name + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd fd_dir(
+        openat(proc_fd, (pid_name + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd_dir.get() < 0) {
       complete = false;
     } else {
@@ -211,7 +199,7 @@ bool ScanProcess(int proc_fd, const std::string& pid_name, const IdSet& wanted,
 
 Result<HolderScan> FindHolders(const Roots& roots, const std::vector<FileId>& files,
                                pid_t exclude_pid) {
-  Fd proc_fd(open(roots.proc.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd proc_fd(open(roots.proc.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (proc_fd.get() < 0) return ErrnoError(errno, "open " + roots.proc.string());
   int dup_fd = dup(proc_fd.get());
   if (dup_fd < 0) return ErrnoError(errno, "dup");

@@ -27,6 +27,8 @@
 #define STATX_ATTR_DAX 0x00200000  // include/uapi/linux/stat.h, Linux 5.8
 #endif
 
+#include "plugins/unique_fd.h"
+
 namespace daxpolicy::media {
 namespace {
 
@@ -38,22 +40,6 @@ double MsSince(Clock::time_point start) {
 
 // Keeps the chased pointer alive so the loads cannot be optimized away.
 const void* volatile g_chase_sink = nullptr;
-
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd() { Reset(); }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-  void Reset(int fd = -1) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
 
 struct Pmem2ErrorName {
   int rc;

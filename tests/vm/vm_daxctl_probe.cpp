@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "plugins/unique_fd.h"
 #include "policy/result.h"
 
 namespace daxpolicy::vm {
@@ -60,20 +61,6 @@ const char* ErrnoName(int err) {
   return name != nullptr ? name : "unknown";
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 Result<int> Open(const std::string& path) {
   // O_RDONLY works for directories too; the xattr ioctls need ownership, not write access.
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -92,7 +79,7 @@ Result<bool> ReadXflagDax(int fd, const std::string& path) {
 Result<void> WriteXflagDax(const std::string& path, bool on) {
   Result<int> fd = Open(path);
   if (!fd) return fd.error();
-  Fd owner(*fd);
+  daxpolicy::UniqueFd owner(*fd);
   fsxattr attr{};
   if (ioctl(owner.get(), FS_IOC_FSGETXATTR, &attr) != 0) {
     return ErrnoError(errno, "FS_IOC_FSGETXATTR " + path);
@@ -113,7 +100,7 @@ struct DaxState {
 Result<DaxState> ReadState(const std::string& path) {
   Result<int> fd = Open(path);
   if (!fd) return fd.error();
-  Fd owner(*fd);
+  daxpolicy::UniqueFd owner(*fd);
   DaxState state;
   Result<bool> xflag = ReadXflagDax(owner.get(), path);
   if (!xflag) return xflag.error();
@@ -144,7 +131,7 @@ int Get(const std::string& path) {
 int Hold(const std::string& path) {
   Result<int> fd = Open(path);
   if (!fd) return Fail(fd.error());
-  Fd owner(*fd);
+  daxpolicy::UniqueFd owner(*fd);
   std::printf("held\n");
   std::fflush(stdout);
   char buffer[64];
@@ -159,7 +146,7 @@ int Hold(const std::string& path) {
 int CachestatCall(const std::string& path) {
   Result<int> fd = Open(path);
   if (!fd) return Fail(fd.error());
-  Fd owner(*fd);
+  daxpolicy::UniqueFd owner(*fd);
   CachestatRange range{0, 0};
   Cachestat stat{};
   if (syscall(kSysCachestat, owner.get(), &range, &stat, 0) != 0) {

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "daemon/journal/journal.h"
 #include "daemon/log.h"
@@ -182,9 +183,22 @@ struct Engine::View {
   PendingHolders pending_holders;
   policy::RuleState rule_state;
   media::MediaReport media_report;
-  uint64_t managed_count = 0;
-  uint64_t pending_count = 0;
   EngineGauges gauges;
+
+  // The fields of file i that GetFileState and ListFiles share (not path,
+  // reason or holders).
+  void Fill(uint32_t i, FileView* out) const {
+    const FileRecord& f = snap.files[i];
+    const Status& s = status[i];
+    out->managed = s.state != FileState::kUnmanaged;
+    out->desired = s.desired;
+    out->physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
+    out->effective = f.kind == FileKind::kDirectory           ? DaxState::kUnknown
+                     : (f.available & policy::kHaveEffective) ? f.effective
+                                                              : DaxState::kUnknown;
+    out->state = s.state;
+    out->rule = s.rule >= 0 ? policy->rules[static_cast<size_t>(s.rule)].name : "";
+  }
 
   std::optional<uint32_t> Find(const FileKey& key) const {
     auto it = std::lower_bound(index.begin(), index.end(), std::make_pair(key, uint32_t{0}));
@@ -212,8 +226,6 @@ struct Engine::View {
     }
     --gauges.files_by_state[before];
     ++gauges.files_by_state[st.state];
-    pending_count -= before == FileState::kPending;
-    pending_count += st.state == FileState::kPending;
     f.daemon_state = Pack(st.state, f.physical, f.effective);
     if (st.state != FileState::kPending) pending_holders.erase(key);
     return true;
@@ -784,8 +796,6 @@ void Engine::FinishWork(CycleJob& job) {
       }
       f.daemon_state = packed;
     }
-    view->managed_count += st.state != FileState::kUnmanaged;
-    view->pending_count += st.state == FileState::kPending;
   }
   std::sort(view->index.begin(), view->index.end());
   m.carried_states = {};
@@ -862,7 +872,6 @@ CycleReport Engine::EndCycle(CycleJobPtr job) {
   report.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                            std::chrono::steady_clock::now() - job->started)
                            .count();
-  last_cycle_seconds_ = static_cast<double>(report.duration_ns) / 1e9;
   return report;
 }
 
@@ -877,13 +886,18 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
   }
   if (drained->overflow) m.rescan_requested = true;
   if (drained->closed.empty() && !drained->overflow) return changes;
-  // A close ends one open file description; others may remain. Re-check every
-  // pending file with statx (no fd held) rather than trusting the event.
+  // A close ends one open file description; others may remain. Re-check the
+  // closed files (every pending file after an overflow lost events) with statx
+  // (no fd held) rather than trusting the event.
+  std::unordered_set<uint64_t> closed;
+  for (const files::CloseEvent& e : drained->closed) closed.insert(e.token);
   View& v = *m.view;
   const driver::FlagReader reader(driver::SafeOpenOptions{options_.procfs, true});
   std::string path;
   std::vector<FileKey> keys;
-  for (const auto& [key, holders] : v.pending_holders) keys.push_back(key);
+  for (const auto& [key, holders] : v.pending_holders) {
+    if (drained->overflow || closed.count(WatchToken(key))) keys.push_back(key);
+  }
   for (const FileKey& key : keys) {
     std::optional<uint32_t> idx = v.Find(key);
     if (!idx) {
@@ -957,18 +971,10 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
   }
   FileView out;
   out.path = path;
-  const FileRecord& f = v.snap.files[i];
-  const Status& s = v.status[i];
-  out.managed = s.state != FileState::kUnmanaged;
-  out.desired = s.desired;
-  out.physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
-  out.effective = f.kind == FileKind::kDirectory           ? DaxState::kUnknown
-                  : (f.available & policy::kHaveEffective) ? f.effective
-                                                           : DaxState::kUnknown;
-  out.state = s.state;
-  out.rule = s.rule >= 0 ? v.policy->rules[static_cast<size_t>(s.rule)].name : "";
+  v.Fill(i, &out);
   out.reason = ReasonOf(v, i);
-  if (auto h = v.pending_holders.find(KeyOf(v.snap, f)); h != v.pending_holders.end()) {
+  if (auto h = v.pending_holders.find(KeyOf(v.snap, v.snap.files[i]));
+      h != v.pending_holders.end()) {
     out.holders = h->second;
   }
   r.value = std::move(out);
@@ -1027,27 +1033,14 @@ ApiResult<std::string> Engine::Explain(const std::string& path) const {
   return r;
 }
 
-std::vector<FileView> Engine::ListFiles(std::optional<FileState> state) const {
-  std::vector<FileView> out;
-  ForEachFile(state, [&out](const FileView& fv) { out.push_back(fv); });
-  return out;
-}
-
 void Engine::ForEachFile(std::optional<FileState> state,
                          const std::function<void(const FileView&)>& visit) const {
   const View& v = *impl_->view;
   FileView fv;
   for (uint32_t i = 0; i < v.snap.files.size(); ++i) {
-    const Status& s = v.status[i];
-    if (state && s.state != *state) continue;
-    const FileRecord& f = v.snap.files[i];
-    v.snap.PathOf(f, &fv.path);
-    fv.managed = s.state != FileState::kUnmanaged;
-    fv.desired = s.desired;
-    fv.physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
-    fv.effective = f.kind == FileKind::kDirectory ? DaxState::kUnknown : f.effective;
-    fv.state = s.state;
-    fv.rule = s.rule >= 0 ? v.policy->rules[static_cast<size_t>(s.rule)].name : "";
+    if (state && v.status[i].state != *state) continue;
+    v.snap.PathOf(v.snap.files[i], &fv.path);
+    v.Fill(i, &fv);
     visit(fv);
   }
 }
@@ -1065,9 +1058,14 @@ std::string Engine::Degraded() const {
   return out;
 }
 
-uint64_t Engine::ManagedFiles() const { return impl_->view->managed_count; }
+uint64_t Engine::ManagedFiles() const {
+  const View& v = *impl_->view;
+  return v.status.size() - v.gauges.files_by_state.at(FileState::kUnmanaged);
+}
 
-uint64_t Engine::PendingFiles() const { return impl_->view->pending_count; }
+uint64_t Engine::PendingFiles() const {
+  return impl_->view->gauges.files_by_state.at(FileState::kPending);
+}
 
 ApiResult<uint32_t> Engine::AddHold(const std::string& path, DaxState mode,
                                     const std::string& reason, const std::string& owner,
@@ -1144,7 +1142,6 @@ EngineGauges Engine::Gauges() const {
     matched[r.name] = it == g.rule_matched.end() ? 0 : it->second;
   }
   g.rule_matched = std::move(matched);
-  g.last_cycle_seconds = last_cycle_seconds_;
   return g;
 }
 

@@ -112,7 +112,6 @@ struct EngineGauges {
   std::map<FileState, uint64_t> files_by_state;
   std::map<DaxState, uint64_t> files_by_effective;  // regular managed files
   std::map<std::string, uint64_t> rule_matched;     // by rule name, every rule present
-  double last_cycle_seconds = 0;
 };
 
 struct HoldInfo {
@@ -170,11 +169,9 @@ class Engine {
 
   ApiResult<FileView> GetFile(const std::string& path) const;
   ApiResult<std::string> Explain(const std::string& path) const;
-  // Every tracked file, or only those in `state`, without reasons and holders
-  // (GetFile has them; a listing of many files must stay cheap).
-  std::vector<FileView> ListFiles(std::optional<FileState> state) const;
-  // The same without building the list: `visit` sees each file in turn (one
-  // FileView reused; rule filled, reason and holders empty).
+  // Every tracked file, or only those in `state`, in turn, without building a
+  // list: `visit` sees one FileView, reused (rule filled; reason and holders
+  // empty: GetFile has them, and a listing of many files must stay cheap).
   void ForEachFile(std::optional<FileState> state,
                    const std::function<void(const FileView&)>& visit) const;
 
@@ -221,7 +218,6 @@ class Engine {
   bool cycle_running_ = false;
   bool scopes_stale_ = false;  // ReplacePolicy during a job: SetUpScopes at EndCycle
   EngineCounters counters_;
-  double last_cycle_seconds_ = 0;
 };
 
 }  // namespace daxpolicy::daemon

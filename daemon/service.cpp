@@ -319,8 +319,7 @@ void Service::EndCycle() {
   cycle_requested_ = false;
   sd_event_source_set_time(timer_, next);
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
-  last_cycle_seconds_ = static_cast<double>(report.duration_ns) / 1e9;
-  metrics_->Update(*metrics_source_, last_cycle_seconds_);
+  metrics_->Update(*metrics_source_, static_cast<double>(report.duration_ns) / 1e9);
   Publish(report.changes, report.pending);
   UpdateStatus();
   if (!ready_sent_) {

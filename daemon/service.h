@@ -103,7 +103,6 @@ class Service final : public bus::ManagerBackend {
   std::string bus_problem_;
   std::string last_reload_result_ = "initial policy loaded";
   bool ready_sent_ = false;
-  double last_cycle_seconds_ = 0;
   uint64_t last_managed_ = 0, last_pending_ = 0;
   std::string last_degraded_;
 };

@@ -31,9 +31,11 @@
 namespace daxpolicy::daemon {
 
 using policy::Decision;
+using policy::DevOf;
 using policy::FileKey;
 using policy::FileKind;
 using policy::FileRecord;
+using policy::KeyOf;
 
 namespace {
 
@@ -130,12 +132,6 @@ FileState StateAfterApply(const FileRecord& f, DaxState desired,
   return FileState::kPending;
 }
 
-uint64_t DevOf(const policy::Snapshot& snap, const FileRecord& f) {
-  return f.mount < snap.mounts.size() ? snap.mounts[f.mount].dev : 0;
-}
-FileKey KeyOf(const policy::Snapshot& snap, const FileRecord& f) {
-  return FileKey{DevOf(snap, f), f.ino};
-}
 uint64_t WatchToken(const FileKey& key) { return (key.dev << 40) ^ key.ino; }
 
 // Path relative to the scope root of file f.

@@ -70,7 +70,7 @@ class Evaluator {
     const FileRecord& f = snapshot_.files[index];
     Decision d;
     d.file = index;
-    const FileKey key{f.mount < snapshot_.mounts.size() ? snapshot_.mounts[f.mount].dev : 0, f.ino};
+    const FileKey key = KeyOf(snapshot_, f);
 
     if (policy_.ScopeOf(path) == nullptr) {
       d.reason = Reason::kOutsideScopes;
@@ -241,12 +241,16 @@ class Evaluator {
                    static_cast<double>(rule.size->bytes));
   }
 
-  static bool PathOk(const Rule& rule, std::string_view path) {
-    if (rule.paths.empty()) return true;
+  // The first of the rule's path patterns that matches, or nullptr.
+  static const Glob* MatchingPath(const Rule& rule, std::string_view path) {
     for (const Glob& g : rule.paths) {
-      if (g.Matches(path)) return true;
+      if (g.Matches(path)) return &g;
     }
-    return false;
+    return nullptr;
+  }
+
+  static bool PathOk(const Rule& rule, std::string_view path) {
+    return rule.paths.empty() || MatchingPath(rule, path) != nullptr;
   }
 
   static bool Matches(const Rule& rule, const FileRecord& f, std::string_view path,
@@ -267,18 +271,12 @@ class Evaluator {
     if (rule.paths.empty()) {
       t.path_ok = true;
       t.path_detail = "no path pattern: every file in the scopes";
+    } else if (const Glob* g = MatchingPath(rule, path)) {
+      t.path_ok = true;
+      t.path_detail = "matches " + g->pattern();
     } else {
-      for (const Glob& g : rule.paths) {
-        if (g.Matches(path)) {
-          t.path_ok = true;
-          t.path_detail = "matches " + g.pattern();
-          break;
-        }
-      }
-      if (!t.path_ok) {
-        t.path_detail = "matches none of";
-        for (const Glob& g : rule.paths) t.path_detail += " " + g.pattern();
-      }
+      t.path_detail = "matches none of";
+      for (const Glob& other : rule.paths) t.path_detail += " " + other.pattern();
     }
     t.size_ok = SizeOk(rule, f);
     if (rule.size) {

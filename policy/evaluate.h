@@ -23,6 +23,14 @@ struct FileKey {
   uint64_t ino = 0;
   auto operator<=>(const FileKey&) const = default;
 };
+// The device of a file's mount (0 when the record names no known mount) and
+// the file's identity.
+inline uint64_t DevOf(const Snapshot& snapshot, const FileRecord& f) {
+  return f.mount < snapshot.mounts.size() ? snapshot.mounts[f.mount].dev : 0;
+}
+inline FileKey KeyOf(const Snapshot& snapshot, const FileRecord& f) {
+  return FileKey{DevOf(snapshot, f), f.ino};
+}
 struct FileKeyHash {
   size_t operator()(const FileKey& k) const {
     return static_cast<size_t>(k.ino * 0x9E3779B97F4A7C15ull ^ (k.dev + 0x632BE59BD9B4E019ull));

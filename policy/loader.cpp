@@ -744,7 +744,7 @@ class PolicyBuilder {
         r.Error(n, "bad size condition " + Quote(text) + " " + ctx + ": " + error);
         return false;
       }
-      rule->size = SizeMatch{op, *bytes, text};
+      rule->size = SizeMatch{op, *bytes};
       return true;
     }
     r.Error(n, "bad size condition " + Quote(text) + " " + ctx +

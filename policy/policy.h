@@ -34,7 +34,6 @@ struct SourceLocation {
 struct SizeMatch {
   CmpOp op = CmpOp::kGe;
   uint64_t bytes = 0;
-  std::string text;  // as written, for explain
 };
 
 struct Rule {

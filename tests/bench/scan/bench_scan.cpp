@@ -92,11 +92,16 @@ double RunFloor(const std::string& root, const Options& o, uint64_t* cached_page
   return Seconds(start);
 }
 
-double RunFincore(const std::string& root, const Options& o, const std::string& list) {
+// Sets *failed when fincore does not run through.
+double RunFincore(const std::string& root, const Options& o, const std::string& list,
+                  bool* failed) {
   const auto start = Clock::now();
   const std::string cmd = "cd '" + root + "' && xargs -0 -n " + std::to_string(o.fincore_batch) +
                           " fincore --noheadings --raw --bytes < '" + list + "' > /dev/null";
-  if (Shell(cmd) != 0) std::fprintf(stderr, "fincore run failed: %s\n", cmd.c_str());
+  if (Shell(cmd) != 0) {
+    std::fprintf(stderr, "fincore run failed: %s\n", cmd.c_str());
+    *failed = true;
+  }
   (void)o;
   return Seconds(start);
 }
@@ -196,6 +201,7 @@ int main(int argc, char** argv) {
   uint64_t rss_delta = 0;
   uint64_t records = 0;
   uint64_t sampled = 0;
+  bool failed = false;  // a scan, sample or fincore error: the figures mean nothing
   for (int r = 0; r < o.repeat; ++r) {
     const uint64_t rss_before = RssBytes();
     {
@@ -209,6 +215,7 @@ int main(int argc, char** argv) {
       sampled = sampler.stats().sampled;
       records = snap.files.size();
       if (full.error_count != 0 || sampler.stats().errors != 0) {
+        failed = true;
         std::fprintf(stderr, "errors during the scan: %lu scan, %lu sample\n",
                      static_cast<unsigned long>(full.error_count),
                      static_cast<unsigned long>(sampler.stats().errors));
@@ -225,7 +232,7 @@ int main(int argc, char** argv) {
       for (const std::string& p : snap.dir_paths) snapshot_bytes += sizeof(p) + p.capacity();
     }
     best_floor = std::min(best_floor, RunFloor(root, o, &floor_pages));
-    best_fincore = std::min(best_fincore, RunFincore(root, o, list));
+    best_fincore = std::min(best_fincore, RunFincore(root, o, list, &failed));
   }
 
   const double n = static_cast<double>(total);
@@ -258,6 +265,13 @@ int main(int argc, char** argv) {
   } else if (!mount_point.empty()) {
     std::printf("kept: %s\n", mount_point.c_str());
   }
+  // Every file became a record and was sampled (directories come on top).
+  if (records < static_cast<uint64_t>(total) || sampled < static_cast<uint64_t>(total)) {
+    std::fprintf(stderr, "FAIL: %d files, but %lu records and %lu sampled\n", total,
+                 static_cast<unsigned long>(records), static_cast<unsigned long>(sampled));
+    failed = true;
+  }
+  if (failed) return 1;
   if (o.check) {
     const bool ok =
         floor_rate / full_rate <= 1.5 && full_rate / fincore_rate >= 5.0 && bytes_per_file <= 200.0;

@@ -72,6 +72,8 @@ TEST(TheSerializedRegistry, MatchesTheGoldenTextForATypicalSource) {
   const std::string text = metrics.Text();
   if (const char* update = std::getenv("DAXPOLICY_UPDATE_GOLDEN"); update && *update == '1') {
     daxpolicy::testing::WriteFile(kGolden, text);
+    FAIL() << "golden file rewritten from this run; review the diff and run again without "
+              "DAXPOLICY_UPDATE_GOLDEN";
   }
   EXPECT_EQ(text, daxpolicy::testing::ReadFile(kGolden))
       << "regenerate with DAXPOLICY_UPDATE_GOLDEN=1 after an intended change";

@@ -172,12 +172,14 @@ ScanStats Scanner::Scan(policy::Snapshot* snapshot, ScanMode mode, FileSampler* 
     }
     UniqueFd fd(open(scope.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) {
-      AddError(w, scope.path, errno, "open scope root");
+      const int err = errno;  // before the path is copied
+      AddError(w, scope.path, err, "open scope root");
       continue;
     }
     struct statx stx {};
     if (statx(fd.get(), "", AT_EMPTY_PATH, kEntryMask, &stx) != 0) {
-      AddError(w, scope.path, errno, "statx scope root");
+      const int err = errno;  // before the path is copied
+      AddError(w, scope.path, err, "statx scope root");
       continue;
     }
     const uint64_t mnt_id = (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
@@ -263,13 +265,15 @@ void Scanner::WalkDir(Walk& w, int fd, uint32_t dir_index, uint32_t depth) {
     }
     UniqueFd sub(openat(fd, cname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!sub.valid()) {
-      AddError(w, child_path(), errno, "openat directory");
+      const int err = errno;  // child_path() allocates
+      AddError(w, child_path(), err, "openat directory");
       dirs_[dir_index].reusable = false;
       continue;
     }
     struct statx stx {};
     if (statx(sub.get(), "", AT_EMPTY_PATH, kEntryMask, &stx) != 0) {
-      AddError(w, child_path(), errno, "statx directory");
+      const int err = errno;  // child_path() allocates
+      AddError(w, child_path(), err, "statx directory");
       dirs_[dir_index].reusable = false;
       continue;
     }
@@ -345,7 +349,8 @@ bool Scanner::ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old) 
   for (;;) {
     const long n = syscall(SYS_getdents64, fd, dents_.data(), dents_.size());
     if (n < 0) {
-      AddError(w, snap.dir_paths[dir_index], errno, "getdents64");
+      const int err = errno;  // before the path is copied
+      AddError(w, snap.dir_paths[dir_index], err, "getdents64");
       reusable = false;
       break;
     }
@@ -385,8 +390,10 @@ bool Scanner::ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old) 
       struct statx stx {};
       if (type != DT_REG || w.sampler == nullptr) {
         if (statx(fd, cname, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, kEntryMask, &stx) != 0) {
-          if (errno != ENOENT) AddError(w, w.path, errno, "statx");
-          if (errno != ENOENT) reusable = false;
+          if (const int err = errno; err != ENOENT) {
+            AddError(w, w.path, err, "statx");
+            reusable = false;
+          }
           continue;
         }
         statx_done = true;

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "daemon/bus/validate.h"
 #include "daemon/journal/journal.h"
 #include "daemon/log.h"
 #include "plugins/driver/dax_driver.h"
@@ -52,22 +53,6 @@ uint8_t Pack(FileState s, DaxState physical, DaxState effective) {
   return static_cast<uint8_t>(0x80 | static_cast<unsigned>(s) |
                               (static_cast<unsigned>(physical) << 3) |
                               (static_cast<unsigned>(effective) << 5));
-}
-
-// A normalized absolute path: no "", ".", ".." components, no trailing '/'.
-bool NormalizedAbsolute(const std::string& p) {
-  if (p.empty() || p[0] != '/' || p.size() > 4096) return false;
-  if (p == "/") return true;
-  if (p.back() == '/') return false;
-  size_t pos = 1;
-  while (pos <= p.size()) {
-    size_t end = p.find('/', pos);
-    if (end == std::string::npos) end = p.size();
-    std::string_view c(p.data() + pos, end - pos);
-    if (c.empty() || c == "." || c == "..") return false;
-    pos = end + 1;
-  }
-  return p.find('\0') == std::string::npos;
 }
 
 // The scope roots of one policy, shared by the working state and every view
@@ -933,9 +918,8 @@ void Engine::SetMode(policy::Mode mode) { mode_ = mode; }
 std::optional<ApiFailure> Engine::Locate(const std::string& path, uint32_t* index) const {
   const View& v = *impl_->view;
   const std::string shown = "'" + journal::PrintablePath(path) + "'";
-  if (!NormalizedAbsolute(path)) {
-    return ApiFailure{ApiError::kInvalidArgument,
-                      "path must be absolute and normalized (no '.', '..' or '//'): " + shown};
+  if (auto problem = bus::PathProblem(path)) {
+    return ApiFailure{ApiError::kInvalidArgument, *problem};
   }
   if (v.policy->ScopeOf(path) == nullptr) {
     return ApiFailure{ApiError::kNotManaged, shown + " is outside every scope of the policy"};
@@ -1115,8 +1099,8 @@ std::vector<HoldInfo> Engine::Holds() const {
 
 ApiResult<uid_t> Engine::FileOwner(const std::string& path) const {
   ApiResult<uid_t> r;
-  if (!NormalizedAbsolute(path)) {
-    r.failure = ApiFailure{ApiError::kInvalidArgument, "path must be absolute and normalized"};
+  if (auto problem = bus::PathProblem(path)) {
+    r.failure = ApiFailure{ApiError::kInvalidArgument, *problem};
     return r;
   }
   struct stat st {};

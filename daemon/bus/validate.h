@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/engine.h"
+#include "policy/evaluate.h"
 #include "policy/policy.h"
 
 namespace daxpolicy::bus {

@@ -119,11 +119,10 @@ SampleStatus FileSampler::SampleFile(int dirfd, std::string_view name, policy::F
   if (!S_ISREG(stx.stx_mode) || stx.stx_ino != record->ino) {
     return Count(SampleStatus::kReplaced, 0, name);
   }
-  return SampleOpen(fd.get(), stx, record, err);
+  return SampleOpen(fd.get(), stx, record);
 }
 
-SampleStatus FileSampler::SampleOpen(int fd, const struct statx& stx, policy::FileRecord* record,
-                                     int* err) {
+SampleStatus FileSampler::SampleOpen(int fd, const struct statx& stx, policy::FileRecord* record) {
   if (stx.stx_ino != record->ino) return Count(SampleStatus::kReplaced, 0, "");
   uint16_t available =
       record->available & ~(policy::kHaveSize | policy::kHaveEffective | policy::kHavePhysical |
@@ -175,84 +174,7 @@ SampleStatus FileSampler::SampleOpen(int fd, const struct statx& stx, policy::Fi
     record->recently_evicted_pages = 0;
   }
   record->available = available;
-  (void)err;
   return Count(SampleStatus::kOk, 0, "");
-}
-
-SampleStats FileSampler::SampleSnapshot(policy::Snapshot* snapshot,
-                                        const std::vector<ScanScope>& scopes) {
-  ResetStats();
-  std::vector<UniqueFd> roots;
-  roots.reserve(scopes.size());
-  for (const ScanScope& scope : scopes) {
-    roots.emplace_back(open(scope.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  }
-  std::string path;
-  size_t i = 0;
-  const size_t n = snapshot->files.size();
-  while (i < n) {
-    const uint32_t dir = snapshot->files[i].dir;
-    size_t end = i;
-    while (end < n && snapshot->files[end].dir == dir) ++end;
-    const std::string& dir_path = snapshot->dir_paths[dir];
-    // The scope whose root is the longest prefix of this directory.
-    int best = -1;
-    size_t best_len = 0;
-    for (size_t s = 0; s < scopes.size(); ++s) {
-      const std::string& root = scopes[s].path;
-      const bool prefix = dir_path.compare(0, root.size(), root) == 0 &&
-                          (dir_path.size() == root.size() || dir_path[root.size()] == '/');
-      if (prefix && root.size() >= best_len && roots[s].valid()) {
-        best = static_cast<int>(s);
-        best_len = root.size();
-      }
-    }
-    UniqueFd dirfd;
-    if (best >= 0) {
-      if (dir_path.size() == best_len) {
-        dirfd.Reset(fcntl(roots[best].get(), F_DUPFD_CLOEXEC, 0));
-      } else {
-        const std::string rel = dir_path.substr(best_len + 1);
-        dirfd.Reset(OpenBeneath(roots[best].get(), rel.c_str(),
-                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      }
-    }
-    if (!dirfd.valid()) {
-      stats_.dirs_unopenable += 1;
-      if (stats_.first_errors.size() < kMaxReportedErrors) {
-        stats_.first_errors.push_back({dir_path, best >= 0 ? errno : ENOENT});
-      }
-      i = end;
-      continue;
-    }
-    for (; i < end; ++i) {
-      policy::FileRecord& rec = snapshot->files[i];
-      const std::string_view name = snapshot->Name(rec);
-      if (rec.kind == policy::FileKind::kRegular) {
-        int err = 0;
-        if (SampleFile(dirfd.get(), name, &rec, &err) == SampleStatus::kError &&
-            !stats_.first_errors.empty() && stats_.first_errors.back().path == name) {
-          snapshot->PathOf(rec, &stats_.first_errors.back().path);
-        }
-        continue;
-      }
-      char cname[256];
-      if (!CopyName(name, cname)) continue;
-      UniqueFd sub(
-          OpenBeneath(dirfd.get(), cname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!sub.valid()) {
-        Count(errno == ENOENT ? SampleStatus::kVanished : SampleStatus::kReplaced, errno, name);
-        continue;
-      }
-      struct statx stx {};
-      if (statx(sub.get(), "", AT_EMPTY_PATH, kStatxMask, &stx) != 0) {
-        Count(SampleStatus::kError, errno, name);
-        continue;
-      }
-      SampleOpen(sub.get(), stx, &rec);
-    }
-  }
-  return stats_;
 }
 
 }  // namespace daxpolicy::files

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "plugins/files/cache_stat.h"
-#include "plugins/files/scope.h"
 #include "policy/snapshot.h"
 
 namespace daxpolicy::files {
@@ -36,7 +35,6 @@ struct SampleStats {
   uint64_t errors = 0;
   uint64_t cache_skipped_dax = 0;         ///< effective DAX: no page-cache numbers by design
   uint64_t cache_unavailable = 0;         ///< cachestat/mincore failed (e.g. EPERM)
-  uint64_t dirs_unopenable = 0;           ///< SampleSnapshot could not open a directory
   std::vector<SampleError> first_errors;  ///< at most 100, with paths
 };
 
@@ -69,16 +67,7 @@ class FileSampler {
   /// Samples an already open fd (e.g. a directory the scanner opened) whose statx
   /// result `stx` the caller already has: size, mtime, effective and physical
   /// state; page cache only for regular files.
-  SampleStatus SampleOpen(int fd, const struct statx& stx, policy::FileRecord* record,
-                          int* err = nullptr);
-
-  /// Samples every record of a Snapshot built by Scanner (records of one
-  /// directory are contiguous), without rereading directories. Each directory is
-  /// opened once, beneath the root of the scope whose path is its longest prefix,
-  /// with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV. Records found
-  /// vanished or replaced are left as they were and counted; the next scan
-  /// removes or refreshes them.
-  SampleStats SampleSnapshot(policy::Snapshot* snapshot, const std::vector<ScanScope>& scopes);
+  SampleStatus SampleOpen(int fd, const struct statx& stx, policy::FileRecord* record);
 
   /// Counters accumulated by SampleFile/SampleOpen since the last ResetStats().
   const SampleStats& stats() const { return stats_; }

@@ -249,7 +249,7 @@ TEST_P(ScanOnLoopFs, MeasuresACachedFileAndAFreshOneDifferently) {
   }
   FileSampler fallback;
   fallback.cache_probe().ForceMincoreForTest();
-  (void)fallback.SampleSnapshot(&snap, scanner.scopes());
+  (void)scanner.Scan(&snap, ScanMode::kFull, &fallback);
   const auto via_mincore = RecordsByPath(snap);
   EXPECT_TRUE(via_mincore.at(P("cached")).available & policy::kHaveEvictedOnly);
   EXPECT_EQ(via_mincore.at(P("cached")).cache_pages, 32u);

@@ -102,28 +102,5 @@ TEST_F(AFileSampler, RefusesToFollowAFileReplacedByASymlink) {
   EXPECT_EQ(err, ELOOP);
 }
 
-TEST(AFileSamplerPass, SamplesEveryRecordOfAScannedSnapshotWithoutRescanning) {
-  TempDir tmp;
-  fs::create_directories(tmp.path() / "s" / "sub");
-  WriteFile(tmp.path() / "s" / "f1", "1");
-  WriteFile(tmp.path() / "s" / "sub" / "f2", "22");
-  ScanScope scope{(tmp.path() / "s").string(), 0, 0, 0};
-  Scanner scanner({scope}, nullptr);
-  policy::Snapshot snap;
-  (void)scanner.Scan(&snap);
-  for (policy::FileRecord& rec : snap.files) rec.available = 0;
-  WriteFile(tmp.path() / "s" / "sub" / "f2", "longer now");
-  fs::remove(tmp.path() / "s" / "f1");
-
-  FileSampler sampler;
-  const SampleStats stats = sampler.SampleSnapshot(&snap, {scope});
-  EXPECT_EQ(stats.sampled, 2u);  // f2 and the directory "sub"
-  EXPECT_EQ(stats.vanished, 1u);
-  const auto records = RecordsByPath(snap);
-  const policy::FileRecord& f2 = records.at((tmp.path() / "s" / "sub" / "f2").string());
-  EXPECT_EQ(f2.size, 10u);
-  EXPECT_TRUE(f2.available & policy::kHaveCache);
-}
-
 }  // namespace
 }  // namespace daxpolicy::files

@@ -118,12 +118,15 @@ class Evaluator {
     const bool wants_change =
         d.desired != DaxState::kUnknown && (f.available & kHavePhysical) && d.desired != f.physical;
     if (mutable_state && (timing || (wants_change && !mutable_state->files_.empty()))) {
-      auto it = mutable_state->files_.find(key);
-      if (it != mutable_state->files_.end()) entry = &it->second;
-      if (timing && entry == nullptr) entry = &mutable_state->files_[key];
+      auto& files = mutable_state->files_;
+      if (timing) {
+        entry = &files.try_emplace(key).first->second;
+      } else if (auto it = files.find(key); it != files.end()) {
+        entry = &it->second;
+      }
       if (entry) {
         entry->seen_round = mutable_state->round_;
-        if (rule && rule->for_ns > 0 && !d.held) {
+        if (timing) {
           if (entry->for_rule != rule->id) {
             entry->for_rule = rule->id;
             entry->for_since_ns = options_.now_ns;
@@ -155,7 +158,7 @@ class Evaluator {
     }
 
     // A change is wanted: hysteresis, budget and mode may hold it back.
-    if (rule && rule->for_ns > 0 && !d.held) {
+    if (timing) {
       int64_t since = (seen && seen->for_rule == rule->id) ? seen->for_since_ns : options_.now_ns;
       int64_t held_for = options_.now_ns - since;
       if (held_for < rule->for_ns) {
@@ -174,8 +177,8 @@ class Evaluator {
       if (counters) ++counters->suppressed_min_dwell;
       return d;
     }
-    const std::deque<int64_t>& switches =
-        mutable_state ? mutable_state->switches_ : state.switches_;
+    // `state` is *mutable_state when there is one.
+    const std::deque<int64_t>& switches = state.switches_;
     if (switches.size() >= policy_.defaults.max_switches_per_minute) {
       d.state = FileState::kDeferred;
       d.reason = Reason::kBudget;
@@ -201,31 +204,34 @@ class Evaluator {
       mutable_state->switches_.push_back(options_.now_ns);
     }
     // Provisional: the caller re-reads the flags after applying.
-    if (f.kind == FileKind::kDirectory) {
-      d.state = FileState::kInSync;
-    } else if (d.desired == DaxState::kDax && !blocked.empty()) {
-      d.state = FileState::kBlocked;
-      d.reason = Reason::kEffectiveBlocked;
-    } else {
-      d.state = FileState::kPending;
-      d.reason = Reason::kWaitingForHolders;
-    }
+    AwaitEffective(f, blocked, &d);
     return d;
   }
 
  private:
   // Physical already equals desired: in sync, pending on holders, or blocked by the device.
   static void StateInPlace(const FileRecord& f, const std::string& blocked, Decision* d) {
+    if (f.kind != FileKind::kDirectory) {
+      if (!(f.available & kHaveEffective)) {
+        d->state = FileState::kBlocked;
+        d->reason = Reason::kPhysicalUnknown;
+        return;
+      }
+      if (f.effective == d->desired) {
+        d->state = FileState::kInSync;
+        return;
+      }
+    }
+    AwaitEffective(f, blocked, d);
+  }
+
+  // The physical flag is (or is about to be) the desired one; the effective
+  // state follows once nothing holds the file, unless the device cannot do DAX.
+  // Directories have no effective state (statx never reports DAX on them).
+  static void AwaitEffective(const FileRecord& f, const std::string& blocked, Decision* d) {
     if (f.kind == FileKind::kDirectory) {
-      d->state = FileState::kInSync;  // statx never reports DAX on directories
-      return;
-    }
-    if (!(f.available & kHaveEffective) || f.effective == d->desired) {
-      d->state = (f.available & kHaveEffective) ? FileState::kInSync : FileState::kBlocked;
-      if (d->state == FileState::kBlocked) d->reason = Reason::kPhysicalUnknown;
-      return;
-    }
-    if (d->desired == DaxState::kDax && !blocked.empty()) {
+      d->state = FileState::kInSync;
+    } else if (d->desired == DaxState::kDax && !blocked.empty()) {
       d->state = FileState::kBlocked;
       d->reason = Reason::kEffectiveBlocked;
     } else {

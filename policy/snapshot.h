@@ -51,6 +51,21 @@ struct FileRecord {
 
 enum class MediaHealth : uint8_t { kUnknown, kOk, kWarning, kCritical };
 
+// "unknown", "ok", "warning", "critical": the names in policies, D-Bus and metrics.
+constexpr std::string_view MediaHealthName(MediaHealth health) {
+  switch (health) {
+    case MediaHealth::kOk:
+      return "ok";
+    case MediaHealth::kWarning:
+      return "warning";
+    case MediaHealth::kCritical:
+      return "critical";
+    case MediaHealth::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
 // Measurements of the memory device behind a mount.
 struct MediaSample {
   std::string name;  // e.g. "pmem0" / "namespace0.0"

@@ -88,25 +88,19 @@ std::string_view KindName(ValueKind kind) {
   return "?";
 }
 
+// `media.health` holds the MediaHealth value as a number (ReadVar).
 std::optional<double> HealthByName(std::string_view name) {
-  if (name == "unknown") return 0;
-  if (name == "ok") return 1;
-  if (name == "warning") return 2;
-  if (name == "critical") return 3;
+  for (MediaHealth h :
+       {MediaHealth::kUnknown, MediaHealth::kOk, MediaHealth::kWarning, MediaHealth::kCritical}) {
+    if (MediaHealthName(h) == name) return static_cast<double>(h);
+  }
   return std::nullopt;
 }
 
 std::string_view HealthName(double value) {
-  switch (static_cast<int>(value)) {
-    case 1:
-      return "ok";
-    case 2:
-      return "warning";
-    case 3:
-      return "critical";
-    default:
-      return "unknown";
-  }
+  const int v = static_cast<int>(value);
+  if (v < 0 || v > static_cast<int>(MediaHealth::kCritical)) return "unknown";
+  return MediaHealthName(static_cast<MediaHealth>(v));
 }
 
 std::optional<double> ReadVar(Var var, const VarContext& ctx, std::string_view* why) {

@@ -30,17 +30,7 @@ void Raise(HealthAssessment* a, MediaHealth h) {
 }  // namespace
 
 const char* HealthName(MediaHealth health) {
-  switch (health) {
-    case MediaHealth::kOk:
-      return "ok";
-    case MediaHealth::kWarning:
-      return "warning";
-    case MediaHealth::kCritical:
-      return "critical";
-    case MediaHealth::kUnknown:
-      return "unknown";
-  }
-  return "unknown";
+  return policy::MediaHealthName(health).data();  // literals: NUL-terminated
 }
 
 HealthAssessment AssessDimm(const DimmInfo& dimm, const HealthThresholds& thresholds) {

@@ -546,11 +546,15 @@ void Engine::RunWork(CycleJob& job) {
 void Engine::UpdateHolders(CycleJob& job) {
   Impl& m = *impl_;
   bool all = m.policy->UsesVariable(policy::Var::kFileHolders);
+  // Pending files (always regular) are looked up on their own; every file only
+  // when a rule reads file.holders.
   std::vector<host::FileId> ids;
-  for (const FileRecord& f : m.snap.files) {
-    if (f.kind != FileKind::kRegular) continue;
-    FileKey k = KeyOf(m.snap, f);
-    if (all || m.pending_holders.count(k)) ids.push_back({k.dev, k.ino});
+  if (all) {
+    for (const FileRecord& f : m.snap.files) {
+      if (f.kind == FileKind::kRegular) ids.push_back({DevOf(m.snap, f), f.ino});
+    }
+  } else {
+    for (const auto& [k, holders] : m.pending_holders) ids.push_back({k.dev, k.ino});
   }
   if (ids.empty()) return;
   auto scan = host::FindHolders(m.roots, ids, getpid());
@@ -558,22 +562,20 @@ void Engine::UpdateHolders(CycleJob& job) {
     job.delta.sampler_errors["holders"] += 1;
     return;
   }
-  for (FileRecord& f : m.snap.files) {
-    if (f.kind != FileKind::kRegular) continue;
-    FileKey k = KeyOf(m.snap, f);
-    auto it = scan->holders.find({k.dev, k.ino});
-    size_t n = it == scan->holders.end() ? 0 : it->second.size();
-    if (all) {
+  if (all) {
+    for (FileRecord& f : m.snap.files) {
+      if (f.kind != FileKind::kRegular) continue;
+      auto it = scan->holders.find({DevOf(m.snap, f), f.ino});
+      size_t n = it == scan->holders.end() ? 0 : it->second.size();
       f.holders = static_cast<uint16_t>(std::min<size_t>(n, 65535));
       f.available |= policy::kHaveHolders;
     }
-    if (m.pending_holders.count(k)) {
-      std::vector<HolderInfo>& out = m.pending_holders[k];
-      out.clear();
-      if (it != scan->holders.end()) {
-        for (const host::Holder& h : it->second) {
-          out.push_back(HolderInfo{static_cast<uint32_t>(h.pid), h.comm, h.map_sync});
-        }
+  }
+  for (auto& [k, out] : m.pending_holders) {
+    out.clear();
+    if (auto it = scan->holders.find({k.dev, k.ino}); it != scan->holders.end()) {
+      for (const host::Holder& h : it->second) {
+        out.push_back(HolderInfo{static_cast<uint32_t>(h.pid), h.comm, h.map_sync});
       }
     }
   }

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Every dependency comes from a Debian 12 package; tools/setup.sh installs them.
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)

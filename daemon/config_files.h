@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Reads policy.yaml and policy.d/*.yaml from disk for the pure loader.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// The daemon's core: sample -> evaluate -> apply, and the per-file state that

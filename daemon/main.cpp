@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // daxpolicyd: decides per file between DAX and the page cache and applies it.
 
 #include <CLI/CLI.hpp>

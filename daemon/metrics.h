@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Prometheus metrics of the daemon (the contract in DESIGN.md and

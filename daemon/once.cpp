@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // daxpolicyd --once: one full cycle, then a summary of what was decided and done.
 
 #include <time.h>

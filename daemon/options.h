@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Command-line options of daxpolicyd (the contract in daxpolicyd(8)).

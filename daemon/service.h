@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // The long-running daemon: one sd-event loop that drives the cycle timer,

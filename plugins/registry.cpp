@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "plugins/registry.h"
 
 #include "plugins/driver/inode_flag_driver.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// The one place that lists the DAX drivers. Drivers are constructed here,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// YAML text -> Policy. Pure: the caller reads the files and hands over their text.

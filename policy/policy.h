@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// The typed policy: what policy.yaml and policy.d/*.yaml say, validated.

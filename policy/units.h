@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Numbers with units, as they appear in policy files and `when` expressions.

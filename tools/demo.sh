@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The main job of daxpolicy, end to end: sets the machine up, builds, and runs
 # daxpolicyd on a real dax=inode filesystem with a private D-Bus, a small
 # workload and a look at what it decided and what is in force.

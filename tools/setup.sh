@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs everything daxpolicy needs to build, test and run its demo on a fresh
 # Debian 12 machine. Idempotent: packages already present are left alone.
 set -euo pipefail

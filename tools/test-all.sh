@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Sets up a fresh Debian 12 machine and runs every test of daxpolicy:
 #   1. clang-format check of every C++ file
 #   2. release build: unit, host integration (root, loop devices, private buses) and VM tests

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Names of the D-Bus contract (DESIGN.md "D-Bus"): keep them exactly.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// The D-Bus object of daxpolicyd: interface org.daxpolicy.DaxPolicy1.Manager at

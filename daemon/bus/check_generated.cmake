@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake -DGENERATED_DIR=... -DCOMMITTED_DIR=... -P check_generated.cmake
 # Fails when a committed generated header (every *.h in COMMITTED_DIR) differs from the one
 # just generated in GENERATED_DIR.

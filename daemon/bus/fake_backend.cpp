@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "daemon/bus/fake_backend.h"
 
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// A ManagerBackend over plain data, for tests of the bus service and daxpolicyctl: tests

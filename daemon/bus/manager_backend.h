@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// What the D-Bus service needs from the daemon core. The signatures are those of

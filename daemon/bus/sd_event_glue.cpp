@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "daemon/bus/sd_event_glue.h"
 
 #include <sdbus-c++/sdbus-c++.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Runs an sdbus-c++ 1.2 connection from an sd-event loop (1.2 has no attachSdEventLoop):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Checks of the arguments that arrive over D-Bus, shared by the service (which refuses bad

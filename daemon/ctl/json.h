@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// The little JSON daxpolicyctl prints with --json: strings escaped per RFC 8259, numbers,

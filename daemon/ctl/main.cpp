@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // daxpolicyctl: the command-line client of daxpolicyd.
 
 #include <limits.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Text helpers of daxpolicyctl's human-readable output and argument handling.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// The state journal: the original DAX flag of every file the daemon changed, kept durably in a

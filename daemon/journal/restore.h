@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Undoing the daemon's changes from its journal; works offline, without the daemon (which

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Why the daemon could not open, read or change a file: a machine-readable kind,

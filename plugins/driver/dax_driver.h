@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// The DAX driver interface: read a file's DAX state and change its physical DAX flag.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "plugins/driver/kernel_version.h"
 
 #include <sys/utsname.h>

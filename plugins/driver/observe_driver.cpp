@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "plugins/driver/observe_driver.h"
 
 #include <linux/fs.h>

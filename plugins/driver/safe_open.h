@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Opening files below a scope root so that no symlink, mount point or rename race can make

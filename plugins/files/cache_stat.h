@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Page-cache residency of one open file: cachestat(2) with a mincore(2) fallback.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Per-file telemetry: size, mtime, effective and physical DAX state, page cache.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Walks the scopes and keeps the file table of a policy::Snapshot up to date.

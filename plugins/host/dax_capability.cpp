@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "plugins/host/dax_capability.h"
 
 #include <system_error>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// The mount table of a mount namespace, parsed from <proc>/self/mountinfo,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// System-wide memory telemetry from procfs: PSI memory pressure, meminfo and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// What sysfs says about NUMA nodes and block devices: the firmware's (ACPI

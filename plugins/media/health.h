@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Turning SMART answers and bad-block counts into policy::MediaHealth.

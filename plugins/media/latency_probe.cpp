@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "plugins/media/latency_probe.h"
 
 #include <fcntl.h>

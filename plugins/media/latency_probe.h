@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Measured media latency: a dependent-load pointer chase and a store+persist

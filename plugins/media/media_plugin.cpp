@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "plugins/media/media_plugin.h"
 
 #include <sys/sysmacros.h>

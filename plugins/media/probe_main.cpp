@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // daxpolicy-media-probe: prints everything the media plugin sees (topology,
 // mount mapping, health, HMAT, latency probes) as text or JSON. A diagnostic
 // for admins and for the VM tests on an emulated NVDIMM.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// Human and machine renderings of a MediaReport (daxpolicy-media-probe and

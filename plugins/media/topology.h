@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 /// The NVDIMM / device-DAX topology as libndctl and libdaxctl describe it, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes the when-expression compiler and evaluates what compiles, traced and
 // untraced: both must agree.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes the policy loader with arbitrary YAML text, then evaluates and explains
 // whatever loads against a small snapshot, so the compiled globs and
 // expressions are exercised too.

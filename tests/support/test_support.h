@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Shared test helpers: temporary directories, loop-mounted filesystems, running

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Host side of the vm_harness test: run-vm.sh's contract that other VM tests rely
 # on. Boots the minimal guest twice (once cut off by --timeout).
 #   check-harness.sh   (run from anywhere; finds run-vm.sh next to itself)

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # expect-status.sh STATUS COMMAND...: succeeds when COMMAND exits STATUS. A 77
 # (skip) from COMMAND passes through; run-vm.sh only gives 77 outside CI.
 want=${1:?usage: expect-status.sh STATUS COMMAND...}

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shell library for scripts that run inside the daxpolicy VM guest (through
 # tests/vm/run-vm.sh). Source it from bash:
 #   source "$(dirname "${BASH_SOURCE[0]}")/../guest-lib.sh"

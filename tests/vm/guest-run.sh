@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs inside the daxpolicy VM guest, from the control share /daxvm that
 # tests/vm/run-vm.sh fills: runs the requested script as root and stores its
 # stdout, stderr and exit status back on the share for the host.

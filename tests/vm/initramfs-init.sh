@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# SPDX-License-Identifier: Apache-2.0
 # /init of the daxpolicy VM initramfs (built by tests/vm/run-vm.sh). Loads the
 # modules, builds the guest root (the host's "/" over 9p, read-only, under a
 # tmpfs overlay), mounts the control share at /daxvm and hands over either to

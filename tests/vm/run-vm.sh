@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs a host script as root inside a qemu guest that boots Debian's own kernel
 # with an emulated NVDIMM. The guest root is the host's "/" (read-only over 9p)
 # under a tmpfs overlay, so host binaries and build trees work at the same

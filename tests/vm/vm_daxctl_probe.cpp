@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // vm_daxctl_probe: a small tool for the VM tests (tests/vm/guest/*.sh). It sets and
 // clears the per-inode DAX flag, prints the requested and the effective state, holds
 // a file open on request, and tries cachestat(2).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // D-Bus load on the real daxpolicyd: paced calls from concurrent clients while the daemon
 // runs its cycles, against a baseline service on a bus (systemd when a system bus exists,
 // else the private bus's own org.freedesktop.DBus) queried by the same client code, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Evaluate() over a large synthetic snapshot with 20 rules.
 //
 //   bench_policy [--files=N] [google benchmark flags]

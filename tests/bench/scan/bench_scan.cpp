@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Scan + sample throughput of the files plugin against two baselines on the same
 // files: a minimal openat/statx/cachestat/close loop (the floor) and util-linux
 // fincore. Creates the files on a loop-mounted xfs (dax=inode) unless --dir is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "tests/integration/daemon/bus_fixture.h"
 
 #include <fcntl.h>

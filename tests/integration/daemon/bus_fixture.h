@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // A private system-type dbus-daemon and the bus_test_server on it, both children of the

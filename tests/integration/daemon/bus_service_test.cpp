@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // BusService on a private system bus, called by independent clients: busctl, an unprivileged
 // busctl (setpriv nobody), and an sdbus-c++ client in this process that also subscribes to
 // the signals. The server is bus_test_server (BusService over a FakeBackend).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bus_test_server: BusService over a FakeBackend on the system bus named by
 // DBUS_SYSTEM_BUS_ADDRESS, driven by an sd-event loop exactly as the daemon drives it.
 //

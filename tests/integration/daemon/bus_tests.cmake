@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # D-Bus service and daxpolicyctl client tests: a private system-type dbus-daemon, the
 # bus_test_server (BusService over a FakeBackend) and real clients (busctl, daxpolicyctl).
 add_executable(bus_test_server bus_test_server.cpp)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The real binaries validate policy files: every shipped file passes, a broken
 // one fails with every error and its position.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // daxpolicyctl against bus_test_server on a private system bus (DBUS_SYSTEM_BUS_ADDRESS),
 // as root and as nobody; and its answers when there is no daemon or no bus.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The engine's cycle split across threads, as the daemon runs it: RunWork on a
 // worker thread while the loop thread reads the published view, changes the
 // mode, cancels or reloads. On a real loop-mounted xfs with dax=inode, so the

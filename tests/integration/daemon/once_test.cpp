@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // daxpolicyd --once on real loop-mounted filesystems (dax=inode): the physical
 // flag follows the policy, the loop device keeps the effective state at page
 // cache (blocked, with the reason), observe mode changes nothing, and the

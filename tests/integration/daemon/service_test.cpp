@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The real daxpolicyd as a service: a private D-Bus, a real sd_notify socket,
 // a loop-mounted dax=inode xfs, the /metrics endpoint over HTTP, reload with a
 // broken policy, the watchdog and a clean stop. Everything is started and

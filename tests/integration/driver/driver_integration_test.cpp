@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The drivers on real loop-mounted filesystems (xfs, xfs with reflink, ext4; all dax=inode).
 // Loop devices cannot do DAX, so the effective state stays page-cache throughout: these tests
 // check the physical flag, refusals, and that nothing outside a scope is ever touched.

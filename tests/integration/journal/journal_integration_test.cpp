@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The journal and restore against real files on loop-mounted xfs.
 
 #include <fcntl.h>

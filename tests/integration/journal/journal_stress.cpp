@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Records originals in batches and flips DAX flags over many files, forever, so that a test
 // can SIGKILL it at random moments and then check that restore undoes everything. Half of each
 // batch is then set back and forgotten, as restore does, so the journal keeps being written.

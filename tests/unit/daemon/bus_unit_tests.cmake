@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Unit tests of daemon/bus and daemon/ctl.
 daxpolicy_add_test(NAME bus_unit_tests SOURCES bus_validate_test.cpp LIBS daxpolicy_bus
                    LABELS unit)

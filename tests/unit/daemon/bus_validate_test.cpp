@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The argument checks of the D-Bus service (and daxpolicyctl).
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // daxpolicyctl's JSON encoding, tables and path handling.
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Tests of daemon/metrics and of the files around it: the systemd unit, the
 # D-Bus bus policy, the Grafana dashboard, the alert rules and the man pages.
 daxpolicy_add_test(NAME metrics_unit_test

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The files shipped around the daemon: the systemd unit, the D-Bus bus policy
 // and activation file, the Grafana dashboard, the alert rules and the man
 // pages, each checked with the tool that consumes it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The exporter over real HTTP: curl, promtool and a real Prometheus server.
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests against this machine's real /proc and /sys: no fake trees.
 
 #include <fcntl.h>

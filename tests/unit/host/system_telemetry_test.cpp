@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "plugins/host/system_telemetry.h"
 
 #include <gmock/gmock.h>

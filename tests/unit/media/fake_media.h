@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Builders for fake NVDIMM topologies and fake sysfs trees shared by the media

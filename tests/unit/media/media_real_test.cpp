@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests against the real libraries and kernel of the machine they run on:
 // libndctl/libdaxctl enumeration, libpmem2 mappings of non-DAX files, loop
 // filesystems and the daxpolicy-media-probe program.

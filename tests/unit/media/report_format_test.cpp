@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "plugins/media/report_format.h"
 
 #include <gmock/gmock.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Evaluate(): rule precedence, hysteresis over simulated time, holds, protect, explain.
 
 #include "policy/evaluate.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The when-language: units, precedence, three-valued logic for unavailable data.
 
 #include "policy/expr.h"

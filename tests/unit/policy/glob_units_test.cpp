@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Globs, units and durations, table-driven.
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every malformed policy gets every error, each with its exact position and text.
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Valid policies load into exactly the Policy they describe.
 
 #include "policy/loader.h"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Guest side of the daxpolicyd VM test, on a real fsdax namespace (emulated
 # NVDIMM), xfs and ext4 mounted -o dax=inode:
 #   - the media plugin finds the namespace, maps the mount to it and measures

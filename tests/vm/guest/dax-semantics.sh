@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Guest side of the vm_dax_semantics test: per-file DAX on a real fsdax namespace
 # (emulated NVDIMM), on xfs and ext4 mounted -o dax=inode. Needs run-vm.sh
 # --pmem-gib 1 or more.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Guest side of the vm_harness test: echoes what it was given and where it runs,
 # writes to the guest root, then exits 3. "harness-echo.sh sleep" just sleeps.
 if [[ ${1-} == sleep ]]; then

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Guest side of the vm_systemd_bus test (run-vm.sh --systemd): systemd is PID 1,
 # the system reached multi-user, the system bus answers, and a unit started over
 # the bus runs. Exits with STATUS when every check passed, so the host can tell

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "policy/glob.h"
 
+#include <algorithm>
+
 namespace daxpolicy::policy {
 
 namespace {
@@ -170,6 +172,9 @@ std::optional<Glob> Glob::Compile(std::string_view pattern, std::string* error,
     pos = end + 1;
   }
   if (glob.literal_prefix_.empty()) glob.literal_prefix_ = "/";
+  for (size_t i = 0; i < glob.segments_.size() && i < 64; ++i) {
+    if (glob.segments_[i].kind == Segment::kAnyDepth) glob.any_depth_mask_ |= uint64_t{1} << i;
+  }
   glob.whole_subtree_ = glob.segments_.size() == glob.literal_segments_ + 1 &&
                         glob.segments_.back().kind == Segment::kAnyDepth;
   if (!glob.segments_.empty()) {
@@ -184,7 +189,7 @@ std::optional<Glob> Glob::Compile(std::string_view pattern, std::string* error,
   return glob;
 }
 
-bool Glob::Matches(std::string_view path) const {
+bool Glob::Matches(std::string_view path, uint64_t* steps) const {
   if (!PathIsWithin(path, literal_prefix_)) return false;
   if (whole_subtree_) return true;
   if (!required_suffix_.empty() && (path.size() < required_suffix_.size() ||
@@ -193,32 +198,86 @@ bool Glob::Matches(std::string_view path) const {
     return false;
   }
   std::string_view rest = path.substr(literal_prefix_ == "/" ? 0 : literal_prefix_.size());
-  return MatchFrom(literal_segments_, rest);
+  return MatchFrom(literal_segments_, rest, steps);
 }
 
 // `rest` is the unmatched tail of the path: "" or "/comp/comp...".
-bool Glob::MatchFrom(size_t seg, std::string_view rest) const {
-  while (seg < segments_.size()) {
-    const Segment& s = segments_[seg];
-    if (s.kind == Segment::kAnyDepth) {
-      if (seg + 1 == segments_.size()) return true;
-      // Try every split point: zero components, then one more each time.
-      for (;;) {
-        if (MatchFrom(seg + 1, rest)) return true;
-        if (rest.empty()) return false;
-        size_t next = rest.find('/', 1);
-        rest = next == std::string_view::npos ? std::string_view() : rest.substr(next);
+//
+// A simulation of the pattern as a nondeterministic automaton over path
+// components: active[i] means the components read so far are matched by the
+// segments before i. A literal or wildcard segment i moves to i + 1 on a
+// matching component; `**` stays on i for any component and also lets i + 1
+// be active without reading one. Every component is read once and tried
+// against each segment at most once, so a match costs O(segments x components)
+// component comparisons, however many `**` the pattern has (a backtracking
+// matcher is exponential in their number).
+bool Glob::MatchFrom(size_t first, std::string_view rest, uint64_t* steps) const {
+  const size_t n = segments_.size();
+  auto component = [&rest]() {
+    size_t end = rest.find('/', 1);
+    std::string_view comp = rest.substr(1, end == std::string_view::npos ? rest.npos : end - 1);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+    return comp;
+  };
+  auto step = [&](size_t i, std::string_view comp) {
+    if (steps) ++*steps;
+    const Segment& s = segments_[i];
+    return s.kind == Segment::kLiteral ? comp == s.text : MatchComponent(s.text, comp);
+  };
+  if (n < 64) {
+    // The usual case: the active set is a bit mask.
+    uint64_t active = uint64_t{1} << first;
+    auto close = [this](uint64_t set) {
+      for (uint64_t more; (more = (set & any_depth_mask_) << 1 & ~set) != 0;) set |= more;
+      return set;
+    };
+    active = close(active);
+    while (!rest.empty()) {
+      std::string_view comp = component();
+      uint64_t stay = active & any_depth_mask_;
+      if (steps) *steps += static_cast<uint64_t>(__builtin_popcountll(stay));
+      uint64_t next = stay;
+      for (uint64_t todo = active & ~any_depth_mask_ & ~(uint64_t{1} << n); todo != 0;
+           todo &= todo - 1) {
+        size_t i = static_cast<size_t>(__builtin_ctzll(todo));
+        if (step(i, comp)) next |= uint64_t{1} << (i + 1);
       }
+      if (next == 0) return false;
+      active = close(next);
     }
-    if (rest.empty()) return false;
-    size_t next = rest.find('/', 1);
-    std::string_view comp = rest.substr(1, next == std::string_view::npos ? rest.npos : next - 1);
-    bool ok = s.kind == Segment::kLiteral ? comp == s.text : MatchComponent(s.text, comp);
-    if (!ok) return false;
-    rest = next == std::string_view::npos ? std::string_view() : rest.substr(next);
-    ++seg;
+    return (active >> n) & 1;
   }
-  return rest.empty();
+  std::vector<uint8_t> active(n + 1, 0), next(n + 1, 0);
+  auto close = [&](std::vector<uint8_t>& set) {
+    for (size_t i = 0; i < n; ++i) {
+      if (set[i] && segments_[i].kind == Segment::kAnyDepth) set[i + 1] = 1;
+    }
+  };
+  active[first] = 1;
+  close(active);
+  while (!rest.empty()) {
+    std::string_view comp = component();
+    bool any = false;
+    for (size_t i = 0; i < n; ++i) {
+      if (!active[i]) continue;
+      size_t to;
+      if (segments_[i].kind == Segment::kAnyDepth) {
+        if (steps) ++*steps;
+        to = i;
+      } else if (step(i, comp)) {
+        to = i + 1;
+      } else {
+        continue;
+      }
+      next[to] = 1;
+      any = true;
+    }
+    if (!any) return false;
+    std::fill(active.begin(), active.end(), 0);
+    active.swap(next);
+    close(active);
+  }
+  return active[n] != 0;
 }
 
 }  // namespace daxpolicy::policy

@@ -45,6 +45,18 @@ const GlobCase kGlobCases[] = {
     {"/srv/pmem/a*b*c", "/srv/pmem/aXXbYYc", true},
     {"/srv/pmem/a*b*c", "/srv/pmem/aXXbYY", false},
     {"/srv/pmem/name\nwith newline", "/srv/pmem/name\nwith newline", true},
+    {"/srv/**/**/x", "/srv/x", true},
+    {"/srv/**/a/**/b/**/c", "/srv/a/b/c", true},
+    {"/srv/**/a/**/b/**/c", "/srv/q/a/r/b/s/t/c", true},
+    {"/srv/**/a/**/b/**/c", "/srv/a/c/b", false},
+    {"/srv/**/a/**/b/**/c", "/srv/a/b/c/d", false},
+    {"/srv/**/*.x/**", "/srv/d/e.x", true},
+    {"/srv/**/*.x/**", "/srv/d/e.x/f/g", true},
+    {"/srv/**/*.x/**", "/srv/d/e.y/f", false},
+    {"/**", "/anything/at/all", true},
+    {"/**/*", "/a", true},
+    {"/*/**/z", "/a/b/c/z", true},
+    {"/*/**/z", "/z", false},
 };
 
 TEST(AGlob, MatchesPathsComponentWise) {
@@ -54,6 +66,33 @@ TEST(AGlob, MatchesPathsComponentWise) {
     auto g = Glob::Compile(c.pattern, &error, &offset);
     ASSERT_TRUE(g.has_value()) << c.pattern << ": " << error;
     EXPECT_EQ(g->Matches(c.path), c.matches) << c.pattern << " vs " << c.path;
+  }
+}
+
+// Many `**` against a deep directory chain that almost matches: a backtracking
+// matcher tries every way to split the chain among the `**` (exponential in
+// their number); the automaton reads each component once per pattern segment.
+TEST(AGlob, MatchesPathologicalPatternsInLinearSteps) {
+  for (size_t pairs : {12, 40}) {  // 28 and 84 segments: both ways of keeping the active set
+    std::string pattern = "/srv";
+    for (size_t i = 0; i < pairs; ++i) pattern += "/**/a";
+    pattern += "/**/x/**/b";
+    std::string path = "/srv";
+    const size_t depth = 2000;
+    for (size_t i = 0; i < depth; ++i) path += "/a";
+    std::string error;
+    size_t offset = 0;
+    auto g = Glob::Compile(pattern, &error, &offset);
+    ASSERT_TRUE(g.has_value()) << error;
+    const size_t segments = 2 * pairs + 4;  // "srv" is the literal prefix
+    uint64_t steps = 0;
+    EXPECT_FALSE(g->Matches(path + "/b", &steps)) << pairs;  // no "x": every split fails
+    EXPECT_LE(steps, segments * (depth + 1)) << pairs;
+    steps = 0;
+    EXPECT_TRUE(g->Matches(path + "/x/b", &steps)) << pairs;
+    EXPECT_LE(steps, segments * (depth + 2)) << pairs;
+    EXPECT_FALSE(g->Matches(path + "/x/c/b/d")) << pairs;
+    EXPECT_TRUE(g->Matches(path + "/x/c/b")) << pairs;
   }
 }
 

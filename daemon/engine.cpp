@@ -704,11 +704,24 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
     std::string rule =
         st.held || st.rule < 0 ? "" : m.policy->rules[static_cast<size_t>(st.rule)].name;
     std::string to = DaxName(st.desired);
+    // Logged once when a file becomes blocked, not at every retry.
+    auto log_blocked = [&](const std::string& why) {
+      std::optional<uint32_t> was = m.view->Find(KeyOf(m.snap, f));
+      if (was && *was < m.view->status.size() &&
+          m.view->status[*was].state == FileState::kBlocked) {
+        return;
+      }
+      std::string shown = journal::PrintablePath(path);
+      LogEvent(Event::kSwitchBlocked, LogLevel::kNotice,
+               "cannot switch " + shown + " to " + to + ": " + why,
+               {field::Path(path), field::Rule(rule), field::To(to), field::Reason(why)});
+    };
     if (!outcome.ok()) {
       ++counters.transitions[{rule, to, "failed"}];
       st.state = FileState::kBlocked;
       st.apply_reason = reason_id(outcome.error().message);
       ++job.report.blocked;
+      log_blocked(outcome.error().message);
       continue;
     }
     const driver::ApplyOutcome& o = *outcome;
@@ -717,6 +730,7 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
       st.state = FileState::kBlocked;
       st.apply_reason = reason_id(o.reason);
       ++job.report.blocked;
+      log_blocked(o.reason);
       continue;
     }
     if (o.result == driver::ApplyResult::kObserved) {
@@ -726,10 +740,13 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
     if (o.result == driver::ApplyResult::kChanged) {
       ++counters.transitions[{rule, to, "changed"}];
       ++job.report.applied;
-      LogInfo("switched " + journal::PrintablePath(path) + " to " + to +
+      LogEvent(
+          Event::kSwitchApplied, LogLevel::kInfo,
+          "switched " + journal::PrintablePath(path) + " to " + to +
               (st.held        ? " (application hold)"
                : rule.empty() ? " (defaults)"
-                              : " (rule '" + rule + "')"));
+                              : " (rule '" + rule + "')"),
+          {field::Path(path), field::Rule(rule), field::From(DaxName(f.physical)), field::To(to)});
     }
     f.physical = o.physical_after;
     f.available |= policy::kHavePhysical;
@@ -738,6 +755,12 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
       f.available |= policy::kHaveEffective;
     }
     st.state = StateAfterApply(f, st.desired, m.snap.mounts);
+    if (o.result == driver::ApplyResult::kChanged && st.state == FileState::kPending) {
+      LogEvent(Event::kSwitchPending, LogLevel::kInfo,
+               journal::PrintablePath(path) + " becomes " + to +
+                   " when the processes holding it close it",
+               {field::Path(path), field::Rule(rule), field::To(to)});
+    }
   }
 }
 

@@ -355,7 +355,12 @@ void Service::UpdateStatus() {
   if (pending != last_pending_) changed.push_back("PendingFiles");
   if (degraded != last_degraded_) {
     changed.push_back("Degraded");
-    if (!degraded.empty()) LogWarning("degraded: " + degraded);
+    if (!degraded.empty()) {
+      LogEvent(Event::kDegraded, LogLevel::kWarning, "degraded: " + degraded,
+               {field::Degraded(degraded)});
+    } else {
+      LogEvent(Event::kDegraded, LogLevel::kNotice, "no longer degraded", {field::Degraded("")});
+    }
   }
   last_managed_ = managed;
   last_pending_ = pending;
@@ -374,13 +379,15 @@ ApiResult<bool> Service::Reload() {
   auto loaded = LoadPolicyFiles(config_, dropin_dir_);
   if (!loaded.policy) {
     std::string text;
-    for (const auto& e : loaded.errors) {
-      LogError("reload: " + e.ToString());
-      text += (text.empty() ? "" : "\n") + e.ToString();
-    }
+    for (const auto& e : loaded.errors) text += (text.empty() ? "" : "\n") + e.ToString();
     last_reload_result_ = "failed: " + std::to_string(loaded.errors.size()) +
                           " error(s); the running policy (generation " +
                           std::to_string(engine_->generation()) + ") stays:\n" + text;
+    // One journal entry (newlines escaped), the errors also one per field.
+    std::vector<LogField> fields{field::Path(config_), field::Generation(engine_->generation())};
+    for (const auto& e : loaded.errors) fields.push_back({"DAXPOLICY_ERROR", e.ToString()});
+    LogEvent(Event::kReloadFailed, LogLevel::kError, "reload refused: " + last_reload_result_,
+             fields);
     metrics_source_->set_last_reload_successful(false);
     metrics_->Update(*metrics_source_, -1);
     if (bus_) {
@@ -399,7 +406,8 @@ ApiResult<bool> Service::Reload() {
   if (listen != metrics_listen_) StartMetrics(listen);
   last_reload_result_ =
       "ok: generation " + std::to_string(engine_->generation()) + " from " + config_;
-  LogNotice("reloaded the policy: " + last_reload_result_);
+  LogEvent(Event::kReloadOk, LogLevel::kNotice, "reloaded the policy: " + last_reload_result_,
+           {field::Path(config_), field::Generation(engine_->generation())});
   metrics_source_->set_last_reload_successful(true);
   if (bus_) {
     (void)bus_->EmitReloaded(true, last_reload_result_);

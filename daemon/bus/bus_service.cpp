@@ -76,6 +76,7 @@ auto Guarded(const char* member, F&& body) -> decltype(body()) {
 struct Caller {
   std::string sender;
   uid_t uid = static_cast<uid_t>(-1);
+  pid_t pid = 0;  // 0 when the bus does not say
 };
 
 }  // namespace
@@ -112,6 +113,11 @@ class BusService::Object
     try {
       caller.sender = message->getSender();
       caller.uid = message->getCredsUid();
+      try {
+        caller.pid = message->getCredsPid();
+      } catch (const sdbus::Error&) {
+        caller.pid = 0;  // only for the log
+      }
     } catch (const sdbus::Error& e) {
       throw sdbus::Error(kErrorPermissionDenied,
                          "cannot determine the caller's identity: " + e.getMessage());
@@ -137,8 +143,10 @@ class BusService::Object
       if (name.empty() || name.front() != ':' || !new_owner.empty() || old_owner != name) return;
       size_t released = backend_.ReleaseHoldsOf(name);
       if (released > 0) {
-        daemon::LogNotice("released " + std::to_string(released) + " hold(s) of " + name +
-                          ", which left the bus");
+        daemon::LogEvent(
+            daemon::Event::kHoldReleased, daemon::LogLevel::kNotice,
+            "released " + std::to_string(released) + " hold(s) of " + name + ", which left the bus",
+            {daemon::field::Caller(name)});
       }
     } catch (const std::exception& e) {
       daemon::LogError("releasing the holds of " + name + " failed: " + e.what());
@@ -246,9 +254,13 @@ class BusService::Object
       }
       auto added = backend_.AddHold(path, *dax, reason, caller.sender, caller.uid);
       uint32_t cookie = ValueOrThrow(added);
-      daemon::LogInfo("hold " + std::to_string(cookie) + " on " + path + " (" + mode + ") by " +
-                      caller.sender + " uid " + std::to_string(caller.uid) +
-                      (reason.empty() ? "" : ": " + reason));
+      daemon::LogEvent(
+          daemon::Event::kHoldTaken, daemon::LogLevel::kInfo,
+          "hold " + std::to_string(cookie) + " on " + path + " (" + mode + ") by " + caller.sender +
+              " uid " + std::to_string(caller.uid) + (reason.empty() ? "" : ": " + reason),
+          {daemon::field::Path(path), daemon::field::To(mode), daemon::field::Hold(cookie),
+           daemon::field::Caller(caller.sender), daemon::field::CallerUid(caller.uid),
+           daemon::field::CallerPid(caller.pid), daemon::field::Reason(reason)});
       return cookie;
     });
   }
@@ -271,7 +283,11 @@ class BusService::Object
       if (!backend_.ReleaseHold(cookie)) {
         ThrowInvalid("no hold has cookie " + std::to_string(cookie));
       }
-      daemon::LogInfo("hold " + std::to_string(cookie) + " released by " + caller.sender);
+      daemon::LogEvent(daemon::Event::kHoldReleased, daemon::LogLevel::kInfo,
+                       "hold " + std::to_string(cookie) + " released by " + caller.sender,
+                       {daemon::field::Path(hold->path), daemon::field::Hold(cookie),
+                        daemon::field::Caller(caller.sender), daemon::field::CallerUid(caller.uid),
+                        daemon::field::CallerPid(caller.pid)});
     });
   }
 

@@ -232,39 +232,33 @@ class ExprParser {
     return static_cast<int>(expr_.nodes_.size() - 1);
   }
 
-  int ParseOr() {
-    int lhs = ParseAnd();
-    while (lhs >= 0 && Peek().kind == Tok::kOr) {
-      Next();
-      int rhs = ParseAnd();
-      if (rhs < 0) return -1;
-      Expr::Node n;
-      n.kind = Expr::Node::kOr;
-      n.lhs = lhs;
-      n.rhs = rhs;
-      lhs = Add(n);
-    }
-    return lhs;
-  }
+  // A chain "a || b || c" is one node with three operands (likewise "&&"), so
+  // no chain length makes evaluation recurse deeper.
+  int ParseOr() { return ParseChain(Tok::kOr, Expr::Node::kOr); }
+  int ParseAnd() { return ParseChain(Tok::kAnd, Expr::Node::kAnd); }
 
-  int ParseAnd() {
-    int lhs = ParseUnary();
-    while (lhs >= 0 && Peek().kind == Tok::kAnd) {
+  int ParseChain(Tok op, Expr::Node::Kind kind) {
+    std::vector<int> operands;
+    for (;;) {
+      int operand = kind == Expr::Node::kOr ? ParseAnd() : ParseUnary();
+      if (operand < 0) return -1;
+      operands.push_back(operand);
+      if (Peek().kind != op) break;
       Next();
-      int rhs = ParseUnary();
-      if (rhs < 0) return -1;
-      Expr::Node n;
-      n.kind = Expr::Node::kAnd;
-      n.lhs = lhs;
-      n.rhs = rhs;
-      lhs = Add(n);
     }
-    return lhs;
+    if (operands.size() == 1) return operands[0];
+    Expr::Node n;
+    n.kind = kind;
+    n.first = static_cast<uint32_t>(expr_.children_.size());
+    n.count = static_cast<uint32_t>(operands.size());
+    expr_.children_.insert(expr_.children_.end(), operands.begin(), operands.end());
+    return Add(n);
   }
 
   int ParseUnary() {
-    if (++depth_ > 64) {
-      Error(Peek().offset, "expression nests too deeply (more than 64 levels)");
+    if (++depth_ > kMaxNesting) {
+      Error(Peek().offset,
+            "expression nests too deeply (more than " + std::to_string(kMaxNesting) + " levels)");
       return -1;
     }
     int result;
@@ -355,6 +349,11 @@ class ExprParser {
 
   int ParseComparison() {
     size_t start = Peek().offset;
+    if (++comparisons_ > kMaxComparisons) {
+      Error(start, "expression has more than " + std::to_string(kMaxComparisons) +
+                       " comparisons; split it into several rules");
+      return -1;
+    }
     auto lhs = ParseOperand();
     if (!lhs) return -1;
     if (Peek().kind != Tok::kCmp) {
@@ -510,6 +509,7 @@ class ExprParser {
   std::vector<Token> tokens_;
   size_t pos_ = 0;
   int depth_ = 0;
+  size_t comparisons_ = 0;
   int semantic_errors_ = 0;
   Expr expr_;
 };
@@ -537,19 +537,25 @@ Tri Expr::EvalNode(int index, const VarContext& ctx, std::vector<ComparisonTrace
       Tri t = EvalNode(n.lhs, ctx, trace);
       return t == Tri::kUnknown ? t : (t == Tri::kTrue ? Tri::kFalse : Tri::kTrue);
     }
-    case Node::kAnd: {
-      Tri a = EvalNode(n.lhs, ctx, trace);
-      if (a == Tri::kFalse && trace == nullptr) return Tri::kFalse;
-      Tri b = EvalNode(n.rhs, ctx, trace);
-      if (a == Tri::kFalse || b == Tri::kFalse) return Tri::kFalse;
-      return (a == Tri::kUnknown || b == Tri::kUnknown) ? Tri::kUnknown : Tri::kTrue;
-    }
+    case Node::kAnd:
     case Node::kOr: {
-      Tri a = EvalNode(n.lhs, ctx, trace);
-      if (a == Tri::kTrue && trace == nullptr) return Tri::kTrue;
-      Tri b = EvalNode(n.rhs, ctx, trace);
-      if (a == Tri::kTrue || b == Tri::kTrue) return Tri::kTrue;
-      return (a == Tri::kUnknown || b == Tri::kUnknown) ? Tri::kUnknown : Tri::kFalse;
+      // Three-valued: the dominant value (false for &&, true for ||) decides;
+      // otherwise any unknown operand makes the result unknown. Untraced
+      // evaluation stops at the dominant value; traced evaluation records every
+      // comparison.
+      const Tri dominant = n.kind == Node::kAnd ? Tri::kFalse : Tri::kTrue;
+      const Tri neutral = n.kind == Node::kAnd ? Tri::kTrue : Tri::kFalse;
+      Tri result = neutral;
+      for (uint32_t i = 0; i < n.count; ++i) {
+        Tri t = EvalNode(children_[n.first + i], ctx, trace);
+        if (t == dominant) {
+          result = dominant;
+          if (trace == nullptr) break;
+        } else if (t == Tri::kUnknown && result != dominant) {
+          result = Tri::kUnknown;
+        }
+      }
+      return result;
     }
   }
   return Tri::kUnknown;

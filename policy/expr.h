@@ -14,6 +14,11 @@
 /// is *unknown*. `!unknown` is unknown, `unknown && false` is false,
 /// `unknown || true` is true, and a rule whose condition ends unknown does not
 /// match. So a missing telemetry source can never make a condition true.
+///
+/// Limits keep evaluation bounded whatever the text: at most kMaxNesting levels
+/// of parentheses and `!`, and at most kMaxComparisons comparisons. A chain of
+/// `||` (or `&&`) terms is one node with many children, so evaluation recurses
+/// only as deep as the nesting, never as long as the chain.
 
 #include <cstdint>
 #include <optional>
@@ -24,6 +29,9 @@
 #include "policy/variables.h"
 
 namespace daxpolicy::policy {
+
+inline constexpr int kMaxNesting = 64;
+inline constexpr size_t kMaxComparisons = 1000;
 
 enum class Tri : uint8_t { kFalse, kTrue, kUnknown };
 std::string_view TriName(Tri t);
@@ -69,7 +77,8 @@ class Expr {
     enum Kind : uint8_t { kAnd, kOr, kNot, kCmp } kind = kCmp;
     CmpOp op = CmpOp::kEq;
     ValueKind value_kind = ValueKind::kCount;  // for rendering comparison operands
-    int lhs = -1, rhs = -1;                    // children (kAnd, kOr: both; kNot: lhs)
+    int lhs = -1;                              // kNot: the operand
+    uint32_t first = 0, count = 0;             // kAnd, kOr: operands are children_[first, +count)
     Operand a, b;                              // kCmp operands
     uint32_t offset = 0, length = 0;           // kCmp source span
   };
@@ -80,6 +89,7 @@ class Expr {
 
   std::string text_;
   std::vector<Node> nodes_;
+  std::vector<int> children_;  // operands of kAnd and kOr nodes, in source order
   int root_ = -1;
 };
 

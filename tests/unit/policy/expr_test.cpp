@@ -86,6 +86,11 @@ TEST_F(AnExpression, TreatsUnavailableDataAsUnknownWhichNeverBecomesTrue) {
       {"system.mem_pressure > 10 && file.size > 8GiB", Tri::kFalse},
       {"system.mem_pressure > 10 || file.size > 1GiB", Tri::kTrue},
       {"system.mem_pressure > 10 || file.size > 8GiB", Tri::kUnknown},
+      {"file.size > 8GiB || system.mem_pressure > 10 || file.size > 1GiB", Tri::kTrue},
+      {"file.size > 8GiB || system.mem_pressure > 10 || file.size > 16GiB", Tri::kUnknown},
+      {"file.size > 1GiB && system.mem_pressure > 10 && file.size > 8GiB", Tri::kFalse},
+      {"file.size > 1GiB && system.mem_pressure > 10 && file.size > 2GiB", Tri::kUnknown},
+      {"file.size > 1GiB && file.size > 2GiB && file.size > 3GiB", Tri::kTrue},
       {"file.read_bytes_rate > 1MiB/s", Tri::kUnknown},
       {"file.reuse > 2", Tri::kUnknown},
       {"file.cache_hit_ratio < 0.5", Tri::kUnknown},
@@ -143,6 +148,59 @@ TEST(ExpressionNesting, IsBoundedInsteadOfOverflowingTheStack) {
   EXPECT_FALSE(Expr::Compile(deep + "file.size > 1", &errors).has_value());
   ASSERT_FALSE(errors.empty());
   EXPECT_EQ(errors[0].message, "expression nests too deeply (more than 64 levels)");
+}
+
+// "t || t || ... || t": a chain, not nesting, so the nesting limit never sees it.
+std::string Chain(size_t terms, const std::string& term, const std::string& op) {
+  std::string out;
+  out.reserve(terms * (term.size() + op.size()));
+  for (size_t i = 0; i < terms; ++i) out += (i ? op : "") + term;
+  return out;
+}
+
+TEST(ExpressionLength, IsBoundedSoThatEvaluationCanTakeWhatCompiles) {
+  // 250,000 OR'd terms once compiled into a left-deep tree whose evaluation
+  // overflowed the stack; now the compiler refuses them, at the first comparison
+  // past the limit.
+  const std::string term = "file.size > 1";
+  std::vector<ExprError> errors;
+  EXPECT_FALSE(Expr::Compile(Chain(250'000, term, " || "), &errors).has_value());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].message,
+            "expression has more than 1000 comparisons; split it into several rules");
+  EXPECT_EQ(errors[0].offset, kMaxComparisons * (term.size() + 4));
+  errors.clear();
+  EXPECT_FALSE(Expr::Compile(Chain(kMaxComparisons + 1, term, " && "), &errors).has_value());
+  ASSERT_EQ(errors.size(), 1u);
+}
+
+TEST(ExpressionLength, EvaluatesTheLongestAllowedChainsTracedAndUntraced) {
+  SnapshotBuilder b;
+  uint32_t f = b.File("/srv/pmem/a", 4096);
+  VarContext ctx{&b.snapshot(), &b.snapshot().files[f], 0};
+  std::vector<ExprError> errors;
+  // Every term false but the last: untraced evaluation reads the whole chain.
+  auto any = Expr::Compile(
+      Chain(kMaxComparisons - 1, "file.size > 1GiB", " || ") + " || file.size == 4KiB", &errors);
+  ASSERT_TRUE(any.has_value()) << errors[0].message;
+  EXPECT_EQ(any->Eval(ctx), Tri::kTrue);
+  std::vector<ComparisonTrace> trace;
+  EXPECT_EQ(any->EvalTraced(ctx, &trace), Tri::kTrue);
+  EXPECT_EQ(trace.size(), kMaxComparisons);
+  auto all = Expr::Compile(Chain(kMaxComparisons, "file.size >= 4KiB", " && "), &errors);
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(all->Eval(ctx), Tri::kTrue);
+  // Nesting at the limit, with a chain inside every level.
+  std::string nested = "file.size < 1";
+  for (int i = 1; i < kMaxNesting; ++i) nested = "(" + nested + " || file.size < 2)";
+  auto deep = Expr::Compile("!" + nested, &errors);  // one level too many
+  EXPECT_FALSE(deep.has_value());
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].message, "expression nests too deeply (more than 64 levels)");
+  errors.clear();
+  deep = Expr::Compile(nested, &errors);
+  ASSERT_TRUE(deep.has_value()) << errors[0].message;
+  EXPECT_EQ(deep->Eval(ctx), Tri::kFalse);
 }
 
 }  // namespace

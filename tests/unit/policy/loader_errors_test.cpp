@@ -300,5 +300,21 @@ std::string CaseName(const ::testing::TestParamInfo<BadPolicy>& info) {
 
 INSTANTIATE_TEST_SUITE_P(Table, ABadPolicy, ::testing::ValuesIn(kBadPolicies), CaseName);
 
+// 250,000 OR'd terms passed `check` and then crashed the daemon when evaluated.
+TEST(AHugeCondition, IsRefusedAtLoadWithItsPosition) {
+  std::string when;
+  for (int i = 0; i < 250'000; ++i) when += i ? " || file.size > 1" : "file.size > 1";
+  std::string yaml = "apiVersion: daxpolicy/v1\nscopes: [/srv/pmem]\nrules:\n  - name: huge\n" +
+                     std::string("    when: \"") + when + "\"\n    dax: on\n";
+  LoadResult r = LoadPolicy(PolicySource{"p.yaml", yaml});
+  ASSERT_EQ(r.errors.size(), 1u);
+  // Column: 11 for the opening quote, +1, + the offset of the 1001st comparison.
+  EXPECT_EQ(r.errors[0].ToString(),
+            "p.yaml:5:" + std::to_string(12 + 1000 * 17) +
+                ": expression has more than 1000 comparisons; split it into several rules (in "
+                "the 'when' of rule 'huge')");
+  EXPECT_FALSE(r.policy.has_value());
+}
+
 }  // namespace
 }  // namespace daxpolicy::policy

@@ -65,6 +65,8 @@ struct ScopeSet {
     bool usable = false;
     std::string flag_blocked;  // why the per-file flag cannot work here ("" = it can)
     uint64_t dev = 0;
+    uint64_t mount_id = 0;  // statx STATX_MNT_ID of the root at setup (0 = unknown)
+    bool covered = false;   // a mount is over the root: never scanned
     media::MountInput media_input;
   };
   std::vector<Scope> list;
@@ -356,9 +358,17 @@ void Engine::SetUpScopes() {
       fstat(s.root_fd, &st);
       s.dev = st.st_dev;
       rec.dev = st.st_dev;
+      struct statx sx {};
+      if (statx(s.root_fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) == 0 &&
+          (sx.stx_mask & STATX_MNT_ID)) {
+        s.mount_id = sx.stx_mnt_id;
+      }
       const host::MountEntry* mount = table.ok() ? table->Place(path) : nullptr;
-      if (mount == nullptr) {
-        s.flag_blocked = "no mount found for the scope in the mount table";
+      std::string over = table.ok() ? table->MountOverProblem(path, s.mount_id) : "";
+      s.covered = mount != nullptr && !over.empty();
+      if (mount == nullptr || s.covered) {
+        s.flag_blocked =
+            mount == nullptr ? "no mount found for the scope in the mount table" : over;
         m.degraded.push_back("scope " + path + ": " + s.flag_blocked);
       } else {
         host::DaxCheckInput in;
@@ -394,7 +404,8 @@ void Engine::SetUpScopes() {
     ss.path = path;
     ss.mount = static_cast<uint16_t>(scopes->list.size());
     ss.dev = s.dev;
-    if (s.usable) scan_scopes.push_back(ss);
+    ss.mount_id = s.mount_id;
+    if (s.usable && !s.covered) scan_scopes.push_back(ss);
     m.snap.mounts.push_back(rec);
     scopes->list.push_back(std::move(s));
   }

@@ -111,9 +111,10 @@ Result<ApplyOutcome> InodeFlagDriver::Apply(const FileRef& ref, DaxState desired
     outcome.physical_after = outcome.physical_before;
     if (outcome.physical_before == desired) {
       outcome.result = ApplyResult::kUnchanged;
-    } else if (xflags_before & FS_XFLAG_IMMUTABLE) {
+    } else if (xflags_before & (FS_XFLAG_IMMUTABLE | FS_XFLAG_APPEND)) {
       // ext4 refuses (EPERM) while xfs lets CAP_LINUX_IMMUTABLE change the flag of an immutable
-      // inode; an immutable file is one an admin wants left alone, so refuse on every fs.
+      // or append-only inode; such a file is one an admin wants left alone, so refuse on every
+      // filesystem.
       return BlockedOutcome(Refuse(Blocker::kImmutable, EPERM, kReasonImmutable),
                             outcome.physical_before, outcome.kind);
     } else {

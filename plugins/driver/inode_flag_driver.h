@@ -16,8 +16,9 @@ struct DriverOptions {
 };
 
 /// The kernel switch: read-modify-write of fsx_xflags with FS_IOC_FSGETXATTR/FSSETXATTR,
-/// changing FS_XFLAG_DAX only. Immutable files (FS_XFLAG_IMMUTABLE) are refused on every
-/// filesystem (ext4 refuses them itself; xfs would let CAP_LINUX_IMMUTABLE through). The fd is held
+/// changing FS_XFLAG_DAX only. Immutable and append-only files (FS_XFLAG_IMMUTABLE,
+/// FS_XFLAG_APPEND) are refused on every filesystem (ext4 refuses them itself; xfs would let
+/// CAP_LINUX_IMMUTABLE through). The fd is held
 /// only around the ioctls; the effective state is re-read afterwards with statx holding no fd (the
 /// daemon's own fd would delay the switch).
 class InodeFlagDriver : public DaxDriver {

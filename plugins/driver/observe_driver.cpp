@@ -35,7 +35,7 @@ Result<ApplyOutcome> ObserveDriver::Apply(const FileRef& ref, DaxState desired,
     outcome.result = ApplyResult::kUnchanged;
     return outcome;
   }
-  if (flags->xflags & FS_XFLAG_IMMUTABLE) {
+  if (flags->xflags & (FS_XFLAG_IMMUTABLE | FS_XFLAG_APPEND)) {
     return BlockedOutcome(Blocked{Blocker::kImmutable, EPERM, std::string(kReasonImmutable)},
                           flags->physical, flags->kind);
   }

@@ -3,10 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/fanotify.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <unordered_set>
 
@@ -15,14 +19,38 @@ namespace {
 
 constexpr size_t kBufferBytes = 64 * 1024;
 constexpr unsigned kMaxHandleBytes = 128;  // MAX_HANDLE_SZ in the kernel
+constexpr uint64_t kCloseMask = FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE;
+#ifndef FAN_MARK_EVICTABLE
+#define FAN_MARK_EVICTABLE 0x00000200
+#endif
 
-std::string MakeKey(const void* fsid, int handle_type, const unsigned char* handle,
-                    size_t handle_bytes) {
-  std::string key(8 + 4 + handle_bytes, '\0');
-  std::memcpy(key.data(), fsid, 8);
-  std::memcpy(key.data() + 8, &handle_type, 4);
-  std::memcpy(key.data() + 12, handle, handle_bytes);
-  return key;
+// Fills `key` (reused: no allocation per event once it has grown).
+void MakeKey(const void* fsid, int handle_type, const unsigned char* handle, size_t handle_bytes,
+             std::string* key) {
+  key->resize(8 + 4 + handle_bytes);
+  std::memcpy(key->data(), fsid, 8);
+  std::memcpy(key->data() + 8, &handle_type, 4);
+  std::memcpy(key->data() + 12, handle, handle_bytes);
+}
+
+// The magic link of an fd: marking through it names exactly the inode the fd holds.
+std::string FdLink(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+Error MarkError(int err, const std::string& what) {
+  switch (err) {
+    case EPERM:
+      return ErrnoError(err, what + ": needs CAP_SYS_ADMIN");
+    case ENODEV:
+      return ErrnoError(err, what +
+                                 ": the filesystem has no fsid, so FID-mode events "
+                                 "cannot name its files");
+    case EXDEV:
+      return ErrnoError(err, what + ": the filesystem's fsid is not unique (subvolume?)");
+    case EOPNOTSUPP:
+      return ErrnoError(err, what + ": the filesystem does not support file handles");
+    default:
+      return ErrnoError(err, what);
+  }
 }
 
 }  // namespace
@@ -48,46 +76,61 @@ Result<std::unique_ptr<CloseWatcher>> CloseWatcher::Create(pid_t ignore_pid) {
 Result<void> CloseWatcher::WatchFilesystem(const std::string& path) {
   UniqueFd dir(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECTORY));
   if (!dir.valid()) return ErrnoError(errno, "open " + path + " for a fanotify mark");
-  if (fanotify_mark(fd_.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
-                    FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE, dir.get(), nullptr) != 0) {
+  if (evictable_) {
+    // Can this filesystem report FID events? Mark the directory itself and unmark it.
+    if (fanotify_mark(fd_.get(), FAN_MARK_ADD | FAN_MARK_EVICTABLE, kCloseMask, dir.get(),
+                      nullptr) == 0) {
+      fanotify_mark(fd_.get(), FAN_MARK_REMOVE, kCloseMask, dir.get(), nullptr);
+      return {};
+    }
+    if (errno != EINVAL) return MarkError(errno, "fanotify_mark on " + path);
+    evictable_ = false;  // before Linux 5.19: watch whole filesystems instead
+  }
+  if (fanotify_mark(fd_.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kCloseMask, dir.get(),
+                    nullptr) != 0) {
     const int err = errno;
     const std::string what = "fanotify_mark(FAN_MARK_FILESYSTEM) on " + path;
-    switch (err) {
-      case EPERM:
-        return ErrnoError(err, what + ": needs CAP_SYS_ADMIN");
-      case ENODEV:
-        return ErrnoError(err, what +
-                                   ": the filesystem has no fsid, so FID-mode events "
-                                   "cannot name its files");
-      case EXDEV:
-        return ErrnoError(err, what + ": the filesystem's fsid is not unique (subvolume?)");
-      case EOPNOTSUPP:
-        return ErrnoError(err, what + ": the filesystem does not support file handles");
-      case EINVAL:
-        return ErrnoError(err, what + ": filesystem marks need Linux 4.20 or later");
-      default:
-        return ErrnoError(err, what);
-    }
+    if (err == EINVAL) return ErrnoError(err, what + ": filesystem marks need Linux 4.20 or later");
+    return MarkError(err, what);
   }
   return {};
 }
 
-Result<void> CloseWatcher::TrackAt(int dirfd, const char* name, int flags, uint64_t token) {
+Result<void> CloseWatcher::TrackPinned(int pinned_fd, int dirfd, const std::string& what,
+                                       uint64_t token) {
   alignas(file_handle) unsigned char storage[sizeof(file_handle) + kMaxHandleBytes];
   auto* handle = reinterpret_cast<file_handle*>(storage);
   handle->handle_bytes = kMaxHandleBytes;
   int mount_id = 0;
-  if (name_to_handle_at(dirfd, name, handle, &mount_id, flags) != 0) {
-    return ErrnoError(errno, std::string("name_to_handle_at ") + name);
+  if (name_to_handle_at(pinned_fd, "", handle, &mount_id, AT_EMPTY_PATH) != 0) {
+    return ErrnoError(errno, "name_to_handle_at " + what);
   }
   // fanotify reports the fsid that statfs(2) gives for the filesystem.
   struct statfs sfs {};
-  // For a name, the directory's filesystem: names on another mount are not
-  // tracked by callers (the scanner never records them).
-  if (fstatfs(dirfd, &sfs) != 0) return ErrnoError(errno, "fstatfs");
-  std::string key =
-      MakeKey(&sfs.f_fsid, handle->handle_type, handle->f_handle, handle->handle_bytes);
+  if (fstatfs(pinned_fd, &sfs) != 0) return ErrnoError(errno, "fstatfs " + what);
+  std::string key;
+  MakeKey(&sfs.f_fsid, handle->handle_type, handle->f_handle, handle->handle_bytes, &key);
+  if (auto it = key_by_token_.find(token); it != key_by_token_.end() && it->second == key) {
+    return {};  // already tracked and marked
+  }
   Untrack(token);
+  if (evictable_) {
+    // Any fd on the filesystem serves open_by_handle_at when the mark is removed; the
+    // directory's is harmless to keep (a regular file's would hold that file open). Dropped
+    // once nothing is tracked, so it does not keep a filesystem busy.
+    struct statfs dir_sfs {};
+    if (dirfd >= 0 && fstatfs(dirfd, &dir_sfs) == 0 &&
+        std::memcmp(&dir_sfs.f_fsid, &sfs.f_fsid, 8) == 0) {
+      UniqueFd dup(fcntl(dirfd, F_DUPFD_CLOEXEC, 0));
+      if (dup.valid()) {
+        mount_fds_[std::string(reinterpret_cast<const char*>(&sfs.f_fsid), 8)] = std::move(dup);
+      }
+    }
+    if (fanotify_mark(fd_.get(), FAN_MARK_ADD | FAN_MARK_EVICTABLE, kCloseMask, AT_FDCWD,
+                      FdLink(pinned_fd).c_str()) != 0) {
+      return MarkError(errno, "fanotify_mark " + what);
+    }
+  }
   if (auto it = token_by_key_.find(key); it != token_by_key_.end()) {
     key_by_token_.erase(it->second);
   }
@@ -98,25 +141,59 @@ Result<void> CloseWatcher::TrackAt(int dirfd, const char* name, int flags, uint6
 
 Result<void> CloseWatcher::Track(int dirfd, std::string_view name, uint64_t token) {
   const std::string cname(name);
-  return TrackAt(dirfd, cname.c_str(), 0, token);
+  open_how how{};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  int fd = -1;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    fd = static_cast<int>(syscall(SYS_openat2, dirfd, cname.c_str(), &how, sizeof how));
+    if (fd >= 0 || (errno != EAGAIN && errno != EINTR)) break;
+  }
+  if (fd < 0) return ErrnoError(errno, "open " + cname + " for a close watch");
+  UniqueFd pinned(fd);
+  return TrackPinned(pinned.get(), dirfd, cname, token);
 }
 
 Result<void> CloseWatcher::TrackFd(int fd, uint64_t token) {
-  return TrackAt(fd, "", AT_EMPTY_PATH, token);
+  UniqueFd pinned(open(FdLink(fd).c_str(), O_PATH | O_CLOEXEC));
+  if (!pinned.valid()) return ErrnoError(errno, "reopen fd " + std::to_string(fd));
+  return TrackPinned(pinned.get(), -1, "fd " + std::to_string(fd), token);
+}
+
+void CloseWatcher::RemoveMark(const std::string& key) {
+  if (!evictable_ || key.size() < 12) return;
+  auto mount = mount_fds_.find(key.substr(0, 8));
+  if (mount == mount_fds_.end()) return;
+  alignas(file_handle) unsigned char storage[sizeof(file_handle) + kMaxHandleBytes];
+  auto* handle = reinterpret_cast<file_handle*>(storage);
+  const size_t bytes = std::min<size_t>(key.size() - 12, kMaxHandleBytes);
+  handle->handle_bytes = static_cast<unsigned>(bytes);
+  std::memcpy(&handle->handle_type, key.data() + 8, 4);
+  std::memcpy(handle->f_handle, key.data() + 12, bytes);
+  // ESTALE: the file is gone, and its mark with it.
+  UniqueFd file(open_by_handle_at(mount->second.get(), handle, O_PATH | O_CLOEXEC));
+  if (!file.valid()) return;
+  fanotify_mark(fd_.get(), FAN_MARK_REMOVE, kCloseMask, AT_FDCWD, FdLink(file.get()).c_str());
 }
 
 bool CloseWatcher::Untrack(uint64_t token) {
   auto it = key_by_token_.find(token);
   if (it == key_by_token_.end()) return false;
+  RemoveMark(it->second);
   token_by_key_.erase(it->second);
   key_by_token_.erase(it);
+  if (key_by_token_.empty()) mount_fds_.clear();
   return true;
 }
 
 Result<DrainResult> CloseWatcher::Drain() {
   DrainResult result;
   std::unordered_set<uint64_t> seen;
-  for (;;) {
+  for (int reads = 0;; ++reads) {
+    if (reads == kMaxReadsPerDrain) {
+      result.more = true;
+      break;
+    }
     const ssize_t n = read(fd_.get(), buffer_.data(), buffer_.size());
     if (n < 0) {
       if (errno == EAGAIN) break;
@@ -149,9 +226,9 @@ Result<DrainResult> CloseWatcher::Drain() {
         if (hdr->info_type == FAN_EVENT_INFO_TYPE_FID) {
           const auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(info);
           const auto* handle = reinterpret_cast<const file_handle*>(fid->handle);
-          const std::string key =
-              MakeKey(&fid->fsid, handle->handle_type, handle->f_handle, handle->handle_bytes);
-          if (auto it = token_by_key_.find(key); it != token_by_key_.end()) {
+          MakeKey(&fid->fsid, handle->handle_type, handle->f_handle, handle->handle_bytes,
+                  &scratch_key_);
+          if (auto it = token_by_key_.find(scratch_key_); it != token_by_key_.end()) {
             matched = true;
             if (seen.insert(it->second).second) {
               result.closed.push_back({it->second, (meta->mask & FAN_CLOSE_WRITE) != 0});

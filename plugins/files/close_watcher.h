@@ -29,6 +29,9 @@ struct CloseEvent {
 
 /// What one Drain() found.
 struct DrainResult {
+  /// Drain() stopped after its per-call bound with events still queued: call it again (the
+  /// fd stays readable), after other work had its turn.
+  bool more = false;
   std::vector<CloseEvent> closed;  ///< one per tracked file, even if closed many times
   /// The kernel queue overflowed (FAN_Q_OVERFLOW) and events were lost: the
   /// caller must re-check every pending file (rescan).
@@ -38,10 +41,21 @@ struct DrainResult {
   uint64_t untracked = 0;    ///< closes of files nobody tracks
 };
 
-/// fanotify in FID mode (FAN_REPORT_FID, Linux 5.1+) with filesystem marks
-/// (Linux 4.20+). Needs CAP_SYS_ADMIN. Events carry a file handle instead of an
-/// open fd, so the watcher never opens the files itself and never becomes a
-/// holder.
+/// At most this many read()s of the fanotify fd per Drain() call (64 KiB each).
+inline constexpr int kMaxReadsPerDrain = 4;
+
+/// fanotify in FID mode (FAN_REPORT_FID, Linux 5.1+). Needs CAP_SYS_ADMIN. Events carry a
+/// file handle instead of an open fd, so the watcher never opens the files itself and never
+/// becomes a holder.
+///
+/// What is marked: only the tracked (pending) files themselves, with evictable inode marks
+/// (FAN_MARK_EVICTABLE, Linux 5.19+). An evictable mark does not pin the inode, so the kernel
+/// can still evict it after the last close, which is what makes a pending DAX switch take
+/// effect. Closes of any other file, in the scopes or not, never reach the daemon, so a
+/// process opening and closing files in a loop costs it nothing. On kernels without
+/// evictable marks, WatchFilesystem() falls back to a filesystem mark (Linux 4.20+): every
+/// close on that filesystem is then read and matched by handle, which costs the daemon CPU
+/// under a close flood (bounded per Drain() call).
 ///
 /// Identification: Track() records the file's handle (name_to_handle_at) and its
 /// filesystem id (fstatfs f_fsid, the same value fanotify reports); an event
@@ -56,34 +70,45 @@ class CloseWatcher {
   /// getpid()) are counted and dropped. Fails with EPERM without CAP_SYS_ADMIN.
   static Result<std::unique_ptr<CloseWatcher>> Create(pid_t ignore_pid);
 
-  /// Adds a FAN_MARK_FILESYSTEM mark for closes on the filesystem holding `path`
-  /// (a directory, e.g. a scope root). Marking the same filesystem twice is harmless.
+  /// Prepares close events for files on the filesystem holding `path` (a directory, e.g. a
+  /// scope root): checks that the filesystem can report them (a mark is added on the
+  /// directory and removed again) and, only on kernels without evictable marks, adds a
+  /// FAN_MARK_FILESYSTEM mark. Calling it twice for one filesystem is harmless.
   /// Errors: EPERM (needs CAP_SYS_ADMIN), ENODEV (the filesystem has no fsid, e.g.
   /// FUSE), EXDEV (the fsid is not unique, e.g. a btrfs subvolume), EOPNOTSUPP
   /// (no file handles).
   Result<void> WatchFilesystem(const std::string& path);
 
-  /// Starts reporting closes of `name` in dirfd (not following symlinks) as `token`.
+  /// Starts reporting closes of `name` (a path relative to dirfd, resolved beneath it without
+  /// following symlinks or crossing mounts) as `token`, marking that file.
   /// Tracking the same file again replaces its token.
   Result<void> Track(int dirfd, std::string_view name, uint64_t token);
-  /// Same for an already open fd.
+  /// Same for an already open fd (its mark is left to go with the inode when untracked,
+  /// unless a Track() on the same filesystem gave a directory to remove it through).
   Result<void> TrackFd(int fd, uint64_t token);
-  /// Stops reporting the file tracked as `token`. False if it was not tracked.
+  /// Stops reporting the file tracked as `token` and removes its mark (if the file still
+  /// exists). False if it was not tracked.
   bool Untrack(uint64_t token);
   size_t tracked() const { return token_by_key_.size(); }
 
   /// The fanotify fd, non-blocking, for the event loop (readable = Drain()).
   int fd() const { return fd_.get(); }
 
-  /// Reads every queued event. Errors only for read() failures other than EAGAIN.
+  /// Reads queued events, at most kMaxReadsPerDrain buffers (DrainResult::more says when
+  /// some are left). Errors only for read() failures other than EAGAIN.
   Result<DrainResult> Drain();
 
  private:
   CloseWatcher(UniqueFd fd, pid_t ignore_pid) : fd_(std::move(fd)), ignore_pid_(ignore_pid) {}
-  Result<void> TrackAt(int dirfd, const char* name, int flags, uint64_t token);
+  Result<void> TrackPinned(int pinned_fd, int dirfd, const std::string& what, uint64_t token);
+  void RemoveMark(const std::string& key);
 
   UniqueFd fd_;
   pid_t ignore_pid_;
+  bool evictable_ = true;  // false: the kernel has no FAN_MARK_EVICTABLE (before 5.19)
+  // Per fsid (8 bytes): an fd on that filesystem for open_by_handle_at when removing marks.
+  std::unordered_map<std::string, UniqueFd> mount_fds_;
+  std::string scratch_key_;
   // Key: fsid (8 bytes) + handle type (4 bytes) + handle bytes.
   std::unordered_map<std::string, uint64_t> token_by_key_;
   std::unordered_map<uint64_t, std::string> key_by_token_;

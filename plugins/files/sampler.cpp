@@ -58,7 +58,8 @@ FileSampler::FileSampler(Options options, uint64_t page_size)
     : options_(options),
       cache_(page_size),
       effective_trusted_(KernelAtLeast(5, 8)),
-      euid_(geteuid()) {}
+      euid_(geteuid()),
+      proc_fd_dir_(options.procfs_root + "/self/fd") {}
 
 SampleStatus FileSampler::Count(SampleStatus status, int err, std::string_view name) {
   switch (status) {
@@ -88,15 +89,10 @@ SampleStatus FileSampler::SampleFile(int dirfd, std::string_view name, policy::F
     if (err) *err = ENAMETOOLONG;
     return Count(SampleStatus::kError, ENAMETOOLONG, name);
   }
-  constexpr uint64_t kFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
-  UniqueFd fd;
-  if (noatime_allowed_) {
-    fd.Reset(OpenBeneath(dirfd, cname, kFlags | O_NOATIME));
-    // O_NOATIME needs ownership or CAP_FOWNER; without them stop asking for it.
-    if (!fd.valid() && errno == EPERM) noatime_allowed_ = false;
-  }
-  if (!fd.valid() && !noatime_allowed_) fd.Reset(OpenBeneath(dirfd, cname, kFlags));
-  if (!fd.valid()) {
+  // 1. Pin the inode with O_PATH: no open() method of the file runs, so a fifo, socket or
+  //    device node swapped in after the directory was read is looked at, never opened.
+  UniqueFd pinned(OpenBeneath(dirfd, cname, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!pinned.valid()) {
     const int e = errno;
     if (err) *err = e;
     switch (e) {
@@ -104,7 +100,6 @@ SampleStatus FileSampler::SampleFile(int dirfd, std::string_view name, policy::F
         return Count(SampleStatus::kVanished, e, name);
       case ELOOP:  // became a symlink
       case EXDEV:  // became a mount point
-      case ENXIO:  // became a socket or a device without a driver
       case ENOTDIR:
         return Count(SampleStatus::kReplaced, e, name);
       default:
@@ -112,6 +107,36 @@ SampleStatus FileSampler::SampleFile(int dirfd, std::string_view name, policy::F
     }
   }
   struct statx stx {};
+  if (statx(pinned.get(), "", AT_EMPTY_PATH, kStatxMask, &stx) != 0) {
+    const int e = errno;
+    if (err) *err = e;
+    return Count(SampleStatus::kError, e, name);
+  }
+  if (!S_ISREG(stx.stx_mode) || stx.stx_ino != record->ino) {
+    const int e = S_ISLNK(stx.stx_mode) ? ELOOP : 0;  // became a symlink
+    if (err) *err = e;
+    return Count(SampleStatus::kReplaced, e, name);
+  }
+  // 2. Reopen that very inode through its /proc/self/fd magic link: whatever the name points
+  //    to by now, the link resolves to the pinned regular file.
+  char proc[80];
+  std::snprintf(proc, sizeof proc, "%s/%d", proc_fd_dir_.c_str(), pinned.get());
+  constexpr int kFlags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+  UniqueFd fd;
+  if (noatime_allowed_) {
+    fd.Reset(open(proc, kFlags | O_NOATIME));
+    // O_NOATIME needs ownership or CAP_FOWNER; without them stop asking for it.
+    if (!fd.valid() && errno == EPERM) noatime_allowed_ = false;
+  }
+  if (!fd.valid() && !noatime_allowed_) fd.Reset(open(proc, kFlags));
+  if (!fd.valid()) {
+    const int e = errno;
+    if (err) *err = e;
+    if (e == ENOENT) return Count(SampleStatus::kVanished, e, name);
+    return Count(SampleStatus::kError, e, name);
+  }
+  pinned.Reset();
+  // The fd's own statx: size and mtime as of the open.
   if (statx(fd.get(), "", AT_EMPTY_PATH, kStatxMask, &stx) != 0) {
     const int e = errno;
     if (err) *err = e;

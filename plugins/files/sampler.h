@@ -40,20 +40,26 @@ struct SampleStats {
 };
 
 /// Fills the telemetry fields of FileRecords. For each regular file it costs
-/// openat2 + statx + ioctl(FS_IOC_FSGETXATTR) + cachestat + close; a directory
-/// fd opened by the caller is reused for every file in it.
+/// openat2(O_PATH) + statx + open(/proc/self/fd/N) + statx + ioctl(FS_IOC_FSGETXATTR) +
+/// cachestat + two closes; a directory fd opened by the caller is reused for every file in it.
 ///
-/// Files are opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_NOATIME|O_CLOEXEC|O_NOCTTY with
-/// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV (openat2, Linux 5.6+), so a
-/// name that became a symlink or a mount point is refused by the kernel, a fifo
-/// cannot block, and the access time is not touched. The open fd makes the
-/// daemon a holder for the few microseconds of the sample; close events it causes
-/// must be filtered by pid (CloseWatcher does).
+/// A name is first resolved to an O_PATH fd with
+/// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV (openat2, Linux 5.6+), so a name
+/// that became a symlink or a mount point is refused by the kernel; the type and inode are
+/// checked on that fd. Only a regular file is then opened for real, through the
+/// <procfs>/self/fd/N magic link of the O_PATH fd, which reopens the very inode checked: a
+/// fifo, socket or device node swapped in under the name at any moment is never opened
+/// (opening one can block or have side effects in its driver). The real open is
+/// O_RDONLY|O_NONBLOCK|O_NOATIME|O_CLOEXEC|O_NOCTTY, so the access time is not touched. The
+/// open fd makes the daemon a holder for the few microseconds of the sample; close events it
+/// causes must be filtered by pid (CloseWatcher does). Without procfs every file sample
+/// fails with an error (nothing is opened).
 class FileSampler {
  public:
   struct Options {
-    bool physical = true;  ///< read FS_XFLAG_DAX with FS_IOC_FSGETXATTR
-    bool cache = true;     ///< read page-cache numbers (cachestat, mincore fallback)
+    bool physical = true;               ///< read FS_XFLAG_DAX with FS_IOC_FSGETXATTR
+    bool cache = true;                  ///< read page-cache numbers (cachestat, mincore fallback)
+    std::string procfs_root = "/proc";  ///< reopens regular files via <root>/self/fd/N
   };
 
   FileSampler();
@@ -84,6 +90,7 @@ class FileSampler {
   bool effective_trusted_;  // kernel >= 5.8: STATX_ATTR_DAX is meaningful even without its mask bit
   bool noatime_allowed_ = true;
   uint32_t euid_;
+  std::string proc_fd_dir_;  // "<procfs>/self/fd"
   SampleStats stats_;
 };
 

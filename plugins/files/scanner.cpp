@@ -186,9 +186,14 @@ ScanStats Scanner::Scan(policy::Snapshot* snapshot, ScanMode mode, FileSampler* 
     const uint64_t mnt_id = (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
     if ((scope.dev != 0 && DevOf(stx) != scope.dev) ||
         (scope.mount_id != 0 && mnt_id != 0 && mnt_id != scope.mount_id)) {
+      // Something was mounted over the scope root (a bind mount of the same filesystem has
+      // the same device but another mount id): its contents are never managed.
       AddError(w, scope.path, EXDEV, "scope root is not on the scope's mount");
       continue;
     }
+    // The first scan pins the scope to the mount it found, unless the caller already did.
+    if (scope.dev == 0) scopes_[s].dev = DevOf(stx);
+    if (scope.mount_id == 0) scopes_[s].mount_id = mnt_id;
     w.scope = static_cast<uint16_t>(s);
     w.mount = scope.mount;
     w.dev = DevOf(stx);

@@ -237,6 +237,31 @@ const MountEntry* MountTable::Place(const std::filesystem::path& path) const {
   return best;
 }
 
+std::string MountTable::MountOverProblem(const std::filesystem::path& path,
+                                         uint64_t root_mount_id) const {
+  const MountEntry* placed = Place(path);
+  if (placed == nullptr) return "no mount found for the scope in the mount table";
+  if (root_mount_id != 0 && static_cast<uint64_t>(placed->mount_id) != root_mount_id) {
+    return "the scope root is not on the mount the mount table places it on (mount id " +
+           std::to_string(root_mount_id) + " instead of " + std::to_string(placed->mount_id) +
+           "); something was mounted or unmounted over it";
+  }
+  if (placed->mount_point != Normalise(path)) return "";
+  for (const MountEntry& e : entries_) {
+    if (e.mount_id != placed->parent_id) continue;
+    if (e.mount_point == placed->mount_point) {
+      return "a mount (" + placed->fs_type + " " + placed->source +
+             ") is stacked over another at " + placed->mount_point +
+             "; a scope root must not be covered by a mount";
+    }
+    if (e.dev() == placed->dev()) {
+      return "the scope root is a bind mount of " + placed->root + " of its own filesystem (" +
+             placed->source + "); a mount over a scope root is never managed";
+    }
+  }
+  return "";
+}
+
 std::vector<const MountEntry*> MountTable::SubMountsBelow(
     const std::filesystem::path& scope) const {
   std::vector<const MountEntry*> below;

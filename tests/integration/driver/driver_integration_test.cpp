@@ -262,6 +262,34 @@ TEST_P(ADriverOnEachFilesystem, RefusesAnImmutableFileWithEperm) {
   EXPECT_EQ(out->physical_before, DaxState::kPageCache);
 }
 
+// chattr +a: xfs lets root (CAP_LINUX_IMMUTABLE) change the DAX flag of an append-only inode;
+// the driver must refuse it like an immutable one, in both directions, and leave the flag.
+TEST_P(ADriverOnEachFilesystem, RefusesAnAppendOnlyFileLikeAnImmutableOne) {
+  REQUIRE_LOOP_FS(env_, GetParam());
+  for (const bool start_dax : {false, true}) {
+    SCOPED_TRACE(start_dax ? "file starts with DAX" : "file starts without DAX");
+    const fs::path file = env_.root() / (start_dax ? "a-dax" : "a-pc");
+    testing::WriteFile(file, "log line\n");
+    std::string error;
+    ASSERT_TRUE(testing::WriteDaxFlag(file, start_dax, &error)) << error;
+    ASSERT_EQ(testing::Run({"chattr", "+a", file.string()}).exit_code, 0);
+    const std::string rel = file.filename().string();
+    const DaxState want = start_dax ? DaxState::kPageCache : DaxState::kDax;
+    Result<ApplyOutcome> out = driver_.Apply(env_.Ref(rel), want, {});
+    ObserveDriver observe;
+    Result<ApplyOutcome> observed = observe.Apply(env_.Ref(rel), want, {});
+    const bool flag_after = HasDaxFlag(file);
+    testing::Run({"chattr", "-a", file.string()});
+    ASSERT_TRUE(out.ok());
+    EXPECT_EQ(out->result, ApplyResult::kBlocked);
+    EXPECT_EQ(out->blocker, Blocker::kImmutable);
+    EXPECT_EQ(out->error_code, EPERM);
+    EXPECT_EQ(flag_after, start_dax) << "an append-only file was switched";
+    ASSERT_TRUE(observed.ok());
+    EXPECT_EQ(observed->blocker, Blocker::kImmutable);
+  }
+}
+
 TEST_P(ADriverOnEachFilesystem, RefusesOnAReadOnlyRemountWithErofs) {
   REQUIRE_LOOP_FS(env_, GetParam());
   testing::WriteFile(env_.root() / "f", "x");

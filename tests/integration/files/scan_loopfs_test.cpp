@@ -213,6 +213,34 @@ TEST_P(ScanOnLoopFs, DoesNotEnterAnotherFilesystemOrABindMountBelowTheScope) {
   EXPECT_EQ(again.files, static_cast<uint64_t>(kDirs * kFilesPerDir));
 }
 
+// A bind mount of another directory of the same filesystem over the scope root itself, after
+// the first scan: same st_dev, only the mount id differs. Nothing on it may become a record.
+TEST_P(ScanOnLoopFs, NeverManagesABindMountOverTheScopeRoot) {
+  const fs::path elsewhere = fs_->mount_point() / "elsewhere";
+  fs::create_directories(elsewhere);
+  WriteFile(elsewhere / "not-in-scope", "x");
+  Scanner scanner = MakeScanner();  // the scope gives the device only, like at setup
+  FileSampler sampler;
+  policy::Snapshot snap;
+  const ScanStats first = scanner.Scan(&snap, ScanMode::kFull, &sampler);
+  ASSERT_EQ(first.files, static_cast<uint64_t>(kDirs * kFilesPerDir));
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_EQ(mount(elsewhere.c_str(), root_.c_str(), nullptr, MS_BIND, nullptr), 0);
+    mounts_.push_back(root_);
+    for (const ScanMode mode : {ScanMode::kIncremental, ScanMode::kFull}) {
+      const ScanStats stats = scanner.Scan(&snap, mode, &sampler);
+      EXPECT_THAT(PathSet(snap), Not(Contains(P("not-in-scope"))));
+      EXPECT_EQ(stats.files, 0u);
+      ASSERT_EQ(stats.errors.size(), 1u);
+      EXPECT_EQ(stats.errors[0].err, EXDEV);
+    }
+    umount2(root_.c_str(), MNT_DETACH);
+    mounts_.pop_back();
+    EXPECT_EQ(scanner.Scan(&snap, ScanMode::kFull, &sampler).files,
+              static_cast<uint64_t>(kDirs * kFilesPerDir));
+  }
+}
+
 TEST_P(ScanOnLoopFs, MeasuresACachedFileAndAFreshOneDifferently) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   WriteFile(root_ / "cached", std::string(32 * page, 'c'));

@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "plugins/files/scanner.h"
 #include "plugins/unique_fd.h"
@@ -18,6 +21,7 @@ namespace daxpolicy::files {
 namespace {
 
 namespace fs = std::filesystem;
+using ::daxpolicy::files::testing::OpenSpy;
 using ::daxpolicy::files::testing::RecordsByPath;
 using ::daxpolicy::testing::TempDir;
 using ::daxpolicy::testing::WriteFile;
@@ -101,6 +105,59 @@ TEST_F(AFileSampler, RefusesToFollowAFileReplacedByASymlink) {
   int err = 0;
   EXPECT_EQ(sampler_.SampleFile(dir_.get(), "data", &record_, &err), SampleStatus::kReplaced);
   EXPECT_EQ(err, ELOOP);
+}
+
+// A regular file is exchanged with a fifo (and, as root, a character device) under the same
+// name while the sampler and the scanner look at it, tens of thousands of times: the special
+// files must never be opened (inotify IN_OPEN counts every real open; O_PATH is not one).
+TEST(ASwappedInSpecialFile, IsNeverOpenedBySampleFileOrAScan) {
+  TempDir tmp;
+  const fs::path dir = tmp.path() / "d";
+  fs::create_directories(dir);
+  WriteFile(dir / "f", "regular data");
+  ASSERT_EQ(mkfifo((dir / "swap-fifo").c_str(), 0600), 0);
+  std::vector<std::string> specials = {"swap-fifo"};
+  if (geteuid() == 0 && mknod((dir / "swap-dev").c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0) {
+    specials.push_back("swap-dev");  // /dev/null's numbers: harmless if the test ever fails
+  }
+  std::vector<std::unique_ptr<OpenSpy>> spies;
+  for (const std::string& name : specials) {
+    spies.push_back(std::make_unique<OpenSpy>((dir / name).string()));
+    ASSERT_TRUE(spies.back()->ok());
+  }
+  const uint64_t ino = InoOf(dir / "f");
+  UniqueFd dirfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dirfd.valid());
+
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> swaps{0};
+  std::thread swapper([&] {
+    while (!stop.load()) {
+      for (const std::string& name : specials) {
+        // Two exchanges: the special file is under "f" in between, then back.
+        renameat2(AT_FDCWD, (dir / "f").c_str(), AT_FDCWD, (dir / name).c_str(), RENAME_EXCHANGE);
+        renameat2(AT_FDCWD, (dir / "f").c_str(), AT_FDCWD, (dir / name).c_str(), RENAME_EXCHANGE);
+        swaps.fetch_add(2);
+      }
+    }
+  });
+  FileSampler sampler;
+  Scanner scanner({ScanScope{dir.string()}}, nullptr);
+  policy::Snapshot snap;
+  uint64_t replaced = 0;
+  for (int i = 0; i < 40000; ++i) {
+    policy::FileRecord rec;
+    rec.ino = ino;
+    replaced += sampler.SampleFile(dirfd.get(), "f", &rec) == SampleStatus::kReplaced;
+    if (i % 8 == 0) scanner.Scan(&snap, ScanMode::kFull, &sampler);
+  }
+  stop = true;
+  swapper.join();
+  RecordProperty("swaps", std::to_string(swaps.load()));
+  EXPECT_GT(replaced, 0u) << "the swap never raced the sampler: the test proves nothing";
+  for (size_t i = 0; i < specials.size(); ++i) {
+    EXPECT_EQ(spies[i]->Opens(), 0) << specials[i] << " was opened";
+  }
 }
 
 }  // namespace

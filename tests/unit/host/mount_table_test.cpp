@@ -210,6 +210,26 @@ TEST(AMountTable, ListsVisibleSubMountsBelowAScope) {
   EXPECT_TRUE(table.SubMountsBelow("relative").empty());
 }
 
+TEST(AMountTable, RefusesAScopeRootCoveredByAMount) {
+  MountTable over = LoadFixture("mountinfo-overmount.txt");
+  // tmpfs (12) stacked over the xfs (10) at /data.
+  EXPECT_THAT(over.MountOverProblem("/data", 12), HasSubstr("stacked over another at /data"));
+  // Below the stacked point the tmpfs is an ordinary filesystem directory.
+  EXPECT_EQ(over.MountOverProblem("/data/dir", 12), "");
+  // The kernel says the root is on another mount than the table: mounted over meanwhile.
+  EXPECT_THAT(over.MountOverProblem("/data/dir", 40), HasSubstr("mount id 40 instead of 12"));
+
+  MountTable host = LoadFixture("mountinfo-pmem-host.txt");
+  // A filesystem's own mount point is a fine scope root; a bind mount of the same
+  // filesystem over one of its directories is not.
+  const MountEntry* pmem = host.Place("/srv/pmem");
+  ASSERT_NE(pmem, nullptr);
+  EXPECT_EQ(host.MountOverProblem("/srv/pmem", static_cast<uint64_t>(pmem->mount_id)), "");
+  EXPECT_EQ(host.MountOverProblem("/srv/pmem/a", 0), "");
+  EXPECT_THAT(host.MountOverProblem("/srv/pmem/db-view", 0),
+              HasSubstr("bind mount of /db of its own filesystem"));
+}
+
 TEST(AMountTable, SurvivesAParentCycle) {
   auto table = MountTable::Parse(
       "5 6 8:1 / /a rw - ext4 /dev/sda1 rw\n"

@@ -20,6 +20,7 @@
 #include "daemon/journal/journal.h"
 #include "daemon/log.h"
 #include "plugins/driver/dax_driver.h"
+#include "plugins/driver/safe_open.h"
 #include "plugins/files/close_watcher.h"
 #include "plugins/files/sampler.h"
 #include "plugins/files/scanner.h"
@@ -241,10 +242,7 @@ struct Engine::Impl {
   std::vector<std::string> degraded;  // per-scope and feature problems (set by SetUpScopes)
   std::unique_ptr<files::CloseWatcher> watcher;
   std::string watcher_problem;
-  policy::Holds holds;
-  std::map<uint32_t, HoldInfo> hold_info;
-  std::map<uint32_t, FileKey> hold_keys;
-  uint32_t next_cookie = 1;
+  HoldTable holds;
   std::unique_ptr<View> view;
   // The view the last EndCycle replaced; freeing 100,000s of entries is left to
   // the next RunWork rather than done on the loop thread.
@@ -451,7 +449,13 @@ CycleJobPtr Engine::BeginCycle(int64_t now_ns) {
   CycleJobPtr job(new CycleJob());
   job->now_ns = now_ns;
   job->mode = mode_.load();
-  job->holds = m.holds;
+  m.holds.Prune([&m](uint64_t dev) {
+    for (const ScopeSet::Scope& s : m.scopes->list) {
+      if (s.usable && s.dev == dev) return s.root_fd;
+    }
+    return -1;
+  });
+  job->holds = m.holds.effective();
   job->started = std::chrono::steady_clock::now();
   // The loop's knowledge since the last cycle goes to the working state while
   // nothing else touches it: which files are still pending, and what close
@@ -1008,7 +1012,7 @@ std::string Engine::ReasonOf(const View& v, uint32_t i) const {
   d.held = s.held;
   if (s.apply_reason >= 0) return v.apply_reasons[static_cast<size_t>(s.apply_reason)];
   if (s.held) {
-    const policy::Holds& holds = impl_->holds;
+    const policy::Holds& holds = impl_->holds.effective();
     if (auto h = holds.find(KeyOf(v.snap, v.snap.files[i])); h != holds.end()) {
       std::string why = "application hold: " + h->second.reason;
       std::string rest = policy::ReasonText(*v.policy, v.snap, d);
@@ -1026,8 +1030,8 @@ ApiResult<std::string> Engine::Explain(const std::string& path) const {
     r.failure = std::move(failure);
     return r;
   }
-  policy::Explanation e =
-      policy::Explain(*v.policy, v.snap, v.rule_state, impl_->holds, {mode_.load(), 0}, i);
+  policy::Explanation e = policy::Explain(*v.policy, v.snap, v.rule_state, impl_->holds.effective(),
+                                          {mode_.load(), 0}, i);
   std::string text = policy::FormatExplanation(e, v.snap);
   const Status& s = v.status[i];
   if (s.apply_reason >= 0) {
@@ -1085,8 +1089,7 @@ uint64_t Engine::PendingFiles() const {
 }
 
 ApiResult<uint32_t> Engine::AddHold(const std::string& path, DaxState mode,
-                                    const std::string& reason, const std::string& owner,
-                                    uid_t uid) {
+                                    const std::string& reason, const Caller& caller) {
   Impl& m = *impl_;
   ApiResult<uint32_t> r;
   if (mode != DaxState::kDax && mode != DaxState::kPageCache) {
@@ -1099,55 +1102,61 @@ ApiResult<uint32_t> Engine::AddHold(const std::string& path, DaxState mode,
     r.failure = std::move(failure);
     return r;
   }
-  const FileKey key = KeyOf(m.view->snap, m.view->snap.files[i]);
-  uint32_t cookie = m.next_cookie++;
-  m.holds[key] = policy::Hold{mode, reason, cookie};
-  m.hold_keys[cookie] = key;
-  m.hold_info[cookie] = HoldInfo{cookie, path, mode, reason, owner, uid};
-  r.value = cookie;
+  const View& v = *m.view;
+  const ScopeSet::Scope& scope = v.scopes->list[v.snap.files[i].mount];
+  std::string target_error;
+  std::optional<HoldTarget> target;
+  {
+    // One resolution beneath the scope root that follows no symlink and crosses no mount:
+    // the owner checked and the file held are the same file.
+    driver::SafeOpener opener(driver::SafeOpenOptions{options_.procfs, true});
+    auto opened = opener.OpenPath(scope.root_fd, RelativePath(*v.scopes, v.snap.files[i], path));
+    if (!opened.ok()) {
+      r.failure =
+          ApiFailure{ApiError::kNotManaged,
+                     bus::QuoteArgument(path) + " cannot be held: " + opened.blocked().reason};
+      return r;
+    }
+    target = Identify(opened->fd.get(), &target_error);
+  }
+  if (!target) {
+    r.failure = ApiFailure{ApiError::kNotManaged,
+                           bus::QuoteArgument(path) + " cannot be held: " + target_error};
+    return r;
+  }
+  if (!caller.root() && target->uid != caller.uid) {
+    r.failure = ApiFailure{ApiError::kPermissionDenied,
+                           "uid " + std::to_string(caller.uid) + " may not hold " +
+                               bus::QuoteArgument(path) + ": only its owner (uid " +
+                               std::to_string(target->uid) + ") or root may"};
+    return r;
+  }
+  if (target->dev != scope.dev) {
+    r.failure = ApiFailure{ApiError::kNotManaged,
+                           bus::QuoteArgument(path) + " is on another filesystem than its scope"};
+    return r;
+  }
+  auto added = m.holds.Add(*target, path, mode, reason, caller);
+  if (added.cookie == 0) {
+    r.failure = ApiFailure{ApiError::kPermissionDenied, added.error};
+    return r;
+  }
+  r.value = added.cookie;
   return r;
 }
 
-bool Engine::ReleaseHold(uint32_t cookie) {
-  Impl& m = *impl_;
-  auto it = m.hold_keys.find(cookie);
-  if (it == m.hold_keys.end()) return false;
-  auto h = m.holds.find(it->second);
-  if (h != m.holds.end() && h->second.cookie == cookie) m.holds.erase(h);
-  m.hold_keys.erase(it);
-  m.hold_info.erase(cookie);
-  return true;
+bool Engine::ReleaseHold(uint32_t cookie, const Caller& caller) {
+  return impl_->holds.Release(cookie, caller);
 }
 
-size_t Engine::ReleaseHoldsOf(const std::string& owner) {
-  std::vector<uint32_t> cookies;
-  for (const auto& [cookie, info] : impl_->hold_info) {
-    if (info.owner == owner) cookies.push_back(cookie);
-  }
-  for (uint32_t c : cookies) ReleaseHold(c);
-  return cookies.size();
+size_t Engine::ReleaseHoldsOf(const std::string& owner) { return impl_->holds.ReleaseOwner(owner); }
+
+void Engine::ForEachHold(const Caller& caller,
+                         const std::function<void(const HoldInfo&)>& visit) const {
+  impl_->holds.ForEach(caller, visit);
 }
 
-std::vector<HoldInfo> Engine::Holds() const {
-  std::vector<HoldInfo> out;
-  for (const auto& [cookie, info] : impl_->hold_info) out.push_back(info);
-  return out;
-}
-
-ApiResult<uid_t> Engine::FileOwner(const std::string& path) const {
-  ApiResult<uid_t> r;
-  if (auto problem = bus::PathProblem(path)) {
-    r.failure = ApiFailure{ApiError::kInvalidArgument, *problem};
-    return r;
-  }
-  struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) {
-    r.failure = ApiFailure{ApiError::kNotManaged, path + ": " + std::strerror(errno)};
-    return r;
-  }
-  r.value = st.st_uid;
-  return r;
-}
+std::vector<EndedHold> Engine::TakeEndedHolds() { return impl_->holds.TakeEnded(); }
 
 EngineGauges Engine::Gauges() const {
   EngineGauges g = impl_->view->gauges;

@@ -27,6 +27,8 @@
 #include <tuple>
 #include <vector>
 
+#include "daemon/caller.h"
+#include "daemon/holds.h"
 #include "daemon/options.h"
 #include "policy/evaluate.h"
 #include "policy/policy.h"
@@ -115,15 +117,6 @@ struct EngineGauges {
   std::map<std::string, uint64_t> rule_matched;     // by rule name, every rule present
 };
 
-struct HoldInfo {
-  uint32_t cookie = 0;
-  std::string path;
-  DaxState mode = DaxState::kUnknown;
-  std::string reason;
-  std::string owner;  // unique bus name of the holder
-  uid_t uid = 0;
-};
-
 // One cycle in flight between BeginCycle() and EndCycle() (opaque).
 struct CycleJob;
 struct CycleJobDeleter {
@@ -181,14 +174,15 @@ class Engine {
   uint64_t ManagedFiles() const;
   uint64_t PendingFiles() const;
 
-  // Holds (D-Bus Hold/Release). The caller's right to hold is checked by the bus layer.
+  // Holds (D-Bus Hold/Release/ListHolds; see daemon/holds.h). AddHold resolves the path
+  // once beneath its scope root without following symlinks and checks, on that very file,
+  // that a caller other than root owns it.
   ApiResult<uint32_t> AddHold(const std::string& path, DaxState mode, const std::string& reason,
-                              const std::string& owner, uid_t uid);
-  bool ReleaseHold(uint32_t cookie);                // false: unknown cookie
-  size_t ReleaseHoldsOf(const std::string& owner);  // when a client leaves the bus
-  std::vector<HoldInfo> Holds() const;
-  // Owner uid of the file at path (lstat), for the bus layer's permission check.
-  ApiResult<uid_t> FileOwner(const std::string& path) const;
+                              const Caller& caller);
+  bool ReleaseHold(uint32_t cookie, const Caller& caller);  // false: none of the caller's
+  size_t ReleaseHoldsOf(const std::string& owner);          // when a client leaves the bus
+  void ForEachHold(const Caller& caller, const std::function<void(const HoldInfo&)>& visit) const;
+  std::vector<EndedHold> TakeEndedHolds();
 
   const EngineCounters& counters() const { return counters_; }
   EngineGauges Gauges() const;

@@ -254,7 +254,18 @@ int Service::OnTimer(sd_event_source* /*source*/, uint64_t /*usec*/, void* userd
 int Service::OnSignal(sd_event_source* /*source*/, const signalfd_siginfo* info, void* userdata) {
   auto* self = static_cast<Service*>(userdata);
   if (info->ssi_signo == SIGHUP) {
-    self->Reload();
+    // Reload() logs it; Reloaded is emitted here, once.
+    Caller sender;
+    sender.sender = "SIGHUP";
+    sender.uid = info->ssi_uid;
+    sender.pid = static_cast<pid_t>(info->ssi_pid);
+    const bool ok = self->Reload(sender).ok();
+    if (self->bus_) {
+      if (auto r = self->bus_->EmitReloaded(ok, self->last_reload_result_); !r.ok()) {
+        LogDebug(r.error().message);
+      }
+      if (auto r = self->bus_->Publish(); !r.ok()) LogDebug(r.error().message);
+    }
   } else {
     LogNotice(std::string("received ") + strsignal(static_cast<int>(info->ssi_signo)) +
               ", stopping");
@@ -350,11 +361,7 @@ void Service::Publish(const std::vector<StateChange>& changes,
 void Service::UpdateStatus() {
   uint64_t managed = engine_->ManagedFiles(), pending = engine_->PendingFiles();
   std::string degraded = Degraded();
-  std::vector<std::string> changed;
-  if (managed != last_managed_) changed.push_back("ManagedFiles");
-  if (pending != last_pending_) changed.push_back("PendingFiles");
   if (degraded != last_degraded_) {
-    changed.push_back("Degraded");
     if (!degraded.empty()) {
       LogEvent(Event::kDegraded, LogLevel::kWarning, "degraded: " + degraded,
                {field::Degraded(degraded)});
@@ -362,10 +369,11 @@ void Service::UpdateStatus() {
       LogEvent(Event::kDegraded, LogLevel::kNotice, "no longer degraded", {field::Degraded("")});
     }
   }
-  last_managed_ = managed;
-  last_pending_ = pending;
   last_degraded_ = degraded;
-  if (bus_ && !changed.empty()) (void)bus_->EmitPropertiesChanged(changed);
+  // The bus layer compares with what it last published and sends only what changed.
+  if (bus_) {
+    if (auto r = bus_->Publish(); !r.ok()) LogDebug(r.error().message);
+  }
   std::string status = "STATUS=" + std::to_string(managed) + " managed, " +
                        std::to_string(pending) + " pending, mode " +
                        std::string(policy::ModeName(engine_->mode())) +
@@ -373,7 +381,7 @@ void Service::UpdateStatus() {
   sd_notify(0, status.c_str());
 }
 
-ApiResult<bool> Service::Reload() {
+ApiResult<bool> Service::Reload(const Caller& caller) {
   ApiResult<bool> r;
   sd_notify(0, "RELOADING=1\nSTATUS=reloading the policy");
   auto loaded = LoadPolicyFiles(config_, dropin_dir_);
@@ -384,16 +392,14 @@ ApiResult<bool> Service::Reload() {
                           " error(s); the running policy (generation " +
                           std::to_string(engine_->generation()) + ") stays:\n" + text;
     // One journal entry (newlines escaped), the errors also one per field.
-    std::vector<LogField> fields{field::Path(config_), field::Generation(engine_->generation())};
+    std::vector<LogField> fields{field::Path(config_), field::Generation(engine_->generation()),
+                                 field::Caller(caller.sender), field::CallerUid(caller.uid),
+                                 field::CallerPid(caller.pid)};
     for (const auto& e : loaded.errors) fields.push_back({"DAXPOLICY_ERROR", e.ToString()});
-    LogEvent(Event::kReloadFailed, LogLevel::kError, "reload refused: " + last_reload_result_,
-             fields);
+    LogEvent(Event::kReloadFailed, LogLevel::kError,
+             "reload asked by " + Describe(caller) + " refused: " + last_reload_result_, fields);
     metrics_source_->set_last_reload_successful(false);
     metrics_->Update(*metrics_source_, -1);
-    if (bus_) {
-      (void)bus_->EmitReloaded(false, last_reload_result_);
-      (void)bus_->EmitPropertiesChanged({"LastReloadResult"});
-    }
     sd_notify(0, "READY=1");
     UpdateStatus();
     r.failure = ApiFailure{ApiError::kPolicyInvalid, last_reload_result_};
@@ -406,13 +412,12 @@ ApiResult<bool> Service::Reload() {
   if (listen != metrics_listen_) StartMetrics(listen);
   last_reload_result_ =
       "ok: generation " + std::to_string(engine_->generation()) + " from " + config_;
-  LogEvent(Event::kReloadOk, LogLevel::kNotice, "reloaded the policy: " + last_reload_result_,
-           {field::Path(config_), field::Generation(engine_->generation())});
+  LogEvent(
+      Event::kReloadOk, LogLevel::kNotice,
+      "reload asked by " + Describe(caller) + ": " + last_reload_result_,
+      {field::Path(config_), field::Generation(engine_->generation()), field::Caller(caller.sender),
+       field::CallerUid(caller.uid), field::CallerPid(caller.pid)});
   metrics_source_->set_last_reload_successful(true);
-  if (bus_) {
-    (void)bus_->EmitReloaded(true, last_reload_result_);
-    (void)bus_->EmitPropertiesChanged({"PolicyGeneration", "LastReloadResult", "Mode"});
-  }
   // Apply the new policy now rather than at the next tick.
   RequestCycle();
   sd_notify(0, "READY=1");
@@ -443,27 +448,21 @@ std::string Service::Degraded() const {
 uint64_t Service::ManagedFiles() const { return engine_->ManagedFiles(); }
 uint64_t Service::PendingFiles() const { return engine_->PendingFiles(); }
 ApiResult<uint32_t> Service::AddHold(const std::string& path, policy::DaxState mode,
-                                     const std::string& reason, const std::string& owner,
-                                     uid_t uid) {
-  auto r = engine_->AddHold(path, mode, reason, owner, uid);
-  if (r.ok()) {
-    LogInfo("hold " + std::to_string(*r.value) + " on " + path + " (" +
-            std::string(policy::DaxStateName(mode)) + ") for " + owner + ": " + reason);
-    // Act on it now rather than at the next tick.
-    RequestCycle();
-  }
+                                     const std::string& reason, const Caller& caller) {
+  auto r = engine_->AddHold(path, mode, reason, caller);
+  // Act on it now rather than at the next tick (the bus layer logs it).
+  if (r.ok()) RequestCycle();
   return r;
 }
-bool Service::ReleaseHold(uint32_t cookie) { return engine_->ReleaseHold(cookie); }
-size_t Service::ReleaseHoldsOf(const std::string& owner) {
-  size_t n = engine_->ReleaseHoldsOf(owner);
-  if (n) LogInfo("released " + std::to_string(n) + " hold(s) of " + owner + " (left the bus)");
-  return n;
+bool Service::ReleaseHold(uint32_t cookie, const Caller& caller) {
+  return engine_->ReleaseHold(cookie, caller);
 }
-std::vector<HoldInfo> Service::Holds() const { return engine_->Holds(); }
-ApiResult<uid_t> Service::FileOwner(const std::string& path) const {
-  return engine_->FileOwner(path);
+size_t Service::ReleaseHoldsOf(const std::string& owner) { return engine_->ReleaseHoldsOf(owner); }
+void Service::ForEachHold(const Caller& caller,
+                          const std::function<void(const HoldInfo&)>& visit) const {
+  engine_->ForEachHold(caller, visit);
 }
+std::vector<EndedHold> Service::TakeEndedHolds() { return engine_->TakeEndedHolds(); }
 policy::Mode Service::mode() const { return engine_->mode(); }
 void Service::SetMode(policy::Mode mode) {
   if (mode == engine_->mode()) return;

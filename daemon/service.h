@@ -54,16 +54,16 @@ class Service final : public bus::ManagerBackend {
   uint64_t ManagedFiles() const override;
   uint64_t PendingFiles() const override;
   ApiResult<uint32_t> AddHold(const std::string& path, policy::DaxState mode,
-                              const std::string& reason, const std::string& owner,
-                              uid_t uid) override;
-  bool ReleaseHold(uint32_t cookie) override;
+                              const std::string& reason, const Caller& caller) override;
+  bool ReleaseHold(uint32_t cookie, const Caller& caller) override;
   size_t ReleaseHoldsOf(const std::string& owner) override;
-  std::vector<HoldInfo> Holds() const override;
-  ApiResult<uid_t> FileOwner(const std::string& path) const override;
+  void ForEachHold(const Caller& caller,
+                   const std::function<void(const HoldInfo&)>& visit) const override;
+  std::vector<EndedHold> TakeEndedHolds() override;
   policy::Mode mode() const override;
   void SetMode(policy::Mode mode) override;
   uint64_t generation() const override;
-  ApiResult<bool> Reload() override;
+  ApiResult<bool> Reload(const Caller& caller) override;
   std::string LastReloadResult() const override;
 
  private:
@@ -104,7 +104,6 @@ class Service final : public bus::ManagerBackend {
   std::string bus_problem_;
   std::string last_reload_result_ = "initial policy loaded";
   bool ready_sent_ = false;
-  uint64_t last_managed_ = 0, last_pending_ = 0;
   std::string last_degraded_;
 };
 

@@ -35,10 +35,15 @@ const char* ErrorName(ApiError error) {
   return kErrorFailed;
 }
 
+// An error reply whose text is valid UTF-8 whatever the message quotes.
+sdbus::Error BusError(const char* name, const std::string& message) {
+  return sdbus::Error(name, EscapeForBus(message));
+}
+
 template <class T>
 const T& ValueOrThrow(const ApiResult<T>& result) {
   if (result.ok()) return *result.value;
-  if (result.failure) throw sdbus::Error(ErrorName(result.failure->error), result.failure->message);
+  if (result.failure) throw BusError(ErrorName(result.failure->error), result.failure->message);
   throw sdbus::Error(kErrorFailed, "the daemon returned neither a value nor an error");
 }
 
@@ -46,14 +51,16 @@ const T& ValueOrThrow(const ApiResult<T>& result) {
   throw sdbus::Error(kErrorInvalidArgument, message);
 }
 
-void CheckPath(const std::string& path) {
+// The file a path argument names: checked, then unescaped (see EscapeForBus).
+std::string CheckPath(const std::string& path) {
   if (auto problem = PathProblem(path)) ThrowInvalid(*problem);
+  return UnescapeFromBus(path);
 }
 
 std::vector<Holder> Holders(const std::vector<daemon::HolderInfo>& holders) {
   std::vector<Holder> out;
   out.reserve(holders.size());
-  for (const auto& h : holders) out.emplace_back(h.pid, h.command);
+  for (const auto& h : holders) out.emplace_back(h.pid, EscapeForBus(h.command));
   return out;
 }
 
@@ -73,19 +80,13 @@ auto Guarded(const char* member, F&& body) -> decltype(body()) {
   }
 }
 
-struct Caller {
-  std::string sender;
-  uid_t uid = static_cast<uid_t>(-1);
-  pid_t pid = 0;  // 0 when the bus does not say
-};
-
 }  // namespace
 
 class BusService::Object
     : public sdbus::AdaptorInterfaces<org::daxpolicy::DaxPolicy1::Manager_adaptor> {
  public:
   Object(sdbus::IConnection& connection, ManagerBackend& backend)
-      : AdaptorInterfaces(connection, kObjectPath), backend_(backend) {
+      : AdaptorInterfaces(connection, kObjectPath), backend_(backend), published_(Read()) {
     registerAdaptor();
     bus_driver_ = sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus");
     bus_driver_->uponSignal("NameOwnerChanged")
@@ -101,11 +102,48 @@ class BusService::Object
     unregisterAdaptor();
   }
 
-  void SendPropertiesChanged(const std::vector<std::string>& names) {
-    getObject().emitPropertiesChangedSignal(kInterface, names);
+  // The one place PropertiesChanged is emitted from: every property that announces its
+  // changes is compared with what was last published, and only those that differ are sent,
+  // once, whoever caused the change (a bus call, a cycle, SIGHUP).
+  void SyncProperties() {
+    Published now = Read();
+    std::vector<std::string> changed;
+    if (now.mode != published_.mode) changed.push_back("Mode");
+    if (now.generation != published_.generation) changed.push_back("PolicyGeneration");
+    if (now.last_reload != published_.last_reload) changed.push_back("LastReloadResult");
+    if (now.degraded != published_.degraded) changed.push_back("Degraded");
+    if (now.managed != published_.managed) changed.push_back("ManagedFiles");
+    if (now.pending != published_.pending) changed.push_back("PendingFiles");
+    if (changed.empty()) return;
+    // Recorded first: a failed emission is not retried with every later change.
+    published_ = std::move(now);
+    getObject().emitPropertiesChangedSignal(kInterface, changed);
+  }
+
+  // PropertiesChanged through SyncProperties, then HoldEnded for every hold that ended.
+  void Publish() {
+    SyncProperties();
+    for (const EndedHold& h : backend_.TakeEndedHolds()) {
+      emitHoldEnded(h.cookie, EscapeForBus(h.path), h.why);
+    }
+  }
+
+  void SendReloaded(bool ok, const std::string& message) {
+    emitReloaded(ok, EscapeForBus(message));
   }
 
  private:
+  struct Published {
+    policy::Mode mode = policy::Mode::kEnforce;
+    uint64_t generation = 0;
+    std::string last_reload, degraded;
+    uint64_t managed = 0, pending = 0;
+  };
+  Published Read() const {
+    return Published{backend_.mode(),     backend_.generation(),   backend_.LastReloadResult(),
+                     backend_.Degraded(), backend_.ManagedFiles(), backend_.PendingFiles()};
+  }
+
   Caller CurrentCaller() {
     const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
     if (message == nullptr) throw sdbus::Error(kErrorFailed, "no message is being processed");
@@ -118,6 +156,12 @@ class BusService::Object
       } catch (const sdbus::Error&) {
         caller.pid = 0;  // only for the log
       }
+      try {
+        caller.gid = message->getCredsGid();
+        caller.groups = message->getCredsSupplementaryGids();
+      } catch (const sdbus::Error&) {
+        caller.groups.clear();  // no group then gives access
+      }
     } catch (const sdbus::Error& e) {
       throw sdbus::Error(kErrorPermissionDenied,
                          "cannot determine the caller's identity: " + e.getMessage());
@@ -128,8 +172,7 @@ class BusService::Object
   Caller RequireRoot(const char* member) {
     Caller caller = CurrentCaller();
     if (caller.uid != 0) {
-      daemon::LogNotice(std::string("refused ") + member + " from " + caller.sender + " (uid " +
-                        std::to_string(caller.uid) + ")");
+      daemon::LogNotice(std::string("refused ") + member + " from " + daemon::Describe(caller));
       throw sdbus::Error(kErrorPermissionDenied, std::string(member) + " needs root (caller uid " +
                                                      std::to_string(caller.uid) + ")");
     }
@@ -147,6 +190,7 @@ class BusService::Object
             daemon::Event::kHoldReleased, daemon::LogLevel::kNotice,
             "released " + std::to_string(released) + " hold(s) of " + name + ", which left the bus",
             {daemon::field::Caller(name)});
+        Publish();
       }
     } catch (const std::exception& e) {
       daemon::LogError("releasing the holds of " + name + " failed: " + e.what());
@@ -157,18 +201,17 @@ class BusService::Object
 
   Dict GetFileState(const std::string& path) override {
     return Guarded("GetFileState", [&] {
-      CheckPath(path);
-      auto result = backend_.GetFile(path);
+      auto result = backend_.GetFile(CheckPath(path));
       const daemon::FileView& f = ValueOrThrow(result);
       Dict d;
-      d["Path"] = sdbus::Variant(f.path);
+      d["Path"] = sdbus::Variant(EscapeForBus(f.path));
       d["Managed"] = sdbus::Variant(f.managed);
       d["Desired"] = sdbus::Variant(DesiredName(f.desired));
       d["Physical"] = sdbus::Variant(std::string(policy::DaxStateName(f.physical)));
       d["Effective"] = sdbus::Variant(std::string(policy::DaxStateName(f.effective)));
       d["State"] = sdbus::Variant(std::string(policy::FileStateName(f.state)));
-      d["Rule"] = sdbus::Variant(f.rule);
-      d["Reason"] = sdbus::Variant(f.reason);
+      d["Rule"] = sdbus::Variant(EscapeForBus(f.rule));
+      d["Reason"] = sdbus::Variant(EscapeForBus(f.reason));
       d["Holders"] = sdbus::Variant(Holders(f.holders));
       return d;
     });
@@ -176,9 +219,8 @@ class BusService::Object
 
   std::string Explain(const std::string& path) override {
     return Guarded("Explain", [&] {
-      CheckPath(path);
-      auto result = backend_.Explain(path);
-      return ValueOrThrow(result);
+      auto result = backend_.Explain(CheckPath(path));
+      return EscapeForBus(ValueOrThrow(result));
     });
   }
 
@@ -189,15 +231,15 @@ class BusService::Object
       if (!state.empty()) {
         filter = FileStateByName(state);
         if (!filter) {
-          ThrowInvalid("unknown state '" + state +
-                       "': expected \"\" or one of unmanaged, in-sync, pending, deferred, "
+          ThrowInvalid("unknown state " + QuoteArgument(state) +
+                       ": expected \"\" or one of unmanaged, in-sync, pending, deferred, "
                        "observed, blocked");
         }
       }
       std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>
           out;
       backend_.ListFiles(filter, [&out](const FileView& f) {
-        out.emplace_back(f.path, DesiredName(f.desired),
+        out.emplace_back(EscapeForBus(f.path), DesiredName(f.desired),
                          std::string(policy::DaxStateName(f.physical)),
                          std::string(policy::DaxStateName(f.effective)),
                          std::string(policy::FileStateName(f.state)));
@@ -211,8 +253,8 @@ class BusService::Object
       std::vector<Dict> out;
       for (const auto& dev : backend_.media().devices) {
         Dict d;
-        d["Name"] = sdbus::Variant(dev.name);
-        d["Kind"] = sdbus::Variant(dev.kind);
+        d["Name"] = sdbus::Variant(EscapeForBus(dev.name));
+        d["Kind"] = sdbus::Variant(EscapeForBus(dev.kind));
         d["Size"] = sdbus::Variant(static_cast<uint64_t>(dev.size));
         d["NumaNode"] = sdbus::Variant(static_cast<int32_t>(dev.numa_node));
         d["Health"] = sdbus::Variant(std::string(media::HealthName(dev.health.health)));
@@ -230,37 +272,32 @@ class BusService::Object
   uint32_t Hold(const std::string& path, const std::string& mode,
                 const std::string& reason) override {
     return Guarded("Hold", [&] {
-      CheckPath(path);
+      const std::string file = CheckPath(path);
       auto dax = HoldModeByName(mode);
-      if (!dax) ThrowInvalid("unknown hold mode '" + mode + "': expected dax or page-cache");
+      if (!dax) {
+        ThrowInvalid("unknown hold mode " + QuoteArgument(mode) + ": expected dax or page-cache");
+      }
       if (reason.size() > kMaxReasonBytes) {
         ThrowInvalid("the reason is " + std::to_string(reason.size()) +
                      " bytes long, more than the " + std::to_string(kMaxReasonBytes) + " allowed");
       }
       if (!IsValidUtf8(reason)) ThrowInvalid("the reason is not valid UTF-8");
       Caller caller = CurrentCaller();
-      if (caller.uid != 0) {
-        auto owner_result = backend_.FileOwner(path);
-        uid_t owner = ValueOrThrow(owner_result);
-        if (owner != caller.uid) {
-          daemon::LogNotice("refused Hold on " + path + " from " + caller.sender + " (uid " +
-                            std::to_string(caller.uid) + ", file owner " + std::to_string(owner) +
-                            ")");
-          throw sdbus::Error(kErrorPermissionDenied, "uid " + std::to_string(caller.uid) +
-                                                         " may not hold " + path +
-                                                         ": only its owner (uid " +
-                                                         std::to_string(owner) + ") or root may");
-        }
+      auto added = backend_.AddHold(file, *dax, reason, caller);
+      if (!added.ok()) {
+        daemon::LogNotice("refused Hold on " + EscapeForBus(file) + " from " +
+                          daemon::Describe(caller) + ": " +
+                          (added.failure ? added.failure->message : ""));
       }
-      auto added = backend_.AddHold(path, *dax, reason, caller.sender, caller.uid);
       uint32_t cookie = ValueOrThrow(added);
-      daemon::LogEvent(
-          daemon::Event::kHoldTaken, daemon::LogLevel::kInfo,
-          "hold " + std::to_string(cookie) + " on " + path + " (" + mode + ") by " + caller.sender +
-              " uid " + std::to_string(caller.uid) + (reason.empty() ? "" : ": " + reason),
-          {daemon::field::Path(path), daemon::field::To(mode), daemon::field::Hold(cookie),
-           daemon::field::Caller(caller.sender), daemon::field::CallerUid(caller.uid),
-           daemon::field::CallerPid(caller.pid), daemon::field::Reason(reason)});
+      daemon::LogEvent(daemon::Event::kHoldTaken, daemon::LogLevel::kInfo,
+                       "hold " + std::to_string(cookie) + " on " + EscapeForBus(file) + " (" +
+                           mode + ") by " + daemon::Describe(caller) +
+                           (reason.empty() ? "" : ": " + reason),
+                       {daemon::field::Path(EscapeForBus(file)), daemon::field::To(mode),
+                        daemon::field::Hold(cookie), daemon::field::Caller(caller.sender),
+                        daemon::field::CallerUid(caller.uid), daemon::field::CallerPid(caller.pid),
+                        daemon::field::Reason(reason)});
       return cookie;
     });
   }
@@ -268,50 +305,46 @@ class BusService::Object
   void Release(const uint32_t& cookie) override {
     Guarded("Release", [&] {
       if (cookie == 0) ThrowInvalid("0 is not a hold cookie");
-      std::optional<HoldInfo> hold;
-      for (const auto& h : backend_.Holds()) {
-        if (h.cookie == cookie) hold = h;
-      }
-      if (!hold) ThrowInvalid("no hold has cookie " + std::to_string(cookie));
       Caller caller = CurrentCaller();
-      if (caller.uid != 0 && caller.uid != hold->uid && caller.sender != hold->owner) {
-        throw sdbus::Error(kErrorPermissionDenied, "hold " + std::to_string(cookie) +
-                                                       " belongs to uid " +
-                                                       std::to_string(hold->uid) + ", not to uid " +
-                                                       std::to_string(caller.uid));
+      // An unknown cookie and another user's cookie get the same answer: a caller learns
+      // nothing about holds that are not its own.
+      if (!backend_.ReleaseHold(cookie, caller)) {
+        ThrowInvalid("no hold of yours has cookie " + std::to_string(cookie));
       }
-      if (!backend_.ReleaseHold(cookie)) {
-        ThrowInvalid("no hold has cookie " + std::to_string(cookie));
-      }
-      daemon::LogEvent(daemon::Event::kHoldReleased, daemon::LogLevel::kInfo,
-                       "hold " + std::to_string(cookie) + " released by " + caller.sender,
-                       {daemon::field::Path(hold->path), daemon::field::Hold(cookie),
-                        daemon::field::Caller(caller.sender), daemon::field::CallerUid(caller.uid),
-                        daemon::field::CallerPid(caller.pid)});
+      daemon::LogEvent(
+          daemon::Event::kHoldReleased, daemon::LogLevel::kInfo,
+          "hold " + std::to_string(cookie) + " released by " + daemon::Describe(caller),
+          {daemon::field::Hold(cookie), daemon::field::Caller(caller.sender),
+           daemon::field::CallerUid(caller.uid), daemon::field::CallerPid(caller.pid)});
+      Publish();
+    });
+  }
+
+  std::vector<
+      sdbus::Struct<uint32_t, std::string, std::string, std::string, std::string, uint32_t, bool>>
+  ListHolds() override {
+    return Guarded("ListHolds", [&] {
+      Caller caller = CurrentCaller();
+      std::vector<sdbus::Struct<uint32_t, std::string, std::string, std::string, std::string,
+                                uint32_t, bool>>
+          out;
+      backend_.ForEachHold(caller, [&out](const HoldInfo& h) {
+        out.emplace_back(h.cookie, EscapeForBus(h.path), std::string(policy::DaxStateName(h.mode)),
+                         EscapeForBus(h.reason), h.owner, static_cast<uint32_t>(h.uid),
+                         h.in_effect);
+      });
+      return out;
     });
   }
 
   void Reload() override {
     Guarded("Reload", [&] {
       Caller caller = RequireRoot("Reload");
-      const uint64_t generation_before = backend_.generation();
-      const policy::Mode mode_before = backend_.mode();
-      auto result = backend_.Reload();
+      // The backend logs the outcome, once, with the caller.
+      auto result = backend_.Reload(caller);
       const bool ok = result.ok();
-      std::string message;
-      if (ok) {
-        message = backend_.LastReloadResult();
-      } else if (result.failure) {
-        message = result.failure->message;
-      }
-      daemon::Log(ok ? daemon::LogLevel::kInfo : daemon::LogLevel::kWarning,
-                  "reload asked by " + caller.sender + ": " + (ok ? "ok" : "refused") +
-                      (message.empty() ? "" : ": " + message));
-      emitReloaded(ok, message);
-      std::vector<std::string> changed{"LastReloadResult"};
-      if (backend_.generation() != generation_before) changed.push_back("PolicyGeneration");
-      if (backend_.mode() != mode_before) changed.push_back("Mode");
-      SendPropertiesChanged(changed);
+      SendReloaded(ok, backend_.LastReloadResult());
+      Publish();
       ValueOrThrow(result);
     });
   }
@@ -320,11 +353,13 @@ class BusService::Object
     Guarded("SetMode", [&] {
       Caller caller = RequireRoot("SetMode");
       auto wanted = policy::ModeByName(mode);
-      if (!wanted) ThrowInvalid("unknown mode '" + mode + "': expected enforce or observe");
+      if (!wanted) {
+        ThrowInvalid("unknown mode " + QuoteArgument(mode) + ": expected enforce or observe");
+      }
       if (backend_.mode() == *wanted) return;
       backend_.SetMode(*wanted);
-      daemon::LogNotice("mode set to " + mode + " by " + caller.sender);
-      SendPropertiesChanged({"Mode"});
+      daemon::LogNotice("mode set to " + mode + " by " + daemon::Describe(caller));
+      Publish();
     });
   }
 
@@ -349,6 +384,7 @@ class BusService::Object
   std::string Version() override { return kVersion; }
 
   ManagerBackend& backend_;
+  Published published_;
   std::unique_ptr<sdbus::IProxy> bus_driver_;
 };
 
@@ -408,19 +444,19 @@ Result<void> BusService::EmitSwitchPending(const daemon::PendingSwitch& pending)
 
 Result<void> BusService::EmitReloaded(bool ok, const std::string& message) {
   try {
-    object_->emitReloaded(ok, message);
+    object_->SendReloaded(ok, message);
     return {};
   } catch (const sdbus::Error& e) {
     return Error{"cannot emit Reloaded: " + e.getMessage()};
   }
 }
 
-Result<void> BusService::EmitPropertiesChanged(const std::vector<std::string>& property_names) {
+Result<void> BusService::Publish() {
   try {
-    object_->SendPropertiesChanged(property_names);
+    object_->Publish();
     return {};
   } catch (const sdbus::Error& e) {
-    return Error{"cannot emit PropertiesChanged: " + e.getMessage()};
+    return Error{"cannot publish changes: " + e.getMessage()};
   }
 }
 

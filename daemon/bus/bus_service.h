@@ -41,15 +41,20 @@ Result<void> RequestBusName(sdbus::IConnection& connection);
 /// ApiError -> org.daxpolicy.DaxPolicy1.Error.{NotManaged,PermissionDenied,InvalidArgument,
 /// PolicyInvalid}, anything unexpected -> org.freedesktop.DBus.Error.Failed.
 ///
-/// Authorization uses the caller's uid as the bus daemon reports it: Reload and SetMode need
-/// uid 0; Hold needs uid 0 or the file's owner (ManagerBackend::FileOwner); Release needs
-/// uid 0, the hold's uid or the bus connection that took it. Read methods and properties
-/// are open to every caller the bus policy lets through.
+/// Authorization uses the caller's credentials as the bus daemon reports them: Reload and
+/// SetMode need uid 0; Hold needs uid 0 or the file's owner (checked by the backend on the
+/// file itself); Release needs uid 0, the hold's uid or the bus connection that took it.
 ///
-/// Signals caused by bus calls are emitted here: SetMode emits PropertiesChanged(Mode) when
-/// the mode changes; Reload emits Reloaded(ok, message) and PropertiesChanged of
-/// LastReloadResult (and PolicyGeneration, Mode when they changed). The daemon emits, through
-/// the Emit* methods, what its own events cause (cycles, close events, SIGHUP reloads).
+/// Every string sent is valid UTF-8: file names, messages and reasons go through
+/// EscapeForBus (daemon/bus/validate.h), and path arguments are read back with
+/// UnescapeFromBus.
+///
+/// One funnel for PropertiesChanged: Publish() compares every property that announces its
+/// changes with what it last published and emits one PropertiesChanged with those that
+/// differ, and one HoldEnded per hold that ended. Bus calls that change something (SetMode,
+/// Reload, Release) publish themselves; the daemon calls Publish() after its own events
+/// (cycles, close events, SIGHUP). Reloaded is emitted once per reload by whoever asked for
+/// it: the Reload method here, EmitReloaded for SIGHUP.
 ///
 /// Holds of a client are released (ManagerBackend::ReleaseHoldsOf) when its unique name
 /// leaves the bus, seen as NameOwnerChanged from org.freedesktop.DBus.
@@ -70,10 +75,9 @@ class BusService {
   Result<void> EmitSwitchPending(const daemon::PendingSwitch& pending);
   /// Signal Reloaded(ok, message).
   Result<void> EmitReloaded(bool ok, const std::string& message);
-  /// org.freedesktop.DBus.Properties.PropertiesChanged for these properties of the Manager
-  /// interface (e.g. {"ManagedFiles", "PendingFiles"} after a cycle, {"Degraded"}). The new
-  /// values are read from the backend. Fails on an unknown property name.
-  Result<void> EmitPropertiesChanged(const std::vector<std::string>& property_names);
+  /// PropertiesChanged for the properties that changed since they were last published, and
+  /// HoldEnded for the holds that ended (see the top of this class).
+  Result<void> Publish();
 
  private:
   class Object;

@@ -51,46 +51,74 @@ uint64_t FakeBackend::PendingFiles() const {
 }
 
 ApiResult<uint32_t> FakeBackend::AddHold(const std::string& path, policy::DaxState mode,
-                                         const std::string& reason, const std::string& owner,
-                                         uid_t uid) {
+                                         const std::string& reason, const Caller& caller) {
   auto it = files.find(path);
   if (it == files.end() || !it->second.managed) {
     return ApiFail<uint32_t>(ApiError::kNotManaged, path + " is not managed by daxpolicyd");
+  }
+  if (!caller.root()) {
+    uid_t owner = 0;
+    if (auto o = owners.find(path); o != owners.end()) {
+      owner = o->second;
+    } else {
+      struct stat st;
+      if (lstat(path.c_str(), &st) != 0) {
+        return ApiFail<uint32_t>(ApiError::kNotManaged, path + ": " + std::strerror(errno));
+      }
+      owner = st.st_uid;
+    }
+    if (owner != caller.uid) {
+      return ApiFail<uint32_t>(ApiError::kPermissionDenied,
+                               "uid " + std::to_string(caller.uid) + " may not hold " + path +
+                                   ": only its owner (uid " + std::to_string(owner) +
+                                   ") or root may");
+    }
   }
   HoldInfo hold;
   hold.cookie = next_cookie++;
   hold.path = path;
   hold.mode = mode;
   hold.reason = reason;
-  hold.owner = owner;
-  hold.uid = uid;
+  hold.owner = caller.sender;
+  hold.uid = caller.uid;
+  hold.pid = caller.pid;
+  hold.in_effect = true;
   holds.push_back(hold);
   return ApiOk(hold.cookie);
 }
 
-bool FakeBackend::ReleaseHold(uint32_t cookie) {
+bool FakeBackend::ReleaseHold(uint32_t cookie, const Caller& caller) {
   auto it = std::find_if(holds.begin(), holds.end(),
                          [&](const HoldInfo& h) { return h.cookie == cookie; });
   if (it == holds.end()) return false;
+  if (!caller.root() && caller.uid != it->uid && caller.sender != it->owner) return false;
+  ended.push_back(EndedHold{it->cookie, it->path, "released"});
   holds.erase(it);
   return true;
 }
 
 size_t FakeBackend::ReleaseHoldsOf(const std::string& owner) {
-  return std::erase_if(holds, [&](const HoldInfo& h) { return h.owner == owner; });
+  return std::erase_if(holds, [&](const HoldInfo& h) {
+    if (h.owner != owner) return false;
+    ended.push_back(EndedHold{h.cookie, h.path, "holder left the bus"});
+    return true;
+  });
 }
 
-ApiResult<uid_t> FakeBackend::FileOwner(const std::string& path) const {
-  auto it = owners.find(path);
-  if (it != owners.end()) return ApiOk(it->second);
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) {
-    return ApiFail<uid_t>(ApiError::kNotManaged, path + ": " + std::strerror(errno));
+void FakeBackend::ForEachHold(const Caller& caller,
+                              const std::function<void(const HoldInfo&)>& visit) const {
+  for (const HoldInfo& h : holds) {
+    if (caller.root() || h.uid == caller.uid || h.owner == caller.sender) visit(h);
   }
-  return ApiOk(st.st_uid);
 }
 
-ApiResult<bool> FakeBackend::Reload() {
+std::vector<EndedHold> FakeBackend::TakeEndedHolds() {
+  std::vector<EndedHold> out;
+  out.swap(ended);
+  return out;
+}
+
+ApiResult<bool> FakeBackend::Reload(const Caller& /*caller*/) {
   ++reload_calls;
   if (reload_error) {
     last_reload_result = "refused: " + *reload_error;

@@ -26,7 +26,7 @@ class FakeBackend : public ManagerBackend {
   std::map<std::string, std::string> explanations;
   media::MediaReport media_report;
   std::string degraded;
-  /// FileOwner answers from here first, else lstat()s the path.
+  /// AddHold takes the owner of a path from here first, else lstat()s the path.
   std::map<std::string, uid_t> owners;
   policy::Mode current_mode = policy::Mode::kEnforce;
   uint64_t current_generation = 1;
@@ -34,6 +34,7 @@ class FakeBackend : public ManagerBackend {
   /// When set, Reload fails with kPolicyInvalid and this message.
   std::optional<std::string> reload_error;
   std::vector<HoldInfo> holds;
+  std::vector<EndedHold> ended;
   uint32_t next_cookie = 1;
   int reload_calls = 0;
 
@@ -46,16 +47,16 @@ class FakeBackend : public ManagerBackend {
   uint64_t ManagedFiles() const override;
   uint64_t PendingFiles() const override;
   ApiResult<uint32_t> AddHold(const std::string& path, policy::DaxState mode,
-                              const std::string& reason, const std::string& owner,
-                              uid_t uid) override;
-  bool ReleaseHold(uint32_t cookie) override;
+                              const std::string& reason, const Caller& caller) override;
+  bool ReleaseHold(uint32_t cookie, const Caller& caller) override;
   size_t ReleaseHoldsOf(const std::string& owner) override;
-  std::vector<HoldInfo> Holds() const override { return holds; }
-  ApiResult<uid_t> FileOwner(const std::string& path) const override;
+  void ForEachHold(const Caller& caller,
+                   const std::function<void(const HoldInfo&)>& visit) const override;
+  std::vector<EndedHold> TakeEndedHolds() override;
   policy::Mode mode() const override { return current_mode; }
   void SetMode(policy::Mode mode) override { current_mode = mode; }
   uint64_t generation() const override { return current_generation; }
-  ApiResult<bool> Reload() override;
+  ApiResult<bool> Reload(const Caller& caller) override;
   std::string LastReloadResult() const override { return last_reload_result; }
 };
 

@@ -25,6 +25,8 @@ namespace daxpolicy::bus {
 using daemon::ApiError;
 using daemon::ApiFailure;
 using daemon::ApiResult;
+using daemon::Caller;
+using daemon::EndedHold;
 using daemon::FileView;
 using daemon::HoldInfo;
 
@@ -51,19 +53,21 @@ class ManagerBackend {
   /// Property PendingFiles.
   virtual uint64_t PendingFiles() const = 0;
 
-  /// Hold(path, mode, reason). The bus layer has already checked that `uid` may hold the
-  /// file; `owner` is the caller's unique bus name (":1.42"). Returns the cookie (never 0).
+  /// Hold(path, mode, reason) by `caller` (see daemon/holds.h for identity and precedence).
+  /// The backend checks that the caller is root or owns the very file it holds. Returns the
+  /// cookie (never 0); kPermissionDenied when not allowed or at a limit.
   virtual ApiResult<uint32_t> AddHold(const std::string& path, policy::DaxState mode,
-                                      const std::string& reason, const std::string& owner,
-                                      uid_t uid) = 0;
-  /// Release(cookie). False: no hold has this cookie.
-  virtual bool ReleaseHold(uint32_t cookie) = 0;
+                                      const std::string& reason, const Caller& caller) = 0;
+  /// Release(cookie). False when no hold has this cookie or the caller may not release it
+  /// (root, the hold's uid and its bus connection may): the two are not told apart.
+  virtual bool ReleaseHold(uint32_t cookie, const Caller& caller) = 0;
   /// Drops every hold of a unique bus name that left the bus; returns how many.
   virtual size_t ReleaseHoldsOf(const std::string& owner) = 0;
-  /// Current holds; the bus layer checks with it who may release a cookie.
-  virtual std::vector<HoldInfo> Holds() const = 0;
-  /// Owner uid of the file at path (lstat), for the permission check of Hold.
-  virtual ApiResult<uid_t> FileOwner(const std::string& path) const = 0;
+  /// ListHolds(): every hold for root, the caller's own (by uid or connection) otherwise.
+  virtual void ForEachHold(const Caller& caller,
+                           const std::function<void(const HoldInfo&)>& visit) const = 0;
+  /// Holds that ended since the last call, for the HoldEnded signal.
+  virtual std::vector<EndedHold> TakeEndedHolds() = 0;
 
   /// Property Mode.
   virtual policy::Mode mode() const = 0;
@@ -75,9 +79,10 @@ class ManagerBackend {
   /// Reload(): re-reads and validates the policy files and, when valid, replaces the running
   /// policy, exactly like SIGHUP. A bad policy fails with kPolicyInvalid and its errors as the
   /// message (one "FILE:LINE:COL: message" per line); the running policy stays.
-  /// Must not emit signals itself: the bus layer emits Reloaded and PropertiesChanged for
-  /// reloads asked over the bus.
-  virtual ApiResult<bool> Reload() = 0;
+  /// Logs the outcome once, naming `caller` (for SIGHUP: sender "SIGHUP" and the sending
+  /// process), and emits no signal: whoever asked for the reload (the bus layer for D-Bus, the
+  /// daemon for SIGHUP) emits Reloaded once.
+  virtual ApiResult<bool> Reload(const Caller& caller) = 0;
   /// Property LastReloadResult: human-readable outcome of the last reload (SIGHUP or bus).
   virtual std::string LastReloadResult() const = 0;
 };

@@ -22,6 +22,22 @@ inline constexpr size_t kMaxReasonBytes = 4096;
 /// True when `text` is well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF).
 bool IsValidUtf8(std::string_view text);
 
+/// Every string the daemon puts on the bus is valid UTF-8 without NUL. File names and
+/// messages may hold any bytes, so they are escaped: a backslash becomes "\\" and each
+/// byte that is not part of well-formed UTF-8 (and NUL) becomes "\xHH" (two lowercase hex
+/// digits); everything else is sent unchanged. A client maps back by replacing "\\" with
+/// "\" and "\xHH" with the byte HH. Path arguments are read the same way, except that a
+/// backslash followed by anything else stands for itself.
+std::string EscapeForBus(std::string_view text);
+/// The inverse of EscapeForBus, for path arguments (lenient as described above).
+std::string UnescapeFromBus(std::string_view text);
+
+/// Most bytes of a client's argument an error message quotes.
+inline constexpr size_t kMaxQuotedBytes = 96;
+/// `arg` as error messages quote it: escaped like EscapeForBus, cut after kMaxQuotedBytes
+/// bytes of the argument with "..." appended when longer.
+std::string QuoteArgument(std::string_view arg);
+
 /// Why `path` is not acceptable, or nullopt when it is: it must be non-empty, absolute,
 /// normalized (no "." or ".." component, no "//", no trailing "/"), valid UTF-8 without NUL,
 /// and at most kMaxPathBytes long.

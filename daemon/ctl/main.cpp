@@ -73,6 +73,7 @@ class ManagerProxy : public sdbus::ProxyInterfaces<org::daxpolicy::DaxPolicy1::M
                       const std::string&, const std::string&) override {}
   void onSwitchPending(const std::string&, const std::string&,
                        const std::vector<sdbus::Struct<uint32_t, std::string>>&) override {}
+  void onHoldEnded(const uint32_t&, const std::string&, const std::string&) override {}
   void onReloaded(const bool&, const std::string&) override {}
 };
 
@@ -146,13 +147,9 @@ std::optional<std::string> AbsoluteArgument(const std::string& arg) {
     return std::nullopt;
   }
   std::string path = ctl::AbsolutePath(arg, arg.empty() || arg.front() == '/' ? "/" : cwd);
-  // D-Bus strings are UTF-8: such a name cannot travel at all, say so before trying.
-  if (!bus::IsValidUtf8(path)) {
-    std::cerr << "daxpolicyctl: '" << ctl::Printable(path)
-              << "' is not valid UTF-8; D-Bus cannot carry this path\n";
-    return std::nullopt;
-  }
-  return path;
+  // D-Bus strings are UTF-8: other bytes (and backslashes) travel escaped, as the daemon
+  // reads them back (EscapeForBus).
+  return bus::EscapeForBus(path);
 }
 
 std::string VariantJson(const sdbus::Variant& v) {
@@ -252,6 +249,37 @@ int Files(bool session, bool json, const std::string& state) {
     for (const auto& f : files)
       rows.push_back({f.get<0>(), f.get<4>(), f.get<1>(), f.get<2>(), f.get<3>()});
     std::cout << ctl::FormatTable({"PATH", "STATE", "DESIRED", "PHYSICAL", "EFFECTIVE"}, rows);
+    return 0;
+  });
+}
+
+int Holds(bool session, bool json) {
+  return WithDaemon(session, [&](ManagerProxy& p) {
+    auto holds = p.ListHolds();
+    if (json) {
+      std::vector<std::string> items;
+      for (const auto& h : holds) {
+        items.push_back(ctl::JsonObject()
+                            .Add("Cookie", ctl::JsonNumber(static_cast<uint64_t>(h.get<0>())))
+                            .Add("Path", ctl::JsonString(h.get<1>()))
+                            .Add("Mode", ctl::JsonString(h.get<2>()))
+                            .Add("Reason", ctl::JsonString(h.get<3>()))
+                            .Add("Holder", ctl::JsonString(h.get<4>()))
+                            .Add("Uid", ctl::JsonNumber(static_cast<uint64_t>(h.get<5>())))
+                            .Add("InEffect", ctl::JsonBool(h.get<6>()))
+                            .str());
+      }
+      std::cout << ctl::JsonArray(items) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& h : holds) {
+      rows.push_back({std::to_string(h.get<0>()), h.get<1>(), h.get<2>(),
+                      h.get<6>() ? "yes" : "no (page-cache hold wins)", std::to_string(h.get<5>()),
+                      h.get<4>(), h.get<3>()});
+    }
+    std::cout << ctl::FormatTable(
+        {"COOKIE", "PATH", "MODE", "IN EFFECT", "UID", "HOLDER", "REASON"}, rows);
     return 0;
   });
 }
@@ -507,6 +535,10 @@ int main(int argc, char** argv) {
   hold->add_option("PATH", hold_path, "The file")->required();
   hold->add_option("CMD", hold_command, "The command (after --) and its arguments")->required();
 
+  auto* holds = app.add_subcommand(
+      "holds", "Application holds (root sees every hold, other users their own)");
+  holds->add_flag("--json", json, "Print JSON");
+
   auto* reload = app.add_subcommand("reload", "Re-read the policy (root only)");
 
   std::string new_mode;
@@ -530,6 +562,7 @@ int main(int argc, char** argv) {
   if (*explain) return Explain(session, json, explain_path);
   if (*media) return Media(session, json);
   if (*hold) return Hold(session, hold_mode, hold_reason, hold_path, hold_command);
+  if (*holds) return Holds(session, json);
   if (*reload) return Reload(session);
   if (*mode) return Mode(session, new_mode);
   if (*restore) return Restore(state_dir, restore_all, restore_paths);

@@ -29,10 +29,12 @@ protected:
         object_.registerMethod("GetMedia").onInterface(INTERFACE_NAME).withOutputParamNames("devices").implementedAs([this](){ return this->GetMedia(); });
         object_.registerMethod("Hold").onInterface(INTERFACE_NAME).withInputParamNames("path", "mode", "reason").withOutputParamNames("cookie").implementedAs([this](const std::string& path, const std::string& mode, const std::string& reason){ return this->Hold(path, mode, reason); });
         object_.registerMethod("Release").onInterface(INTERFACE_NAME).withInputParamNames("cookie").implementedAs([this](const uint32_t& cookie){ return this->Release(cookie); });
+        object_.registerMethod("ListHolds").onInterface(INTERFACE_NAME).withOutputParamNames("holds").implementedAs([this](){ return this->ListHolds(); });
         object_.registerMethod("Reload").onInterface(INTERFACE_NAME).implementedAs([this](){ return this->Reload(); });
         object_.registerMethod("SetMode").onInterface(INTERFACE_NAME).withInputParamNames("mode").implementedAs([this](const std::string& mode){ return this->SetMode(mode); });
         object_.registerSignal("StateChanged").onInterface(INTERFACE_NAME).withParameters<std::string, std::string, std::string, std::string, std::string>("path", "state", "physical", "effective", "rule");
         object_.registerSignal("SwitchPending").onInterface(INTERFACE_NAME).withParameters<std::string, std::string, std::vector<sdbus::Struct<uint32_t, std::string>>>("path", "desired", "holders");
+        object_.registerSignal("HoldEnded").onInterface(INTERFACE_NAME).withParameters<uint32_t, std::string, std::string>("cookie", "path", "why");
         object_.registerSignal("Reloaded").onInterface(INTERFACE_NAME).withParameters<bool, std::string>("ok", "message");
         object_.registerProperty("Mode").onInterface(INTERFACE_NAME).withGetter([this](){ return this->Mode(); }).withUpdateBehavior(sdbus::Flags::EMITS_CHANGE_SIGNAL);
         object_.registerProperty("PolicyGeneration").onInterface(INTERFACE_NAME).withGetter([this](){ return this->PolicyGeneration(); }).withUpdateBehavior(sdbus::Flags::EMITS_CHANGE_SIGNAL);
@@ -56,6 +58,11 @@ public:
         object_.emitSignal("SwitchPending").onInterface(INTERFACE_NAME).withArguments(path, desired, holders);
     }
 
+    void emitHoldEnded(const uint32_t& cookie, const std::string& path, const std::string& why)
+    {
+        object_.emitSignal("HoldEnded").onInterface(INTERFACE_NAME).withArguments(cookie, path, why);
+    }
+
     void emitReloaded(const bool& ok, const std::string& message)
     {
         object_.emitSignal("Reloaded").onInterface(INTERFACE_NAME).withArguments(ok, message);
@@ -68,6 +75,7 @@ private:
     virtual std::vector<std::map<std::string, sdbus::Variant>> GetMedia() = 0;
     virtual uint32_t Hold(const std::string& path, const std::string& mode, const std::string& reason) = 0;
     virtual void Release(const uint32_t& cookie) = 0;
+    virtual std::vector<sdbus::Struct<uint32_t, std::string, std::string, std::string, std::string, uint32_t, bool>> ListHolds() = 0;
     virtual void Reload() = 0;
     virtual void SetMode(const std::string& mode) = 0;
 

@@ -25,6 +25,7 @@ protected:
     {
         proxy_.uponSignal("StateChanged").onInterface(INTERFACE_NAME).call([this](const std::string& path, const std::string& state, const std::string& physical, const std::string& effective, const std::string& rule){ this->onStateChanged(path, state, physical, effective, rule); });
         proxy_.uponSignal("SwitchPending").onInterface(INTERFACE_NAME).call([this](const std::string& path, const std::string& desired, const std::vector<sdbus::Struct<uint32_t, std::string>>& holders){ this->onSwitchPending(path, desired, holders); });
+        proxy_.uponSignal("HoldEnded").onInterface(INTERFACE_NAME).call([this](const uint32_t& cookie, const std::string& path, const std::string& why){ this->onHoldEnded(cookie, path, why); });
         proxy_.uponSignal("Reloaded").onInterface(INTERFACE_NAME).call([this](const bool& ok, const std::string& message){ this->onReloaded(ok, message); });
     }
 
@@ -32,6 +33,7 @@ protected:
 
     virtual void onStateChanged(const std::string& path, const std::string& state, const std::string& physical, const std::string& effective, const std::string& rule) = 0;
     virtual void onSwitchPending(const std::string& path, const std::string& desired, const std::vector<sdbus::Struct<uint32_t, std::string>>& holders) = 0;
+    virtual void onHoldEnded(const uint32_t& cookie, const std::string& path, const std::string& why) = 0;
     virtual void onReloaded(const bool& ok, const std::string& message) = 0;
 
 public:
@@ -73,6 +75,13 @@ public:
     void Release(const uint32_t& cookie)
     {
         proxy_.callMethod("Release").onInterface(INTERFACE_NAME).withArguments(cookie);
+    }
+
+    std::vector<sdbus::Struct<uint32_t, std::string, std::string, std::string, std::string, uint32_t, bool>> ListHolds()
+    {
+        std::vector<sdbus::Struct<uint32_t, std::string, std::string, std::string, std::string, uint32_t, bool>> result;
+        proxy_.callMethod("ListHolds").onInterface(INTERFACE_NAME).storeResultsTo(result);
+        return result;
     }
 
     void Reload()

@@ -36,7 +36,7 @@ class TestBackend : public FakeBackend {
  public:
   explicit TestBackend(std::string dir) : dir_(std::move(dir)) {}
 
-  daxpolicy::bus::ApiResult<bool> Reload() override {
+  daxpolicy::bus::ApiResult<bool> Reload(const daxpolicy::daemon::Caller& caller) override {
     std::ifstream bad(dir_ + "/bad-policy");
     if (bad) {
       std::stringstream text;
@@ -45,7 +45,7 @@ class TestBackend : public FakeBackend {
     } else {
       reload_error.reset();
     }
-    return FakeBackend::Reload();
+    return FakeBackend::Reload(caller);
   }
 
  private:
@@ -132,16 +132,22 @@ int OnSignal(sd_event_source* /*source*/, const struct signalfd_siginfo* si, voi
       daxpolicy::daemon::PendingSwitch pending{
           loop->dir + "/db/b.sst", DaxState::kDax, {{4242, "postgres", false}}};
       Check(loop->service->EmitSwitchPending(pending));
-      Check(loop->service->EmitPropertiesChanged({"PendingFiles", "ManagedFiles"}));
-      auto bogus = loop->service->EmitPropertiesChanged({"NoSuchProperty"});
-      if (!bogus.ok()) std::cerr << "refused: " << bogus.error().message << std::endl;
+      // One more pending file: the counts change, and Publish() announces exactly that.
+      daxpolicy::daemon::FileView extra;
+      extra.path = loop->dir + "/db/c.sst";
+      extra.managed = true;
+      extra.state = FileState::kPending;
+      loop->backend->files[extra.path] = extra;
+      Check(loop->service->Publish());
+      Check(loop->service->Publish());
       break;
     }
     case SIGHUP: {
-      auto r = loop->backend->Reload();
-      Check(loop->service->EmitReloaded(
-          r.ok(), r.ok() ? loop->backend->LastReloadResult() : r.failure->message));
-      Check(loop->service->EmitPropertiesChanged({"PolicyGeneration", "LastReloadResult"}));
+      daxpolicy::daemon::Caller sighup;
+      sighup.sender = "SIGHUP";
+      auto r = loop->backend->Reload(sighup);
+      Check(loop->service->EmitReloaded(r.ok(), loop->backend->LastReloadResult()));
+      Check(loop->service->Publish());
       break;
     }
   }

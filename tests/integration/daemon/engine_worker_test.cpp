@@ -258,7 +258,10 @@ TEST_F(EngineWorker, AHoldTakenWhileAJobIsOutActsFromTheNextCycle) {
 
   CycleJobPtr job = engine_->BeginCycle(Now());
   ASSERT_NE(job, nullptr);
-  auto cookie = engine_->AddHold(root_ + "/held", policy::DaxState::kDax, "test", ":1.1", 0);
+  Caller root;
+  root.sender = ":1.1";
+  root.uid = 0;
+  auto cookie = engine_->AddHold(root_ + "/held", policy::DaxState::kDax, "test", root);
   ASSERT_TRUE(cookie.ok()) << cookie.failure->message;
   std::thread worker([&] { engine_->RunWork(*job); });
   worker.join();

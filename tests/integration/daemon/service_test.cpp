@@ -267,7 +267,7 @@ TEST_F(ADaemonService, HoldsSwitchesModesAndReportsMedia) {
 
   r = Call("Release", {"u", "42"});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("no hold has cookie 42"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no hold of yours has cookie 42"), std::string::npos) << r.err;
   EXPECT_TRUE(Alive());
 }
 
@@ -358,6 +358,64 @@ TEST_F(ADaemonService, KeepsItsPolicyWhenAReloadIsBrokenAndReportsIt) {
   EXPECT_EQ(Property("PolicyGeneration"), "t 2\n");
   m = ::daxpolicy::testing::Run({"curl", "-sS", metrics_url_ + "/metrics"});
   EXPECT_NE(m.out.find("daxpolicy_config_last_reload_successful 1"), std::string::npos) << m.out;
+}
+
+TEST_F(ADaemonService, SignalsEachReloadOnceAndLogsItOnceWithTheCaller) {
+  // busctl monitor records every signal of the daemon while one D-Bus Reload and one SIGHUP
+  // reload happen: each emits Reloaded once and PropertiesChanged once.
+  const fs::path monitored = dir_.path() / "monitor.out";
+  pid_t monitor = Spawn({"busctl", "--address=" + address_, "monitor",
+                         "--match=type='signal',sender='org.daxpolicy.DaxPolicy1'"},
+                        {}, monitored, dir_.path() / "monitor.err");
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  auto started = [&] {
+    for (const fs::path& p : {monitored, dir_.path() / "monitor.err"}) {
+      if (fs::exists(p) && ReadFile(p).find("Monitoring") != std::string::npos) return true;
+    }
+    return false;
+  };
+  while (!started() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CommandResult r = Call("Reload");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Property("PolicyGeneration"), "t 2\n");
+  kill(daemon_pid_, SIGHUP);
+  deadline = Clock::now() + std::chrono::seconds(10);
+  while (Property("PolicyGeneration") != "t 3\n" && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // A cycle after each reload: it changes no count, so it announces nothing.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  kill(monitor, SIGTERM);
+  waitpid(monitor, nullptr, 0);
+  const std::string signals = ReadFile(monitored);
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = signals.find(needle); at != std::string::npos;
+         at = signals.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(count("Member=Reloaded"), 2u) << signals;
+  EXPECT_EQ(count("Member=PropertiesChanged"), 2u) << signals;
+  EXPECT_EQ(count("\"LastReloadResult\""), 2u) << signals;
+  const std::string log = ReadFile(dir_.path() / "daemon.err");
+  EXPECT_EQ(log.find("ok: ok:"), std::string::npos) << log;
+  std::smatch m;
+  EXPECT_TRUE(std::regex_search(
+      log, m, std::regex(R"(reload asked by :1\.\d+ \(uid 0, pid \d+\): ok: generation 2 from )")))
+      << log;
+  EXPECT_TRUE(std::regex_search(
+      log, m, std::regex(R"(reload asked by SIGHUP \(uid 0, pid \d+\): ok: generation 3 from )")))
+      << log;
+  size_t logged = 0;
+  for (size_t at = log.find("generation 2 from"); at != std::string::npos;
+       at = log.find("generation 2 from", at + 1)) {
+    ++logged;
+  }
+  EXPECT_EQ(logged, 1u) << log;
 }
 
 TEST_F(ADaemonService, ServesMetricsThatPromtoolAcceptsAndSurvivesStrayRequests) {

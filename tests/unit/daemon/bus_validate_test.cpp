@@ -35,6 +35,32 @@ TEST(APathCheck, SaysWhatIsWrongWithABadPath) {
   EXPECT_EQ(PathProblem("/srv/\xff"), "the path is not valid UTF-8");
 }
 
+TEST(BusEscaping, LeavesValidUtf8AloneAndEscapesEverythingElse) {
+  EXPECT_EQ(EscapeForBus("/srv/d\xc3\xa9j\xc3\xa0"), "/srv/d\xc3\xa9j\xc3\xa0");
+  EXPECT_EQ(EscapeForBus("/srv/\xff\xfe"), "/srv/\\xff\\xfe");
+  EXPECT_EQ(EscapeForBus("a\\b"), "a\\\\b");
+  EXPECT_EQ(EscapeForBus(std::string("a\0b", 3)), "a\\x00b");
+  EXPECT_EQ(EscapeForBus("\xc0\xaf"), "\\xc0\\xaf");  // overlong '/'
+  EXPECT_EQ(EscapeForBus("\xe2\x82"), "\\xe2\\x82");  // cut short
+  for (const std::string& raw :
+       {std::string("/srv/\xff"), std::string("a\\xff"), std::string("\\\\"),
+        std::string("x\xed\xa0\x80y"), std::string("\x01\x7f\x80", 3)}) {
+    const std::string sent = EscapeForBus(raw);
+    EXPECT_TRUE(IsValidUtf8(sent)) << sent;
+    EXPECT_EQ(sent.find('\0'), std::string::npos);
+    EXPECT_EQ(UnescapeFromBus(sent), raw) << sent;
+  }
+  // Lenient on input: a backslash before anything else stands for itself.
+  EXPECT_EQ(UnescapeFromBus("a\\qb\\x4"), "a\\qb\\x4");
+}
+
+TEST(BusEscaping, QuotesOnlyABoundedPrefixOfAnArgument) {
+  EXPECT_EQ(QuoteArgument("abc"), "'abc'");
+  const std::string quoted = QuoteArgument(std::string(5000, 'a'));
+  EXPECT_EQ(quoted, "'" + std::string(kMaxQuotedBytes, 'a') + "'... (5000 bytes)");
+  EXPECT_LT(PathProblem(std::string(4000, 'a'))->size(), 200u);
+}
+
 TEST(AUtf8Check, RejectsMalformedAndOverlongSequences) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain"));

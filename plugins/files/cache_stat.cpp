@@ -14,11 +14,18 @@ namespace daxpolicy::files {
 namespace {
 
 // The Debian 12 (6.1) uapi headers predate cachestat (6.5): ABI from
-// include/uapi/linux/mman.h and arch/x86/entry/syscalls/syscall_64.tbl.
-#if defined(__x86_64__)
-constexpr long kSysCachestat = 451;
+// include/uapi/linux/mman.h. Syscalls added since Linux 5.1 have one number on
+// every architecture (the generic scripts/syscall.tbl and each arch's table
+// agree: 451 on x86_64, i386, arm64, armhf, ppc64el, s390x, riscv64, ...),
+// except alpha (+110) and mips (offset by the ABI's __NR_Linux).
+#if defined(__NR_cachestat)
+constexpr long kSysCachestat = __NR_cachestat;
+#elif defined(__alpha__)
+constexpr long kSysCachestat = 561;
+#elif defined(__mips__)
+constexpr long kSysCachestat = __NR_Linux + 451;
 #else
-#error "cachestat syscall number is only defined for x86_64"
+constexpr long kSysCachestat = 451;
 #endif
 
 struct CachestatRange {

@@ -20,7 +20,7 @@ struct CacheCounts {
   bool have_evicted = false;      ///< cachestat gives eviction data, mincore does not
 };
 
-/// Calls cachestat(2) (x86_64 syscall 451, Linux 6.5+) on the whole of fd.
+/// Calls cachestat(2) (syscall 451 on most architectures, Linux 6.5+) on the whole of fd.
 /// Errors carry the errno: ENOSYS on kernels without it (or built without
 /// CONFIG_CACHESTAT_SYSCALL), EPERM when the caller may not write the file on
 /// kernels with the 2025 permission fix, EOPNOTSUPP on hugetlbfs.

@@ -15,6 +15,8 @@ inline constexpr const char* kErrorPermissionDenied =
 inline constexpr const char* kErrorInvalidArgument =
     "org.daxpolicy.DaxPolicy1.Error.InvalidArgument";
 inline constexpr const char* kErrorPolicyInvalid = "org.daxpolicy.DaxPolicy1.Error.PolicyInvalid";
+/// An answer would exceed a documented limit (ListFiles beyond kMaxListFiles).
+inline constexpr const char* kErrorLimitExceeded = "org.daxpolicy.DaxPolicy1.Error.LimitExceeded";
 /// Anything unexpected inside the service (a bug): the standard generic error.
 inline constexpr const char* kErrorFailed = "org.freedesktop.DBus.Error.Failed";
 

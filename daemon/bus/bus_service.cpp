@@ -8,6 +8,8 @@
 #include <utility>
 
 #include "daemon/bus/bus_names.h"
+#include "daemon/bus/dump.h"
+#include "daemon/bus/reach.h"
 #include "daemon/bus/validate.h"
 #include "daemon/log.h"
 #include "daxpolicy/version.h"
@@ -55,6 +57,17 @@ const T& ValueOrThrow(const ApiResult<T>& result) {
 std::string CheckPath(const std::string& path) {
   if (auto problem = PathProblem(path)) ThrowInvalid(*problem);
   return UnescapeFromBus(path);
+}
+
+std::optional<policy::FileState> StateFilter(const std::string& state) {
+  if (state.empty()) return std::nullopt;
+  auto filter = FileStateByName(state);
+  if (!filter) {
+    ThrowInvalid("unknown state " + QuoteArgument(state) +
+                 ": expected \"\" or one of unmanaged, in-sync, pending, deferred, observed, "
+                 "blocked");
+  }
+  return filter;
 }
 
 std::vector<Holder> Holders(const std::vector<daemon::HolderInfo>& holders) {
@@ -169,6 +182,17 @@ class BusService::Object
     return caller;
   }
 
+  // A path argument of a read method: checked, unescaped, and for a caller other than root
+  // answered like a missing file unless the caller could reach it itself.
+  std::string CheckVisiblePath(const std::string& path) {
+    std::string file = CheckPath(path);
+    Caller caller = CurrentCaller();
+    if (!ReachCheck(caller).Reachable(file)) {
+      throw BusError(kErrorNotManaged, NoSuchFileMessage(file));
+    }
+    return file;
+  }
+
   Caller RequireRoot(const char* member) {
     Caller caller = CurrentCaller();
     if (caller.uid != 0) {
@@ -201,7 +225,7 @@ class BusService::Object
 
   Dict GetFileState(const std::string& path) override {
     return Guarded("GetFileState", [&] {
-      auto result = backend_.GetFile(CheckPath(path));
+      auto result = backend_.GetFile(CheckVisiblePath(path));
       const daemon::FileView& f = ValueOrThrow(result);
       Dict d;
       d["Path"] = sdbus::Variant(EscapeForBus(f.path));
@@ -219,7 +243,7 @@ class BusService::Object
 
   std::string Explain(const std::string& path) override {
     return Guarded("Explain", [&] {
-      auto result = backend_.Explain(CheckPath(path));
+      auto result = backend_.Explain(CheckVisiblePath(path));
       return EscapeForBus(ValueOrThrow(result));
     });
   }
@@ -227,24 +251,51 @@ class BusService::Object
   std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>
   ListFiles(const std::string& state) override {
     return Guarded("ListFiles", [&] {
-      std::optional<policy::FileState> filter;
-      if (!state.empty()) {
-        filter = FileStateByName(state);
-        if (!filter) {
-          ThrowInvalid("unknown state " + QuoteArgument(state) +
-                       ": expected \"\" or one of unmanaged, in-sync, pending, deferred, "
-                       "observed, blocked");
-        }
-      }
+      std::optional<policy::FileState> filter = StateFilter(state);
+      Caller caller = CurrentCaller();
+      ReachCheck reach(caller);
       std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>
           out;
-      backend_.ListFiles(filter, [&out](const FileView& f) {
+      backend_.ListFiles(filter, [&](const FileView& f) {
+        if (!reach.Reachable(f.path)) return;
+        if (out.size() == kMaxListFiles) {
+          throw sdbus::Error(kErrorLimitExceeded,
+                             "more than " + std::to_string(kMaxListFiles) +
+                                 " files to list, more than ListFiles answers; use DumpFiles "
+                                 "(daxpolicyctl files does)");
+        }
         out.emplace_back(EscapeForBus(f.path), DesiredName(f.desired),
                          std::string(policy::DaxStateName(f.physical)),
                          std::string(policy::DaxStateName(f.effective)),
                          std::string(policy::FileStateName(f.state)));
       });
       return out;
+    });
+  }
+
+  sdbus::UnixFd DumpFiles(const std::string& state) override {
+    return Guarded("DumpFiles", [&] {
+      std::optional<policy::FileState> filter = StateFilter(state);
+      Caller caller = CurrentCaller();
+      ReachCheck reach(caller);
+      auto fd = DumpToMemfd([&](const std::function<void(std::string_view)>& write) {
+        std::string line;
+        backend_.ListFiles(filter, [&](const FileView& f) {
+          if (!reach.Reachable(f.path)) return;
+          line.clear();
+          AppendDumpField(&line, f.path);
+          for (std::string_view field :
+               {policy::FileStateName(f.state), std::string_view(DesiredName(f.desired)),
+                policy::DaxStateName(f.physical), policy::DaxStateName(f.effective)}) {
+            line += '\t';
+            line += field;
+          }
+          line += '\n';
+          write(line);
+        });
+      });
+      if (!fd.ok()) throw sdbus::Error(kErrorFailed, "DumpFiles: " + fd.error().message);
+      return sdbus::UnixFd(fd->Release(), sdbus::adopt_fd);
     });
   }
 
@@ -272,7 +323,7 @@ class BusService::Object
   uint32_t Hold(const std::string& path, const std::string& mode,
                 const std::string& reason) override {
     return Guarded("Hold", [&] {
-      const std::string file = CheckPath(path);
+      const std::string file = CheckVisiblePath(path);
       auto dax = HoldModeByName(mode);
       if (!dax) {
         ThrowInvalid("unknown hold mode " + QuoteArgument(mode) + ": expected dax or page-cache");

@@ -104,6 +104,10 @@ std::string UnescapeFromBus(std::string_view text) {
   return out;
 }
 
+std::string NoSuchFileMessage(std::string_view path) {
+  return "'" + std::string(path) + "': No such file or directory";
+}
+
 std::string QuoteArgument(std::string_view arg) {
   if (arg.size() <= kMaxQuotedBytes) return "'" + EscapeForBus(arg) + "'";
   return "'" + EscapeForBus(arg.substr(0, kMaxQuotedBytes)) + "'... (" +

@@ -32,6 +32,13 @@ std::string EscapeForBus(std::string_view text);
 /// The inverse of EscapeForBus, for path arguments (lenient as described above).
 std::string UnescapeFromBus(std::string_view text);
 
+/// Most files ListFiles answers with; DumpFiles has no limit.
+inline constexpr size_t kMaxListFiles = 50000;
+
+/// The NotManaged message about a file that does not exist, also given about a file the
+/// caller could not reach itself (the two are not told apart).
+std::string NoSuchFileMessage(std::string_view path);
+
 /// Most bytes of a client's argument an error message quotes.
 inline constexpr size_t kMaxQuotedBytes = 96;
 /// `arg` as error messages quote it: escaped like EscapeForBus, cut after kMaxQuotedBytes

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -223,6 +225,36 @@ int Status(bool session, bool json) {
   });
 }
 
+// Calls `row` with the five fields of every line of a DumpFiles memfd (read from offset 0).
+bool ForEachDumpLine(int fd, const std::function<void(const std::vector<std::string>&)>& row) {
+  if (lseek(fd, 0, SEEK_SET) != 0) return false;
+  std::string pending;
+  std::vector<std::string> fields;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) break;
+    pending.append(buf, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n', start)) {
+      fields.clear();
+      size_t at = start;
+      for (size_t tab = pending.find('\t', at); tab != std::string::npos && tab < nl;
+           tab = pending.find('\t', at)) {
+        fields.push_back(pending.substr(at, tab - at));
+        at = tab + 1;
+      }
+      fields.push_back(pending.substr(at, nl - at));
+      if (fields.size() == 5) row(fields);
+      start = nl + 1;
+    }
+    pending.erase(0, start);
+  }
+  return true;
+}
+
 int Files(bool session, bool json, const std::string& state) {
   if (!state.empty() && !bus::FileStateByName(state)) {
     std::cerr << "daxpolicyctl: unknown state '" << ctl::Printable(state)
@@ -230,25 +262,51 @@ int Files(bool session, bool json, const std::string& state) {
     return 1;
   }
   return WithDaemon(session, [&](ManagerProxy& p) {
-    auto files = p.ListFiles(state);
+    // Streamed through a file descriptor: works for any number of files.
+    sdbus::UnixFd fd = p.DumpFiles(state);
+    bool ok = true;
     if (json) {
-      std::vector<std::string> items;
-      for (const auto& f : files) {
-        items.push_back(ctl::JsonObject()
-                            .Add("Path", ctl::JsonString(f.get<0>()))
-                            .Add("Desired", ctl::JsonString(f.get<1>()))
-                            .Add("Physical", ctl::JsonString(f.get<2>()))
-                            .Add("Effective", ctl::JsonString(f.get<3>()))
-                            .Add("State", ctl::JsonString(f.get<4>()))
-                            .str());
-      }
-      std::cout << ctl::JsonArray(items) << "\n";
-      return 0;
+      bool first = true;
+      std::cout << "[";
+      ok = ForEachDumpLine(fd.get(), [&](const std::vector<std::string>& f) {
+        std::cout << (first ? "" : ",")
+                  << ctl::JsonObject()
+                         .Add("Path", ctl::JsonString(f[0]))
+                         .Add("Desired", ctl::JsonString(f[2]))
+                         .Add("Physical", ctl::JsonString(f[3]))
+                         .Add("Effective", ctl::JsonString(f[4]))
+                         .Add("State", ctl::JsonString(f[1]))
+                         .str();
+        first = false;
+      });
+      std::cout << "]\n";
+    } else {
+      // Two passes over the memfd: the column widths, then the rows.
+      const std::vector<std::string> header{"PATH", "STATE", "DESIRED", "PHYSICAL", "EFFECTIVE"};
+      std::vector<size_t> width;
+      for (const auto& h : header) width.push_back(h.size());
+      ok = ForEachDumpLine(fd.get(), [&](const std::vector<std::string>& f) {
+        for (size_t i = 0; i < f.size(); ++i) {
+          width[i] = std::max(width[i], ctl::Printable(f[i]).size());
+        }
+      });
+      auto print = [&](const std::vector<std::string>& cells) {
+        std::string line;
+        for (size_t i = 0; i < cells.size(); ++i) {
+          std::string cell = ctl::Printable(cells[i]);
+          line += cell;
+          if (i + 1 < cells.size()) line.append(width[i] - cell.size() + 2, ' ');
+        }
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        std::cout << line << '\n';
+      };
+      print(header);
+      ok = ok && ForEachDumpLine(fd.get(), print);
     }
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& f : files)
-      rows.push_back({f.get<0>(), f.get<4>(), f.get<1>(), f.get<2>(), f.get<3>()});
-    std::cout << ctl::FormatTable({"PATH", "STATE", "DESIRED", "PHYSICAL", "EFFECTIVE"}, rows);
+    if (!ok) {
+      std::cerr << "daxpolicyctl: cannot read the listing: " << std::strerror(errno) << "\n";
+      return 1;
+    }
     return 0;
   });
 }

@@ -26,6 +26,7 @@ protected:
         object_.registerMethod("GetFileState").onInterface(INTERFACE_NAME).withInputParamNames("path").withOutputParamNames("state").implementedAs([this](const std::string& path){ return this->GetFileState(path); });
         object_.registerMethod("Explain").onInterface(INTERFACE_NAME).withInputParamNames("path").withOutputParamNames("text").implementedAs([this](const std::string& path){ return this->Explain(path); });
         object_.registerMethod("ListFiles").onInterface(INTERFACE_NAME).withInputParamNames("state").withOutputParamNames("files").implementedAs([this](const std::string& state){ return this->ListFiles(state); });
+        object_.registerMethod("DumpFiles").onInterface(INTERFACE_NAME).withInputParamNames("state").withOutputParamNames("fd").implementedAs([this](const std::string& state){ return this->DumpFiles(state); });
         object_.registerMethod("GetMedia").onInterface(INTERFACE_NAME).withOutputParamNames("devices").implementedAs([this](){ return this->GetMedia(); });
         object_.registerMethod("Hold").onInterface(INTERFACE_NAME).withInputParamNames("path", "mode", "reason").withOutputParamNames("cookie").implementedAs([this](const std::string& path, const std::string& mode, const std::string& reason){ return this->Hold(path, mode, reason); });
         object_.registerMethod("Release").onInterface(INTERFACE_NAME).withInputParamNames("cookie").implementedAs([this](const uint32_t& cookie){ return this->Release(cookie); });
@@ -72,6 +73,7 @@ private:
     virtual std::map<std::string, sdbus::Variant> GetFileState(const std::string& path) = 0;
     virtual std::string Explain(const std::string& path) = 0;
     virtual std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>> ListFiles(const std::string& state) = 0;
+    virtual sdbus::UnixFd DumpFiles(const std::string& state) = 0;
     virtual std::vector<std::map<std::string, sdbus::Variant>> GetMedia() = 0;
     virtual uint32_t Hold(const std::string& path, const std::string& mode, const std::string& reason) = 0;
     virtual void Release(const uint32_t& cookie) = 0;

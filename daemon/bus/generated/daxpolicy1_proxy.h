@@ -58,6 +58,13 @@ public:
         return result;
     }
 
+    sdbus::UnixFd DumpFiles(const std::string& state)
+    {
+        sdbus::UnixFd result;
+        proxy_.callMethod("DumpFiles").onInterface(INTERFACE_NAME).withArguments(state).storeResultsTo(result);
+        return result;
+    }
+
     std::vector<std::map<std::string, sdbus::Variant>> GetMedia()
     {
         std::vector<std::map<std::string, sdbus::Variant>> result;

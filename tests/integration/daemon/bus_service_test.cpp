@@ -6,8 +6,10 @@
 #include <poll.h>
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <string>
@@ -280,6 +282,60 @@ TEST_F(ABusService, LetsAnUnprivilegedUserReadEverything) {
                              true);
   EXPECT_EQ(all.exit_code, 0) << all.err;
   EXPECT_EQ(all.out.rfind("a{sv} 7 ", 0), 0u) << all.out;
+}
+
+TEST_F(ABusService, AnswersAnUnprivilegedUserOnlyAboutPathsItCouldReach) {
+  // db/ becomes root's private directory: for nobody, its files are like missing ones.
+  ASSERT_EQ(chmod(Path("db").c_str(), 0700), 0);
+  const std::string hidden = Path("db/a.sst"), missing = Path("logs/none");
+  CommandResult r = Call("GetFileState", {"s", hidden}, true);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("'" + hidden + "': No such file or directory"), std::string::npos) << r.err;
+  for (const char* member : {"Explain", "GetFileState"}) {
+    CommandResult h = Call(member, {"s", hidden}, true);
+    CommandResult m = Call(member, {"s", Path("db/none")}, true);
+    EXPECT_EQ(h.err, std::string(m.err).replace(m.err.find("db/none"), 7, "db/a.sst")) << member;
+  }
+  CommandResult hold = Call("Hold", {"sss", hidden, "dax", ""}, true);
+  EXPECT_NE(hold.err.find("No such file or directory"), std::string::npos) << hold.err;
+  CommandResult list = Call("ListFiles", {"s", ""}, true);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(list.out.find("/db/"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("/logs/big.log"), std::string::npos) << list.out;
+  CommandResult files = Ctl({"files"}, true);
+  ASSERT_EQ(files.exit_code, 0) << files.err;
+  EXPECT_EQ(files.out.find("/db/"), std::string::npos) << files.out;
+  EXPECT_NE(files.out.find("/logs/big.log"), std::string::npos) << files.out;
+  // Root sees everything.
+  EXPECT_EQ(Call("GetFileState", {"s", hidden}).exit_code, 0);
+  EXPECT_NE(Ctl({"files"}).out.find(hidden), std::string::npos);
+  EXPECT_NE(Call("ListFiles", {"s", ""}).out.find(hidden), std::string::npos);
+}
+
+TEST_F(ABusService, ListsAMillionFilesThroughAFileDescriptor) {
+  // ListFiles answers up to its documented cap and refuses more with a clear error.
+  WriteFile(Path("many"), "1000000");
+  Client c(address());
+  EXPECT_EQ(c.ErrorOf([](sdbus::IProxy& p) {
+    std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>
+        files;
+    p.callMethod("ListFiles")
+        .onInterface(bus::kInterface)
+        .withArguments(std::string())
+        .storeResultsTo(files);
+  }),
+            bus::kErrorLimitExceeded);
+  EXPECT_EQ(c.last_message(),
+            "more than 50000 files to list, more than ListFiles answers; use DumpFiles "
+            "(daxpolicyctl files does)");
+  // daxpolicyctl files streams the whole listing.
+  CommandResult files = Ctl({"files", "--state", "in-sync"});
+  ASSERT_EQ(files.exit_code, 0) << files.err;
+  size_t lines = std::count(files.out.begin(), files.out.end(), '\n');
+  EXPECT_GE(lines, 1'000'001u);
+  EXPECT_NE(files.out.find(Path("many/f999999") + "  in-sync"), std::string::npos);
+  // The service still answers.
+  EXPECT_EQ(GetFileStateError(c, Path("db/a.sst")), "");
 }
 
 TEST_F(ABusService, RefusesReloadAndSetModeToAnUnprivilegedUser) {

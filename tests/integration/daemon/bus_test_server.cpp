@@ -48,6 +48,24 @@ class TestBackend : public FakeBackend {
     return FakeBackend::Reload(caller);
   }
 
+  // With a file "many" holding a number N in the directory, N more managed files
+  // (<dir>/many/f0 ...), made up as they are listed: listings at any scale.
+  void ListFiles(std::optional<FileState> state,
+                 const std::function<void(const FileView&)>& visit) const override {
+    FakeBackend::ListFiles(state, visit);
+    std::ifstream many(dir_ + "/many");
+    uint64_t n = 0;
+    if (!(many >> n) || (state && *state != FileState::kInSync)) return;
+    FileView f;
+    f.managed = true;
+    f.state = FileState::kInSync;
+    f.desired = f.physical = f.effective = DaxState::kPageCache;
+    for (uint64_t i = 0; i < n; ++i) {
+      f.path = dir_ + "/many/f" + std::to_string(i);
+      visit(f);
+    }
+  }
+
  private:
   std::string dir_;
 };

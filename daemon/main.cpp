@@ -55,9 +55,15 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "error, warning, notice, info or debug")
       ->capture_default_str()
       ->check(CLI::IsMember({"error", "warning", "notice", "info", "debug"}));
+  double cycle_timeout_s = static_cast<double>(o.cycle_timeout_ns) / 1e9;
+  app.add_option("--cycle-timeout", cycle_timeout_s,
+                 "Seconds a cycle may run before the watchdog keep-alive stops")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
   app.add_option("--procfs-root", o.procfs, "Root of procfs (tests)")->group("");
   app.add_option("--sysfs-root", o.sysfs, "Root of sysfs (tests)")->group("");
   CLI11_PARSE(app, argc, argv);
+  o.cycle_timeout_ns = static_cast<int64_t>(cycle_timeout_s * 1e9);
   daxpolicy::daemon::ParseLogLevel(level, &o.log_level);
   daxpolicy::daemon::SetLogLevel(o.log_level);
 

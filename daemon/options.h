@@ -20,6 +20,8 @@ struct Options {
   std::string state_dir = "/var/lib/daxpolicy";
   std::optional<std::string> metrics_listen;
   LogLevel log_level = LogLevel::kInfo;
+  // A cycle running longer stops the watchdog keep-alive (daemon/watchdog.h).
+  int64_t cycle_timeout_ns = 300'000'000'000;
   // Roots of the kernel's pseudo-filesystems; only tests change them.
   std::string procfs = "/proc";
   std::string sysfs = "/sys";

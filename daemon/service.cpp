@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -125,6 +126,7 @@ Service::~Service() {
   if (timer_) sd_event_source_unref(timer_);
   if (fanotify_source_) sd_event_source_unref(fanotify_source_);
   if (done_source_) sd_event_source_unref(done_source_);
+  if (watchdog_timer_) sd_event_source_unref(watchdog_timer_);
   if (event_) sd_event_unref(event_);
 }
 
@@ -177,8 +179,17 @@ int Service::Run(policy::Policy policy) {
       LogWarning(std::string("close events not watched: ") + std::strerror(-r));
     }
   }
-  // sd-event sends WATCHDOG=1 on its own at half the period when WATCHDOG_USEC is set.
-  sd_event_set_watchdog(event_, 1);
+  // WATCHDOG=1 at half the period, but only while no cycle runs past --cycle-timeout; the
+  // same check without systemd's watchdog still reports a stuck cycle.
+  watchdog_ = std::make_unique<CycleWatchdog>(options_.cycle_timeout_ns);
+  if (sd_watchdog_enabled(0, &watchdog_usec_) <= 0) watchdog_usec_ = 0;
+  if (int r = sd_event_add_time(event_, &watchdog_timer_, CLOCK_MONOTONIC, NowUsec(), 0,
+                                &Service::OnWatchdog, this);
+      r < 0) {
+    LogError(std::string("cannot arm the watchdog timer: ") + std::strerror(-r));
+    return 1;
+  }
+  sd_event_source_set_enabled(watchdog_timer_, SD_EVENT_ON);
   if (int r = sd_event_add_time(event_, &timer_, CLOCK_MONOTONIC, NowUsec(), 0, &Service::OnTimer,
                                 this);
       r < 0) {
@@ -288,6 +299,25 @@ int Service::OnCloseEvent(sd_event_source* /*source*/, int /*fd*/, uint32_t /*re
   return 0;
 }
 
+int Service::OnWatchdog(sd_event_source* source, uint64_t usec, void* userdata) {
+  auto* self = static_cast<Service*>(userdata);
+  std::optional<std::string> stuck = self->watchdog_->Stuck(static_cast<int64_t>(NowUsec()) * 1000);
+  if (!stuck) {
+    if (self->watchdog_usec_ > 0) sd_notify(0, "WATCHDOG=1");
+  } else {
+    if (self->stuck_.empty()) LogError(*stuck + "; systemd restarts the daemon");
+    self->stuck_ = *stuck;
+    sd_notify(0, ("STATUS=" + *stuck).c_str());
+    if (self->bus_) (void)self->bus_->Publish();  // Degraded says it too
+  }
+  // Half the watchdog period, and often enough to notice a stuck cycle soon after its bound.
+  uint64_t period = self->watchdog_usec_ > 0 ? self->watchdog_usec_ / 2 : 5'000'000;
+  period = std::min<uint64_t>(
+      period, std::max<uint64_t>(static_cast<uint64_t>(self->watchdog_->bound_ns() / 4000), 1000));
+  sd_event_source_set_time(source, usec + period);
+  return 0;
+}
+
 int Service::OnCycleDone(sd_event_source* /*source*/, int /*fd*/, uint32_t /*revents*/,
                          void* userdata) {
   static_cast<Service*>(userdata)->EndCycle();
@@ -303,6 +333,7 @@ void Service::StartCycle() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   job_ = engine_->BeginCycle(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
   if (!job_) return;
+  watchdog_->CycleStarted(static_cast<int64_t>(NowUsec()) * 1000);
   cycle_requested_ = false;
   Engine* engine = engine_.get();
   CycleJob* job = job_.get();
@@ -322,6 +353,12 @@ void Service::EndCycle() {
   worker_->Acknowledge();
   if (!job_) return;
   CycleReport report = engine_->EndCycle(std::move(job_));
+  watchdog_->CycleEnded();
+  if (!stuck_.empty()) {
+    LogWarning("the stuck cycle ended after " + std::to_string(report.duration_ns / 1'000'000'000) +
+               "s; watchdog keep-alive resumes");
+    stuck_.clear();
+  }
   // The next cycle starts an interval after this one ended, or at once when a
   // reload or a hold asked for one meanwhile.
   uint64_t next =
@@ -440,7 +477,7 @@ void Service::ListFiles(std::optional<policy::FileState> state,
 const media::MediaReport& Service::media() const { return engine_->media(); }
 std::string Service::Degraded() const {
   std::string out = engine_->Degraded();
-  for (const std::string* p : {&metrics_problem_, &bus_problem_}) {
+  for (const std::string* p : {&metrics_problem_, &bus_problem_, &stuck_}) {
     if (!p->empty()) out += (out.empty() ? "" : "; ") + *p;
   }
   return out;

@@ -15,6 +15,7 @@
 #include "daemon/bus/manager_backend.h"
 #include "daemon/engine.h"
 #include "daemon/options.h"
+#include "daemon/watchdog.h"
 
 typedef struct sd_event sd_event;
 typedef struct sd_event_source sd_event_source;
@@ -71,6 +72,7 @@ class Service final : public bus::ManagerBackend {
   static int OnSignal(sd_event_source* source, const signalfd_siginfo* info, void* userdata);
   static int OnCloseEvent(sd_event_source* source, int fd, uint32_t revents, void* userdata);
   static int OnCycleDone(sd_event_source* source, int fd, uint32_t revents, void* userdata);
+  static int OnWatchdog(sd_event_source* source, uint64_t usec, void* userdata);
 
   void StartCycle();
   void EndCycle();
@@ -89,6 +91,10 @@ class Service final : public bus::ManagerBackend {
   sd_event_source* timer_ = nullptr;
   sd_event_source* fanotify_source_ = nullptr;
   sd_event_source* done_source_ = nullptr;
+  sd_event_source* watchdog_timer_ = nullptr;
+  uint64_t watchdog_usec_ = 0;  // WATCHDOG_USEC, 0 when systemd does not watch
+  std::unique_ptr<CycleWatchdog> watchdog_;
+  std::string stuck_;  // what the watchdog found stuck, "" while healthy
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<CycleWorker> worker_;  // declared after engine_: joined before it goes
   CycleJobPtr job_;                      // the cycle the worker has, if any

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -434,6 +435,63 @@ TEST_F(ADaemonService, ServesMetricsThatPromtoolAcceptsAndSurvivesStrayRequests)
   CommandResult check = ::daxpolicy::testing::Run(
       {"sh", "-c", "promtool check metrics < " + (dir_.path() / "scrape.txt").string()});
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+}
+
+TEST_F(ADaemonService, StopsTheWatchdogKeepAliveWhileACycleIsStuck) {
+  // A daemon whose procfs is a fake one: its memory pressure file becomes a fifo nobody
+  // writes, so the next cycle blocks opening it (a stand-in for a hang in /proc, an ioctl
+  // or fsync) while the event loop keeps running.
+  kill(daemon_pid_, SIGTERM);
+  waitpid(daemon_pid_, nullptr, 0);
+  const fs::path proc = dir_.path() / "proc";
+  fs::create_directories(proc / "pressure");
+  fs::create_symlink("/proc/self", proc / "self");
+  WriteFile(proc / "meminfo", ReadFile("/proc/meminfo"));
+  WriteFile(proc / "vmstat", ReadFile("/proc/vmstat"));
+  WriteFile(proc / "pressure" / "memory",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+            "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    notifications_.clear();
+  }
+  const std::string npath = (dir_.path() / "notify").string();
+  daemon_pid_ = Spawn(
+      {BinaryPath("daxpolicyd"), "--session", "--config", policy_.string(), "--state-dir",
+       (dir_.path() / "state").string(), "--metrics-listen", "off", "--cycle-timeout", "1",
+       "--procfs-root", proc.string()},
+      {"DBUS_SESSION_BUS_ADDRESS=" + address_, "NOTIFY_SOCKET=" + npath, "WATCHDOG_USEC=400000"},
+      dir_.path() / "daemon2.out", dir_.path() / "daemon2.err");
+  ASSERT_TRUE(WaitForNotify("READY=1", std::chrono::seconds(30)))
+      << ReadFile(dir_.path() / "daemon2.err");
+  ASSERT_TRUE(WaitForNotify("WATCHDOG=1", std::chrono::seconds(5)));
+  const fs::path fifo = dir_.path() / "fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  fs::rename(fifo, proc / "pressure" / "memory");
+  ASSERT_TRUE(WaitForNotify("STATUS=cycle stuck: running for ", std::chrono::seconds(10)))
+      << Notifications() << ReadFile(dir_.path() / "daemon2.err");
+  // From now on no keep-alive while the cycle stays stuck.
+  const size_t stuck_at = Notifications().find("STATUS=cycle stuck");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const std::string after = Notifications().substr(stuck_at);
+  EXPECT_EQ(after.find("WATCHDOG=1"), std::string::npos) << after;
+  EXPECT_NE(after.find("more than the 1s allowed (--cycle-timeout)"), std::string::npos) << after;
+  // D-Bus still answers and says why.
+  EXPECT_NE(Property("Degraded").find("cycle stuck"), std::string::npos);
+  EXPECT_TRUE(Alive());
+  // The hang ends (a writer opens and closes the fifo): the keep-alive resumes.
+  int w = open((proc / "pressure" / "memory").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(w, 0);
+  WriteFile(dir_.path() / "pressure", "");
+  fs::rename(dir_.path() / "pressure", proc / "pressure" / "memory");  // later cycles: no hang
+  close(w);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    notifications_.clear();
+  }
+  EXPECT_TRUE(WaitForNotify("WATCHDOG=1", std::chrono::seconds(5)));
+  EXPECT_NE(ReadFile(dir_.path() / "daemon2.err").find("the stuck cycle ended after"),
+            std::string::npos);
 }
 
 TEST_F(ADaemonService, PetsTheWatchdogAndStopsCleanlyOnSigterm) {

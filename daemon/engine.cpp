@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -261,6 +262,34 @@ struct Engine::Impl {
   std::unique_ptr<driver::DaxDriver> enforce_driver;
   std::unique_ptr<driver::DaxDriver> observe_driver;
   std::unique_ptr<journal::Journal> journal;
+  // What is wrong with the journal, for Degraded() on the loop thread ("" = nothing).
+  mutable std::mutex journal_status_mu;
+  std::string journal_status;
+  // Opens the journal if needed; false (and journal_status says why) when it cannot be.
+  bool OpenJournal(const std::string& state_dir) {
+    std::string status;
+    if (!journal) {
+      auto j = journal::Journal::Open(state_dir);
+      if (!j.ok()) {
+        status = "state journal unavailable: " + j.error().message +
+                 "; no flag is changed until it works";
+      } else {
+        journal = std::move(*j);
+        for (const std::string& p : journal->problems()) LogWarning("journal: " + p);
+      }
+    }
+    if (journal) {
+      const std::vector<std::string> damage = journal->Damage();
+      if (!damage.empty()) {
+        status = "state journal " + journal->state_dir() + " is damaged (" + damage.front() +
+                 (damage.size() > 1 ? "; and " + std::to_string(damage.size() - 1) + " more" : "") +
+                 "): originals recorded there may be lost; check them, then remove its corrupt/";
+      }
+    }
+    std::lock_guard<std::mutex> lock(journal_status_mu);
+    journal_status = std::move(status);
+    return journal != nullptr;
+  }
   std::unique_ptr<media::MediaPlugin> media;
   media::MediaReport media_report;
   int64_t last_probe_ns = 0;
@@ -330,6 +359,8 @@ void Engine::SetUpScopes() {
     }
   }
   m.degraded.clear();
+  // A journal that cannot be opened or was found damaged shows at start, not at the first change.
+  if (mode_.load() == policy::Mode::kEnforce) m.OpenJournal(options_.state_dir);
   m.policy = policy_;
   ++m.epoch;
   m.snap = policy::Snapshot();
@@ -647,16 +678,16 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
   };
   // Originals first, in one durable write for the whole batch.
   if (enforce) {
-    if (!m.journal) {
-      auto j = journal::Journal::Open(options_.state_dir);
-      if (!j.ok()) {
-        block_batch("state journal unavailable: " + j.error().message +
-                    "; nothing is changed until it works");
-        return;
+    if (!m.journal && !m.OpenJournal(options_.state_dir)) {
+      std::string why;
+      {
+        std::lock_guard<std::mutex> lock(m.journal_status_mu);
+        why = m.journal_status;
       }
-      m.journal = std::move(*j);
-      for (const std::string& p : m.journal->problems()) LogWarning("journal: " + p);
+      block_batch(why);
+      return;
     }
+    m.journal->SetScopes(m.policy->scopes);
     std::vector<journal::JournalEntry> batch;
     for (uint32_t i : to_apply) {
       const FileRecord& f = m.snap.files[i];
@@ -775,6 +806,12 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
                journal::PrintablePath(path) + " becomes " + to +
                    " when the processes holding it close it",
                {field::Path(path), field::Rule(rule), field::To(to)});
+    }
+  }
+  // Originals of files this batch did not change after all are dropped again.
+  if (m.journal && enforce) {
+    if (auto settled = m.journal->SettleBatch(); !settled.ok()) {
+      LogWarning("journal: " + settled.error().message);
     }
   }
 }
@@ -1071,6 +1108,10 @@ const media::MediaReport& Engine::media() const { return impl_->view->media_repo
 std::string Engine::Degraded() const {
   const Impl& m = *impl_;
   std::vector<std::string> parts = m.degraded;
+  {
+    std::lock_guard<std::mutex> lock(m.journal_status_mu);
+    if (!m.journal_status.empty()) parts.push_back(m.journal_status);
+  }
   if (!m.watcher_problem.empty()) parts.push_back(m.watcher_problem);
   std::string media = m.view->media_report.Degraded();
   if (!media.empty()) parts.push_back(media);

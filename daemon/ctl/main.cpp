@@ -523,14 +523,7 @@ int Restore(const std::string& state_dir, bool all, const std::vector<std::strin
     return 1;
   }
   std::cout << report->Format();
-  bool complete = report->journal_error.empty();
-  for (const auto& item : report->items) {
-    if (item.status != daxpolicy::journal::RestoreStatus::kRestored &&
-        item.status != daxpolicy::journal::RestoreStatus::kAlreadyOriginal) {
-      complete = false;
-    }
-  }
-  return complete ? 0 : 1;
+  return report->Complete() ? 0 : 1;
 }
 
 int Check(const std::vector<std::string>& files) {

@@ -5,11 +5,16 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <set>
+
+#include "daemon/journal/identity.h"
+#include "plugins/driver/safe_open.h"
 
 namespace daxpolicy::journal {
 
@@ -64,8 +69,39 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& state_dir,
   if (mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoError(errno, "cannot create state directory " + state_dir);
   }
-  int dir_fd = open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return ErrnoError(errno, "cannot open state directory " + state_dir);
+  int dir_fd = open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir_fd < 0) {
+    if (errno == ELOOP || errno == ENOTDIR) {
+      return Error{"state directory " + state_dir + " is a symlink or not a directory", errno};
+    }
+    return ErrnoError(errno, "cannot open state directory " + state_dir);
+  }
+  struct stat st {};
+  if (fstat(dir_fd, &st) != 0) {
+    int err = errno;
+    close(dir_fd);
+    return ErrnoError(err, "cannot stat state directory " + state_dir);
+  }
+  // Whoever can write the journal decides which flags restore sets on which files.
+  if (st.st_uid != geteuid()) {
+    close(dir_fd);
+    return Error{"state directory " + state_dir + " is owned by uid " + std::to_string(st.st_uid) +
+                     ", not by uid " + std::to_string(geteuid()) + " (root); refusing to trust it",
+                 EPERM};
+  }
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    close(dir_fd);
+    return Error{"state directory " + state_dir + " is writable by group or others (mode " + mode +
+                     "); refusing to trust it (chmod go-w)",
+                 EPERM};
+  }
+  if (faccessat(dir_fd, ".", W_OK, AT_EACCESS) != 0) {
+    int err = errno;
+    close(dir_fd);
+    return Error{"state directory " + state_dir + " is not writable: " + std::strerror(err), err};
+  }
   if (flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     close(dir_fd);
@@ -124,6 +160,23 @@ Result<void> Journal::Load() {
     }
     valid.emplace(sequence, std::move(segment).value());
   }
+  // Damage found by an earlier open stays visible until an admin has dealt with it.
+  if (int cfd = openat(dir_fd_, kCorruptDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      cfd >= 0) {
+    if (DIR* cdir = fdopendir(cfd)) {
+      std::set<std::string> moved_now;
+      for (const std::string& p : problems_) moved_now.insert(p.substr(0, p.find(':')));
+      while (struct dirent* d = readdir(cdir)) {
+        const std::string name = d->d_name;
+        if (name == "." || name == ".." || moved_now.count(name)) continue;
+        earlier_damage_.push_back(std::string(kCorruptDir) + "/" + name +
+                                  ": moved aside by an earlier open (torn or corrupt)");
+      }
+      closedir(cdir);
+    } else {
+      close(cfd);
+    }
+  }
   next_sequence_ = max_seen + 1;
   uint64_t start = 0;
   for (const auto& [sequence, segment] : valid) {
@@ -139,14 +192,97 @@ Result<void> Journal::Load() {
   return {};
 }
 
-void Journal::Fold(const Segment& segment) {
-  for (const Record& r : segment.records) {
-    if (r.type == RecordType::kOriginal) {
-      entries_.emplace(r.entry.key, r.entry);  // keeps the first original
-    } else {
-      entries_.erase(r.entry.key);
+void Journal::Erase(const std::string& key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  auto [lo, hi] = by_file_.equal_range(it->second.key);
+  for (auto f = lo; f != hi; ++f) {
+    if (f->second == key) {
+      by_file_.erase(f);
+      break;
     }
   }
+  entries_.erase(it);
+  provisional_.erase(key);
+}
+
+void Journal::Fold(const Segment& segment) {
+  for (const Record& r : segment.records) {
+    switch (r.type) {
+      case RecordType::kOriginal:
+      case RecordType::kOriginal2:
+      case RecordType::kCorrect: {
+        std::string key = EntryKey(r.entry);
+        auto it = entries_.find(key);
+        if (it != entries_.end()) {
+          if (r.type == RecordType::kCorrect) it->second = r.entry;  // else the first wins
+          break;
+        }
+        by_file_.emplace(r.entry.key, key);
+        entries_.emplace(std::move(key), r.entry);
+        break;
+      }
+      case RecordType::kForget:
+      case RecordType::kForget2:
+        Erase(EntryKey(r.entry));
+        break;
+      case RecordType::kScopes:
+        scopes_.insert(r.scopes.begin(), r.scopes.end());
+        break;
+    }
+  }
+}
+
+std::vector<std::string> Journal::Damage() const {
+  std::vector<std::string> out = problems_;
+  out.insert(out.end(), earlier_damage_.begin(), earlier_damage_.end());
+  return out;
+}
+
+void Journal::SetScopes(const std::vector<std::string>& scope_roots) {
+  unrecorded_scopes_.clear();
+  for (const std::string& root : scope_roots) {
+    if (!scopes_.count(root)) unrecorded_scopes_.push_back(root);
+  }
+}
+
+int64_t Journal::Now() const {
+  if (options_.wall_clock_ns) return options_.wall_clock_ns();
+  // The coarse clock is the one filesystems stamp birth times with: a file created after this
+  // moment never gets an earlier birth time (restore compares them).
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Already recorded: the same identity, or an entry of a version 1 journal (dev + ino only)
+// for the same dev + ino, which cannot be told apart and so must win as the first original.
+bool Journal::Recorded(const JournalEntry& entry) const {
+  if (entries_.count(EntryKey(entry))) return true;
+  auto [lo, hi] = by_file_.equal_range(entry.key);
+  for (auto it = lo; it != hi; ++it) {
+    const JournalEntry& e = entries_.at(it->second);
+    if (e.id.handle.empty() && e.id.fs_uuid.empty() && SameFile(e, entry)) return true;
+  }
+  return false;
+}
+
+// One durable segment with `segment`'s records, preceded by the scope roots not yet recorded.
+Result<void> Journal::WriteRecords(Segment segment) {
+  segment.sequence = next_sequence_;
+  if (!unrecorded_scopes_.empty()) {
+    Record scopes;
+    scopes.type = RecordType::kScopes;
+    scopes.scopes = unrecorded_scopes_;
+    segment.records.insert(segment.records.begin(), std::move(scopes));
+  }
+  Result<void> written = WriteSegment(segment);
+  if (!written.ok()) return written;
+  unrecorded_scopes_.clear();
+  Fold(segment);
+  ++since_snapshot_;
+  if (since_snapshot_ >= options_.compact_after_segments) return Compact();
+  return {};
 }
 
 Result<void> Journal::MoveAside(const std::string& name, const std::string& problem) {
@@ -202,48 +338,80 @@ Result<void> Journal::WriteSegment(const Segment& segment) {
 
 Result<size_t> Journal::RecordOriginals(const std::vector<JournalEntry>& entries) {
   Segment segment;
-  segment.sequence = next_sequence_;
-  std::set<FileKey> seen;
-  for (const JournalEntry& e : entries) {
-    if (e.original != policy::DaxState::kDax && e.original != policy::DaxState::kPageCache) {
-      return Error{"original flag of " + PrintablePath(e.AbsolutePath()) + " is unknown", EINVAL};
+  std::set<std::string> seen;
+  const int64_t now = Now();
+  driver::SafeOpener opener(driver::SafeOpenOptions{options_.procfs_root, true});
+  std::map<std::string, int> roots;  // scope root -> O_PATH fd (-1: cannot be opened)
+  FsUuidCache uuids;
+  for (const JournalEntry& in : entries) {
+    if (in.original != policy::DaxState::kDax && in.original != policy::DaxState::kPageCache) {
+      for (auto& [root, fd] : roots) {
+        if (fd >= 0) close(fd);
+      }
+      return Error{"original flag of " + PrintablePath(in.AbsolutePath()) + " is unknown", EINVAL};
     }
-    if (e.path.find('\0') != std::string::npos || e.scope_root.find('\0') != std::string::npos) {
+    if (in.path.find('\0') != std::string::npos || in.scope_root.find('\0') != std::string::npos) {
+      for (auto& [root, fd] : roots) {
+        if (fd >= 0) close(fd);
+      }
       return Error{"path contains a NUL byte", EINVAL};
     }
-    if (entries_.count(e.key) || !seen.insert(e.key).second) continue;
-    segment.records.push_back(Record{RecordType::kOriginal, e});
+    JournalEntry e = in;
+    e.changed_ns = now;
+    if (e.id.handle.empty() && e.id.fs_uuid.empty()) {
+      auto root = roots.find(e.scope_root);
+      if (root == roots.end()) {
+        root = roots
+                   .emplace(e.scope_root, open(e.scope_root.c_str(),
+                                               O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC))
+                   .first;
+      }
+      if (root->second >= 0) {
+        driver::BlockedOr<driver::OpenedFile> file = opener.OpenPath(root->second, e.path);
+        if (file.ok()) {
+          JournalEntry found = e;
+          const std::string uuid = uuids.Get(file->st.st_dev, e.scope_root);
+          if (FillIdentity(file->fd.get(), uuid, &found).ok()) {
+            // Replaced since the scan: the driver refuses it, so there is nothing to record.
+            if (found.key.ino != e.key.ino || found.key.dev != e.key.dev) continue;
+            e = std::move(found);
+          }
+        }
+      }
+    }
+    if (Recorded(e) || !seen.insert(EntryKey(e)).second) continue;
+    segment.records.push_back(Record{RecordType::kOriginal, std::move(e), {}});
+  }
+  for (auto& [root, fd] : roots) {
+    if (fd >= 0) close(fd);
   }
   if (segment.records.empty()) return size_t{0};
-  Result<void> written = WriteSegment(segment);
+  const size_t recorded = segment.records.size();
+  Result<void> written = WriteRecords(std::move(segment));
   if (!written.ok()) return written.error();
-  Fold(segment);
-  ++since_snapshot_;
-  if (since_snapshot_ >= options_.compact_after_segments) {
-    Result<void> compacted = Compact();
-    if (!compacted.ok()) return compacted.error();
-  }
-  return segment.records.size();
+  provisional_.insert(seen.begin(), seen.end());
+  return recorded;
 }
 
-Result<void> Journal::Forget(const std::vector<FileKey>& keys) {
+Result<void> Journal::SettleBatch() {
+  std::vector<std::string> unconfirmed(provisional_.begin(), provisional_.end());
+  provisional_.clear();
+  return Forget(unconfirmed);
+}
+
+Result<void> Journal::Forget(const std::vector<std::string>& entry_keys) {
   Segment segment;
-  segment.sequence = next_sequence_;
-  std::set<FileKey> seen;
-  for (const FileKey& key : keys) {
-    if (!entries_.count(key) || !seen.insert(key).second) continue;
+  std::set<std::string> seen;
+  for (const std::string& key : entry_keys) {
+    auto it = entries_.find(key);
+    if (it == entries_.end() || !seen.insert(key).second) continue;
     Record r;
     r.type = RecordType::kForget;
-    r.entry.key = key;
+    r.entry = it->second;
     segment.records.push_back(std::move(r));
   }
   if (segment.records.empty()) return {};
-  Result<void> written = WriteSegment(segment);
-  if (!written.ok()) return written;
-  Fold(segment);
-  ++since_snapshot_;
-  if (since_snapshot_ >= options_.compact_after_segments) return Compact();
-  return {};
+  return WriteRecords(std::move(segment));
 }
 
 Result<void> Journal::Compact() {
@@ -254,11 +422,21 @@ Result<void> Journal::Compact() {
   Segment segment;
   segment.sequence = next_sequence_;
   segment.snapshot = true;
+  std::vector<std::string> scopes(scopes_.begin(), scopes_.end());
+  scopes.insert(scopes.end(), unrecorded_scopes_.begin(), unrecorded_scopes_.end());
+  if (!scopes.empty()) {
+    Record r;
+    r.type = RecordType::kScopes;
+    r.scopes = std::move(scopes);
+    segment.records.push_back(std::move(r));
+  }
   for (const auto& [key, entry] : entries_) {
-    segment.records.push_back(Record{RecordType::kOriginal, entry});
+    segment.records.push_back(Record{RecordType::kOriginal, entry, {}});
   }
   Result<void> written = WriteSegment(segment);
   if (!written.ok()) return written;
+  Fold(segment);  // records the scope roots
+  unrecorded_scopes_.clear();
   since_snapshot_ = 0;
   // Keep the generation since the previous snapshot: if the new snapshot is ever found
   // corrupt, folding from the previous one still yields everything.
@@ -276,7 +454,12 @@ Result<void> Journal::Compact() {
 }
 
 const JournalEntry* Journal::Find(FileKey key) const {
-  auto it = entries_.find(key);
+  auto it = by_file_.find(key);
+  return it == by_file_.end() ? nullptr : &entries_.at(it->second);
+}
+
+const JournalEntry* Journal::FindKey(const std::string& entry_key) const {
+  auto it = entries_.find(entry_key);
   return it == entries_.end() ? nullptr : &it->second;
 }
 
@@ -287,16 +470,30 @@ std::vector<JournalEntry> Journal::Entries() const {
   return out;
 }
 
-std::function<Result<void>(uint64_t, uint64_t, std::string_view, policy::DaxState)>
+std::function<Result<void>(uint64_t, uint64_t, std::string_view, policy::DaxState, int)>
 Journal::BeforeChangeHook(std::string scope_root) {
-  return [this, scope_root = std::move(scope_root)](uint64_t dev, uint64_t ino,
-                                                    std::string_view path,
-                                                    policy::DaxState original) -> Result<void> {
-    if (Find(FileKey{dev, ino}) != nullptr) return {};
-    Result<size_t> recorded =
-        RecordOriginals({JournalEntry{FileKey{dev, ino}, scope_root, std::string(path), original}});
-    if (!recorded.ok()) return recorded.error();
-    return {};
+  return [this, scope_root = std::move(scope_root), uuids = FsUuidCache()](
+             uint64_t dev, uint64_t ino, std::string_view path, policy::DaxState original,
+             int fd) mutable -> Result<void> {
+    JournalEntry current{FileKey{dev, ino}, scope_root, std::string(path), original};
+    current.changed_ns = Now();
+    if (fd >= 0) (void)FillIdentity(fd, uuids.GetFd(dev, fd), &current);
+    const std::string key = EntryKey(current);
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      if (!provisional_.count(key)) return {};  // recorded by an earlier batch: it wins
+      provisional_.erase(key);
+      if (it->second.original == original) return {};
+      // The flag changed between the scan and this change (an admin's chattr): the journal
+      // must hold what the daemon is about to overwrite.
+      Segment segment;
+      current.changed_ns = it->second.changed_ns;
+      segment.records.push_back(Record{RecordType::kCorrect, current, {}});
+      return WriteRecords(std::move(segment));
+    }
+    if (Recorded(current)) return {};
+    Segment segment;
+    segment.records.push_back(Record{RecordType::kOriginal, current, {}});
+    return WriteRecords(std::move(segment));
   };
 }
 

@@ -56,22 +56,87 @@ std::string JournalEntry::AbsolutePath() const {
   return scope_root + "/" + path;
 }
 
-std::string EncodeSegment(const Segment& segment) {
+std::string EntryKey(const JournalEntry& entry) {
+  std::string key;
+  if (entry.id.fs_uuid.empty()) {
+    key = "d";
+    Put(&key, entry.key.dev, 8);
+  } else {
+    key = "u" + entry.id.fs_uuid;
+  }
+  if (entry.id.handle.empty()) {
+    key += "i";
+    Put(&key, entry.key.ino, 8);
+    Put(&key, static_cast<uint64_t>(entry.id.btime_ns), 8);
+  } else {
+    key += "h";
+    Put(&key, entry.id.handle_type, 4);
+    key += entry.id.handle;
+  }
+  return key;
+}
+
+namespace {
+
+void PutId(std::string* out, const JournalEntry& e) {
+  Put(out, e.key.dev, 8);
+  Put(out, e.key.ino, 8);
+  Put(out, e.id.fs_uuid.size(), 1);
+  *out += e.id.fs_uuid;
+  Put(out, e.id.handle_type, 4);
+  Put(out, e.id.handle.size(), 1);
+  *out += e.id.handle;
+  Put(out, static_cast<uint64_t>(e.id.btime_ns), 8);
+}
+
+void PutOriginal(std::string* out, const JournalEntry& e, bool v2) {
+  Put(out, e.original == policy::DaxState::kDax ? 1 : 0, 1);
+  if (v2) Put(out, static_cast<uint64_t>(e.changed_ns), 8);
+  Put(out, e.scope_root.size(), 4);
+  Put(out, e.path.size(), 4);
+  *out += e.scope_root;
+  *out += e.path;
+}
+
+}  // namespace
+
+std::string EncodeSegment(const Segment& segment, uint32_t version) {
   std::string body;
+  const bool v2 = version >= 2;
   for (const Record& r : segment.records) {
-    Put(&body, static_cast<uint8_t>(r.type), 1);
-    Put(&body, r.entry.key.dev, 8);
-    Put(&body, r.entry.key.ino, 8);
-    if (r.type == RecordType::kOriginal) {
-      Put(&body, r.entry.original == policy::DaxState::kDax ? 1 : 0, 1);
-      Put(&body, r.entry.scope_root.size(), 4);
-      Put(&body, r.entry.path.size(), 4);
-      body += r.entry.scope_root;
-      body += r.entry.path;
+    if (!v2) {
+      if (r.type != RecordType::kOriginal && r.type != RecordType::kForget) continue;
+      Put(&body, static_cast<uint8_t>(r.type), 1);
+      Put(&body, r.entry.key.dev, 8);
+      Put(&body, r.entry.key.ino, 8);
+      if (r.type == RecordType::kOriginal) PutOriginal(&body, r.entry, false);
+      continue;
+    }
+    switch (r.type) {
+      case RecordType::kOriginal:
+      case RecordType::kOriginal2:
+      case RecordType::kCorrect:
+        Put(&body, r.type == RecordType::kCorrect ? 5 : 3, 1);
+        PutId(&body, r.entry);
+        PutOriginal(&body, r.entry, true);
+        break;
+      case RecordType::kForget:
+      case RecordType::kForget2:
+        Put(&body, 4, 1);
+        PutId(&body, r.entry);
+        break;
+      case RecordType::kScopes:
+        Put(&body, 6, 1);
+        Put(&body, r.scopes.size(), 4);
+        for (const std::string& scope : r.scopes) {
+          Put(&body, scope.size(), 4);
+          body += scope;
+        }
+        break;
     }
   }
   std::string out(kSegmentMagic);
-  Put(&out, kSegmentVersion, 4);
+  Put(&out, v2 ? kSegmentVersion : 1, 4);
   Put(&out, segment.snapshot ? kFlagSnapshot : 0, 4);
   Put(&out, segment.sequence, 8);
   Put(&out, segment.records.size(), 4);
@@ -105,35 +170,89 @@ Result<Segment> DecodeSegment(std::string_view bytes) {
   if (Crc32c(bytes.substr(0, bytes.size() - 4)) != stored_crc) {
     return Corrupt("checksum mismatch");
   }
-  if (version != kSegmentVersion) {
+  if (version != 1 && version != kSegmentVersion) {
     return Corrupt("unsupported format version " + std::to_string(version));
   }
   if (flags & ~static_cast<uint64_t>(kFlagSnapshot)) return Corrupt("unknown flags");
   Segment segment;
   segment.sequence = sequence;
   segment.snapshot = (flags & kFlagSnapshot) != 0;
+  segment.version = static_cast<uint32_t>(version);
   Reader body(bytes.substr(kSegmentHeaderSize, body_length));
   for (uint64_t i = 0; i < count; ++i) {
     const std::string where = "record " + std::to_string(i) + ": ";
     Record r;
     uint64_t type = 0;
-    if (!body.Get(1, &type) || !body.Get(8, &r.entry.key.dev) || !body.Get(8, &r.entry.key.ino)) {
-      return Corrupt(where + "truncated");
-    }
-    if (type == static_cast<uint8_t>(RecordType::kOriginal)) {
-      uint64_t original = 0, scope_length = 0, path_length = 0;
-      if (!body.Get(1, &original) || !body.Get(4, &scope_length) || !body.Get(4, &path_length) ||
+    if (!body.Get(1, &type)) return Corrupt(where + "truncated");
+    auto get_original = [&](bool v2) {
+      uint64_t original = 0, scope_length = 0, path_length = 0, changed = 0;
+      if (!body.Get(1, &original) || (v2 && !body.Get(8, &changed)) ||
+          !body.Get(4, &scope_length) || !body.Get(4, &path_length) ||
           !body.GetBytes(scope_length, &r.entry.scope_root) ||
           !body.GetBytes(path_length, &r.entry.path)) {
+        return std::string("truncated");
+      }
+      if (original > 1) return std::string("bad original flag");
+      r.entry.original = original == 1 ? policy::DaxState::kDax : policy::DaxState::kPageCache;
+      r.entry.changed_ns = static_cast<int64_t>(changed);
+      return std::string();
+    };
+    auto get_id = [&]() {
+      uint64_t uuid_length = 0, handle_type = 0, handle_length = 0, btime = 0;
+      if (!body.Get(8, &r.entry.key.dev) || !body.Get(8, &r.entry.key.ino) ||
+          !body.Get(1, &uuid_length) || uuid_length > 16 ||
+          !body.GetBytes(uuid_length, &r.entry.id.fs_uuid) || !body.Get(4, &handle_type) ||
+          !body.Get(1, &handle_length) || handle_length > 128 ||
+          !body.GetBytes(handle_length, &r.entry.id.handle) || !body.Get(8, &btime)) {
+        return false;
+      }
+      r.entry.id.handle_type = static_cast<uint32_t>(handle_type);
+      r.entry.id.btime_ns = static_cast<int64_t>(btime);
+      return true;
+    };
+    std::string problem;
+    if (version == 1) {
+      if (!body.Get(8, &r.entry.key.dev) || !body.Get(8, &r.entry.key.ino)) {
         return Corrupt(where + "truncated");
       }
-      if (original > 1) return Corrupt(where + "bad original flag");
-      r.type = RecordType::kOriginal;
-      r.entry.original = original == 1 ? policy::DaxState::kDax : policy::DaxState::kPageCache;
-    } else if (type == static_cast<uint8_t>(RecordType::kForget)) {
+      if (type == static_cast<uint8_t>(RecordType::kOriginal)) {
+        r.type = RecordType::kOriginal;
+        problem = get_original(false);
+      } else if (type == static_cast<uint8_t>(RecordType::kForget)) {
+        r.type = RecordType::kForget;
+      } else {
+        return Corrupt(where + "unknown type " + std::to_string(type));
+      }
+    } else if (type == static_cast<uint8_t>(RecordType::kOriginal2) ||
+               type == static_cast<uint8_t>(RecordType::kCorrect)) {
+      r.type = type == 3 ? RecordType::kOriginal : RecordType::kCorrect;
+      problem = get_id() ? get_original(true) : "truncated or bad identity";
+    } else if (type == static_cast<uint8_t>(RecordType::kForget2)) {
       r.type = RecordType::kForget;
+      if (!get_id()) problem = "truncated or bad identity";
+    } else if (type == static_cast<uint8_t>(RecordType::kScopes)) {
+      r.type = RecordType::kScopes;
+      uint64_t scopes = 0;
+      if (!body.Get(4, &scopes) || scopes > body_length) {
+        problem = "truncated";
+      } else {
+        for (uint64_t k = 0; k < scopes && problem.empty(); ++k) {
+          uint64_t length = 0;
+          std::string scope;
+          if (!body.Get(4, &length) || !body.GetBytes(length, &scope)) {
+            problem = "truncated";
+          } else {
+            r.scopes.push_back(std::move(scope));
+          }
+        }
+      }
     } else {
       return Corrupt(where + "unknown type " + std::to_string(type));
+    }
+    if (!problem.empty()) return Corrupt(where + problem);
+    if (r.type != RecordType::kScopes && (r.entry.scope_root.find('\0') != std::string::npos ||
+                                          r.entry.path.find('\0') != std::string::npos)) {
+      return Corrupt(where + "NUL byte in a path");
     }
     segment.records.push_back(std::move(r));
   }

@@ -45,11 +45,13 @@ struct FileFlags {
 
 /// Callbacks the daemon gives Apply().
 struct ApplyHooks {
-  /// Called after the flag was read and before it is changed, with the flag as it was. The
-  /// daemon records `original_physical` durably here; if this fails nothing is changed and
-  /// Apply() returns the error. `path` is FileRef::path. Unset = nothing to record.
+  /// Called after the flag was read from the opened file and right before it is changed,
+  /// with the flag as it was and that fd (-1 for drivers without one), so the journal can
+  /// identify the very file. The daemon records `original_physical` durably here; if this
+  /// fails nothing is changed and Apply() returns the error. `path` is FileRef::path. Unset =
+  /// nothing to record.
   std::function<Result<void>(uint64_t dev, uint64_t ino, std::string_view path,
-                             DaxState original_physical)>
+                             DaxState original_physical, int fd)>
       before_change;
   /// Asked before turning DAX off: true when a process maps the file MAP_SYNC (the daemon
   /// reads VmFlags "sf" in <procfs>/PID/smaps). True refuses with Blocker::kMapSync; an error

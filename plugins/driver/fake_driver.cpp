@@ -52,7 +52,7 @@ Result<ApplyOutcome> FakeDriver::Apply(const FileRef& ref, DaxState desired,
     return BlockedOutcome(it->second, file.physical, file.kind);
   }
   if (hooks.before_change) {
-    Result<void> recorded = hooks.before_change(file.dev, file.ino, ref.path, file.physical);
+    Result<void> recorded = hooks.before_change(file.dev, file.ino, ref.path, file.physical, -1);
     if (!recorded.ok()) return recorded.error();
   }
   file.physical = desired;

@@ -131,7 +131,7 @@ Result<ApplyOutcome> InodeFlagDriver::Apply(const FileRef& ref, DaxState desired
       }
       if (hooks.before_change) {
         Result<void> recorded =
-            hooks.before_change(identity.dev, identity.ino, ref.path, outcome.physical_before);
+            hooks.before_change(identity.dev, identity.ino, ref.path, outcome.physical_before, fd);
         if (!recorded.ok()) return recorded.error();
       }
       if (desired == DaxState::kDax && outcome.kind == FileKind::kRegular &&

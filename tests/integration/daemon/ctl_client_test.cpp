@@ -234,5 +234,23 @@ TEST(DaxpolicyctlRestore, ReportsAnEmptyJournalAndUnknownPaths) {
   EXPECT_EQ(neither.err, "daxpolicyctl: restore needs either --all or at least one PATH\n");
 }
 
+// A segment that cannot be read may have held originals: restore says so and exits 1.
+TEST(DaxpolicyctlRestore, ExitsOneWhenASegmentOfTheJournalIsDamaged) {
+  DAXPOLICY_REQUIRE(IsRoot(), "root (the journal lives in a root-owned state directory)");
+  TempDir dir;
+  WriteFile(dir.path() / "segment-0000000000000001.djnl", "garbage");
+  CommandResult all = ::daxpolicy::testing::Run(
+      {BinaryPath("daxpolicyctl"), "restore", "--state-dir", dir.path().string(), "--all"});
+  EXPECT_EQ(all.exit_code, 1) << all.out;
+  EXPECT_NE(all.out.find("journal damaged: segment-0000000000000001.djnl"), std::string::npos)
+      << all.out;
+  // Still damaged on the next run: the segment was moved aside, not repaired.
+  CommandResult again = ::daxpolicy::testing::Run(
+      {BinaryPath("daxpolicyctl"), "restore", "--state-dir", dir.path().string(), "--all"});
+  EXPECT_EQ(again.exit_code, 1) << again.out;
+  EXPECT_NE(again.out.find("corrupt/segment-0000000000000001.djnl"), std::string::npos)
+      << again.out;
+}
+
 }  // namespace
 }  // namespace daxpolicy::testing

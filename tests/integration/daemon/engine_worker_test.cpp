@@ -7,6 +7,7 @@
 // in sync).
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <filesystem>
@@ -274,6 +275,41 @@ TEST_F(EngineWorker, AHoldTakenWhileAJobIsOutActsFromTheNextCycle) {
   ASSERT_TRUE(file.ok());
   EXPECT_NE(file.value->reason.find("application hold: test"), std::string::npos)
       << file.value->reason;
+}
+
+// A state directory the journal cannot use, or a damaged journal, shows in Degraded from the
+// start (not at the first change), and nothing is changed meanwhile.
+TEST(EngineJournal, ReportsAnUnusableOrDamagedStateDirectoryInDegraded) {
+  DAXPOLICY_REQUIRE(!LoopFs::Unavailable(), LoopFs::Unavailable().value_or(""));
+  std::string error;
+  auto fs = LoopFs::Create(testing::FsType::kXfs, &error, 300);
+  ASSERT_NE(fs, nullptr) << error;
+  const std::string root = fs->mount_point().string();
+  WriteFile(root + "/d-file", "x");
+  TempDir state;
+  ASSERT_EQ(chmod(state.path().c_str(), 0777), 0);  // others could rewrite the journal
+  Options options;
+  options.state_dir = state.path().string();
+  {
+    auto engine = Engine::Create(options, MakePolicy(root, "d-to-dax"));
+    ASSERT_TRUE(engine.ok());
+    const std::string degraded = (*engine)->Degraded();
+    EXPECT_NE(degraded.find("state journal unavailable: state directory " + options.state_dir +
+                            " is writable by group or others"),
+              std::string::npos)
+        << degraded;
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    (*engine)->RunCycle(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+    EXPECT_EQ(ReadDaxFlag(root + "/d-file"), false) << "changed without a journal";
+  }
+  ASSERT_EQ(chmod(state.path().c_str(), 0700), 0);
+  WriteFile(state.path() / "segment-0000000000000001.djnl", "garbage");
+  auto engine = Engine::Create(options, MakePolicy(root, "d-to-dax"));
+  ASSERT_TRUE(engine.ok());
+  const std::string degraded = (*engine)->Degraded();
+  EXPECT_NE(degraded.find("state journal " + options.state_dir + " is damaged"), std::string::npos)
+      << degraded;
 }
 
 }  // namespace

@@ -158,7 +158,8 @@ TEST_P(ADriverOnEachFilesystem, CallsTheHooksInOrderAndRefusesUnderMapSync) {
   testing::WriteFile(env_.root() / "f", "x");
   std::vector<std::string> events;
   ApplyHooks hooks;
-  hooks.before_change = [&](uint64_t dev, uint64_t ino, std::string_view path, DaxState original) {
+  hooks.before_change = [&](uint64_t dev, uint64_t ino, std::string_view path, DaxState original,
+                            int) {
     EXPECT_EQ(ino, IdentityOf(env_.root() / "f").ino);
     EXPECT_EQ(dev, IdentityOf(env_.root() / "f").dev);
     EXPECT_FALSE(HasDaxFlag(env_.root() / "f")) << "called before the change";
@@ -184,7 +185,7 @@ TEST_P(ADriverOnEachFilesystem, CallsTheHooksInOrderAndRefusesUnderMapSync) {
   EXPECT_EQ(events.back(), "maps_sync");
 
   hooks.maps_sync = [](uint64_t, uint64_t) -> Result<bool> { return false; };
-  hooks.before_change = [](uint64_t, uint64_t, std::string_view, DaxState) -> Result<void> {
+  hooks.before_change = [](uint64_t, uint64_t, std::string_view, DaxState, int) -> Result<void> {
     return Error{"journal full", ENOSPC};
   };
   Result<ApplyOutcome> failed = driver_.Apply(env_.Ref("f"), DaxState::kPageCache, hooks);
@@ -200,7 +201,7 @@ TEST_P(ADriverOnEachFilesystem, ObserveDriverReadsRealStateAndChangesNothing) {
   ObserveDriver observe;
   bool hook_called = false;
   ApplyHooks hooks;
-  hooks.before_change = [&](uint64_t, uint64_t, std::string_view, DaxState) {
+  hooks.before_change = [&](uint64_t, uint64_t, std::string_view, DaxState, int) {
     hook_called = true;
     return Result<void>();
   };

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "daemon/journal/journal.h"
@@ -116,8 +117,9 @@ TEST(ARestore, UndoesEveryChangeAndReportsWhatItCouldNot) {
   EXPECT_TRUE(r.ok()) << r.Format();
   EXPECT_EQ(r.Count(RestoreStatus::kRestored), 3u) << r.Format();  // b, \xff\xfe, d
   EXPECT_EQ(r.Count(RestoreStatus::kAlreadyOriginal), 1u);         // reset
-  EXPECT_EQ(r.Count(RestoreStatus::kVanished), 1u);                // gone
-  EXPECT_EQ(r.Count(RestoreStatus::kReplaced), 1u);                // swapped
+  // gone, and swapped: the file the daemon changed is gone (its handle no longer opens).
+  EXPECT_EQ(r.Count(RestoreStatus::kVanished), 2u);
+  EXPECT_EQ(r.Count(RestoreStatus::kReplaced), 0u);
   EXPECT_TRUE(HasDaxFlag(scope / "b"));
   EXPECT_FALSE(HasDaxFlag(scope / "\xff\xfe"));
   EXPECT_FALSE(HasDaxFlag(scope / "d"));
@@ -128,23 +130,276 @@ TEST(ARestore, UndoesEveryChangeAndReportsWhatItCouldNot) {
   EXPECT_NE(text.find("restored: " + scope.string() + "/\\xff\\xfe (original: page-cache)\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("replaced; not touched: " + scope.string() +
-                      "/swapped (original: page-cache): replaced since scan: the path now names "
-                      "a different file\n"),
+  EXPECT_NE(text.find("vanished: " + scope.string() +
+                      "/swapped (original: page-cache): the file the daemon changed no longer "
+                      "exists; another file now has its name and is not touched\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("already original: " + scope.string() + "/reset (original: page-cache)\n"),
             std::string::npos);
-  EXPECT_NE(text.find("3 restored, 1 already original, 1 vanished, 1 replaced, 0 failed\n"),
+  EXPECT_NE(text.find("3 restored, 1 already original, 2 vanished, 0 replaced, 0 failed\n"),
             std::string::npos)
       << text;
 
-  // Only the replaced file's entry stays; its original is still on record.
+  // Nothing is left to restore.
   auto after = Journal::Open(state);
   ASSERT_TRUE(after.ok());
-  ASSERT_EQ((*after)->size(), 1u);
-  EXPECT_EQ((*after)->Entries()[0].path, "swapped");
+  EXPECT_EQ((*after)->size(), 0u);
 }
+
+// Changes `names` under `scope` the way the daemon does: batch recorded, then the driver with
+// the journal's hook, then SettleBatch.
+void ChangeLikeTheDaemon(const fs::path& state, const fs::path& scope,
+                         const std::vector<std::string>& names, JournalOptions options = {}) {
+  auto j = Journal::Open(state, options);
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  (*j)->SetScopes({scope.string()});
+  daxpolicy::UniqueFd root(open(scope.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  std::vector<JournalEntry> batch;
+  std::vector<DaxState> want;
+  for (const std::string& n : names) {
+    const bool dax = HasDaxFlag(scope / n);
+    driver::FileIdentity id = IdentityOf(scope / n);
+    batch.push_back(JournalEntry{
+        {id.dev, id.ino}, scope.string(), n, dax ? DaxState::kDax : DaxState::kPageCache});
+    want.push_back(dax ? DaxState::kPageCache : DaxState::kDax);
+  }
+  ASSERT_TRUE((*j)->RecordOriginals(batch).ok());
+  driver::InodeFlagDriver drv(driver::KernelVersion::Running());
+  driver::ApplyHooks hooks;
+  hooks.before_change = (*j)->BeforeChangeHook(scope.string());
+  for (size_t i = 0; i < names.size(); ++i) {
+    Result<driver::ApplyOutcome> out = drv.Apply(
+        driver::FileRef{root.get(), names[i], IdentityOf(scope / names[i])}, want[i], hooks);
+    ASSERT_TRUE(out.ok());
+    ASSERT_EQ(out->result, driver::ApplyResult::kChanged) << names[i] << ": " << out->reason;
+  }
+  ASSERT_TRUE((*j)->SettleBatch().ok());
+}
+
+class ARestoreOnEachFilesystem : public ::testing::TestWithParam<FsType> {};
+
+// A file renamed within its scope is found and restored under its new name; a file deleted
+// and replaced by one that reuses its inode number is never touched; a file moved out of the
+// scope is refused and makes the restore incomplete.
+TEST_P(ARestoreOnEachFilesystem, FollowsRenamesAndNeverTouchesAReusedInode) {
+  REQUIRE_LOOP_FS(loop, GetParam());
+  const fs::path scope = loop->mount_point() / "scope";
+  const fs::path outside = loop->mount_point() / "outside";
+  const fs::path state = loop->mount_point() / "state";
+  fs::create_directories(scope / "sub");
+  fs::create_directories(outside);
+  for (const char* n : {"renamed", "reused", "moved-out"}) testing::WriteFile(scope / n, n);
+  ChangeLikeTheDaemon(state, scope, {"renamed", "reused", "moved-out"});
+  ASSERT_TRUE(HasDaxFlag(scope / "renamed"));
+
+  fs::rename(scope / "renamed", scope / "sub" / "renamed-later");
+  fs::rename(scope / "moved-out", outside / "moved-out");
+  // Delete "reused" and create files until one gets its inode number back.
+  const uint64_t old_ino = IdentityOf(scope / "reused").ino;
+  fs::remove(scope / "reused");
+  bool reused = false;
+  for (int i = 0; i < 20000 && !reused; ++i) {
+    const fs::path candidate = scope / ("c" + std::to_string(i));
+    testing::WriteFile(candidate, "impostor");
+    if (IdentityOf(candidate).ino == old_ino) {
+      fs::rename(candidate, scope / "reused");
+      reused = true;
+    } else {
+      fs::remove(candidate);
+    }
+  }
+  ASSERT_TRUE(reused) << "the filesystem never reused the inode number";
+  SetDaxFlag(scope / "reused", true);  // the impostor looks exactly like the daemon's change
+
+  Result<RestoreReport> report = Restore(state, RestoreRequest::AllFiles());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  const std::string text = report->Format();
+  EXPECT_FALSE(HasDaxFlag(scope / "sub" / "renamed-later")) << text;
+  EXPECT_NE(text.find("restored: " + scope.string() +
+                      "/sub/renamed-later (original: page-cache)"
+                      ": renamed from " +
+                      scope.string() + "/renamed"),
+            std::string::npos)
+      << text;
+  EXPECT_TRUE(HasDaxFlag(scope / "reused")) << "a reused inode was changed:\n" << text;
+  EXPECT_TRUE(HasDaxFlag(outside / "moved-out")) << "a file outside the scope was changed";
+  EXPECT_EQ(report->Count(RestoreStatus::kRestored), 1u) << text;
+  EXPECT_EQ(report->Count(RestoreStatus::kVanished), 1u) << text;
+  EXPECT_EQ(report->Count(RestoreStatus::kFailed), 1u) << text;
+  EXPECT_FALSE(report->Complete());
+}
+
+// The same filesystem on another block device (a reboot that numbers devices differently):
+// every entry still restores, by filesystem UUID.
+TEST_P(ARestoreOnEachFilesystem, SurvivesADeviceNumberChange) {
+  DAXPOLICY_REQUIRE(!LoopFs::Unavailable(), LoopFs::Unavailable().value_or(""));
+  testing::TempDir dir;
+  const fs::path image = dir.path() / "fs.img";
+  const fs::path mnt = dir.path() / "mnt";
+  const fs::path state = dir.path() / "state";
+  fs::create_directories(mnt);
+  {
+    std::ofstream(image).close();
+    fs::resize_file(image, 512ull << 20);
+  }
+  const bool xfs = GetParam() != FsType::kExt4;
+  ASSERT_EQ(testing::Run(xfs ? std::vector<std::string>{"mkfs.xfs", "-q", image.string()}
+                             : std::vector<std::string>{"mkfs.ext4", "-q", "-F", image.string()})
+                .exit_code,
+            0);
+  auto attach = [&] {
+    testing::CommandResult r = testing::Run({"losetup", "--find", "--show", image.string()});
+    std::string dev = r.out;
+    while (!dev.empty() && dev.back() == '\n') dev.pop_back();
+    return dev;
+  };
+  const std::string first = attach();
+  ASSERT_FALSE(first.empty());
+  ASSERT_EQ(testing::Run({"mount", "-o", "dax=inode", first, mnt.string()}).exit_code, 0);
+  const fs::path scope = mnt / "scope";
+  fs::create_directories(scope);
+  testing::WriteFile(scope / "f", "x");
+  const uint64_t dev_before = IdentityOf(scope / "f").dev;
+  ChangeLikeTheDaemon(state, scope, {"f"});
+  ASSERT_EQ(testing::Run({"umount", mnt.string()}).exit_code, 0);
+  // Keep the first device attached, so the second attach gets another number.
+  const std::string second = attach();
+  ASSERT_FALSE(second.empty());
+  ASSERT_NE(first, second);
+  ASSERT_EQ(testing::Run({"mount", "-o", "dax=inode", second, mnt.string()}).exit_code, 0);
+  EXPECT_NE(IdentityOf(scope / "f").dev, dev_before);
+  Result<RestoreReport> report = Restore(state, RestoreRequest::AllFiles());
+  const bool dax_after = HasDaxFlag(scope / "f");
+  testing::Run({"umount", mnt.string()});
+  testing::Run({"losetup", "-d", first});
+  testing::Run({"losetup", "-d", second});
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(report->Count(RestoreStatus::kRestored), 1u) << report->Format();
+  EXPECT_FALSE(dax_after);
+  EXPECT_TRUE(report->Complete());
+}
+
+// Entries naming a scope root the journal's policy never had are refused, even when the
+// journal says so (a journal is trusted only as far as its own recorded policy).
+TEST_P(ARestoreOnEachFilesystem, RefusesEntriesOutsideTheRecordedScopes) {
+  REQUIRE_LOOP_FS(loop, GetParam());
+  const fs::path scope = loop->mount_point() / "scope";
+  const fs::path other = loop->mount_point() / "other";
+  const fs::path state = loop->mount_point() / "state";
+  fs::create_directories(scope);
+  fs::create_directories(other);
+  testing::WriteFile(scope / "in", "x");
+  testing::WriteFile(other / "victim", "y");
+  ChangeLikeTheDaemon(state, scope, {"in"});
+  SetDaxFlag(other / "victim", true);
+  {
+    auto j = Journal::Open(state);
+    ASSERT_TRUE(j.ok());
+    driver::FileIdentity id = IdentityOf(other / "victim");
+    ASSERT_TRUE(
+        (*j)->RecordOriginals(
+                {JournalEntry{{id.dev, id.ino}, other.string(), "victim", DaxState::kPageCache}})
+            .ok());
+  }
+  Result<RestoreReport> report = Restore(state, RestoreRequest::AllFiles());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_TRUE(HasDaxFlag(other / "victim")) << report->Format();
+  EXPECT_FALSE(HasDaxFlag(scope / "in"));
+  EXPECT_EQ(report->Count(RestoreStatus::kFailed), 1u);
+  EXPECT_NE(report->Format().find("is not a scope root of any policy recorded in the journal"),
+            std::string::npos)
+      << report->Format();
+  EXPECT_FALSE(report->Complete());
+}
+
+int64_t CoarseNowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+int64_t BirthNs(const fs::path& p) {
+  struct statx sx {};
+  EXPECT_EQ(statx(AT_FDCWD, p.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &sx), 0);
+  return static_cast<int64_t>(sx.stx_btime.tv_sec) * 1'000'000'000 + sx.stx_btime.tv_nsec;
+}
+
+// Files created in a directory while the daemon had given it DAX inherit the flag; restore of
+// the directory sets them back too, and leaves alone files older than the daemon's change.
+TEST_P(ARestoreOnEachFilesystem, ResetsFilesThatInheritedTheDaemonsDirectoryFlag) {
+  REQUIRE_LOOP_FS(loop, GetParam());
+  const fs::path scope = loop->mount_point() / "scope";
+  const fs::path state = loop->mount_point() / "state";
+  fs::create_directories(scope / "d");
+  testing::WriteFile(scope / "d" / "older", "o");
+  SetDaxFlag(scope / "d" / "older", true);  // an admin's own choice, before the daemon came
+  // The daemon's change must be recorded after "older" was born (coarse clock ticks).
+  const int64_t older_born = BirthNs(scope / "d" / "older");
+  while (CoarseNowNs() <= older_born) {
+  }
+  ChangeLikeTheDaemon(state, scope, {"d"});
+  ASSERT_TRUE(HasDaxFlag(scope / "d"));
+  testing::WriteFile(scope / "d" / "newer", "n");
+  fs::create_directories(scope / "d" / "sub");
+  testing::WriteFile(scope / "d" / "sub" / "deeper", "n");
+  ASSERT_TRUE(HasDaxFlag(scope / "d" / "newer")) << "the kernel did not inherit the flag";
+  ASSERT_TRUE(HasDaxFlag(scope / "d" / "sub" / "deeper"));
+
+  Result<RestoreReport> report = Restore(state, RestoreRequest::AllFiles());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  const std::string text = report->Format();
+  EXPECT_FALSE(HasDaxFlag(scope / "d")) << text;
+  EXPECT_FALSE(HasDaxFlag(scope / "d" / "newer")) << text;
+  EXPECT_FALSE(HasDaxFlag(scope / "d" / "sub")) << text;
+  EXPECT_FALSE(HasDaxFlag(scope / "d" / "sub" / "deeper")) << text;
+  EXPECT_TRUE(HasDaxFlag(scope / "d" / "older")) << text;
+  EXPECT_NE(text.find("restored: " + scope.string() +
+                      "/d/newer (original: page-cache): inherited the flag from " + scope.string() +
+                      "/d (created after the daemon changed it)"),
+            std::string::npos)
+      << text;
+  EXPECT_TRUE(report->Complete()) << text;
+}
+
+// The batch is recorded from the scan; an admin sets the flag to what the daemon wanted before
+// the change. The daemon then changes nothing, and its journal must not keep the scan's value
+// (a later restore would undo the admin's chattr).
+TEST_P(ARestoreOnEachFilesystem, KeepsAnAdminsChangeMadeBetweenScanAndChange) {
+  REQUIRE_LOOP_FS(loop, GetParam());
+  const fs::path scope = loop->mount_point() / "scope";
+  const fs::path state = loop->mount_point() / "state";
+  fs::create_directories(scope);
+  testing::WriteFile(scope / "f", "x");
+  {
+    auto j = Journal::Open(state);
+    ASSERT_TRUE(j.ok());
+    (*j)->SetScopes({scope.string()});
+    driver::FileIdentity id = IdentityOf(scope / "f");
+    ASSERT_TRUE((*j)->RecordOriginals(
+                        {JournalEntry{{id.dev, id.ino}, scope.string(), "f", DaxState::kPageCache}})
+                    .ok());
+    SetDaxFlag(scope / "f", true);  // the admin's chattr +x
+    daxpolicy::UniqueFd root(open(scope.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    driver::InodeFlagDriver drv(driver::KernelVersion::Running());
+    driver::ApplyHooks hooks;
+    hooks.before_change = (*j)->BeforeChangeHook(scope.string());
+    Result<driver::ApplyOutcome> out =
+        drv.Apply(driver::FileRef{root.get(), "f", id}, DaxState::kDax, hooks);
+    ASSERT_TRUE(out.ok());
+    EXPECT_EQ(out->result, driver::ApplyResult::kUnchanged);
+    ASSERT_TRUE((*j)->SettleBatch().ok());
+  }
+  Result<RestoreReport> report = Restore(state, RestoreRequest::AllFiles());
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(HasDaxFlag(scope / "f")) << "restore undid the admin's change:\n" << report->Format();
+}
+
+INSTANTIATE_TEST_SUITE_P(Filesystems, ARestoreOnEachFilesystem,
+                         ::testing::Values(FsType::kXfs, FsType::kExt4),
+                         [](const ::testing::TestParamInfo<FsType>& info) {
+                           return std::string(testing::FsTypeName(info.param));
+                         });
 
 // SIGKILLs a program that records originals in batches and flips flags over 10,000 files, at
 // random moments, 20 times; then restore must bring every file back to its original flag.

@@ -72,8 +72,8 @@ int main(int argc, char** argv) {
   if (root < 0) return 1;
   driver::InodeFlagDriver drv(driver::KernelVersion::Running());
   driver::ApplyHooks hooks;
-  hooks.before_change = [&](uint64_t dev, uint64_t ino, std::string_view,
-                            DaxState) -> Result<void> {
+  hooks.before_change = [&](uint64_t dev, uint64_t ino, std::string_view, DaxState,
+                            int) -> Result<void> {
     if (j.Find(journal::FileKey{dev, ino}) == nullptr) {
       std::fprintf(stderr, "changing a file whose original is not recorded\n");
       _exit(3);
@@ -116,13 +116,13 @@ int main(int argc, char** argv) {
       }
       // Undo the first half of the batch like restore does (flag back, then forget), so that
       // every pass keeps writing segments, forgets and compactions instead of only the first.
-      std::vector<journal::FileKey> undone;
+      std::vector<std::string> undone;
       for (size_t k = 0; k < refs.size() / 2; ++k) {
         const journal::JournalEntry* e = j.Find(entries[k].key);
         if (e == nullptr) return 3;
         Result<driver::ApplyOutcome> out = drv.Apply(refs[k], e->original, {});
         if (!out.ok() || out->blocked()) return 4;
-        undone.push_back(e->key);
+        undone.push_back(journal::EntryKey(*e));
       }
       Say("writing");
       Result<void> forgotten = j.Forget(undone);

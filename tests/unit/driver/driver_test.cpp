@@ -254,7 +254,8 @@ class AFakeDriver : public ::testing::Test {
 TEST_F(AFakeDriver, RecordsTheOriginalBeforeChanging) {
   std::vector<DaxState> seen;
   ApplyHooks hooks;
-  hooks.before_change = [&](uint64_t dev, uint64_t ino, std::string_view path, DaxState original) {
+  hooks.before_change = [&](uint64_t dev, uint64_t ino, std::string_view path, DaxState original,
+                            int) {
     EXPECT_EQ(dev, 1u);
     EXPECT_EQ(ino, 2u);
     EXPECT_EQ(path, "a");
@@ -276,7 +277,7 @@ TEST_F(AFakeDriver, RecordsTheOriginalBeforeChanging) {
 
 TEST_F(AFakeDriver, ChangesNothingWhenRecordingFails) {
   ApplyHooks hooks;
-  hooks.before_change = [](uint64_t, uint64_t, std::string_view, DaxState) -> Result<void> {
+  hooks.before_change = [](uint64_t, uint64_t, std::string_view, DaxState, int) -> Result<void> {
     return Error{"disk full", ENOSPC};
   };
   Result<ApplyOutcome> out = driver_.Apply(ref_, DaxState::kDax, hooks);

@@ -3,13 +3,16 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <set>
 
 #include "daemon/journal/crc32c.h"
+#include "daemon/journal/identity.h"
 #include "daemon/journal/segment.h"
+#include "plugins/unique_fd.h"
 #include "tests/support/test_support.h"
 
 namespace daxpolicy::journal {
@@ -171,7 +174,9 @@ TEST(AJournal, ForgetsEntriesDurably) {
   {
     auto j = OpenOrDie(dir.path());
     ASSERT_TRUE(j->RecordOriginals({Entry(1, DaxState::kDax), Entry(2, DaxState::kDax)}).ok());
-    ASSERT_TRUE(j->Forget({FileKey{42, 1}, FileKey{9, 9}}).ok());
+    ASSERT_TRUE(j->Forget({EntryKey(Entry(1, DaxState::kDax)),
+                           EntryKey(JournalEntry{FileKey{9, 9}, "/srv/pmem", "z"})})
+                    .ok());
     EXPECT_EQ(j->size(), 1u);
   }
   auto j = OpenOrDie(dir.path());
@@ -237,7 +242,7 @@ TEST(AJournal, CompactsIntoASnapshotWithoutLosingEntries) {
       ASSERT_TRUE(
           j->RecordOriginals({Entry(i, i % 3 ? DaxState::kDax : DaxState::kPageCache)}).ok());
     }
-    ASSERT_TRUE(j->Forget({FileKey{42, 4}}).ok());
+    ASSERT_TRUE(j->Forget({EntryKey(Entry(4, DaxState::kDax))}).ok());
     EXPECT_LE(SegmentFiles(dir.path()).size(), 9u);
   }
   auto j = OpenOrDie(dir.path(), options);
@@ -285,12 +290,153 @@ TEST(AJournal, RecordsThroughItsBeforeChangeHookOnlyOnce) {
   TempDir dir;
   auto j = OpenOrDie(dir.path());
   auto hook = j->BeforeChangeHook("/srv/pmem");
-  ASSERT_TRUE(hook(7, 8, "x/y", DaxState::kPageCache).ok());
-  ASSERT_TRUE(hook(7, 8, "x/y", DaxState::kDax).ok());
+  ASSERT_TRUE(hook(7, 8, "x/y", DaxState::kPageCache, -1).ok());
+  ASSERT_TRUE(hook(7, 8, "x/y", DaxState::kDax, -1).ok());
   ASSERT_NE(j->Find({7, 8}), nullptr);
   EXPECT_EQ(j->Find({7, 8})->original, DaxState::kPageCache);
   EXPECT_EQ(j->Find({7, 8})->AbsolutePath(), "/srv/pmem/x/y");
   EXPECT_EQ(SegmentFiles(dir.path()).size(), 1u);
+}
+
+TEST(ASegment, ReadsVersion1SegmentsAndRoundTripsVersion2Records) {
+  Segment old = SampleSegment();
+  const std::string v1 = EncodeSegment(old, 1);
+  EXPECT_EQ(v1[8], 1);  // format version 1 on disk
+  Result<Segment> read = DecodeSegment(v1);
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_EQ(read->version, 1u);
+  ASSERT_EQ(read->records.size(), 3u);
+  EXPECT_EQ(read->records[0].entry.key, (FileKey{42, 1}));
+  EXPECT_TRUE(read->records[0].entry.id.handle.empty());
+
+  Segment in;
+  in.sequence = 3;
+  JournalEntry e = Entry(5, DaxState::kDax);
+  e.id.fs_uuid = std::string(16, '\x11');
+  e.id.handle_type = 0x81;
+  e.id.handle = std::string("\x01\x02\x00\x03", 4);
+  e.id.btime_ns = 123456789;
+  e.changed_ns = 987654321;
+  Record scopes;
+  scopes.type = RecordType::kScopes;
+  scopes.scopes = {"/srv/pmem", "/data"};
+  in.records.push_back(scopes);
+  in.records.push_back(Record{RecordType::kOriginal, e, {}});
+  in.records.push_back(Record{RecordType::kCorrect, e, {}});
+  in.records.push_back(Record{RecordType::kForget, e, {}});
+  Result<Segment> out = DecodeSegment(EncodeSegment(in));
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(out->version, 2u);
+  ASSERT_EQ(out->records.size(), 4u);
+  EXPECT_EQ(out->records[0].scopes, scopes.scopes);
+  EXPECT_EQ(out->records[1].type, RecordType::kOriginal);
+  EXPECT_EQ(out->records[1].entry.id, e.id);
+  EXPECT_EQ(out->records[1].entry.changed_ns, e.changed_ns);
+  EXPECT_EQ(out->records[2].type, RecordType::kCorrect);
+  EXPECT_EQ(out->records[3].type, RecordType::kForget);
+  EXPECT_EQ(EntryKey(out->records[3].entry), EntryKey(e));
+}
+
+TEST(AJournal, KeepsReadingAJournalOfFormatVersion1AndKeepsItsFirstOriginals) {
+  TempDir dir;
+  Segment old = SampleSegment();  // file 1 recorded then forgotten, file 2 recorded
+  old.sequence = 1;
+  old.records.push_back(Record{RecordType::kOriginal, Entry(3, DaxState::kDax), {}});
+  testing::WriteFile(dir.path() / SegmentFileName(1), EncodeSegment(old, 1));
+  auto j = OpenOrDie(dir.path());
+  EXPECT_TRUE(j->problems().empty());
+  EXPECT_EQ(j->size(), 2u);
+  // A new recording of file 3 (same dev + ino) cannot override the old original.
+  JournalEntry again = Entry(3, DaxState::kPageCache);
+  again.id.handle = "h";
+  again.id.handle_type = 1;
+  ASSERT_TRUE(j->RecordOriginals({again}).ok());
+  EXPECT_EQ(j->size(), 2u);
+  EXPECT_EQ(j->Find({42, 3})->original, DaxState::kDax);
+}
+
+TEST(AJournal, RefusesAStateDirectoryOthersCanWriteOrAnotherUserOwns) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  fs::create_directory(state);
+  ASSERT_EQ(chmod(state.c_str(), 0777), 0);
+  Result<std::unique_ptr<Journal>> open = Journal::Open(state);
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.error().message.find("writable by group or others (mode 0777)"), std::string::npos)
+      << open.error().message;
+  ASSERT_EQ(chmod(state.c_str(), 0770), 0);
+  EXPECT_FALSE(Journal::Open(state).ok());
+  ASSERT_EQ(chmod(state.c_str(), 0700), 0);
+  EXPECT_TRUE(Journal::Open(state).ok());
+  // Through a symlink: refused.
+  fs::create_directory_symlink(state, dir.path() / "link");
+  EXPECT_FALSE(Journal::Open(dir.path() / "link").ok());
+  if (geteuid() == 0) {
+    ASSERT_EQ(chown(state.c_str(), 65534, 65534), 0);
+    open = Journal::Open(state);
+    ASSERT_FALSE(open.ok());
+    EXPECT_NE(open.error().message.find("is owned by uid 65534"), std::string::npos);
+  }
+}
+
+TEST(AJournal, KeepsReportingDamageMovedAsideByAnEarlierOpen) {
+  TempDir dir;
+  {
+    auto j = OpenOrDie(dir.path());
+    ASSERT_TRUE(j->RecordOriginals({Entry(1, DaxState::kDax)}).ok());
+  }
+  testing::WriteFile(dir.path() / "segment-0000000000000001.djnl", "garbage");
+  {
+    auto j = OpenOrDie(dir.path());
+    ASSERT_EQ(j->Damage().size(), 1u);
+  }
+  auto j = OpenOrDie(dir.path());
+  EXPECT_TRUE(j->problems().empty());
+  ASSERT_EQ(j->Damage().size(), 1u);
+  EXPECT_NE(j->Damage()[0].find("corrupt/segment-0000000000000001.djnl"), std::string::npos);
+}
+
+// Issue: the batch records the flag the scan saw; an admin's chattr between the scan and the
+// change must not be lost. The hook gets the flag read from the opened file.
+TEST(AJournal, RecordsTheFlagReadRightBeforeTheChangeAndDropsFilesTheBatchDidNotChange) {
+  TempDir dir;
+  TempDir files;
+  testing::WriteFile(files.path() / "changed", "x");
+  testing::WriteFile(files.path() / "left", "y");
+  struct stat changed {};
+  struct stat left {};
+  ASSERT_EQ(stat((files.path() / "changed").c_str(), &changed), 0);
+  ASSERT_EQ(stat((files.path() / "left").c_str(), &left), 0);
+  const std::string root = files.path().string();
+  {
+    auto j = OpenOrDie(dir.path());
+    j->SetScopes({root});
+    // The scan saw page-cache for both.
+    ASSERT_TRUE(
+        j->RecordOriginals(
+             {JournalEntry{{changed.st_dev, changed.st_ino}, root, "changed", DaxState::kPageCache},
+              JournalEntry{{left.st_dev, left.st_ino}, root, "left", DaxState::kPageCache}})
+            .ok());
+    const JournalEntry* provisional = j->Find({changed.st_dev, changed.st_ino});
+    ASSERT_NE(provisional, nullptr);
+    EXPECT_FALSE(provisional->id.handle.empty()) << "the identity was not taken from the file";
+    EXPECT_GT(provisional->changed_ns, 0);
+    // The admin set DAX in between; the driver read it from the opened fd.
+    auto hook = j->BeforeChangeHook(root);
+    daxpolicy::UniqueFd fd(open((files.path() / "changed").c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(hook(changed.st_dev, changed.st_ino, "changed", DaxState::kDax, fd.get()).ok());
+    EXPECT_EQ(j->Find({changed.st_dev, changed.st_ino})->original, DaxState::kDax);
+    // "left" was found already as wanted: no change, so no entry.
+    ASSERT_TRUE(j->SettleBatch().ok());
+    EXPECT_EQ(j->Find({left.st_dev, left.st_ino}), nullptr);
+    // A later change of the same file keeps the first original.
+    ASSERT_TRUE(
+        hook(changed.st_dev, changed.st_ino, "changed", DaxState::kPageCache, fd.get()).ok());
+  }
+  auto j = OpenOrDie(dir.path());
+  ASSERT_EQ(j->size(), 1u);
+  EXPECT_EQ(j->Find({changed.st_dev, changed.st_ino})->original, DaxState::kDax);
+  EXPECT_EQ(j->recorded_scopes(), std::set<std::string>{root});
 }
 
 TEST(AJournal, RefusesAnUnknownOriginal) {

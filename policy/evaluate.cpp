@@ -3,6 +3,9 @@
 
 #include <algorithm>
 
+#include "policy/units.h"
+#include "policy/variables.h"
+
 namespace daxpolicy::policy {
 
 std::string_view FileStateName(FileState s) {
@@ -390,6 +393,32 @@ Explanation Explain(const Policy& policy, const Snapshot& snapshot, const RuleSt
   return e;
 }
 
+namespace {
+
+// "  access:    read 2 MiB/s, reuse 5, cache hit ratio 0.98, write 0 B/s (window 10s)",
+// or why there are no access figures.
+std::string AccessLine(const Snapshot& snapshot, const FileRecord& f) {
+  VarContext ctx{&snapshot, &f, snapshot.system.access_window_ns};
+  std::string_view why;
+  auto read = ReadVar(Var::kFileReadBytesRate, ctx, &why);
+  if (!read) return "  access:    unavailable: " + std::string(why) + "\n";
+  std::string out = "  access:    read " + FormatValue(ValueKind::kRate, *read);
+  if (auto reuse = ReadVar(Var::kFileReuse, ctx, &why)) {
+    out += ", reuse " + FormatValue(ValueKind::kFactor, *reuse);
+  }
+  if (auto hit = ReadVar(Var::kFileCacheHitRatio, ctx, &why)) {
+    out += ", cache hit ratio " + FormatValue(ValueKind::kRatio, *hit);
+  } else {
+    out += ", cache hit ratio n/a (" + std::string(why) + ")";
+  }
+  if (auto write = ReadVar(Var::kFileWriteBytesRate, ctx, &why)) {
+    out += ", write " + FormatValue(ValueKind::kRate, *write);
+  }
+  return out + " (window " + FormatDuration(snapshot.system.access_window_ns) + ")\n";
+}
+
+}  // namespace
+
 std::string FormatExplanation(const Explanation& e, const Snapshot& snapshot) {
   const FileRecord& f = snapshot.files[e.decision.file];
   const Decision& d = e.decision;
@@ -413,6 +442,7 @@ std::string FormatExplanation(const Explanation& e, const Snapshot& snapshot) {
     return out;
   }
   out += "  scope:     " + e.scope + "\n";
+  if (f.kind == FileKind::kRegular) out += AccessLine(snapshot, f);
   if (!e.protected_by.empty()) {
     out += "  protected: " + e.protected_by + "\n";
     return out;

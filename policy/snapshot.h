@@ -23,10 +23,11 @@ enum FileField : uint16_t {
   kHaveSize = 1u << 0,       // size, mtime (statx)
   kHaveCache = 1u << 1,      // cache_pages, dirty_pages, recently_evicted_pages (cachestat/mincore)
   kHaveHolders = 1u << 2,    // holders
-  kHaveAccess = 1u << 3,     // read_bytes_rate, cache_hit_ratio (access tracing)
+  kHaveAccess = 1u << 3,     // read_bytes_rate, write_bytes_rate (access tracing)
   kHavePhysical = 1u << 4,   // physical (FS_IOC_FSGETXATTR)
   kHaveEffective = 1u << 5,  // effective (statx STATX_ATTR_DAX)
   kHaveEvictedOnly = 1u << 6,  // cache numbers came from mincore: no eviction data
+  kHaveHitRatio = 1u << 7,     // cache_hit_ratio (access tracing saw page-cache reads)
 };
 
 struct FileRecord {
@@ -42,8 +43,9 @@ struct FileRecord {
   uint32_t cache_pages = 0;  // resident page-cache pages
   uint32_t dirty_pages = 0;
   uint32_t recently_evicted_pages = 0;
-  float read_bytes_rate = 0;  // B/s, from access tracing
-  float cache_hit_ratio = 0;  // 0..1, from access tracing (page-cache mode only)
+  float read_bytes_rate = 0;   // B/s, from access tracing
+  float cache_hit_ratio = 0;   // 0..1, from access tracing (page-cache mode only)
+  float write_bytes_rate = 0;  // B/s, from access tracing
   FileKind kind = FileKind::kRegular;
   DaxState physical = DaxState::kUnknown;   // FS_XFLAG_DAX
   DaxState effective = DaxState::kUnknown;  // STATX_ATTR_DAX
@@ -86,6 +88,8 @@ struct MountRecord {
   // Why a physical DAX flag cannot become effective here ("" when it can):
   // e.g. "device loop0 cannot do DAX (/sys/block/loop0/queue/dax is 0)".
   std::string effective_blocked_reason;
+  // Why access tracing does not count files on this mount ("" when it does).
+  std::string access_unavailable = {};
 };
 
 struct SystemSample {
@@ -95,6 +99,10 @@ struct SystemSample {
   double page_cache_ratio = 0;  // Cached / MemTotal, 0..1
   bool have_cache_hit_ratio = false;
   double cache_hit_ratio = 0;  // from access tracing
+  // The window the access figures cover (0: no figures), and why there are
+  // none when access tracing is unavailable ("" when it works).
+  int64_t access_window_ns = 0;
+  std::string access_unavailable;
 };
 
 struct Snapshot {

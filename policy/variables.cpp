@@ -24,6 +24,7 @@ constexpr std::array<VarInfo, static_cast<size_t>(Var::kCount)> kVars = {{
     {Var::kFileCacheHitRatio, "file.cache_hit_ratio", ValueKind::kRatio, "access tracing (eBPF)"},
     {Var::kFileReadBytesRate, "file.read_bytes_rate", ValueKind::kRate, "access tracing (eBPF)"},
     {Var::kFileReuse, "file.reuse", ValueKind::kFactor, "access tracing (eBPF)"},
+    {Var::kFileWriteBytesRate, "file.write_bytes_rate", ValueKind::kRate, "access tracing (eBPF)"},
     {Var::kSystemCacheHitRatio, "system.cache_hit_ratio", ValueKind::kRatio,
      "access tracing (eBPF)"},
     {Var::kMediaReadLatencyNs, "media.read_latency_ns", ValueKind::kLatency, "pmem2 latency probe"},
@@ -118,7 +119,14 @@ std::optional<double> ReadVar(Var var, const VarContext& ctx, std::string_view* 
       "cachestat/mincore failed otherwise)";
   constexpr std::string_view kNoEvicted =
       "eviction data needs cachestat(2) (Linux 6.5+); mincore() cannot report it";
-  constexpr std::string_view kNoTracing = "access tracing (eBPF) is not available in this build";
+  // Why access figures are missing: the mount's reason, then the source's.
+  auto no_tracing = [&]() -> std::string_view {
+    if (f.mount < snap.mounts.size() && !snap.mounts[f.mount].access_unavailable.empty()) {
+      return snap.mounts[f.mount].access_unavailable;
+    }
+    if (!snap.system.access_unavailable.empty()) return snap.system.access_unavailable;
+    return "access tracing has no figures for this file yet";
+  };
   // An effective-DAX file has no page-cache pages at all: residency and dirty
   // pages are a known 0 (cachestat's numbers for it would be meaningless).
   const bool dax_now = !is_dir && (f.available & kHaveEffective) && f.effective == DaxState::kDax;
@@ -156,26 +164,39 @@ std::optional<double> ReadVar(Var var, const VarContext& ctx, std::string_view* 
       if (!need(kHaveHolders, "holders were not looked up for this file")) return std::nullopt;
       return f.holders;
     case Var::kFileCacheHitRatio:
-      if (!need(kHaveAccess, kNoTracing)) return std::nullopt;
-      if (f.effective == DaxState::kDax) {
+      if (!need(kHaveAccess, no_tracing())) return std::nullopt;
+      if (dax_now) {
         *why = "file.cache_hit_ratio is only defined in page-cache mode";
+        return std::nullopt;
+      }
+      if (!need(kHaveHitRatio,
+                "no page-cache reads of this file in the window (or misses are not traced)")) {
         return std::nullopt;
       }
       return f.cache_hit_ratio;
     case Var::kFileReadBytesRate:
-      if (!need(kHaveAccess, kNoTracing)) return std::nullopt;
+      if (is_dir || !need(kHaveAccess, no_tracing())) return std::nullopt;
       return f.read_bytes_rate;
-    case Var::kFileReuse:
-      if (!need(kHaveAccess, kNoTracing)) return std::nullopt;
+    case Var::kFileWriteBytesRate:
+      if (is_dir || !need(kHaveAccess, no_tracing())) return std::nullopt;
+      return f.write_bytes_rate;
+    case Var::kFileReuse: {
+      if (is_dir || !need(kHaveAccess, no_tracing())) return std::nullopt;
       if (f.size == 0) {
         *why = "file.reuse is undefined for an empty file";
         return std::nullopt;
       }
-      return f.read_bytes_rate * (static_cast<double>(ctx.sample_interval_ns) / kNanosPerSecond) /
+      // Bytes read in the window the rate was measured over, per byte of the file.
+      const int64_t window =
+          snap.system.access_window_ns > 0 ? snap.system.access_window_ns : ctx.sample_interval_ns;
+      return f.read_bytes_rate * (static_cast<double>(window) / kNanosPerSecond) /
              static_cast<double>(f.size);
+    }
     case Var::kSystemCacheHitRatio:
       if (!snap.system.have_cache_hit_ratio) {
-        *why = kNoTracing;
+        *why = snap.system.access_unavailable.empty()
+                   ? "no page-cache reads under the scopes in the window"
+                   : std::string_view(snap.system.access_unavailable);
         return std::nullopt;
       }
       return snap.system.cache_hit_ratio;

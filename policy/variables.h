@@ -23,6 +23,7 @@ enum class Var : uint8_t {
   kFileCacheHitRatio,
   kFileReadBytesRate,
   kFileReuse,
+  kFileWriteBytesRate,
   kSystemCacheHitRatio,
   kMediaReadLatencyNs,
   kMediaWriteLatencyNs,

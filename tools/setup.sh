@@ -12,6 +12,8 @@ fi
 packages=(
   # build
   g++ cmake ninja-build pkg-config clang clang-format clang-tidy libclang-rt-14-dev
+  # the access telemetry BPF program: libbpf, and bpftool to generate its skeleton
+  libbpf-dev bpftool
   # libraries (libndctl.h includes uuid/uuid.h, but libndctl-dev does not pull uuid-dev)
   libndctl-dev libdaxctl-dev uuid-dev libpmem2-dev
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev

@@ -318,5 +318,33 @@ TEST(Explain, NamesTheWinnerTheLosersAndEveryConditionsLiveValue) {
   EXPECT_EQ(rs.TrackedFilesForTest(), 0u);
 }
 
+TEST(Explain, ShowsTheAccessFiguresWithTheirWindow) {
+  Policy p = Load(R"(  - name: everything
+    dax: on
+)");
+  SnapshotBuilder b;
+  uint32_t f = b.File("/srv/pmem/db/a.sst", 4 << 20, DaxState::kPageCache, DaxState::kPageCache);
+  RuleState rs;
+  Snapshot& snap = b.snapshot();
+  snap.system.access_unavailable = "access tracing is unavailable: no BTF";
+  std::string text = FormatExplanation(Explain(p, snap, rs, {}, {Mode::kEnforce, 0}, f), snap);
+  EXPECT_NE(text.find("  access:    unavailable: access tracing is unavailable: no BTF\n"),
+            std::string::npos)
+      << text;
+
+  snap.system.access_unavailable.clear();
+  snap.system.access_window_ns = 10'000'000'000;
+  FileRecord& r = snap.files[f];
+  r.available |= kHaveAccess | kHaveHitRatio;
+  r.read_bytes_rate = 2 << 20;
+  r.write_bytes_rate = 0;
+  r.cache_hit_ratio = 0.98f;
+  text = FormatExplanation(Explain(p, snap, rs, {}, {Mode::kEnforce, 0}, f), snap);
+  EXPECT_NE(text.find("  access:    read 2 MiB/s, reuse 5, cache hit ratio 0.98, write 0 B/s "
+                      "(window 10s)\n"),
+            std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace daxpolicy::policy

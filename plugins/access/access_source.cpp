@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugins/access/access_source.h"
+
+#include <sys/statfs.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace daxpolicy::access {
+
+namespace {
+
+constexpr long kXfsMagic = 0x58465342;  // XFS_SUPER_MAGIC
+
+bool StatfsIsXfs(const std::string& mount_point) {
+  struct statfs st {};
+  return statfs(mount_point.c_str(), &st) == 0 && st.f_type == kXfsMagic;
+}
+
+std::string Join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const std::string& p : parts) {
+    if (!out.empty()) out += "; ";
+    out += p;
+  }
+  return out;
+}
+
+}  // namespace
+
+void ClearSnapshot(const std::string& why, policy::Snapshot* snap) {
+  for (policy::FileRecord& f : snap->files) {
+    f.available &= static_cast<uint16_t>(~(policy::kHaveAccess | policy::kHaveHitRatio));
+    f.read_bytes_rate = f.write_bytes_rate = f.cache_hit_ratio = 0;
+  }
+  snap->system.have_cache_hit_ratio = false;
+  snap->system.cache_hit_ratio = 0;
+  snap->system.access_window_ns = 0;
+  snap->system.access_unavailable = why;
+  for (policy::MountRecord& m : snap->mounts) m.access_unavailable.clear();
+}
+
+void FillSnapshot(const AccessCounts& counts, int64_t window_ns, bool misses_traced,
+                  const std::vector<std::string>& mount_reasons, policy::Snapshot* snap) {
+  ClearSnapshot("", snap);
+  const double seconds = static_cast<double>(window_ns) / 1e9;
+  if (seconds <= 0) {
+    snap->system.access_unavailable = "access tracing has no complete window yet";
+    return;
+  }
+  snap->system.access_window_ns = window_ns;
+  std::vector<uint32_t> kdev(snap->mounts.size());
+  for (size_t i = 0; i < snap->mounts.size(); ++i) {
+    kdev[i] = KernelDev(static_cast<dev_t>(snap->mounts[i].dev));
+    if (i < mount_reasons.size()) snap->mounts[i].access_unavailable = mount_reasons[i];
+  }
+  // The system ratio covers every counted file on the watched filesystems,
+  // scanned or not.
+  uint64_t pages = 0;
+  uint64_t misses = 0;
+  for (const auto& [key, c] : counts.files) {
+    pages += c.pc_pages;
+    misses += c.miss_pages;
+  }
+  if (misses_traced && pages > 0) {
+    snap->system.have_cache_hit_ratio = true;
+    snap->system.cache_hit_ratio =
+        1.0 - std::min(1.0, static_cast<double>(misses) / static_cast<double>(pages));
+  }
+  for (policy::FileRecord& f : snap->files) {
+    if (f.kind != policy::FileKind::kRegular || f.mount >= kdev.size()) continue;
+    if (!snap->mounts[f.mount].access_unavailable.empty()) continue;
+    f.available |= policy::kHaveAccess;
+    auto it = counts.files.find(FileKey{kdev[f.mount], f.ino});
+    if (it == counts.files.end()) continue;  // not read or written: 0 B/s
+    const access_counts& c = it->second;
+    f.read_bytes_rate = static_cast<float>(static_cast<double>(c.read_bytes) / seconds);
+    f.write_bytes_rate = static_cast<float>(static_cast<double>(c.write_bytes) / seconds);
+    const bool dax =
+        (f.available & policy::kHaveEffective) && f.effective == policy::DaxState::kDax;
+    if (misses_traced && !dax && c.pc_pages > 0) {
+      f.available |= policy::kHaveHitRatio;
+      f.cache_hit_ratio = static_cast<float>(
+          1.0 - std::min(1.0, static_cast<double>(c.miss_pages) / static_cast<double>(c.pc_pages)));
+    }
+  }
+}
+
+AccessSource::AccessSource(Options options) : options_(std::move(options)) {
+  if (!options_.probe) options_.probe = ProbeKernel;
+  if (!options_.is_xfs) options_.is_xfs = StatfsIsXfs;
+}
+AccessSource::~AccessSource() = default;
+
+bool AccessSource::EnsureStarted() {
+  if (tried_) return tracer_ != nullptr;
+  tried_ = true;
+  AccessTracer::Options topts;
+  topts.max_files = options_.max_files;
+  tracer_ = AccessTracer::StartBest(options_.probe(), topts, &plan_);
+  if (tracer_ == nullptr) {
+    failure_ = "access tracing is unavailable: " + plan_.unavailable;
+    return false;
+  }
+  return true;
+}
+
+void AccessSource::Sample(policy::Snapshot* snap, int64_t now_ns, uint64_t* errors) {
+  if (!EnsureStarted()) {
+    ClearSnapshot(failure_, snap);
+    return;
+  }
+  // Keep the in-kernel filter on the scanned mounts.
+  std::vector<std::pair<uint64_t, std::string>> devices;
+  for (const policy::MountRecord& m : snap->mounts) devices.emplace_back(m.dev, m.mount_point);
+  if (devices != devices_) {
+    std::vector<AccessTracer::Device> list;
+    mount_reasons_.clear();
+    for (const auto& [dev, mount_point] : devices) {
+      const bool xfs = options_.is_xfs(mount_point);
+      mount_reasons_.push_back(CoverageOf(plan_, xfs));
+      list.push_back({static_cast<dev_t>(dev), xfs});
+    }
+    std::string error;
+    if (!tracer_->SetDevices(list, &error)) {
+      ++*errors;
+      ClearSnapshot(error, snap);
+      return;
+    }
+    devices_ = std::move(devices);
+  }
+  problems_.clear();
+  for (size_t i = 0; i < mount_reasons_.size(); ++i) {
+    if (!mount_reasons_[i].empty())
+      problems_.push_back(devices_[i].second + ": " + mount_reasons_[i]);
+  }
+  for (const std::string& f : tracer_->attach_failures()) problems_.push_back(f);
+  if (!plan_.misses) problems_.push_back(plan_.limits.front());
+
+  AccessCounts counts;
+  std::string error;
+  if (!tracer_->Drain(&counts, &error)) {
+    ++*errors;
+    ClearSnapshot(error, snap);
+    return;
+  }
+  const int64_t start = window_start_ns_;
+  window_start_ns_ = now_ns;
+  if (start < 0) {
+    ClearSnapshot("access tracing started this cycle: its first figures come with the next one",
+                  snap);
+    return;
+  }
+  if (counts.overflow > 0) {
+    *errors += counts.overflow;
+    problems_.push_back("the counting map was full (" + std::to_string(options_.max_files) +
+                        " files per interval): " + std::to_string(counts.overflow) +
+                        " events dropped in the last interval");
+    ClearSnapshot("the access counting map overflowed in the last interval: figures withheld",
+                  snap);
+    return;
+  }
+  FillSnapshot(counts, now_ns - start, plan_.misses, mount_reasons_, snap);
+}
+
+std::string AccessSource::Degraded() const {
+  if (!failure_.empty()) return failure_;
+  if (problems_.empty()) return "";
+  return "access tracing: " + Join(problems_);
+}
+
+}  // namespace daxpolicy::access

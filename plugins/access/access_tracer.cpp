@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugins/access/access_tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "access.skel.h"
+
+namespace daxpolicy::access {
+
+namespace {
+
+// Where each program attaches: a tracepoint "category/name" or a kernel function.
+struct ProgramInfo {
+  const char* name;
+  const char* tracepoint;  // nullptr for fentry/fexit
+  const char* function;    // nullptr for tracepoints
+};
+constexpr ProgramInfo kPrograms[] = {
+    {"fentry_filemap_read", nullptr, "filemap_read"},
+    {"fexit_filemap_read", nullptr, "filemap_read"},
+    {"fexit_dax_iomap_rw", nullptr, "dax_iomap_rw"},
+    {"tp_xfs_buffered_read", "xfs/xfs_file_buffered_read", nullptr},
+    {"tp_xfs_dax_read", "xfs/xfs_file_dax_read", nullptr},
+    {"tp_get_pages", "filemap/mm_filemap_get_pages", nullptr},
+    {"tp_add_to_page_cache", "filemap/mm_filemap_add_to_page_cache", nullptr},
+    {"tp_filemap_fault", "filemap/mm_filemap_fault", nullptr},
+    {"tp_filemap_map_pages", "filemap/mm_filemap_map_pages", nullptr},
+    {"tp_dax_pte_fault_done", "fs_dax/dax_pte_fault_done", nullptr},
+    {"tp_dax_pmd_fault_done", "fs_dax/dax_pmd_fault_done", nullptr},
+    {"tp_xfs_buffered_write", "xfs/xfs_file_buffered_write", nullptr},
+    {"tp_xfs_dax_write", "xfs/xfs_file_dax_write", nullptr},
+    {"tp_ext4_da_write_begin", "ext4/ext4_da_write_begin", nullptr},
+    {"tp_ext4_write_begin", "ext4/ext4_write_begin", nullptr},
+};
+
+const ProgramInfo* InfoOf(const std::string& name) {
+  for (const ProgramInfo& p : kPrograms) {
+    if (name == p.name) return &p;
+  }
+  return nullptr;
+}
+
+// The programs whose failure to attach leaves no read counting at all.
+bool IsReadProgram(const std::string& name) {
+  return name == "fexit_filemap_read" || name == "tp_xfs_buffered_read" || name == "tp_get_pages";
+}
+
+constexpr const char* kOtherFsUnseen =
+    "reads on filesystems other than xfs are not seen (needs fexit on filemap_read or "
+    "filemap:mm_filemap_get_pages, Linux 6.12+)";
+
+std::string Errno(int err) { return std::strerror(err < 0 ? -err : err); }
+
+// The hint that goes with EPERM from bpf() or perf_event_open().
+std::string PermissionHint(int err) {
+  if (err != -EPERM && err != EPERM && err != -EACCES && err != EACCES) return "";
+  return " (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, and a system-call filter "
+         "that allows bpf and perf_event_open)";
+}
+
+}  // namespace
+
+std::string_view StrategyName(Strategy s) {
+  switch (s) {
+    case Strategy::kFentry:
+      return "fentry";
+    case Strategy::kTracepoint:
+      return "tracepoint";
+    case Strategy::kNone:
+      break;
+  }
+  return "none";
+}
+
+uint32_t KernelDev(dev_t dev) {
+  return static_cast<uint32_t>((major(dev) << 20) | (minor(dev) & 0xfffff));
+}
+
+KernelOffer ProbeKernel() {
+  KernelOffer offer;
+  offer.btf = ::access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+  for (const char* root : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
+    if (::access((std::string(root) + "/events").c_str(), F_OK) == 0) {
+      offer.tracefs = root;
+      break;
+    }
+  }
+  struct btf* vmlinux = offer.btf ? btf__load_vmlinux_btf() : nullptr;
+  if (vmlinux != nullptr && libbpf_get_error(vmlinux) != 0) vmlinux = nullptr;
+  for (const ProgramInfo& p : kPrograms) {
+    if (p.tracepoint != nullptr && !offer.tracefs.empty() &&
+        ::access((offer.tracefs + "/events/" + p.tracepoint).c_str(), F_OK) == 0) {
+      offer.tracepoints.insert(p.tracepoint);
+    }
+    if (p.function != nullptr && vmlinux != nullptr &&
+        btf__find_by_name_kind(vmlinux, p.function, BTF_KIND_FUNC) > 0) {
+      offer.functions.insert(p.function);
+    }
+  }
+  btf__free(vmlinux);
+  return offer;
+}
+
+std::string CoverageOf(const Plan& plan, bool xfs) {
+  if (plan.strategy == Strategy::kNone) return "access tracing is unavailable: " + plan.unavailable;
+  if (xfs ? plan.reads_xfs : plan.reads_other) return "";
+  return std::string("access tracing: ") + kOtherFsUnseen;
+}
+
+Plan ChoosePlan(const KernelOffer& offer) {
+  Plan plan;
+  auto tp = [&](const char* name) { return offer.tracepoints.count(name) > 0; };
+  auto fn = [&](const char* name) { return offer.functions.count(name) > 0; };
+  if (!offer.btf) {
+    plan.unavailable =
+        "the kernel has no BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF), which the "
+        "access program needs";
+    return plan;
+  }
+  auto add = [&](const char* program) { plan.programs.emplace_back(program); };
+  const bool xfs_read_events = tp("xfs/xfs_file_buffered_read");
+  if (offer.tracing_programs && fn("filemap_read")) {
+    plan.strategy = Strategy::kFentry;
+    add("fentry_filemap_read");
+    add("fexit_filemap_read");
+    plan.reads_xfs = plan.reads_other = true;
+    if (fn("dax_iomap_rw")) {
+      add("fexit_dax_iomap_rw");
+      plan.dax_reads = true;
+    } else if (tp("xfs/xfs_file_dax_write")) {
+      add("tp_xfs_dax_write");
+    }
+  } else if (xfs_read_events || tp("filemap/mm_filemap_get_pages")) {
+    plan.strategy = Strategy::kTracepoint;
+    if (xfs_read_events) {
+      add("tp_xfs_buffered_read");
+      plan.reads_xfs = true;
+      if (tp("xfs/xfs_file_dax_read")) {
+        add("tp_xfs_dax_read");
+        plan.dax_reads = true;
+      }
+    }
+    if (tp("filemap/mm_filemap_get_pages")) {
+      add("tp_get_pages");
+      plan.reads_other = true;
+      plan.reads_xfs = true;
+    }
+    if (tp("xfs/xfs_file_dax_write")) add("tp_xfs_dax_write");
+  } else {
+    plan.unavailable =
+        "no attach point for reads: fentry/fexit on filemap_read is not available" +
+        std::string(offer.tracing_programs ? " (no such function in BTF)" : "") +
+        ", and neither xfs:xfs_file_buffered_read nor filemap:mm_filemap_get_pages exists" +
+        (offer.tracefs.empty() ? " (tracefs is not mounted at /sys/kernel/tracing)" : "");
+    return plan;
+  }
+  for (const char* t :
+       {"filemap/mm_filemap_add_to_page_cache", "filemap/mm_filemap_fault",
+        "filemap/mm_filemap_map_pages", "fs_dax/dax_pte_fault_done", "fs_dax/dax_pmd_fault_done",
+        "xfs/xfs_file_buffered_write", "ext4/ext4_da_write_begin", "ext4/ext4_write_begin"}) {
+    if (!tp(t)) continue;
+    for (const ProgramInfo& p : kPrograms) {
+      if (p.tracepoint != nullptr && std::string_view(p.tracepoint) == t) add(p.name);
+    }
+  }
+  plan.misses = tp("filemap/mm_filemap_add_to_page_cache");
+  if (!plan.misses) {
+    plan.limits.push_back(
+        "page-cache misses are not seen (no filemap:mm_filemap_add_to_page_cache): "
+        "file.cache_hit_ratio and system.cache_hit_ratio are unavailable");
+  }
+  if (!plan.reads_other) {
+    plan.limits.push_back(kOtherFsUnseen);
+  }
+  if (!plan.dax_reads) {
+    plan.limits.push_back(plan.strategy == Strategy::kFentry
+                              ? "read calls on DAX files are not seen (no dax_iomap_rw in BTF)"
+                              : "read calls on DAX files are not seen (no xfs:xfs_file_dax_read)");
+  } else if (plan.strategy == Strategy::kTracepoint) {
+    plan.limits.push_back(
+        "read calls on DAX files on ext4 are not seen (ext4 has no DAX read tracepoint)");
+  }
+  if (!tp("filemap/mm_filemap_fault")) {
+    plan.limits.push_back(
+        "page-cache faults are not seen (no filemap:mm_filemap_fault, Linux 6.x before 6.12)");
+  }
+  return plan;
+}
+
+struct AccessTracer::Impl {
+  access_bpf* skel = nullptr;
+  std::vector<bpf_link*> links;
+  bool xfs_read_events = false;
+  bool active_is_a = true;
+  uint64_t last_overflow = 0;
+  ~Impl() {
+    for (bpf_link* l : links) bpf_link__destroy(l);
+    access_bpf__destroy(skel);
+  }
+};
+
+AccessTracer::AccessTracer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AccessTracer::~AccessTracer() = default;
+
+std::unique_ptr<AccessTracer> AccessTracer::Start(const Plan& plan, const Options& options,
+                                                  std::string* error) {
+  if (plan.strategy == Strategy::kNone) {
+    *error = plan.unavailable;
+    return nullptr;
+  }
+  // Errors come back with errno and are reported by the caller; libbpf's own
+  // messages (e.g. of a fentry load tried before the fallback) would only be noise.
+  libbpf_set_print(nullptr);
+  auto impl = std::make_unique<Impl>();
+  impl->skel = access_bpf__open();
+  if (impl->skel == nullptr) {
+    *error = "cannot open the access BPF object: " + Errno(errno);
+    return nullptr;
+  }
+  bpf_object* obj = impl->skel->obj;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, obj) {
+    const std::string name = bpf_program__name(prog);
+    const bool wanted =
+        std::find(plan.programs.begin(), plan.programs.end(), name) != plan.programs.end();
+    bpf_program__set_autoload(prog, wanted);
+  }
+  const uint32_t entries = std::max<uint32_t>(options.max_files, 16);
+  if (bpf_map__set_max_entries(impl->skel->maps.counts_a, entries) != 0 ||
+      bpf_map__set_max_entries(impl->skel->maps.counts_b, entries) != 0) {
+    *error = "cannot size the counting maps";
+    return nullptr;
+  }
+  if (int err = access_bpf__load(impl->skel); err != 0) {
+    *error = "cannot load the access BPF program (" + std::string(StrategyName(plan.strategy)) +
+             "): " + Errno(err) + PermissionHint(err);
+    return nullptr;
+  }
+  std::vector<std::string> failures;
+  bool reads = false;
+  bpf_object__for_each_program(prog, obj) {
+    const std::string name = bpf_program__name(prog);
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_link* link = bpf_program__attach(prog);
+    const ProgramInfo* info = InfoOf(name);
+    const std::string where = info == nullptr               ? name
+                              : info->tracepoint != nullptr ? info->tracepoint
+                                                            : info->function;
+    if (link == nullptr) {
+      const int err = errno;
+      failures.push_back("cannot attach to " + where + ": " + Errno(err) + PermissionHint(err));
+      continue;
+    }
+    impl->links.push_back(link);
+    if (IsReadProgram(name)) reads = true;
+    if (name == "tp_xfs_buffered_read") impl->xfs_read_events = true;
+  }
+  if (!reads) {
+    *error = failures.empty() ? "no read program attached" : failures.front();
+    return nullptr;
+  }
+  auto tracer = std::unique_ptr<AccessTracer>(new AccessTracer(std::move(impl)));
+  tracer->attach_failures_ = std::move(failures);
+  return tracer;
+}
+
+std::unique_ptr<AccessTracer> AccessTracer::StartBest(KernelOffer offer, const Options& options,
+                                                      Plan* plan) {
+  *plan = ChoosePlan(offer);
+  std::string error;
+  std::unique_ptr<AccessTracer> tracer = Start(*plan, options, &error);
+  if (tracer == nullptr && plan->strategy == Strategy::kFentry) {
+    const std::string fentry_error = error;
+    offer.tracing_programs = false;
+    *plan = ChoosePlan(offer);
+    tracer = Start(*plan, options, &error);
+    if (tracer == nullptr) error = fentry_error + "; " + error;
+  }
+  if (tracer == nullptr) {
+    plan->strategy = Strategy::kNone;
+    plan->unavailable = error;
+  }
+  return tracer;
+}
+
+bool AccessTracer::SetDevices(const std::vector<Device>& devices, std::string* error) {
+  const int fd = bpf_map__fd(impl_->skel->maps.scope_devs);
+  std::set<uint32_t> wanted;
+  for (const Device& d : devices) {
+    const uint32_t key = KernelDev(d.dev);
+    uint32_t flags = ACCESS_DEV_WATCHED;
+    if (d.xfs && impl_->xfs_read_events) flags |= ACCESS_DEV_XFS;
+    if (bpf_map_update_elem(fd, &key, &flags, BPF_ANY) != 0) {
+      *error = "cannot add a device to the access filter: " + Errno(errno);
+      return false;
+    }
+    wanted.insert(key);
+  }
+  uint32_t key = 0;
+  uint32_t next = 0;
+  std::vector<uint32_t> stale;
+  for (uint32_t* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
+    key = next;
+    if (wanted.count(key) == 0) stale.push_back(key);
+  }
+  for (uint32_t k : stale) bpf_map_delete_elem(fd, &k);
+  return true;
+}
+
+namespace {
+
+// Reads and empties a counting map no program writes to any more.
+bool DrainMap(int fd, uint32_t capacity, AccessCounts* out, std::string* error) {
+  constexpr uint32_t kChunk = 1024;
+  std::vector<access_key> keys(kChunk);
+  std::vector<access_counts> values(kChunk);
+  auto take = [&](uint32_t n) {
+    for (uint32_t i = 0; i < n; ++i) {
+      access_counts& c = out->files[FileKey{keys[i].dev, keys[i].ino}];
+      c.read_bytes += values[i].read_bytes;
+      c.pc_pages += values[i].pc_pages;
+      c.miss_pages += values[i].miss_pages;
+      c.dax_read_bytes += values[i].dax_read_bytes;
+      c.fault_pages += values[i].fault_pages;
+      c.write_bytes += values[i].write_bytes;
+    }
+  };
+  uint64_t batch = 0;
+  bool first = true;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  for (;;) {
+    uint32_t n = kChunk;
+    int rc = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : &batch, &batch, keys.data(),
+                                             values.data(), &n, &opts);
+    const int err = rc != 0 ? errno : 0;
+    if (rc != 0 && err != ENOENT) {
+      if (first && (err == EINVAL || err == ENOTSUP || err == EOPNOTSUPP)) break;  // fallback
+      *error = "cannot read the access counters: " + Errno(err);
+      return false;
+    }
+    take(n);
+    first = false;
+    if (rc != 0) return true;  // ENOENT: the map is empty now
+  }
+  // Kernels without batch operations: collect, then delete.
+  std::vector<access_key> all;
+  all.reserve(std::min<uint32_t>(capacity, 65536));
+  access_key key{};
+  access_key next{};
+  for (access_key* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
+    key = next;
+    all.push_back(key);
+  }
+  for (const access_key& k : all) {
+    access_counts v{};
+    if (bpf_map_lookup_elem(fd, &k, &v) == 0) {
+      keys[0] = k;
+      values[0] = v;
+      take(1);
+    }
+    bpf_map_delete_elem(fd, &k);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool AccessTracer::Drain(AccessCounts* out, std::string* error) {
+  out->files.clear();
+  out->overflow = 0;
+  access_bpf* skel = impl_->skel;
+  bpf_map* old_map = impl_->active_is_a ? skel->maps.counts_a : skel->maps.counts_b;
+  bpf_map* new_map = impl_->active_is_a ? skel->maps.counts_b : skel->maps.counts_a;
+  const uint32_t zero = 0;
+  const int new_fd = bpf_map__fd(new_map);
+  // Updating a map-of-maps waits for every running program (synchronize_rcu),
+  // so once it returns nothing writes to the old map any more.
+  if (bpf_map_update_elem(bpf_map__fd(skel->maps.active), &zero, &new_fd, BPF_ANY) != 0) {
+    *error = "cannot swap the access counting maps: " + Errno(errno);
+    return false;
+  }
+  impl_->active_is_a = !impl_->active_is_a;
+  if (!DrainMap(bpf_map__fd(old_map), bpf_map__max_entries(old_map), out, error)) return false;
+  const uint64_t overflow = __atomic_load_n(&skel->bss->overflow, __ATOMIC_RELAXED);
+  out->overflow = overflow - impl_->last_overflow;
+  impl_->last_overflow = overflow;
+  return true;
+}
+
+}  // namespace daxpolicy::access

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/// Per-file access counting with eBPF: which attach points the running kernel
+/// offers, the plan chosen from them, and the loaded program.
+///
+/// The BPF object (bpf/access.bpf.c) is compiled at build time and embedded in
+/// the binary as a bpftool skeleton: nothing is compiled at run time.
+///
+/// Privileges: loading tracing programs needs CAP_BPF and attaching them to
+/// tracepoints (perf_event_open) CAP_PERFMON; CAP_SYS_ADMIN implies both.
+/// Since Linux 5.11 BPF memory is charged to the memory cgroup, not to
+/// RLIMIT_MEMLOCK, so CAP_SYS_RESOURCE is not needed on Debian 12's 6.1.
+/// Tracepoints are found through tracefs (/sys/kernel/tracing), which must be
+/// mounted and readable. A system-call filter must allow bpf and perf_event_open.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "plugins/access/access_abi.h"
+
+namespace daxpolicy::access {
+
+/// What the running kernel offers, as probed (or faked by tests).
+struct KernelOffer {
+  bool btf = false;                   ///< /sys/kernel/btf/vmlinux exists (CO-RE needs it)
+  std::string tracefs;                ///< tracefs root, "" when not mounted
+  bool tracing_programs = true;       ///< fentry/fexit may be tried (false once a load failed)
+  std::set<std::string> tracepoints;  ///< "category/name" of the ones we use that exist
+  std::set<std::string> functions;    ///< kernel functions (BTF) of the ones we use that exist
+};
+
+/// Probes the running kernel: BTF, tracefs and the tracepoints and functions
+/// the program can use.
+KernelOffer ProbeKernel();
+
+enum class Strategy : uint8_t { kNone, kFentry, kTracepoint };
+std::string_view StrategyName(Strategy s);
+
+/// Which programs to load, and what the result can and cannot see.
+struct Plan {
+  Strategy strategy = Strategy::kNone;
+  std::vector<std::string> programs;  ///< BPF program names to load and attach
+  bool reads_xfs = false;             ///< read calls on xfs are counted
+  bool reads_other = false;           ///< read calls on other filesystems are counted
+  bool dax_reads = false;             ///< read calls in DAX mode are counted
+  bool misses = false;                ///< page-cache misses (file.cache_hit_ratio)
+  std::string unavailable;            ///< why nothing works (strategy kNone)
+  std::vector<std::string> limits;    ///< what this plan does not see, for Degraded/docs
+};
+
+/// How well the plan covers a mount: "" when its files are counted, else why not.
+std::string CoverageOf(const Plan& plan, bool xfs);
+
+/// Chooses the plan from what the kernel offers (pure; tested with fake offers).
+Plan ChoosePlan(const KernelOffer& offer);
+
+struct FileKey {
+  uint32_t dev = 0;  ///< kernel s_dev: (major << 20) | minor
+  uint64_t ino = 0;
+  bool operator==(const FileKey& o) const { return dev == o.dev && ino == o.ino; }
+};
+struct FileKeyHash {
+  size_t operator()(const FileKey& k) const {
+    return std::hash<uint64_t>()(k.ino * 0x9E3779B97F4A7C15ull ^ k.dev);
+  }
+};
+
+/// The kernel's s_dev encoding of a user-space dev_t.
+uint32_t KernelDev(dev_t dev);
+
+/// What one interval counted.
+struct AccessCounts {
+  std::unordered_map<FileKey, access_counts, FileKeyHash> files;
+  uint64_t overflow = 0;  ///< events dropped in the interval because a counting map was full
+};
+
+/// The loaded and attached program.
+class AccessTracer {
+ public:
+  struct Options {
+    uint32_t max_files = 65536;  ///< entries of each counting map (files counted per interval)
+  };
+  /// Loads and attaches the programs of `plan`. On failure returns nullptr and
+  /// sets *error.
+  static std::unique_ptr<AccessTracer> Start(const Plan& plan, const Options& options,
+                                             std::string* error);
+  /// Chooses the plan from `offer` and starts it; when fentry/fexit fail to
+  /// load (listed in BTF but without trampolines), falls back to the
+  /// tracepoints. *plan is the plan in use (kNone with the reason on failure).
+  static std::unique_ptr<AccessTracer> StartBest(KernelOffer offer, const Options& options,
+                                                 Plan* plan);
+  ~AccessTracer();
+  AccessTracer(const AccessTracer&) = delete;
+  AccessTracer& operator=(const AccessTracer&) = delete;
+
+  struct Device {
+    dev_t dev = 0;  ///< st_dev
+    bool xfs = false;
+  };
+  /// The devices whose files are counted (all others are dropped in the kernel).
+  bool SetDevices(const std::vector<Device>& devices, std::string* error);
+  /// Swaps the counting maps and returns everything counted since the last
+  /// call; no event is lost or counted twice.
+  bool Drain(AccessCounts* out, std::string* error);
+  /// Attach points that failed (optional ones), for Degraded.
+  const std::vector<std::string>& attach_failures() const { return attach_failures_; }
+
+ private:
+  struct Impl;
+  explicit AccessTracer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::vector<std::string> attach_failures_;
+};
+
+}  // namespace daxpolicy::access

@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Per-file read, miss and write counters for daxpolicyd (see access_source.h).
+ *
+ * Every event is first filtered by device: files on filesystems outside the
+ * daemon's scopes cost one hash lookup and nothing else. Counts go to the
+ * counting map `active` points at; user space swaps it for the other one each
+ * interval (the swap waits for running programs) and then drains the old one,
+ * so no count is lost or counted twice. Inserts that find the map full are
+ * counted in `overflow` and the event is dropped. */
+// The kernel types come before libbpf's headers, which use them.
+// clang-format off
+#include "access_types.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+// clang-format on
+
+#include "../access_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE (1ull << PAGE_SHIFT)
+#define VM_FAULT_ERROR 0x73u /* OOM | SIGBUS | SIGSEGV | HWPOISON | HWPOISON_LARGE */
+#define VM_FAULT_FALLBACK 0x800u
+#define FAULT_FLAG_WRITE 0x1u
+#define PMD_PAGES 512ull
+
+__u64 overflow = 0; /* inserts dropped because a counting map was full */
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 64);
+  __type(key, __u32);
+  __type(value, __u32);
+} scope_devs SEC(".maps");
+
+struct counting_map {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 65536); /* set from the options before load */
+  __type(key, struct access_key);
+  __type(value, struct access_counts);
+};
+struct counting_map counts_a SEC(".maps");
+struct counting_map counts_b SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __array(values, struct counting_map);
+} active SEC(".maps") = {
+    .values = {&counts_a},
+};
+
+/* What the current task last did on a watched file: pages added to the page
+ * cache during a write are not misses, and the ranges mm_filemap_get_pages
+ * reports for one read overlap (count their union). */
+enum { TASK_READ = 1, TASK_WRITE = 2 };
+struct task_state {
+  __u32 dev;
+  __u32 op;
+  __u64 ino;
+  __u64 index;      /* get_pages: first page of the last range */
+  __u64 last_index; /* get_pages: last page of the last range */
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 8192);
+  __type(key, __u64);
+  __type(value, struct task_state);
+} tasks SEC(".maps");
+
+static __always_inline __u32 watched(__u32 dev) {
+  __u32* flags = bpf_map_lookup_elem(&scope_devs, &dev);
+  return flags ? *flags : 0;
+}
+
+static __always_inline struct access_counts* counts_of(__u32 dev, __u64 ino) {
+  __u32 zero = 0;
+  void* map = bpf_map_lookup_elem(&active, &zero);
+  if (!map) return 0;
+  struct access_key key = {.dev = dev, .pad = 0, .ino = ino};
+  struct access_counts* c = bpf_map_lookup_elem(map, &key);
+  if (c) return c;
+  struct access_counts fresh = {};
+  long err = bpf_map_update_elem(map, &key, &fresh, BPF_NOEXIST);
+  if (err && err != -17 /* EEXIST: another CPU inserted it */) {
+    __sync_fetch_and_add(&overflow, 1);
+    return 0;
+  }
+  return bpf_map_lookup_elem(map, &key);
+}
+
+static __always_inline __u64 pages_spanned(__u64 pos, __u64 bytes) {
+  if (bytes == 0) return 0;
+  return ((pos + bytes - 1) >> PAGE_SHIFT) - (pos >> PAGE_SHIFT) + 1;
+}
+
+static __always_inline void set_task(__u32 dev, __u64 ino, __u32 op) {
+  __u64 id = bpf_get_current_pid_tgid();
+  struct task_state* t = bpf_map_lookup_elem(&tasks, &id);
+  if (op == TASK_READ) {
+    /* Only a task that wrote needs its state changed back. */
+    if (t && t->op == TASK_WRITE) t->op = TASK_READ;
+    return;
+  }
+  if (t) {
+    t->dev = dev;
+    t->ino = ino;
+    t->op = op;
+    return;
+  }
+  struct task_state fresh = {.dev = dev, .op = op, .ino = ino};
+  bpf_map_update_elem(&tasks, &id, &fresh, BPF_ANY);
+}
+
+static __always_inline void count_read(__u32 dev, __u64 ino, __u64 pos, __u64 bytes, int dax) {
+  if (bytes == 0) return;
+  struct access_counts* c = counts_of(dev, ino);
+  if (!c) return;
+  __sync_fetch_and_add(&c->read_bytes, bytes);
+  if (dax)
+    __sync_fetch_and_add(&c->dax_read_bytes, bytes);
+  else
+    __sync_fetch_and_add(&c->pc_pages, pages_spanned(pos, bytes));
+}
+
+static __always_inline void count_write(__u32 dev, __u64 ino, __u64 bytes) {
+  if (bytes == 0) return;
+  struct access_counts* c = counts_of(dev, ino);
+  if (c) __sync_fetch_and_add(&c->write_bytes, bytes);
+}
+
+/* ---- fentry strategy: exact bytes from the generic read paths, any filesystem ---- */
+
+static __always_inline int inode_of(struct kiocb* iocb, __u32* dev, __u64* ino, __u64* size) {
+  struct inode* inode = BPF_CORE_READ(iocb, ki_filp, f_inode);
+  if (!inode) return 0;
+  *dev = BPF_CORE_READ(inode, i_sb, s_dev);
+  if (!(watched(*dev) & ACCESS_DEV_WATCHED)) return 0;
+  *ino = BPF_CORE_READ(inode, i_ino);
+  if (size) *size = BPF_CORE_READ(inode, i_size);
+  return 1;
+}
+
+SEC("fentry/filemap_read")
+int BPF_PROG(fentry_filemap_read, struct kiocb* iocb) {
+  __u32 dev;
+  __u64 ino;
+  if (inode_of(iocb, &dev, &ino, 0)) set_task(dev, ino, TASK_READ);
+  return 0;
+}
+
+SEC("fexit/filemap_read")
+int BPF_PROG(fexit_filemap_read, struct kiocb* iocb, struct iov_iter* iter, ssize_t already_read,
+             ssize_t ret) {
+  __u32 dev;
+  __u64 ino;
+  if (ret <= already_read || !inode_of(iocb, &dev, &ino, 0)) return 0;
+  __u64 bytes = (__u64)(ret - already_read);
+  __u64 end = (__u64)BPF_CORE_READ(iocb, ki_pos); /* advanced past what was read */
+  count_read(dev, ino, end - bytes, bytes, 0);
+  return 0;
+}
+
+SEC("fexit/dax_iomap_rw")
+int BPF_PROG(fexit_dax_iomap_rw, struct kiocb* iocb, struct iov_iter* iter, void* ops,
+             ssize_t ret) {
+  __u32 dev;
+  __u64 ino;
+  if (ret <= 0 || !inode_of(iocb, &dev, &ino, 0)) return 0;
+  if (BPF_CORE_READ(iter, data_source))
+    count_write(dev, ino, (__u64)ret);
+  else
+    count_read(dev, ino, 0, (__u64)ret, 1);
+  return 0;
+}
+
+/* ---- tracepoint strategy: xfs read tracepoints; mm_filemap_get_pages elsewhere ---- */
+
+static __always_inline __u64 clamp_to_size(__s64 size, __s64 offset, __u64 count) {
+  if (offset >= size) return 0;
+  __u64 left = (__u64)(size - offset);
+  return count < left ? count : left;
+}
+
+SEC("tracepoint/xfs/xfs_file_buffered_read")
+int tp_xfs_buffered_read(struct trace_event_raw_xfs_file_class* ctx) {
+  __u32 dev = BPF_CORE_READ(ctx, dev);
+  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
+  __u64 ino = BPF_CORE_READ(ctx, ino);
+  __s64 offset = BPF_CORE_READ(ctx, offset);
+  set_task(dev, ino, TASK_READ);
+  count_read(dev, ino, (__u64)offset,
+             clamp_to_size(BPF_CORE_READ(ctx, size), offset, BPF_CORE_READ(ctx, count)), 0);
+  return 0;
+}
+
+SEC("tracepoint/xfs/xfs_file_dax_read")
+int tp_xfs_dax_read(struct trace_event_raw_xfs_file_class* ctx) {
+  __u32 dev = BPF_CORE_READ(ctx, dev);
+  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
+  __s64 offset = BPF_CORE_READ(ctx, offset);
+  count_read(dev, BPF_CORE_READ(ctx, ino), (__u64)offset,
+             clamp_to_size(BPF_CORE_READ(ctx, size), offset, BPF_CORE_READ(ctx, count)), 1);
+  return 0;
+}
+
+/* One read calls filemap_get_pages once per batch of folios, each time with
+ * the range from the current position to the end of the read: the first
+ * range covers the later ones. A range is a continuation of the task's
+ * previous one when it is on the same file, ends on the same page and starts
+ * further on; only a new read is counted. */
+SEC("tracepoint/filemap/mm_filemap_get_pages")
+int tp_get_pages(struct trace_event_raw_mm_filemap_op_page_cache_range* ctx) {
+  __u32 dev = BPF_CORE_READ(ctx, s_dev);
+  __u32 flags = watched(dev);
+  if (!(flags & ACCESS_DEV_WATCHED) || (flags & ACCESS_DEV_XFS)) return 0;
+  __u64 ino = BPF_CORE_READ(ctx, i_ino);
+  __u64 index = BPF_CORE_READ(ctx, index);
+  __u64 last = BPF_CORE_READ(ctx, last_index);
+  if (last < index) return 0;
+  __u64 id = bpf_get_current_pid_tgid();
+  struct task_state* t = bpf_map_lookup_elem(&tasks, &id);
+  if (t && t->dev == dev && t->ino == ino && t->last_index == last && index > t->index &&
+      t->op == TASK_READ) {
+    t->index = index;
+    return 0;
+  }
+  struct task_state now = {
+      .dev = dev, .op = TASK_READ, .ino = ino, .index = index, .last_index = last};
+  if (t)
+    *t = now;
+  else
+    bpf_map_update_elem(&tasks, &id, &now, BPF_ANY);
+  struct access_counts* c = counts_of(dev, ino);
+  if (!c) return 0;
+  __u64 pages = last - index + 1;
+  __sync_fetch_and_add(&c->read_bytes, pages * PAGE_SIZE);
+  __sync_fetch_and_add(&c->pc_pages, pages);
+  return 0;
+}
+
+/* ---- both strategies ---- */
+
+/* A page (or large folio) entered the page cache. Outside a write by the same
+ * task on the same file it was needed by a read, a fault or readahead: a miss.
+ * Readahead pages count when they are added, which is when the read path
+ * decided it needs them, so a stream shows misses, not false hits. */
+SEC("tracepoint/filemap/mm_filemap_add_to_page_cache")
+int tp_add_to_page_cache(struct trace_event_raw_mm_filemap_op_page_cache* ctx) {
+  __u32 dev = BPF_CORE_READ(ctx, s_dev);
+  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
+  __u64 ino = BPF_CORE_READ(ctx, i_ino);
+  __u64 id = bpf_get_current_pid_tgid();
+  struct task_state* t = bpf_map_lookup_elem(&tasks, &id);
+  if (t && t->op == TASK_WRITE && t->dev == dev && t->ino == ino) return 0;
+  __u64 pages = 1;
+  if (bpf_core_field_exists(ctx->order)) pages = 1ull << (BPF_CORE_READ(ctx, order) & 31);
+  struct access_counts* c = counts_of(dev, ino);
+  if (c) __sync_fetch_and_add(&c->miss_pages, pages);
+  return 0;
+}
+
+static __always_inline void count_fault(__u32 dev, __u64 ino, __u64 pages, int dax) {
+  struct access_counts* c = counts_of(dev, ino);
+  if (!c) return;
+  __sync_fetch_and_add(&c->fault_pages, pages);
+  __sync_fetch_and_add(&c->read_bytes, pages * PAGE_SIZE);
+  if (dax)
+    __sync_fetch_and_add(&c->dax_read_bytes, pages * PAGE_SIZE);
+  else
+    __sync_fetch_and_add(&c->pc_pages, pages);
+}
+
+SEC("tracepoint/filemap/mm_filemap_fault")
+int tp_filemap_fault(struct trace_event_raw_mm_filemap_fault* ctx) {
+  __u32 dev = BPF_CORE_READ(ctx, s_dev);
+  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
+  __u64 ino = BPF_CORE_READ(ctx, i_ino);
+  set_task(dev, ino, TASK_READ);
+  count_fault(dev, ino, 1, 0);
+  return 0;
+}
+
+SEC("tracepoint/filemap/mm_filemap_map_pages")
+int tp_filemap_map_pages(struct trace_event_raw_mm_filemap_op_page_cache_range* ctx) {
+  __u32 dev = BPF_CORE_READ(ctx, s_dev);
+  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
+  __u64 index = BPF_CORE_READ(ctx, index);
+  __u64 last = BPF_CORE_READ(ctx, last_index);
+  if (last < index) return 0;
+  count_fault(dev, BPF_CORE_READ(ctx, i_ino), last - index + 1, 0);
+  return 0;
+}
+
+static __always_inline void dax_fault(__u32 dev, __u64 ino, __u32 flags, __u32 result,
+                                      __u64 pages) {
+  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return;
+  if (result & (VM_FAULT_ERROR | VM_FAULT_FALLBACK)) return;
+  if (flags & FAULT_FLAG_WRITE)
+    count_write(dev, ino, pages * PAGE_SIZE);
+  else
+    count_fault(dev, ino, pages, 1);
+}
+
+SEC("tracepoint/fs_dax/dax_pte_fault_done")
+int tp_dax_pte_fault_done(struct trace_event_raw_dax_pte_fault_class* ctx) {
+  dax_fault(BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, flags),
+            (__u32)BPF_CORE_READ(ctx, result), 1);
+  return 0;
+}
+
+SEC("tracepoint/fs_dax/dax_pmd_fault_done")
+int tp_dax_pmd_fault_done(struct trace_event_raw_dax_pmd_fault_class* ctx) {
+  dax_fault(BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, flags),
+            (__u32)BPF_CORE_READ(ctx, result), PMD_PAGES);
+  return 0;
+}
+
+/* Writes: xfs tells every buffered and DAX write at its start; ext4 tells each
+ * page-cache chunk a write copies (its DAX writes are seen by fexit on
+ * dax_iomap_rw in the fentry strategy). The task is marked as writing so the
+ * pages the write adds are not misses. */
+SEC("tracepoint/xfs/xfs_file_buffered_write")
+int tp_xfs_buffered_write(struct trace_event_raw_xfs_file_class* ctx) {
+  __u32 dev = BPF_CORE_READ(ctx, dev);
+  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
+  __u64 ino = BPF_CORE_READ(ctx, ino);
+  set_task(dev, ino, TASK_WRITE);
+  count_write(dev, ino, BPF_CORE_READ(ctx, count));
+  return 0;
+}
+
+SEC("tracepoint/xfs/xfs_file_dax_write")
+int tp_xfs_dax_write(struct trace_event_raw_xfs_file_class* ctx) {
+  __u32 dev = BPF_CORE_READ(ctx, dev);
+  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
+  count_write(dev, BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, count));
+  return 0;
+}
+
+static __always_inline void ext4_write(struct trace_event_raw_ext4__write_begin* ctx) {
+  __u32 dev = BPF_CORE_READ(ctx, dev);
+  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return;
+  __u64 ino = BPF_CORE_READ(ctx, ino);
+  set_task(dev, ino, TASK_WRITE);
+  count_write(dev, ino, BPF_CORE_READ(ctx, len));
+}
+
+SEC("tracepoint/ext4/ext4_da_write_begin")
+int tp_ext4_da_write_begin(struct trace_event_raw_ext4__write_begin* ctx) {
+  ext4_write(ctx);
+  return 0;
+}
+
+SEC("tracepoint/ext4/ext4_write_begin")
+int tp_ext4_write_begin(struct trace_event_raw_ext4__write_begin* ctx) {
+  ext4_write(ctx);
+  return 0;
+}

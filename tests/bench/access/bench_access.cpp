@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+// What access tracing adds to a read loop: pread(2) of 4 KiB and of 1 MiB from
+// a file in the page cache, on a filesystem under scope (its events are
+// counted) and on an unrelated one (its events are dropped by the device
+// filter), with the BPF program attached against detached, alternating in
+// the same run. Needs root and loop devices (two loop-mounted xfs); exit 77 =
+// skipped outside CI when something is missing.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plugins/access/access_tracer.h"
+#include "plugins/unique_fd.h"
+#include "tests/support/test_support.h"
+
+namespace {
+
+using daxpolicy::UniqueFd;
+using daxpolicy::access::AccessCounts;
+using daxpolicy::access::AccessTracer;
+using daxpolicy::access::Plan;
+using daxpolicy::access::ProbeKernel;
+using daxpolicy::testing::FsType;
+using daxpolicy::testing::LoopFs;
+
+constexpr size_t kFileSize = 64u << 20;
+
+int Skip(const std::string& why) {
+  std::fprintf(stderr, "bench_access: %s\n", why.c_str());
+  return daxpolicy::testing::InCi() ? 1 : 77;
+}
+
+std::string MakeFile(const LoopFs& fs) {
+  const std::string path = (fs.mount_point() / "data").string();
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644));
+  std::vector<char> buf(1 << 20, 'x');
+  for (size_t done = 0; done < kFileSize; done += buf.size()) {
+    if (write(fd.get(), buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) std::abort();
+  }
+  fsync(fd.get());
+  return path;
+}
+
+// ns per pread of `chunk` bytes, cycling through the (cached) file.
+double ReadLoop(int fd, size_t chunk, size_t ops, std::vector<char>* buf) {
+  buf->resize(chunk);
+  off_t off = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < ops; ++i) {
+    if (pread(fd, buf->data(), chunk, off) != static_cast<ssize_t>(chunk)) std::abort();
+    off += static_cast<off_t>(chunk);
+    if (static_cast<size_t>(off) + chunk > kFileSize) off = 0;
+  }
+  const auto ns =
+      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start);
+  return ns.count() / static_cast<double>(ops);
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_access: overhead of access tracing on a read loop"};
+  int rounds = 7;
+  double scale = 1.0;
+  app.add_option("--rounds", rounds, "alternating off/on rounds per case (median reported)");
+  app.add_option("--scale", scale, "fraction of the full number of reads per round");
+  CLI11_PARSE(app, argc, argv);
+
+  if (geteuid() != 0) return Skip("needs root (loop mounts, BPF)");
+  if (auto why = LoopFs::Unavailable()) return Skip(*why);
+  std::string error;
+  auto managed = LoopFs::Create(FsType::kXfs, &error, 300);
+  auto unrelated = managed ? LoopFs::Create(FsType::kXfs, &error, 300) : nullptr;
+  if (!unrelated) return Skip("loop xfs: " + error);
+  const std::string managed_file = MakeFile(*managed);
+  const std::string unrelated_file = MakeFile(*unrelated);
+  struct stat st {};
+  stat(managed_file.c_str(), &st);
+  const dev_t managed_dev = st.st_dev;
+
+  Plan plan;
+  {
+    auto probe = AccessTracer::StartBest(ProbeKernel(), {}, &plan);
+    if (!probe) return Skip("access tracing unavailable: " + plan.unavailable);
+  }
+  std::printf("strategy: %s, %zu programs\n", std::string(StrategyName(plan.strategy)).c_str(),
+              plan.programs.size());
+
+  struct Case {
+    const char* name;
+    const std::string* file;
+    size_t chunk;
+    size_t ops;
+    std::vector<double> off, on;
+  };
+  std::vector<Case> cases = {
+      {"4 KiB, unrelated fs", &unrelated_file, 4096, 400000, {}, {}},
+      {"4 KiB, managed fs", &managed_file, 4096, 400000, {}, {}},
+      {"1 MiB, unrelated fs", &unrelated_file, 1 << 20, 3000, {}, {}},
+      {"1 MiB, managed fs", &managed_file, 1 << 20, 3000, {}, {}},
+  };
+  std::vector<char> buf;
+  for (Case& c : cases) {
+    UniqueFd fd(open(c.file->c_str(), O_RDONLY));
+    const size_t ops = std::max<size_t>(1, static_cast<size_t>(c.ops * scale));
+    ReadLoop(fd.get(), 1 << 20, kFileSize >> 20, &buf);  // cache the file
+    for (int r = 0; r < rounds; ++r) {
+      c.off.push_back(ReadLoop(fd.get(), c.chunk, ops, &buf));
+      auto tracer = AccessTracer::StartBest(ProbeKernel(), {}, &plan);
+      if (!tracer || !tracer->SetDevices({{managed_dev, true}}, &error)) {
+        return Skip("cannot start access tracing: " + plan.unavailable + error);
+      }
+      c.on.push_back(ReadLoop(fd.get(), c.chunk, ops, &buf));
+      AccessCounts counts;
+      if (!tracer->Drain(&counts, &error)) return Skip(error);
+    }
+  }
+  std::printf("%-22s %14s %14s %10s\n", "case", "off ns/read", "on ns/read", "overhead");
+  for (const Case& c : cases) {
+    const double off = Median(c.off);
+    const double on = Median(c.on);
+    std::printf("%-22s %14.1f %14.1f %9.1f%%\n", c.name, off, on, (on - off) / off * 100.0);
+  }
+  return 0;
+}

@@ -337,6 +337,22 @@ TEST(ASegment, ReadsVersion1SegmentsAndRoundTripsVersion2Records) {
   EXPECT_EQ(EntryKey(out->records[3].entry), EntryKey(e));
 }
 
+// The fuzzer's seed corpus must be valid segments of both versions, or the fuzzer starts from
+// inputs the reader rejects at the checksum.
+TEST(ASegment, DecodesEverySeedOfTheFuzzCorpus) {
+  const fs::path dir = fs::path(DAXPOLICY_SOURCE_DIR) / "tests/fuzz/corpus/journal";
+  std::set<uint32_t> versions;
+  size_t seeds = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    Result<Segment> segment = DecodeSegment(testing::ReadFile(e.path()));
+    ASSERT_TRUE(segment.ok()) << e.path() << ": " << segment.error().message;
+    versions.insert(segment->version);
+    ++seeds;
+  }
+  EXPECT_GE(seeds, 5u);
+  EXPECT_EQ(versions, (std::set<uint32_t>{1, 2}));
+}
+
 TEST(AJournal, KeepsReadingAJournalOfFormatVersion1AndKeepsItsFirstOriginals) {
   TempDir dir;
   Segment old = SampleSegment();  // file 1 recorded then forgotten, file 2 recorded

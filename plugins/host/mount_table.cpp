@@ -249,14 +249,22 @@ std::string MountTable::MountOverProblem(const std::filesystem::path& path,
   if (placed->mount_point != Normalise(path)) return "";
   for (const MountEntry& e : entries_) {
     if (e.mount_id != placed->parent_id) continue;
+    if (e.dev() == placed->dev()) {
+      // A directory bound onto itself (systemd's ReadWritePaths= does this for every scope):
+      // the mount shows exactly what it covers.
+      std::string below = e.root == "/" ? "" : e.root;
+      if (placed->mount_point != e.mount_point) {
+        below += placed->mount_point.substr(e.mount_point == "/" ? 0 : e.mount_point.size());
+      }
+      if (below.empty()) below = "/";
+      if (below == placed->root) return "";
+      return "the scope root is a bind mount of " + placed->root + " of its own filesystem (" +
+             placed->source + ") over " + below + "; a mount over a scope root is never managed";
+    }
     if (e.mount_point == placed->mount_point) {
       return "a mount (" + placed->fs_type + " " + placed->source +
              ") is stacked over another at " + placed->mount_point +
              "; a scope root must not be covered by a mount";
-    }
-    if (e.dev() == placed->dev()) {
-      return "the scope root is a bind mount of " + placed->root + " of its own filesystem (" +
-             placed->source + "); a mount over a scope root is never managed";
     }
   }
   return "";

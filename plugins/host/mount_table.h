@@ -94,10 +94,11 @@ class MountTable {
   /// Why the scope root `path` (normalised, absolute) must not be managed because of a mount
   /// over it, or "" when it may. `root_mount_id` is the mount id the kernel gives for the
   /// opened root (statx STATX_MNT_ID; 0 = unknown). Refused: a root whose mount is not the one
-  /// the table places it on (the table changed under us), a mount stacked over another at
-  /// the same point, and a mount whose mount point is the root itself while its parent mount
-  /// is the same filesystem (a bind mount of the filesystem over one of its own
-  /// directories). A root that is the mount point of its own filesystem is fine.
+  /// the table places it on (the table changed under us), a mount of another filesystem
+  /// stacked over another at the same point, and a bind mount of another directory of the
+  /// same filesystem over the root. A root that is the mount point of its own filesystem is
+  /// fine, and so is a directory bound onto itself (systemd's ReadWritePaths= makes one for
+  /// every scope of the shipped unit).
   std::string MountOverProblem(const std::filesystem::path& path, uint64_t root_mount_id) const;
 
   /// False when the mount is hidden as described for Place(). Index into entries().

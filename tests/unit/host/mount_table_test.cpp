@@ -228,6 +228,23 @@ TEST(AMountTable, RefusesAScopeRootCoveredByAMount) {
   EXPECT_EQ(host.MountOverProblem("/srv/pmem/a", 0), "");
   EXPECT_THAT(host.MountOverProblem("/srv/pmem/db-view", 0),
               HasSubstr("bind mount of /db of its own filesystem"));
+
+  // What systemd's ReadWritePaths= leaves in the daemon's namespace: each scope bound onto
+  // itself, over a mount point or over a directory. Those are the scopes themselves.
+  auto self = MountTable::Parse(
+      "1 0 8:1 / / ro - ext4 /dev/sda1 rw\n"
+      "50 1 259:4 / /srv/pmem ro - xfs /dev/pmem0 rw\n"
+      "51 50 259:4 / /srv/pmem rw - xfs /dev/pmem0 rw\n"
+      "52 51 259:4 /db /srv/pmem/db rw - xfs /dev/pmem0 rw\n"
+      "53 51 259:4 /other /srv/pmem/over rw - xfs /dev/pmem0 rw\n"
+      "54 1 0:40 / /srv/pmem2 rw - tmpfs tmpfs rw\n"
+      "55 54 0:41 / /srv/pmem2 rw - tmpfs tmpfs rw\n");
+  ASSERT_TRUE(self.ok()) << self.error().message;
+  EXPECT_EQ(self->MountOverProblem("/srv/pmem", 51), "");
+  EXPECT_EQ(self->MountOverProblem("/srv/pmem/db", 52), "");
+  EXPECT_THAT(self->MountOverProblem("/srv/pmem/over", 53),
+              HasSubstr("bind mount of /other of its own filesystem (/dev/pmem0) over /over"));
+  EXPECT_THAT(self->MountOverProblem("/srv/pmem2", 55), HasSubstr("stacked over another"));
 }
 
 TEST(AMountTable, SurvivesAParentCycle) {

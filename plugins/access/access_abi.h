@@ -28,7 +28,16 @@ struct access_counts {
   access_u64 write_bytes;    /* bytes written (both modes, where seen) */
 };
 
-/* scope_devs values. */
+/* Devices watched at once (scope_devs); more are refused by SetDevices. */
+#define ACCESS_MAX_DEVS 16
+
+/* One watched device (kernel s_dev) and its flags below. */
+struct access_scope_dev {
+  access_u32 dev; /* 0 ends the list */
+  access_u32 flags;
+};
+
+/* scope_devs flags. */
 enum {
   ACCESS_DEV_WATCHED = 1u << 0,
   ACCESS_DEV_XFS = 1u << 1, /* xfs read tracepoints cover this device (tracepoint strategy) */

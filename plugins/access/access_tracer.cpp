@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "access.skel.h"
 
@@ -197,12 +198,13 @@ Plan ChoosePlan(const KernelOffer& offer) {
 
 struct AccessTracer::Impl {
   access_bpf* skel = nullptr;
-  std::vector<bpf_link*> links;
+  std::map<std::string, bpf_program*> programs;  // the loaded ones that attached once
+  std::map<std::string, bpf_link*> links;        // the attached ones
   bool xfs_read_events = false;
   bool active_is_a = true;
   uint64_t last_overflow = 0;
   ~Impl() {
-    for (bpf_link* l : links) bpf_link__destroy(l);
+    for (auto& [name, l] : links) bpf_link__destroy(l);
     access_bpf__destroy(skel);
   }
 };
@@ -259,7 +261,8 @@ std::unique_ptr<AccessTracer> AccessTracer::Start(const Plan& plan, const Option
       failures.push_back("cannot attach to " + where + ": " + Errno(err) + PermissionHint(err));
       continue;
     }
-    impl->links.push_back(link);
+    impl->links[name] = link;
+    impl->programs[name] = prog;
     if (IsReadProgram(name)) reads = true;
     if (name == "tp_xfs_buffered_read") impl->xfs_read_events = true;
   }
@@ -292,26 +295,49 @@ std::unique_ptr<AccessTracer> AccessTracer::StartBest(KernelOffer offer, const O
 }
 
 bool AccessTracer::SetDevices(const std::vector<Device>& devices, std::string* error) {
-  const int fd = bpf_map__fd(impl_->skel->maps.scope_devs);
-  std::set<uint32_t> wanted;
+  if (devices.size() > ACCESS_MAX_DEVS) {
+    *error = "access tracing watches at most " + std::to_string(ACCESS_MAX_DEVS) +
+             " filesystems; the scopes span " + std::to_string(devices.size());
+    return false;
+  }
+  // The array the programs compare inline. Entries are written before the
+  // terminating zero moves, so a reader sees the old or the new list, give or
+  // take the entry being written (an event or two at the switch).
+  auto* slots = impl_->skel->bss->scope_devs;
+  bool has_xfs = false;
+  bool has_other = false;
+  size_t n = 0;
   for (const Device& d : devices) {
-    const uint32_t key = KernelDev(d.dev);
     uint32_t flags = ACCESS_DEV_WATCHED;
     if (d.xfs && impl_->xfs_read_events) flags |= ACCESS_DEV_XFS;
-    if (bpf_map_update_elem(fd, &key, &flags, BPF_ANY) != 0) {
-      *error = "cannot add a device to the access filter: " + Errno(errno);
-      return false;
+    (d.xfs ? has_xfs : has_other) = true;
+    __atomic_store_n(&slots[n].flags, flags, __ATOMIC_RELEASE);
+    __atomic_store_n(&slots[n].dev, KernelDev(d.dev), __ATOMIC_RELEASE);
+    ++n;
+  }
+  for (size_t i = n; i < ACCESS_MAX_DEVS; ++i)
+    __atomic_store_n(&slots[i].dev, 0u, __ATOMIC_RELEASE);
+
+  // Programs that can only fire for filesystems not under scope are detached:
+  // unrelated I/O then does not run them at all.
+  for (auto& [name, prog] : impl_->programs) {
+    bool needed = n > 0;
+    if (name.rfind("tp_xfs_", 0) == 0) needed = has_xfs;
+    if (name.rfind("tp_ext4_", 0) == 0) needed = has_other;
+    if (name == "tp_get_pages") needed = has_other || (has_xfs && !impl_->xfs_read_events);
+    auto it = impl_->links.find(name);
+    if (needed && it == impl_->links.end()) {
+      bpf_link* link = bpf_program__attach(prog);
+      if (link == nullptr) {
+        *error = "cannot attach the access program " + name + ": " + Errno(errno);
+        return false;
+      }
+      impl_->links[name] = link;
+    } else if (!needed && it != impl_->links.end()) {
+      bpf_link__destroy(it->second);
+      impl_->links.erase(it);
     }
-    wanted.insert(key);
   }
-  uint32_t key = 0;
-  uint32_t next = 0;
-  std::vector<uint32_t> stale;
-  for (uint32_t* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
-    key = next;
-    if (wanted.count(key) == 0) stale.push_back(key);
-  }
-  for (uint32_t k : stale) bpf_map_delete_elem(fd, &k);
   return true;
 }
 

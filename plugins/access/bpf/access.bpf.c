@@ -28,12 +28,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 __u64 overflow = 0; /* inserts dropped because a counting map was full */
 
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 64);
-  __type(key, __u32);
-  __type(value, __u32);
-} scope_devs SEC(".maps");
+/* The watched devices, written by user space: a short array compared inline,
+ * which is cheaper than a map lookup on every read of every file. */
+struct access_scope_dev scope_devs[ACCESS_MAX_DEVS] = {};
 
 struct counting_map {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -73,8 +70,13 @@ struct {
 } tasks SEC(".maps");
 
 static __always_inline __u32 watched(__u32 dev) {
-  __u32* flags = bpf_map_lookup_elem(&scope_devs, &dev);
-  return flags ? *flags : 0;
+#pragma unroll
+  for (int i = 0; i < ACCESS_MAX_DEVS; i++) {
+    __u32 d = *(volatile __u32*)&scope_devs[i].dev;
+    if (d == 0) return 0;
+    if (d == dev) return *(volatile __u32*)&scope_devs[i].flags;
+  }
+  return 0;
 }
 
 static __always_inline struct access_counts* counts_of(__u32 dev, __u64 ino) {
@@ -186,25 +188,26 @@ static __always_inline __u64 clamp_to_size(__s64 size, __s64 offset, __u64 count
   return count < left ? count : left;
 }
 
-SEC("tracepoint/xfs/xfs_file_buffered_read")
-int tp_xfs_buffered_read(struct trace_event_raw_xfs_file_class* ctx) {
-  __u32 dev = BPF_CORE_READ(ctx, dev);
-  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
-  __u64 ino = BPF_CORE_READ(ctx, ino);
-  __s64 offset = BPF_CORE_READ(ctx, offset);
+/* The per-read events are raw tracepoints: no trace record is built, which
+ * keeps the cost on reads of unrelated files to a few loads and one lookup. */
+SEC("raw_tp/xfs_file_buffered_read")
+int BPF_PROG(tp_xfs_buffered_read, struct kiocb* iocb, struct iov_iter* iter) {
+  __u32 dev;
+  __u64 ino, size;
+  if (!inode_of(iocb, &dev, &ino, &size)) return 0;
+  __s64 pos = BPF_CORE_READ(iocb, ki_pos);
   set_task(dev, ino, TASK_READ);
-  count_read(dev, ino, (__u64)offset,
-             clamp_to_size(BPF_CORE_READ(ctx, size), offset, BPF_CORE_READ(ctx, count)), 0);
+  count_read(dev, ino, (__u64)pos, clamp_to_size((__s64)size, pos, BPF_CORE_READ(iter, count)), 0);
   return 0;
 }
 
-SEC("tracepoint/xfs/xfs_file_dax_read")
-int tp_xfs_dax_read(struct trace_event_raw_xfs_file_class* ctx) {
-  __u32 dev = BPF_CORE_READ(ctx, dev);
-  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
-  __s64 offset = BPF_CORE_READ(ctx, offset);
-  count_read(dev, BPF_CORE_READ(ctx, ino), (__u64)offset,
-             clamp_to_size(BPF_CORE_READ(ctx, size), offset, BPF_CORE_READ(ctx, count)), 1);
+SEC("raw_tp/xfs_file_dax_read")
+int BPF_PROG(tp_xfs_dax_read, struct kiocb* iocb, struct iov_iter* iter) {
+  __u32 dev;
+  __u64 ino, size;
+  if (!inode_of(iocb, &dev, &ino, &size)) return 0;
+  __s64 pos = BPF_CORE_READ(iocb, ki_pos);
+  count_read(dev, ino, (__u64)pos, clamp_to_size((__s64)size, pos, BPF_CORE_READ(iter, count)), 1);
   return 0;
 }
 
@@ -213,14 +216,14 @@ int tp_xfs_dax_read(struct trace_event_raw_xfs_file_class* ctx) {
  * range covers the later ones. A range is a continuation of the task's
  * previous one when it is on the same file, ends on the same page and starts
  * further on; only a new read is counted. */
-SEC("tracepoint/filemap/mm_filemap_get_pages")
-int tp_get_pages(struct trace_event_raw_mm_filemap_op_page_cache_range* ctx) {
-  __u32 dev = BPF_CORE_READ(ctx, s_dev);
+SEC("raw_tp/mm_filemap_get_pages")
+int BPF_PROG(tp_get_pages, struct address_space* mapping, pgoff_t index, pgoff_t last) {
+  struct inode* inode = BPF_CORE_READ(mapping, host);
+  if (!inode) return 0;
+  __u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
   __u32 flags = watched(dev);
   if (!(flags & ACCESS_DEV_WATCHED) || (flags & ACCESS_DEV_XFS)) return 0;
-  __u64 ino = BPF_CORE_READ(ctx, i_ino);
-  __u64 index = BPF_CORE_READ(ctx, index);
-  __u64 last = BPF_CORE_READ(ctx, last_index);
+  __u64 ino = BPF_CORE_READ(inode, i_ino);
   if (last < index) return 0;
   __u64 id = bpf_get_current_pid_tgid();
   struct task_state* t = bpf_map_lookup_elem(&tasks, &id);

@@ -58,12 +58,16 @@ struct inode {
 struct file {
   struct inode* f_inode;
 };
+struct address_space {
+  struct inode* host;
+};
 struct kiocb {
   struct file* ki_filp;
   loff_t ki_pos;
 };
 struct iov_iter {
   bool data_source; /* true: the iterator is the source of a write */
+  size_t count;     /* bytes left (inside an anonymous union on newer kernels) */
 };
 
 struct trace_entry {

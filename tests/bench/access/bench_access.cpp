@@ -93,12 +93,17 @@ int main(int argc, char** argv) {
   const dev_t managed_dev = st.st_dev;
 
   Plan plan;
-  {
-    auto probe = AccessTracer::StartBest(ProbeKernel(), {}, &plan);
-    if (!probe) return Skip("access tracing unavailable: " + plan.unavailable);
-  }
+  auto tracer = AccessTracer::StartBest(ProbeKernel(), {}, &plan);
+  if (!tracer) return Skip("access tracing unavailable: " + plan.unavailable);
   std::printf("strategy: %s, %zu programs\n", std::string(StrategyName(plan.strategy)).c_str(),
               plan.programs.size());
+  // Off: no watched device, every program detached. On: the managed
+  // filesystem watched, its programs attached (as the daemon runs).
+  auto set = [&](bool on) {
+    std::vector<AccessTracer::Device> devices;
+    if (on) devices.push_back({managed_dev, true});
+    return tracer->SetDevices(devices, &error);
+  };
 
   struct Case {
     const char* name;
@@ -119,11 +124,9 @@ int main(int argc, char** argv) {
     const size_t ops = std::max<size_t>(1, static_cast<size_t>(c.ops * scale));
     ReadLoop(fd.get(), 1 << 20, kFileSize >> 20, &buf);  // cache the file
     for (int r = 0; r < rounds; ++r) {
+      if (!set(false)) return Skip(error);
       c.off.push_back(ReadLoop(fd.get(), c.chunk, ops, &buf));
-      auto tracer = AccessTracer::StartBest(ProbeKernel(), {}, &plan);
-      if (!tracer || !tracer->SetDevices({{managed_dev, true}}, &error)) {
-        return Skip("cannot start access tracing: " + plan.unavailable + error);
-      }
+      if (!set(true)) return Skip(error);
       c.on.push_back(ReadLoop(fd.get(), c.chunk, ops, &buf));
       AccessCounts counts;
       if (!tracer->Drain(&counts, &error)) return Skip(error);

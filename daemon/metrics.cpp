@@ -17,6 +17,7 @@
 
 #include "plugins/media/health.h"
 #include "plugins/media/media_plugin.h"
+#include "policy/listen.h"
 
 namespace daxpolicy::daemon {
 
@@ -372,35 +373,10 @@ std::string MetricsListenAddress(const std::optional<std::string>& flag,
 
 namespace {
 
-bool AllDigits(std::string_view s) {
-  return !s.empty() &&
-         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
-}
-
-// civetweb's listening_ports syntax also has suffixes (s: TLS, r: redirect)
-// and IPv6 brackets; only the plain forms are accepted.
+// The one validator of the setting (policy/listen.h), worded for the exporter.
 Result<void> CheckListen(const std::string& listen) {
-  const std::string where = "metrics listen address '" + listen + "'";
-  if (listen.empty()) return Error{where + ": empty; use HOST:PORT, PORT or off"};
-  if (listen.front() == '[' || std::count(listen.begin(), listen.end(), ':') > 1) {
-    return Error{where +
-                 ": IPv6 is not supported by this build's HTTP server; use an IPv4 "
-                 "address such as 127.0.0.1:9847"};
-  }
-  const size_t colon = listen.find(':');
-  const std::string_view port = colon == std::string::npos
-                                    ? std::string_view(listen)
-                                    : std::string_view(listen).substr(colon + 1);
-  if (colon == 0) return Error{where + ": missing host before ':'"};
-  if (!AllDigits(port) || port.size() > 5 || std::stoul(std::string(port)) > 65535) {
-    return Error{where + ": the port must be a number 0-65535"};
-  }
-  if (colon != std::string::npos) {
-    for (unsigned char c : std::string_view(listen).substr(0, colon)) {
-      if (!std::isalnum(c) && c != '.' && c != '-') {
-        return Error{where + ": the host must be an IPv4 address or a host name"};
-      }
-    }
+  if (auto why = policy::MetricsListenProblem(listen)) {
+    return Error{"metrics listen address '" + listen + "': " + *why};
   }
   return {};
 }

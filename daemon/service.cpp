@@ -418,21 +418,61 @@ void Service::UpdateStatus() {
   sd_notify(0, status.c_str());
 }
 
+// Where a daemon setting was given, for FILE:LINE:COL, or the main file when it was not.
+static std::string SettingWhere(const policy::SourceLocation& where, const std::string& config) {
+  return where.line > 0 ? where.ToString() : config;
+}
+
 ApiResult<bool> Service::Reload(const Caller& caller) {
+  // Staged like Kea: load and validate everything, prepare what the new policy needs (its
+  // metrics listener), and only then swap. Any failure leaves the running policy and all of
+  // its resources as they were and is reported as a failure everywhere.
   ApiResult<bool> r;
   sd_notify(0, "RELOADING=1\nSTATUS=reloading the policy");
   auto loaded = LoadPolicyFiles(config_, dropin_dir_);
-  if (!loaded.policy) {
+  std::vector<std::string> errors;
+  for (const auto& e : loaded.errors) errors.push_back(e.ToString());
+  std::unique_ptr<MetricsExposer> new_exposer;
+  std::string listen = metrics_listen_;
+  if (loaded.policy) {
+    // Settings that only a restart applies are refused, not half applied.
+    const policy::DaemonSettings& now = engine_->policy().daemon;
+    const policy::DaemonSettings& next = loaded.policy->daemon;
+    if (next.probe_dir != now.probe_dir) {
+      errors.push_back(SettingWhere(next.probe_dir_where, config_) +
+                       ": daemon.probe.dir cannot change while daxpolicyd runs (it uses '" +
+                       now.probe_dir + "'); restart daxpolicyd to use '" + next.probe_dir + "'");
+    }
+    listen = MetricsListenAddress(options_.metrics_listen, *loaded.policy);
+  }
+  if (errors.empty() && listen != metrics_listen_) {
+    auto ex = MetricsExposer::Start(listen, metrics_->registry());
+    auto port_of = [](const std::string& l) { return l.substr(l.rfind(':') + 1); };
+    if (!ex.ok() && exposer_ && port_of(listen) == port_of(metrics_listen_) &&
+        port_of(listen) != "0") {
+      // The new address needs the old one's port: release it, and take it back on failure.
+      exposer_.reset();
+      ex = MetricsExposer::Start(listen, metrics_->registry());
+      if (!ex.ok()) StartMetrics(metrics_listen_);
+    }
+    if (ex.ok()) {
+      new_exposer = std::move(*ex);
+    } else {
+      errors.push_back(SettingWhere(loaded.policy->daemon.metrics_listen_where, config_) + ": " +
+                       ex.error().message + " (the running exporter stays)");
+    }
+  }
+  if (!errors.empty()) {
     std::string text;
-    for (const auto& e : loaded.errors) text += (text.empty() ? "" : "\n") + e.ToString();
-    last_reload_result_ = "failed: " + std::to_string(loaded.errors.size()) +
+    for (const auto& e : errors) text += (text.empty() ? "" : "\n") + e;
+    last_reload_result_ = "failed: " + std::to_string(errors.size()) +
                           " error(s); the running policy (generation " +
                           std::to_string(engine_->generation()) + ") stays:\n" + text;
     // One journal entry (newlines escaped), the errors also one per field.
     std::vector<LogField> fields{field::Path(config_), field::Generation(engine_->generation()),
                                  field::Caller(caller.sender), field::CallerUid(caller.uid),
                                  field::CallerPid(caller.pid)};
-    for (const auto& e : loaded.errors) fields.push_back({"DAXPOLICY_ERROR", e.ToString()});
+    for (const auto& e : errors) fields.push_back({"DAXPOLICY_ERROR", e});
     LogEvent(Event::kReloadFailed, LogLevel::kError,
              "reload asked by " + Describe(caller) + " refused: " + last_reload_result_, fields);
     metrics_source_->set_last_reload_successful(false);
@@ -442,11 +482,18 @@ ApiResult<bool> Service::Reload(const Caller& caller) {
     r.failure = ApiFailure{ApiError::kPolicyInvalid, last_reload_result_};
     return r;
   }
-  std::string listen = MetricsListenAddress(options_.metrics_listen, *loaded.policy);
   policy::Mode mode = options_.observe ? policy::Mode::kObserve : loaded.policy->daemon.mode;
   engine_->ReplacePolicy(std::move(*loaded.policy));
   engine_->SetMode(mode);
-  if (listen != metrics_listen_) StartMetrics(listen);
+  if (listen != metrics_listen_) {
+    exposer_ = std::move(new_exposer);
+    metrics_listen_ = listen;
+    metrics_problem_.clear();
+    if (exposer_) {
+      LogInfo("metrics on http://" + listen + "/metrics (port " + std::to_string(exposer_->port()) +
+              ")");
+    }
+  }
   last_reload_result_ =
       "ok: generation " + std::to_string(engine_->generation()) + " from " + config_;
   LogEvent(

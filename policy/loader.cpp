@@ -13,6 +13,8 @@
 #include <string_view>
 #include <tuple>
 
+#include "policy/listen.h"
+
 namespace daxpolicy::policy {
 
 std::string_view DaxSettingName(DaxSetting s) {
@@ -286,27 +288,6 @@ std::optional<DaxSetting> ParseDax(Reader& r, const YAML::Node& n, const std::st
   return std::nullopt;
 }
 
-bool ValidListen(const std::string& s, std::string* why) {
-  if (s == "off") return true;
-  if (!s.empty() && s[0] == '[') {
-    *why = "IPv6 listen addresses are not supported by the HTTP server in this build";
-    return false;
-  }
-  size_t colon = s.rfind(':');
-  std::string port = colon == std::string::npos ? s : s.substr(colon + 1);
-  std::string host = colon == std::string::npos ? "" : s.substr(0, colon);
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
-    *why = "expected HOST:PORT (e.g. 127.0.0.1:9847) or 'off'";
-    return false;
-  }
-  if (colon != std::string::npos && host.empty()) {
-    *why = "missing host before ':' (use 0.0.0.0:PORT for every address)";
-    return false;
-  }
-  return true;
-}
-
 std::optional<uint32_t> ParseCount(Reader& r, const YAML::Node& n, std::string_view key,
                                    const std::string& context, uint32_t min, uint32_t max) {
   auto s = r.String(n, key, context);
@@ -509,11 +490,11 @@ class PolicyBuilder {
       if (auto mm = r.Map(v, "metrics", {"listen"}, mctx)) {
         if (auto l = mm->Get("listen"); l.IsDefined()) {
           if (auto s = r.String(l, "listen", mctx)) {
-            std::string why;
-            if (ValidListen(*s, &why)) {
-              d.metrics_listen = *s;
+            if (auto why = MetricsListenProblem(*s)) {
+              r.Error(l, "bad metrics listen address " + Quote(*s) + ": " + *why);
             } else {
-              r.Error(l, "bad metrics listen address " + Quote(*s) + ": " + why);
+              d.metrics_listen = *s;
+              d.metrics_listen_where = r.Loc(l);
             }
           }
         }
@@ -535,6 +516,7 @@ class PolicyBuilder {
                                Quote(*s) + ")");
             } else {
               d.probe_dir = *s;
+              d.probe_dir_where = r.Loc(dir);
             }
           }
         }

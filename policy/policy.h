@@ -58,10 +58,12 @@ struct DaemonSettings {
   int64_t interval_ns = 10 * kNanosPerSecond;
   Mode mode = Mode::kEnforce;
   std::string metrics_listen = "127.0.0.1:9847";  // "off": no exporter
+  SourceLocation metrics_listen_where;            // of daemon.metrics.listen; line 0: not set
   HoldsPolicy holds = HoldsPolicy::kHonor;
   int64_t rescan_ns = 600 * kNanosPerSecond;  // full rescan, the fallback for missed events
   int64_t probe_interval_ns = 600 * kNanosPerSecond;
   std::string probe_dir = ".daxpolicy-probe";  // relative to each DAX-capable mount's root
+  SourceLocation probe_dir_where;              // of daemon.probe.dir; line 0 when not set
 };
 
 struct Defaults {

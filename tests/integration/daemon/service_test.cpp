@@ -4,7 +4,9 @@
 // broken policy, the watchdog and a clean stop. Everything is started and
 // reaped by the test.
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -417,6 +419,82 @@ TEST_F(ADaemonService, SignalsEachReloadOnceAndLogsItOnceWithTheCaller) {
     ++logged;
   }
   EXPECT_EQ(logged, 1u) << log;
+}
+
+TEST_F(ADaemonService, KeepsThePolicyAndItsExporterWhenAReloadCannotBeAppliedWhole) {
+  // The exporter address comes from the policy here (no --metrics-listen).
+  kill(daemon_pid_, SIGTERM);
+  waitpid(daemon_pid_, nullptr, 0);
+  std::string policy = GoodPolicy();
+  const std::string daemon_line = "daemon: { interval: 1s }";
+  policy.replace(policy.find(daemon_line), daemon_line.size(),
+                 "daemon: { interval: 1s, metrics: { listen: \"127.0.0.1:0\" } }");
+  WriteFile(policy_, policy);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    notifications_.clear();
+  }
+  daemon_pid_ = Spawn({BinaryPath("daxpolicyd"), "--session", "--config", policy_.string(),
+                       "--state-dir", (dir_.path() / "state").string()},
+                      {"DBUS_SESSION_BUS_ADDRESS=" + address_,
+                       "NOTIFY_SOCKET=" + (dir_.path() / "notify").string()},
+                      dir_.path() / "daemon3.out", dir_.path() / "daemon3.err");
+  ASSERT_TRUE(WaitForNotify("READY=1", std::chrono::seconds(30)))
+      << ReadFile(dir_.path() / "daemon3.err");
+  std::smatch m;
+  std::string log = ReadFile(dir_.path() / "daemon3.err");
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(\(port (\d+)\))"))) << log;
+  const std::string url = "http://127.0.0.1:" + m[1].str() + "/metrics";
+
+  // A new address that cannot be bound: refused before anything changes.
+  int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(busy, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(busy, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(busy, 1), 0);
+  socklen_t len = sizeof sa;
+  getsockname(busy, reinterpret_cast<sockaddr*>(&sa), &len);
+  std::string taken = policy;
+  taken.replace(taken.find("127.0.0.1:0"), 11, "127.0.0.1:" + std::to_string(ntohs(sa.sin_port)));
+  WriteFile(policy_, taken);
+  CommandResult r = Call("Reload");
+  EXPECT_NE(r.exit_code, 0);
+  std::string result = Property("LastReloadResult");
+  EXPECT_NE(result.find("failed: 1 error(s); the running policy (generation 1) stays"),
+            std::string::npos)
+      << result;
+  EXPECT_TRUE(std::regex_search(result, m, std::regex(R"(policy\.yaml:2:\d+: .*cannot listen)")))
+      << result;
+  EXPECT_NE(result.find("(the running exporter stays)"), std::string::npos) << result;
+  EXPECT_EQ(Property("PolicyGeneration"), "t 1\n");
+  CommandResult scrape = ::daxpolicy::testing::Run({"curl", "-sS", url});
+  EXPECT_NE(scrape.out.find("daxpolicy_config_last_reload_successful 0"), std::string::npos)
+      << scrape.out << scrape.err;
+  close(busy);
+
+  // A setting only a restart can apply: refused with where it is.
+  std::string probe = policy;
+  probe.replace(probe.find(" } }"), 4, " }, probe: { dir: elsewhere } }");
+  WriteFile(policy_, probe);
+  r = Call("Reload");
+  EXPECT_NE(r.exit_code, 0);
+  result = Property("LastReloadResult");
+  EXPECT_TRUE(std::regex_search(
+      result, m,
+      std::regex(R"(policy\.yaml:2:\d+: daemon\.probe\.dir cannot change while daxpolicyd runs)")))
+      << result;
+  EXPECT_EQ(Property("PolicyGeneration"), "t 1\n");
+
+  // The same policy as before reloads fine, and the exporter was never interrupted.
+  WriteFile(policy_, policy);
+  r = Call("Reload");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Property("PolicyGeneration"), "t 2\n");
+  scrape = ::daxpolicy::testing::Run({"curl", "-sS", url});
+  EXPECT_NE(scrape.out.find("daxpolicy_config_last_reload_successful 1"), std::string::npos)
+      << scrape.out;
 }
 
 TEST_F(ADaemonService, ServesMetricsThatPromtoolAcceptsAndSurvivesStrayRequests) {

@@ -20,6 +20,7 @@
 #include "daemon/bus/validate.h"
 #include "daemon/journal/journal.h"
 #include "daemon/log.h"
+#include "plugins/access/access_source.h"
 #include "plugins/driver/dax_driver.h"
 #include "plugins/driver/safe_open.h"
 #include "plugins/files/close_watcher.h"
@@ -292,6 +293,10 @@ struct Engine::Impl {
   }
   std::unique_ptr<media::MediaPlugin> media;
   media::MediaReport media_report;
+  access::AccessSource access{access::AccessSource::Options{}};
+  // Why access tracing works only in part, for Degraded() on the loop thread.
+  mutable std::mutex access_status_mu;
+  std::string access_status;
   int64_t last_probe_ns = 0;
   bool probed_once = false;
   policy::RuleState rule_state;  // during RunWork only; the view holds it between cycles
@@ -547,6 +552,16 @@ void Engine::RunWork(CycleJob& job) {
     m.snap.system.page_cache_ratio = *sys.meminfo->page_cache_ratio;
   }
   if (!sys.meminfo) counters.sampler_errors["system"] += 1;
+
+  // 2b. Access tracing: reads, misses and writes of the scanned files since the last cycle.
+  uint64_t access_errors = 0;
+  m.access.Sample(&m.snap, job.now_ns, &access_errors);
+  if (access_errors) counters.sampler_errors[access::AccessSource::kName] += access_errors;
+  {
+    std::string status = m.access.Degraded();
+    std::lock_guard<std::mutex> lock(m.access_status_mu);
+    m.access_status = std::move(status);
+  }
 
   // 3. Media: topology every cycle, latency probes on their own interval.
   std::vector<media::MountInput> inputs;
@@ -1113,6 +1128,10 @@ std::string Engine::Degraded() const {
     if (!m.journal_status.empty()) parts.push_back(m.journal_status);
   }
   if (!m.watcher_problem.empty()) parts.push_back(m.watcher_problem);
+  {
+    std::lock_guard<std::mutex> lock(m.access_status_mu);
+    if (!m.access_status.empty()) parts.push_back(m.access_status);
+  }
   std::string media = m.view->media_report.Degraded();
   if (!media.empty()) parts.push_back(media);
   std::string out;

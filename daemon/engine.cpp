@@ -1120,6 +1120,15 @@ void Engine::ForEachFile(std::optional<FileState> state,
 
 const media::MediaReport& Engine::media() const { return impl_->view->media_report; }
 
+std::vector<std::string> Engine::DegradedKinds() const {
+  const Impl& m = *impl_;
+  std::vector<std::string> kinds;
+  if (!m.degraded.empty()) kinds.push_back("scope");
+  if (!m.watcher_problem.empty()) kinds.push_back("close-events");
+  if (!m.view->media_report.Degraded().empty()) kinds.push_back("media");
+  return kinds;
+}
+
 std::string Engine::Degraded() const {
   const Impl& m = *impl_;
   std::vector<std::string> parts = m.degraded;

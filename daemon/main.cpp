@@ -19,6 +19,8 @@ namespace {
 
 using daxpolicy::daemon::Options;
 
+constexpr int kExitUsage = 2;
+
 int CheckConfig(const Options& o) {
   std::string dropins =
       o.config_dir.empty() ? daxpolicy::daemon::DefaultDropinDir(o.config) : o.config_dir;
@@ -40,7 +42,7 @@ int CheckConfig(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"daxpolicyd: per-file DAX or page-cache policy for persistent and CXL memory"};
-  app.set_version_flag("--version", std::string(daxpolicy::kVersion));
+  app.set_version_flag("--version", "daxpolicyd " + std::string(daxpolicy::kVersion));
   app.add_option("--config", o.config, "Policy file")->capture_default_str();
   app.add_option("--config-dir", o.config_dir,
                  "Drop-in directory (default: policy.d next to --config)");
@@ -62,7 +64,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 86400.0));
   app.add_option("--procfs-root", o.procfs, "Root of procfs (tests)")->group("");
   app.add_option("--sysfs-root", o.sysfs, "Root of sysfs (tests)")->group("");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; a bad command line exits 2 (the unit does
+    // not restart on it: RestartPreventExitStatus).
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
   o.cycle_timeout_ns = static_cast<int64_t>(cycle_timeout_s * 1e9);
   daxpolicy::daemon::ParseLogLevel(level, &o.log_level);
   daxpolicy::daemon::SetLogLevel(o.log_level);

@@ -131,6 +131,15 @@ Metrics::Metrics(std::string version) : registry_(std::make_shared<prometheus::R
   for (const char* m : kModes) mode_series_[m] = &mode_->Add({{"mode", m}});
   mode_series_["enforce"]->Set(1);
   generation_series_ = &generation_->Add({});
+  degraded_ = &BuildGauge()
+                   .Name("daxpolicy_degraded")
+                   .Help(
+                       "1 while the daemon is degraded by this kind of problem (the reason is "
+                       "in the Degraded D-Bus property and the journal)")
+                   .Register(r);
+  for (const char* kind : kDegradedKinds) {
+    degraded_series_[kind] = &degraded_->Add({{"kind", kind}});
+  }
   reload_ok_series_ = &reload_ok_->Add({});
   reload_ok_series_->Set(1);
   for (policy::FileState s : kFileStates) {
@@ -154,6 +163,7 @@ std::vector<std::string> Metrics::FamilyNames() {
           "daxpolicy_mode",
           "daxpolicy_policy_generation",
           "daxpolicy_config_last_reload_successful",
+          "daxpolicy_degraded",
           "daxpolicy_files",
           "daxpolicy_files_effective",
           "daxpolicy_transitions_total",
@@ -173,6 +183,10 @@ void Metrics::Update(const MetricsSource& source, double cycle_seconds_observed)
   }
   generation_series_->Set(static_cast<double>(source.generation()));
   reload_ok_series_->Set(source.last_reload_successful() ? 1 : 0);
+  const std::vector<std::string> degraded = source.degraded_kinds();
+  for (auto& [kind, gauge] : degraded_series_) {
+    gauge->Set(std::find(degraded.begin(), degraded.end(), kind) != degraded.end() ? 1 : 0);
+  }
 
   const EngineGauges gauges = source.Gauges();
   for (policy::FileState s : kFileStates) {

@@ -50,7 +50,13 @@ class MetricsSource {
   virtual uint64_t generation() const = 0;
   /// False after a reload refused a bad policy, true again after a good one.
   virtual bool last_reload_successful() const = 0;
+  /// The kinds of problem the daemon is degraded by (kDegradedKinds), none when fine.
+  virtual std::vector<std::string> degraded_kinds() const { return {}; }
 };
+
+/// The `kind` label values of daxpolicy_degraded, each series always present.
+inline constexpr const char* kDegradedKinds[] = {"scope", "close-events", "media", "metrics",
+                                                 "bus"};
 
 /// The production MetricsSource: an Engine plus the reload outcome the event
 /// loop records with set_last_reload_successful().
@@ -58,6 +64,10 @@ class EngineMetricsSource final : public MetricsSource {
  public:
   explicit EngineMetricsSource(const Engine& engine) : engine_(engine) {}
   void set_last_reload_successful(bool ok) { last_reload_successful_ = ok; }
+  /// Problems only the event loop knows ("metrics", "bus").
+  void set_service_degraded(std::vector<std::string> kinds) {
+    service_degraded_ = std::move(kinds);
+  }
 
   const EngineCounters& counters() const override { return engine_.counters(); }
   EngineGauges Gauges() const override { return engine_.Gauges(); }
@@ -65,10 +75,16 @@ class EngineMetricsSource final : public MetricsSource {
   policy::Mode mode() const override { return engine_.mode(); }
   uint64_t generation() const override { return engine_.generation(); }
   bool last_reload_successful() const override { return last_reload_successful_; }
+  std::vector<std::string> degraded_kinds() const override {
+    std::vector<std::string> kinds = engine_.DegradedKinds();
+    kinds.insert(kinds.end(), service_degraded_.begin(), service_degraded_.end());
+    return kinds;
+  }
 
  private:
   const Engine& engine_;
   bool last_reload_successful_ = true;
+  std::vector<std::string> service_degraded_;
 };
 
 /// Label value that stands for "no rule" (engine rule "": defaults.dax or an
@@ -138,6 +154,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* mode_;
   prometheus::Family<prometheus::Gauge>* generation_;
   prometheus::Family<prometheus::Gauge>* reload_ok_;
+  prometheus::Family<prometheus::Gauge>* degraded_;
+  std::map<std::string, prometheus::Gauge*> degraded_series_;
   prometheus::Family<prometheus::Gauge>* files_;
   prometheus::Family<prometheus::Gauge>* files_effective_;
   prometheus::Family<prometheus::Counter>* transitions_;

@@ -171,7 +171,7 @@ int Service::Run(policy::Policy policy) {
   // A metrics address that cannot be bound at start is a configuration error:
   // exit 1 (the unit does not restart on it) rather than run unobserved.
   if (!StartMetrics(listen)) return 1;
-  ConnectBus();
+  if (!ConnectBus()) return 1;
   if (int fd = engine_->close_watcher_fd(); fd >= 0) {
     if (int r =
             sd_event_add_io(event_, &fanotify_source_, fd, EPOLLIN, &Service::OnCloseEvent, this);
@@ -195,6 +195,13 @@ int Service::Run(policy::Policy policy) {
       r < 0) {
     LogError(std::string("cannot arm the cycle timer: ") + std::strerror(-r));
     return 1;
+  }
+  // READY=1 waits for the first cycle; a huge scope may take longer than the
+  // unit's start timeout, so the timeout is extended while that cycle runs.
+  if (int r = sd_event_add_time(event_, nullptr, CLOCK_MONOTONIC, NowUsec(), 0,
+                                &Service::OnExtendStartTimeout, this);
+      r < 0) {
+    LogWarning(std::string("cannot arm the start-timeout extension: ") + std::strerror(-r));
   }
   LogNotice("started: " + std::to_string(engine_->policy().scopes.size()) + " scope(s), " +
             std::to_string(engine_->policy().rules.size()) + " rule(s), mode " +
@@ -224,11 +231,22 @@ bool Service::StartMetrics(const std::string& listen) {
   return true;
 }
 
-void Service::ConnectBus() {
+bool Service::ConnectBus() {
   try {
     connection_ =
         options_.session ? sdbus::createSessionBusConnection() : sdbus::createSystemBusConnection();
-    connection_->requestName(bus::kBusName);
+    try {
+      connection_->requestName(bus::kBusName);
+    } catch (const sdbus::Error& e) {
+      // The bus answers but the name is not ours: another daxpolicyd owns it
+      // (two daemons would fight over the same files), or the bus policy
+      // does not let us own it. Either way: exit 1, do not run half-way.
+      LogError(std::string("cannot own ") + bus::kBusName + " on the " +
+               (options_.session ? "session" : "system") +
+               " bus (is another daxpolicyd running?): " + e.getMessage());
+      connection_.reset();
+      return false;
+    }
     auto svc = bus::BusService::Create(*connection_, *this);
     if (!svc.ok()) throw std::runtime_error(svc.error().message);
     bus_ = std::move(*svc);
@@ -246,6 +264,7 @@ void Service::ConnectBus() {
                    " bus): " + e.what();
     LogError(bus_problem_ + "; the policy is still enforced, but nothing is published on D-Bus");
   }
+  return true;
 }
 
 void Service::StopWorker() {
@@ -255,6 +274,19 @@ void Service::StopWorker() {
   if (job_) engine_->Cancel();
   worker_.reset();
   if (job_) (void)engine_->EndCycle(std::move(job_));
+}
+
+int Service::OnExtendStartTimeout(sd_event_source* source, uint64_t /*usec*/, void* userdata) {
+  // Every kExtendStartPeriod: "give me kExtendStartBy more", until READY=1.
+  constexpr uint64_t kExtendStartPeriod = 10'000'000, kExtendStartBy = 30'000'000;
+  auto* self = static_cast<Service*>(userdata);
+  if (self->ready_sent_) return 0;  // the floating source stays off
+  std::string msg = "EXTEND_TIMEOUT_USEC=" + std::to_string(kExtendStartBy) +
+                    "\nSTATUS=first cycle running: scanning the scopes";
+  sd_notify(0, msg.c_str());
+  sd_event_source_set_time(source, NowUsec() + kExtendStartPeriod);
+  sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+  return 0;
 }
 
 int Service::OnTimer(sd_event_source* /*source*/, uint64_t /*usec*/, void* userdata) {
@@ -368,6 +400,10 @@ void Service::EndCycle() {
   cycle_requested_ = false;
   sd_event_source_set_time(timer_, next);
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+  std::vector<std::string> service_degraded;
+  if (!metrics_problem_.empty()) service_degraded.push_back("metrics");
+  if (!bus_problem_.empty()) service_degraded.push_back("bus");
+  metrics_source_->set_service_degraded(std::move(service_degraded));
   metrics_->Update(*metrics_source_, static_cast<double>(report.duration_ns) / 1e9);
   Publish(report.changes, report.pending);
   UpdateStatus();

@@ -68,6 +68,7 @@ class Service final : public bus::ManagerBackend {
   std::string LastReloadResult() const override;
 
  private:
+  static int OnExtendStartTimeout(sd_event_source* source, uint64_t usec, void* userdata);
   static int OnTimer(sd_event_source* source, uint64_t usec, void* userdata);
   static int OnSignal(sd_event_source* source, const signalfd_siginfo* info, void* userdata);
   static int OnCloseEvent(sd_event_source* source, int fd, uint32_t revents, void* userdata);
@@ -82,7 +83,8 @@ class Service final : public bus::ManagerBackend {
   void Publish(const std::vector<StateChange>& changes, const std::vector<PendingSwitch>& pending);
   void UpdateStatus();
   bool StartMetrics(const std::string& listen);  // false: logged, and Degraded() says why
-  void ConnectBus();
+  // False when the bus name is owned by another process (exit 1).
+  bool ConnectBus();
 
   Options options_;
   std::string config_;

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "daemon/config_files.h"
 #include "daemon/ctl/json.h"
 #include "daemon/ctl/text.h"
+#include "daemon/journal/journal.h"
 #include "daemon/journal/restore.h"
 #include "daxpolicy/version.h"
 #include "daxpolicy1_proxy.h"
@@ -35,14 +37,21 @@ namespace ctl = daxpolicy::ctl;
 
 // Exit codes besides 0 (success) and 1 (the daemon refused or failed the request, or bad
 // input); `hold` exits with its command's status once the hold is taken.
+constexpr int kExitUsage = 2;
 constexpr int kExitNotRunning = 3;
 constexpr int kExitPermissionDenied = 4;
 constexpr int kExitNoBus = 5;
 
 constexpr const char* kExitCodesHelp =
-    "Exit status: 0 success; 1 refused or failed (bad argument, file not managed, invalid "
-    "policy, ...); 3 daxpolicyd is not running; 4 permission denied; 5 the bus cannot be "
-    "reached. hold exits with its command's status.";
+    "Exit status: 0 success; 1 refused or failed (file not managed, invalid policy, ...); "
+    "2 usage error (unknown option, missing or invalid argument); 3 daxpolicyd is not running; "
+    "4 permission denied; 5 the bus cannot be reached. hold exits with its command's status.";
+
+constexpr const char* kGlobalOptionsHelp =
+    "Global options (before or after the subcommand):\n"
+    "  --session                   Use the session bus instead of the system bus\n"
+    "  --json                      Print JSON (status, files, explain, media and other read "
+    "commands)\n";
 
 using Dict = std::map<std::string, sdbus::Variant>;
 
@@ -259,7 +268,7 @@ int Files(bool session, bool json, const std::string& state) {
   if (!state.empty() && !bus::FileStateByName(state)) {
     std::cerr << "daxpolicyctl: unknown state '" << ctl::Printable(state)
               << "': expected unmanaged, in-sync, pending, deferred, observed or blocked\n";
-    return 1;
+    return kExitUsage;
   }
   return WithDaemon(session, [&](ManagerProxy& p) {
     // Streamed through a file descriptor: works for any number of files.
@@ -449,11 +458,11 @@ int Hold(bool session, const std::string& mode, const std::string& reason, const
   if (!bus::HoldModeByName(mode)) {
     std::cerr << "daxpolicyctl: unknown mode '" << ctl::Printable(mode)
               << "': expected dax or page-cache\n";
-    return 1;
+    return kExitUsage;
   }
   if (command.empty()) {
     std::cerr << "daxpolicyctl: hold needs a command to run: hold --mode M PATH -- CMD...\n";
-    return 1;
+    return kExitUsage;
   }
   auto path = AbsoluteArgument(arg);
   if (!path) return 1;
@@ -487,7 +496,7 @@ int Mode(bool session, const std::string& mode) {
   if (!daxpolicy::policy::ModeByName(mode)) {
     std::cerr << "daxpolicyctl: unknown mode '" << ctl::Printable(mode)
               << "': expected enforce or observe\n";
-    return 1;
+    return kExitUsage;
   }
   return WithDaemon(session, [&](ManagerProxy& p) {
     p.SetMode(mode);
@@ -496,10 +505,39 @@ int Mode(bool session, const std::string& mode) {
   });
 }
 
-int Restore(const std::string& state_dir, bool all, const std::vector<std::string>& args) {
+// `restore --list`: the files the journal records, one per line, changing nothing.
+int RestoreList(const std::string& state_dir) {
+  struct stat st {};
+  if (stat(state_dir.c_str(), &st) != 0 && errno == ENOENT) {
+    std::cerr << "daxpolicyctl: no journal in " << ctl::Printable(state_dir)
+              << ": nothing recorded\n";
+    return 0;
+  }
+  auto journal = daxpolicy::journal::Journal::Open(state_dir);
+  if (!journal.ok()) {
+    std::cerr << "daxpolicyctl: restore: " << journal.error().message << "\n";
+    return 1;
+  }
+  for (const auto& p : (*journal)->problems()) std::cerr << "daxpolicyctl: journal: " << p << "\n";
+  for (const auto& e : (*journal)->Entries()) {
+    std::cout << daxpolicy::journal::PrintablePath(e.AbsolutePath())
+              << " (original: " << daxpolicy::policy::DaxStateName(e.original) << ")\n";
+  }
+  return 0;
+}
+
+int Restore(const std::string& state_dir, bool all, bool list,
+            const std::vector<std::string>& args) {
+  if (list) {
+    if (all || !args.empty()) {
+      std::cerr << "daxpolicyctl: restore --list takes neither --all nor a PATH\n";
+      return kExitUsage;
+    }
+    return RestoreList(state_dir);
+  }
   if (all == !args.empty()) {
     std::cerr << "daxpolicyctl: restore needs either --all or at least one PATH\n";
-    return 1;
+    return kExitUsage;
   }
   daxpolicy::journal::RestoreRequest request;
   if (all) {
@@ -545,37 +583,34 @@ int Check(const std::vector<std::string>& files) {
 
 int main(int argc, char** argv) {
   CLI::App app{"daxpolicyctl: inspect and steer daxpolicyd"};
-  app.set_version_flag("--version", std::string(daxpolicy::kVersion));
+  app.set_version_flag("--version", "daxpolicyctl " + std::string(daxpolicy::kVersion));
   app.require_subcommand(1);
   app.footer(kExitCodesHelp);
   app.fallthrough();  // global options after the subcommand too: `status --session`
 
   bool session = false;
   app.add_flag("--session", session, "Use the session bus instead of the system bus");
+  bool json = false;
+  app.add_flag("--json", json, "Print JSON (read commands)");
 
   std::vector<std::string> check_files;
   auto* check = app.add_subcommand("check", "Validate policy files offline (exit 0 valid, 1 not)");
   check->add_option("FILE", check_files, "Policy files; files in a policy.d directory are drop-ins")
       ->required();
 
-  bool json = false;
   auto* status = app.add_subcommand("status", "Mode, policy generation, reload result, counts");
-  status->add_flag("--json", json, "Print JSON");
 
   std::string state_filter;
   auto* files = app.add_subcommand("files", "List the files daxpolicyd tracks");
-  files->add_flag("--json", json, "Print JSON");
   files->add_option("--state", state_filter,
                     "Only files in this state: unmanaged, in-sync, pending, deferred, observed, "
                     "blocked");
 
   std::string explain_path;
   auto* explain = app.add_subcommand("explain", "Why a file is in its state");
-  explain->add_flag("--json", json, "Print JSON");
   explain->add_option("PATH", explain_path, "The file")->required();
 
   auto* media = app.add_subcommand("media", "Memory devices: health, latency");
-  media->add_flag("--json", json, "Print JSON");
 
   std::string hold_mode, hold_reason, hold_path;
   std::vector<std::string> hold_command;
@@ -588,7 +623,6 @@ int main(int argc, char** argv) {
 
   auto* holds = app.add_subcommand(
       "holds", "Application holds (root sees every hold, other users their own)");
-  holds->add_flag("--json", json, "Print JSON");
 
   auto* reload = app.add_subcommand("reload", "Re-read the policy (root only)");
 
@@ -604,9 +638,20 @@ int main(int argc, char** argv) {
   restore->add_option("--state-dir", state_dir, "The daemon's state directory")
       ->capture_default_str();
   restore->add_flag("--all", restore_all, "Every recorded file");
+  bool restore_list = false;
+  restore->add_flag("--list", restore_list, "Print the recorded files and their original flag");
   restore->add_option("PATH", restore_paths, "Only these files");
 
-  CLI11_PARSE(app, argc, argv);
+  // Every subcommand's --help shows the global options and the exit codes.
+  for (CLI::App* sub : app.get_subcommands({})) {
+    sub->footer(std::string(kGlobalOptionsHelp) + "\n" + kExitCodesHelp);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; anything else is a usage error.
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
   if (*check) return Check(check_files);
   if (*status) return Status(session, json);
   if (*files) return Files(session, json, state_filter);
@@ -616,6 +661,6 @@ int main(int argc, char** argv) {
   if (*holds) return Holds(session, json);
   if (*reload) return Reload(session);
   if (*mode) return Mode(session, new_mode);
-  if (*restore) return Restore(state_dir, restore_all, restore_paths);
+  if (*restore) return Restore(state_dir, restore_all, restore_list, restore_paths);
   return 0;
 }

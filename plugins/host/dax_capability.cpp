@@ -159,7 +159,17 @@ MountDaxCapability AssessMountDax(const MountEntry& mount, const Roots& roots,
   const std::string where = "mount " + mount.mount_point;
   std::string reason = FsTypeReason(mount);
   if (reason.empty() && mount.read_only()) {
-    reason = where + " is read-only (option ro): the DAX flag cannot be changed";
+    if (!HasOption(mount.super_options, "ro")) {
+      // The filesystem is writable, only this view of it is not: the sandbox
+      // of daxpolicyd.service (ProtectSystem=strict) unless the scope is listed
+      // in ReadWritePaths=.
+      reason = where +
+               " is read-only for daxpolicyd (the filesystem is writable, this mount is not): "
+               "under systemd, list the scope in ReadWritePaths= with a drop-in, see "
+               "/usr/share/doc/daxpolicy/scopes.conf.example";
+    } else {
+      reason = where + " is read-only (option ro): the DAX flag cannot be changed";
+    }
   }
   if (reason.empty()) {
     switch (cap.option) {

@@ -14,3 +14,6 @@ add_dependencies(bus_service_tests bus_test_server)
 daxpolicy_add_test(NAME ctl_client_tests SOURCES ctl_client_test.cpp
                    LIBS daxpolicy_bus_test_fixture daxpolicy_journal LABELS integration)
 add_dependencies(ctl_client_tests bus_test_server daxpolicyctl)
+daxpolicy_add_test(NAME man_exit_status_tests SOURCES man_exit_status_test.cpp
+                   LIBS daxpolicy_bus_test_fixture LABELS integration)
+add_dependencies(man_exit_status_tests bus_test_server daxpolicyctl daxpolicyd)

@@ -55,7 +55,7 @@ TEST_F(Daxpolicyctl, ListsFilesAsAnAlignedTableOrJson) {
                           "\",\"Desired\":\"dax\",\"Physical\":\"page-cache\",\"Effective\":"
                           "\"page-cache\",\"State\":\"observed\"}]\n");
   CommandResult bad = Ctl({"files", "--state", "synced"});
-  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.exit_code, 2);
   EXPECT_EQ(bad.err,
             "daxpolicyctl: unknown state 'synced': expected unmanaged, in-sync, pending, deferred, "
             "observed or blocked\n");
@@ -123,7 +123,7 @@ TEST_F(Daxpolicyctl, ReloadsAndSwitchesModeAsRoot) {
   EXPECT_EQ(mode.exit_code, 0) << mode.err;
   EXPECT_EQ(mode.out, "mode: observe\n");
   CommandResult wrong = Ctl({"mode", "dax"});
-  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_EQ(wrong.err, "daxpolicyctl: unknown mode 'dax': expected enforce or observe\n");
 }
 
@@ -165,7 +165,7 @@ TEST_F(Daxpolicyctl, HoldsOnlyFilesTheUserOwns) {
                            " may not hold " + Path("db/a.sst") +
                            ": only its owner (uid 0) or root may\n");
   CommandResult mode = Ctl({"hold", "--mode", "on", Path("db/a.sst"), "--", "true"});
-  EXPECT_EQ(mode.exit_code, 1);
+  EXPECT_EQ(mode.exit_code, 2);
   EXPECT_EQ(mode.err, "daxpolicyctl: unknown mode 'on': expected dax or page-cache\n");
   CommandResult missing =
       Ctl({"hold", "--mode", "dax", Path("db/a.sst"), "--", "/nonexistent/program"});
@@ -230,7 +230,7 @@ TEST(DaxpolicyctlRestore, ReportsAnEmptyJournalAndUnknownPaths) {
   EXPECT_NE(unknown.out.find("not in journal"), std::string::npos) << unknown.out;
   CommandResult neither = ::daxpolicy::testing::Run(
       {BinaryPath("daxpolicyctl"), "restore", "--state-dir", dir.path().string()});
-  EXPECT_EQ(neither.exit_code, 1);
+  EXPECT_EQ(neither.exit_code, 2);
   EXPECT_EQ(neither.err, "daxpolicyctl: restore needs either --all or at least one PATH\n");
 }
 

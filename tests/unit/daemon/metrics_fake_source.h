@@ -4,6 +4,7 @@
 // A MetricsSource whose every answer the test sets directly.
 
 #include <string>
+#include <vector>
 
 #include "daemon/metrics.h"
 #include "plugins/media/media_plugin.h"
@@ -18,6 +19,7 @@ class FakeMetricsSource : public MetricsSource {
   policy::Mode mode() const override { return mode_; }
   uint64_t generation() const override { return generation_; }
   bool last_reload_successful() const override { return reload_ok_; }
+  std::vector<std::string> degraded_kinds() const override { return degraded_; }
 
   EngineCounters counters_;
   EngineGauges gauges_;
@@ -25,6 +27,7 @@ class FakeMetricsSource : public MetricsSource {
   policy::Mode mode_ = policy::Mode::kEnforce;
   uint64_t generation_ = 1;
   bool reload_ok_ = true;
+  std::vector<std::string> degraded_;
 };
 
 // A device as the media plugin reports it; latency_ns <= 0: not measured.

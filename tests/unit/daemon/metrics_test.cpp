@@ -264,6 +264,25 @@ TEST(TheModeGauge, MarksObserveWhenTheEngineObserves) {
   EXPECT_EQ(Value(text, "daxpolicy_config_last_reload_successful"), 0);
 }
 
+TEST(TheDegradedGauge, HasEveryKindAndMarksTheCurrentOnes) {
+  Metrics metrics("1");
+  FakeMetricsSource source = TypicalSource();
+  metrics.Update(source, -1);
+  for (const char* kind : kDegradedKinds) {
+    EXPECT_EQ(Value(metrics.Text(), "daxpolicy_degraded{kind=\"" + std::string(kind) + "\"}"), 0)
+        << kind;
+  }
+  source.degraded_ = {"media", "bus"};
+  metrics.Update(source, -1);
+  const std::string text = metrics.Text();
+  EXPECT_EQ(Value(text, "daxpolicy_degraded{kind=\"media\"}"), 1);
+  EXPECT_EQ(Value(text, "daxpolicy_degraded{kind=\"bus\"}"), 1);
+  EXPECT_EQ(Value(text, "daxpolicy_degraded{kind=\"scope\"}"), 0);
+  source.degraded_.clear();
+  metrics.Update(source, -1);
+  EXPECT_EQ(Value(metrics.Text(), "daxpolicy_degraded{kind=\"media\"}"), 0);
+}
+
 TEST(TheCycleHistogram, ObservesOnlyNonNegativeDurations) {
   Metrics metrics("1");
   FakeMetricsSource source = TypicalSource();

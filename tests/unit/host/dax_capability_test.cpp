@@ -104,8 +104,15 @@ INSTANTIATE_TEST_SUITE_P(
         FlagCase{"UnknownDaxValue", "54 28 259:8 / /srv/p rw - ext4 /dev/pmem4 rw,dax=sometimes",
                  false, "mount /srv/p has an unknown option dax=sometimes, expected dax=inode",
                  DaxMountOption::kOther},
+        // A writable filesystem seen through a read-only bind: what ProtectSystem=strict
+        // makes of a scope missing from ReadWritePaths=.
         FlagCase{"ReadOnlyMount", "55 50 259:4 /db /srv/v ro,relatime - xfs /dev/pmem0 rw", false,
-                 "mount /srv/v is read-only (option ro): the DAX flag cannot be changed",
+                 "mount /srv/v is read-only for daxpolicyd (the filesystem is writable, this "
+                 "mount is not): under systemd, list the scope in ReadWritePaths= with a "
+                 "drop-in, see /usr/share/doc/daxpolicy/scopes.conf.example",
+                 DaxMountOption::kAbsent},
+        FlagCase{"ReadOnlyFilesystem", "55 50 259:4 / /srv/v ro,relatime - xfs /dev/pmem0 ro",
+                 false, "mount /srv/v is read-only (option ro): the DAX flag cannot be changed",
                  DaxMountOption::kAbsent},
         FlagCase{"Tmpfs", "41 28 0:35 / /tmp rw - tmpfs tmpfs rw,size=8159208k", false,
                  "mount /tmp is tmpfs: its files live in memory already, there is no DAX",

@@ -11,9 +11,11 @@ fi
 
 packages=(
   # build
-  g++ cmake ninja-build pkg-config clang clang-format clang-tidy libclang-rt-14-dev
+  g++ cmake ninja-build pkg-config clang clang-format clang-tidy libclang-rt-14-dev ccache
   # the access telemetry BPF program: libbpf, and bpftool to generate its skeleton
   libbpf-dev bpftool
+  # the Debian package: dpkg-buildpackage, dh, lintian; bash-completion for its test
+  build-essential dpkg-dev debhelper fakeroot lintian bash-completion
   # libraries (libndctl.h includes uuid/uuid.h, but libndctl-dev does not pull uuid-dev)
   libndctl-dev libdaxctl-dev uuid-dev libpmem2-dev
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev

@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 # Sets up a fresh Debian 12 machine and runs every test of daxpolicy:
 #   1. clang-format check of every C++ file
-#   2. release build: unit, host integration (root, loop devices, private buses) and VM tests
-#   3. ASan+UBSan build: unit and host integration tests again
-#   4. libFuzzer targets (clang) for a bounded time each
-#   5. a short run of the benchmarks, so they keep working
+#   2. release build: unit and host integration tests (root, loop devices, private buses)
+#   3. the Debian package (a Unix Makefiles build with dpkg-buildflags; lintian),
+#      then the VM tests, the package's among them
+#   4. ASan+UBSan build: unit and host integration tests again
+#   5. libFuzzer targets (clang) for a bounded time each
+#   6. a short run of the benchmarks, so they keep working
 # Under CI=true no test may skip: a missing requirement fails the run.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
@@ -30,7 +32,13 @@ ninja -C build/release -j "$jobs"
 step "release: unit and integration tests"
 (cd build/release && ctest --output-on-failure -j "$jobs" -LE vm)
 
-step "release: VM tests (emulated NVDIMM)"
+step "Debian package: Unix Makefiles build with dpkg-buildflags hardening, lintian"
+# debhelper builds with the default generator (Unix Makefiles) and Debian's
+# hardening flags under -Werror: this is the project's Makefiles build. The
+# release build ran the unit tests already (--nocheck).
+./tools/build-deb.sh --nocheck
+
+step "release: VM tests (emulated NVDIMM; VmPackage installs build/deb)"
 (cd build/release && ctest --output-on-failure -L vm)
 
 step "ASan+UBSan build"

@@ -1124,7 +1124,15 @@ std::vector<std::string> Engine::DegradedKinds() const {
   const Impl& m = *impl_;
   std::vector<std::string> kinds;
   if (!m.degraded.empty()) kinds.push_back("scope");
+  {
+    std::lock_guard<std::mutex> lock(m.journal_status_mu);
+    if (!m.journal_status.empty()) kinds.push_back("journal");
+  }
   if (!m.watcher_problem.empty()) kinds.push_back("close-events");
+  {
+    std::lock_guard<std::mutex> lock(m.access_status_mu);
+    if (!m.access_status.empty()) kinds.push_back("access");
+  }
   if (!m.view->media_report.Degraded().empty()) kinds.push_back("media");
   return kinds;
 }

@@ -172,7 +172,8 @@ class Engine {
   const media::MediaReport& media() const;
   std::string Degraded() const;  // "" when everything works
   // The kinds of what Degraded() reports: "scope" (a scope or its mount
-  // cannot be used), "close-events" (fanotify), "media" (no NVDIMM data).
+  // cannot be used), "journal" (the state journal), "close-events"
+  // (fanotify), "access" (eBPF access tracing), "media" (no NVDIMM data).
   std::vector<std::string> DegradedKinds() const;
   uint64_t ManagedFiles() const;
   uint64_t PendingFiles() const;

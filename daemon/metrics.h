@@ -55,8 +55,8 @@ class MetricsSource {
 };
 
 /// The `kind` label values of daxpolicy_degraded, each series always present.
-inline constexpr const char* kDegradedKinds[] = {"scope", "close-events", "media", "metrics",
-                                                 "bus"};
+inline constexpr const char* kDegradedKinds[] = {"scope", "journal", "close-events", "access",
+                                                 "media", "metrics", "bus"};
 
 /// The production MetricsSource: an Engine plus the reload outcome the event
 /// loop records with set_last_reload_successful().

@@ -4,7 +4,7 @@
 #   1. clang-format check of every C++ file
 #   2. release build: unit and host integration tests (root, loop devices, private buses)
 #   3. the Debian package (a Unix Makefiles build with dpkg-buildflags; lintian),
-#      then the VM tests, the package's among them
+#      then the VM tests
 #   4. ASan+UBSan build: unit and host integration tests again
 #   5. libFuzzer targets (clang) for a bounded time each
 #   6. a short run of the benchmarks, so they keep working
@@ -38,7 +38,7 @@ step "Debian package: Unix Makefiles build with dpkg-buildflags hardening, linti
 # release build ran the unit tests already (--nocheck).
 ./tools/build-deb.sh --nocheck
 
-step "release: VM tests (emulated NVDIMM; VmPackage installs build/deb)"
+step "release: VM tests (emulated NVDIMM)"
 (cd build/release && ctest --output-on-failure -L vm)
 
 step "ASan+UBSan build"

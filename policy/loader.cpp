@@ -12,6 +12,7 @@
 #include <set>
 #include <string_view>
 #include <tuple>
+#include <unordered_map>
 
 #include "policy/listen.h"
 
@@ -47,18 +48,83 @@ std::string Diagnostic::ToString() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
 }
 
-const std::string* Policy::ScopeOf(std::string_view path) const {
-  for (const std::string& s : scopes) {
-    if (PathIsWithin(path, s)) return &s;
+bool PathOrder(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  const size_t i = static_cast<size_t>(
+      std::mismatch(a.begin(), a.begin() + static_cast<ptrdiff_t>(n), b.begin()).first - a.begin());
+  if (i == n) return a.size() < b.size();
+  if (a[i] == '/') return true;
+  if (b[i] == '/') return false;
+  return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]);
+}
+
+void Policy::BuildIndex() {
+  scope_order_.resize(scopes.size());
+  for (uint32_t i = 0; i < scope_order_.size(); ++i) scope_order_[i] = i;
+  std::sort(scope_order_.begin(), scope_order_.end(),
+            [&](uint32_t a, uint32_t b) { return PathOrder(scopes[a], scopes[b]); });
+  protect_by_prefix_.clear();
+  for (uint32_t i = 0; i < protect.size(); ++i) {
+    protect_by_prefix_[protect[i].glob.literal_prefix()].push_back(i);
   }
-  return nullptr;
+  indexed_protect_ = protect.size();
+}
+
+// Scopes never nest, so in PathOrder the scope containing `path` (if any) is the
+// last scope not after it: anything between that scope and `path` would lie
+// inside the scope.
+const std::string* Policy::ScopeOf(std::string_view path) const {
+  if (scope_order_.size() != scopes.size() || scopes.size() <= 4) {
+    for (const std::string& s : scopes) {
+      if (PathIsWithin(path, s)) return &s;
+    }
+    return nullptr;
+  }
+  auto it =
+      std::upper_bound(scope_order_.begin(), scope_order_.end(), path,
+                       [&](std::string_view p, uint32_t s) { return PathOrder(p, scopes[s]); });
+  if (it == scope_order_.begin()) return nullptr;
+  const std::string& s = scopes[*std::prev(it)];
+  return PathIsWithin(path, s) ? &s : nullptr;
+}
+
+// Everything below `dir` directly follows it in PathOrder.
+bool Policy::HasScopeWithin(std::string_view dir) const {
+  if (scope_order_.size() != scopes.size() || scopes.size() <= 4) {
+    for (const std::string& s : scopes) {
+      if (PathIsWithin(s, dir)) return true;
+    }
+    return false;
+  }
+  auto it =
+      std::lower_bound(scope_order_.begin(), scope_order_.end(), dir,
+                       [&](uint32_t s, std::string_view d) { return PathOrder(scopes[s], d); });
+  return it != scope_order_.end() && PathIsWithin(scopes[*it], dir);
 }
 
 const ProtectEntry* Policy::ProtectedBy(std::string_view path) const {
-  for (const ProtectEntry& p : protect) {
-    if (p.glob.Matches(path)) return &p;
+  if (indexed_protect_ != protect.size() || protect.size() <= 8) {
+    for (const ProtectEntry& p : protect) {
+      if (p.glob.Matches(path)) return &p;
+    }
+    return nullptr;
   }
-  return nullptr;
+  // A pattern can only match below its literal prefix: try the buckets of "/"
+  // and of every leading part of the path, and keep the first pattern in policy order.
+  size_t best = protect.size();
+  auto try_bucket = [&](std::string_view prefix) {
+    auto b = protect_by_prefix_.find(prefix);
+    if (b == protect_by_prefix_.end()) return;
+    for (uint32_t i : b->second) {
+      if (i >= best) break;  // buckets are in policy order
+      if (protect[i].glob.Matches(path)) best = i;
+    }
+  };
+  try_bucket("/");
+  for (size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos == path.size() || path[pos] == '/') try_bucket(path.substr(0, pos));
+  }
+  return best < protect.size() ? &protect[best] : nullptr;
 }
 
 bool Policy::UsesVariable(Var var) const {
@@ -423,14 +489,17 @@ class PolicyBuilder {
 
   // Checks that every rule path and protect pattern can reach into some scope.
   void CheckContainment() {
+    policy_.BuildIndex();
     if (policy_.scopes.empty()) return;
     std::string scope_list;
-    for (const auto& s : policy_.scopes) scope_list += (scope_list.empty() ? "" : ", ") + s;
+    const size_t listed = std::min<size_t>(policy_.scopes.size(), 5);
+    for (size_t i = 0; i < listed; ++i) scope_list += (i ? ", " : "") + policy_.scopes[i];
+    if (listed < policy_.scopes.size()) {
+      scope_list += " and " + std::to_string(policy_.scopes.size() - listed) + " more";
+    }
     auto reachable = [&](const Glob& g) {
-      for (const auto& s : policy_.scopes) {
-        if (PathIsWithin(g.literal_prefix(), s) || PathIsWithin(s, g.literal_prefix())) return true;
-      }
-      return false;
+      return policy_.ScopeOf(g.literal_prefix()) != nullptr ||
+             policy_.HasScopeWithin(g.literal_prefix());
     };
     for (const auto& [glob, where, what, context] : pending_globs_) {
       if (!reachable(glob)) {
@@ -524,24 +593,30 @@ class PolicyBuilder {
     }
   }
 
+  // Each new scope is checked against the accepted ones in PathOrder: the one
+  // containing it is its predecessor, the ones inside it follow it directly.
   void Scopes(Reader& r, const YAML::Node& n) {
     for (auto& [s, node] : r.StringList(n, "scopes", "at the top level", false)) {
       auto norm = NormalizeScope(r, s, node);
       if (!norm) continue;
-      bool bad = false;
-      for (size_t i = 0; i < policy_.scopes.size(); ++i) {
-        const std::string& other = policy_.scopes[i];
-        if (other == *norm) {
-          r.Error(node, "duplicate scope " + Quote(*norm));
-          bad = true;
-        } else if (PathIsWithin(*norm, other) || PathIsWithin(other, *norm)) {
-          r.Error(node, "scope " + Quote(*norm) + " overlaps scope " + Quote(other) +
-                            "; scopes must not be nested");
-          bad = true;
-        }
-        if (bad) break;
+      auto next = accepted_scopes_.lower_bound(*norm);
+      if (next != accepted_scopes_.end() && *next == *norm) {
+        r.Error(node, "duplicate scope " + Quote(*norm));
+        continue;
       }
-      if (!bad) policy_.scopes.push_back(*norm);
+      const std::string* other = nullptr;
+      if (next != accepted_scopes_.begin() && PathIsWithin(*norm, *std::prev(next))) {
+        other = &*std::prev(next);
+      } else if (next != accepted_scopes_.end() && PathIsWithin(*next, *norm)) {
+        other = &*next;
+      }
+      if (other) {
+        r.Error(node, "scope " + Quote(*norm) + " overlaps scope " + Quote(*other) +
+                          "; scopes must not be nested");
+        continue;
+      }
+      accepted_scopes_.insert(*norm);
+      policy_.scopes.push_back(*norm);
     }
   }
 
@@ -754,6 +829,11 @@ class PolicyBuilder {
   Policy policy_;
   std::map<std::string, SourceLocation> names_;
   std::vector<PendingGlob> pending_globs_;
+  struct PathLess {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const { return PathOrder(a, b); }
+  };
+  std::set<std::string, PathLess> accepted_scopes_;
 };
 
 }  // namespace
@@ -765,10 +845,11 @@ LoadResult LoadPolicy(const PolicySource& main, const std::vector<PolicySource>&
   for (const PolicySource& d : dropins) builder.Add(d, false);
   builder.CheckContainment();
   // Report in file order, then by position, whatever pass found them.
-  std::vector<std::string> order{main.name};
-  for (const PolicySource& d : dropins) order.push_back(d.name);
+  std::unordered_map<std::string, size_t> order{{main.name, 0}};
+  for (const PolicySource& d : dropins) order.emplace(d.name, order.size());
   auto rank = [&](const Diagnostic& e) {
-    return std::find(order.begin(), order.end(), e.file) - order.begin();
+    auto it = order.find(e.file);
+    return it == order.end() ? order.size() : it->second;
   };
   std::stable_sort(result.errors.begin(), result.errors.end(),
                    [&](const Diagnostic& a, const Diagnostic& b) {
@@ -776,7 +857,7 @@ LoadResult LoadPolicy(const PolicySource& main, const std::vector<PolicySource>&
                      auto kb = std::make_tuple(rank(b), b.line, b.column);
                      return ka < kb;
                    });
-  if (result.errors.empty()) result.policy = std::move(builder.policy());
+  if (result.errors.empty()) result.policy = std::move(builder.policy());  // indexed
   return result;
 }
 

@@ -4,8 +4,11 @@
 /// The typed policy: what policy.yaml and policy.d/*.yaml say, validated.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "policy/expr.h"
@@ -80,13 +83,34 @@ struct Policy {
   std::vector<Rule> rules;
   std::vector<std::string> sources;  // files it was loaded from, in order
 
-  // The scope containing path, or nullptr.
+  // The scope containing path, or nullptr. O(log scopes) once indexed.
   const std::string* ScopeOf(std::string_view path) const;
-  // The protect entry matching path, or nullptr.
+  // The first protect entry matching path, or nullptr. Once indexed, only the
+  // patterns whose literal prefix is path or one of its parents are tried.
   const ProtectEntry* ProtectedBy(std::string_view path) const;
+  // True when some scope is `dir` or lies below it.
+  bool HasScopeWithin(std::string_view dir) const;
   // True when some rule's condition reads `var` (telemetry that costs something
   // is only gathered for every file when a rule needs it).
   bool UsesVariable(Var var) const;
+
+  // Builds the lookup tables above; the loader calls it. Whoever changes scopes
+  // or protect afterwards calls it again (until then lookups scan every entry).
+  void BuildIndex();
+
+  // Indexes of `scopes` in PathOrder (below), and of `protect` by literal prefix.
+  std::vector<uint32_t> scope_order_;
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::vector<uint32_t>, StringHash, std::equal_to<>>
+      protect_by_prefix_;
+  size_t indexed_protect_ = 0;
 };
+
+// Orders paths so that every directory is directly followed by what lies below
+// it: byte order, except that '/' sorts before every other byte.
+bool PathOrder(std::string_view a, std::string_view b);
 
 }  // namespace daxpolicy::policy

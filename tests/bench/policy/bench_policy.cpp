@@ -1,13 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 // Evaluate() over a large synthetic snapshot with 20 rules.
 //
-//   bench_policy [--files=N] [google benchmark flags]
+//   bench_policy [--files=N] [--scopes=N] [google benchmark flags]
 //
 // BM_Evaluate is the daemon's code path. BM_FnmatchBaseline decides the same
 // files with the same rule order the way a script would: build each path as a
 // string and fnmatch(3) it against every pattern, no precompiled globs and no
 // prefix filtering; conditions use the same compiled expressions. Both report rule checks per
 // second.
+//
+// BM_LoadHugePolicy reports how long LoadPolicy() takes for a valid policy with
+// --scopes=N scopes, N/10 protect patterns and N/100 rules (the loader must stay
+// near-linear: 150,000 scopes once took minutes); BM_LookupHugePolicy reports
+// ScopeOf() + ProtectedBy() per path against that policy. BM_GlobPathological
+// matches a pattern with many `**` against a deep directory chain. These report
+// times; they assert nothing.
 
 #include <benchmark/benchmark.h>
 #include <fnmatch.h>
@@ -24,6 +31,7 @@ namespace {
 using namespace daxpolicy::policy;
 
 size_t g_files = 1'000'000;
+size_t g_scopes = 150'000;
 
 const char* kPolicy = R"(apiVersion: daxpolicy/v1
 scopes: [/srv/pmem]
@@ -164,7 +172,77 @@ void BM_FnmatchBaseline(benchmark::State& state) {
       static_cast<double>(snap.files.size() * state.iterations()), benchmark::Counter::kIsRate);
 }
 
+std::string HugePolicyText(size_t scopes) {
+  std::string text = "apiVersion: daxpolicy/v1\nscopes:\n";
+  for (size_t i = 0; i < scopes; ++i) text += "  - /srv/pmem/s" + std::to_string(i) + "\n";
+  text += "protect:\n";
+  for (size_t i = 0; i < scopes; i += 10) {
+    text += "  - \"/srv/pmem/s" + std::to_string(i) + "/keep/**\"\n";
+  }
+  text += "rules:\n";
+  for (size_t i = 0; i < scopes; i += 100) {
+    text += "  - { name: r" + std::to_string(i) + ", match: { path: \"/srv/pmem/s" +
+            std::to_string(i) + "/**/*.sst\" }, when: \"file.size > 1MiB\", dax: on }\n";
+  }
+  return text;
+}
+
+const Policy& HugePolicy() {
+  static Policy* p = [] {
+    LoadResult r = LoadPolicy({"huge.yaml", HugePolicyText(g_scopes)});
+    if (!r.policy) {
+      for (auto& e : r.errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+      std::abort();
+    }
+    return new Policy(std::move(*r.policy));
+  }();
+  return *p;
+}
+
+void BM_LoadHugePolicy(benchmark::State& state) {
+  const std::string text = HugePolicyText(g_scopes);
+  for (auto _ : state) {
+    LoadResult r = LoadPolicy({"huge.yaml", text});
+    if (!r.policy) state.SkipWithError("the huge policy did not load");
+    benchmark::DoNotOptimize(r);
+  }
+  state.counters["scopes"] = static_cast<double>(g_scopes);
+  state.counters["bytes"] = static_cast<double>(text.size());
+}
+
+void BM_LookupHugePolicy(benchmark::State& state) {
+  const Policy& policy = HugePolicy();
+  uint64_t x = 88172645463325252ull, hits = 0;
+  std::string path;
+  for (auto _ : state) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    path = "/srv/pmem/s" + std::to_string(x % (g_scopes + g_scopes / 10)) +
+           ((x >> 32) & 1 ? "/keep/a/b.sst" : "/data/b.sst");
+    hits += policy.ScopeOf(path) != nullptr;
+    hits += policy.ProtectedBy(path) != nullptr;
+  }
+  benchmark::DoNotOptimize(hits);
+  state.counters["lookups/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+void BM_GlobPathological(benchmark::State& state) {
+  std::string pattern = "/srv";
+  for (int i = 0; i < 12; ++i) pattern += "/**/a";
+  pattern += "/**/x/**/b";
+  std::string path = "/srv";
+  for (int i = 0; i < 4000; ++i) path += "/a";
+  path += "/b";
+  std::string error;
+  size_t offset = 0;
+  auto glob = Glob::Compile(pattern, &error, &offset);
+  for (auto _ : state) benchmark::DoNotOptimize(glob->Matches(path));
+}
+
 BENCHMARK(BM_Evaluate)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LoadHugePolicy)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LookupHugePolicy)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_GlobPathological)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_FnmatchBaseline)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
@@ -174,8 +252,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--files=", 8) == 0) {
       g_files = std::strtoull(argv[i] + 8, nullptr, 10);
+    } else if (std::strncmp(argv[i], "--scopes=", 9) == 0) {
+      g_scopes = std::strtoull(argv[i] + 9, nullptr, 10);
     } else {
-      std::fprintf(stderr, "unknown argument %s (use --files=N)\n", argv[i]);
+      std::fprintf(stderr, "unknown argument %s (use --files=N or --scopes=N)\n", argv[i]);
       return 2;
     }
   }

@@ -192,5 +192,88 @@ rules:
   EXPECT_EQ(r.errors.size(), 3u);
 }
 
+// The loader indexes scopes (sorted so that a directory precedes what lies
+// below it) and protect patterns (by literal prefix) so that huge policies load
+// and look up in near-linear time. The indexed answers must be exactly those of
+// trying every entry in order.
+TEST(AHugePolicy, AnswersLookupsExactlyLikeAScanOfEveryEntry) {
+  // Siblings that sort between a directory and its children in plain byte order.
+  const std::vector<std::string> names = {"b", "b-c", "b.c", "bc", "b c", "b0", "a", "ba", "c"};
+  std::string text = "apiVersion: daxpolicy/v1\nscopes:\n";
+  for (int d = 0; d < 20; ++d) {
+    for (const std::string& n : names) text += "  - \"/m" + std::to_string(d) + "/" + n + "\"\n";
+  }
+  text += "protect:\n";
+  const std::vector<std::string> patterns = {"/m1/b/**",    "/m1/b/x/*.log",  "/m1/b-c/**/keep",
+                                             "/*/b/y/**",   "/m2/b.c/[a-c]*", "/**/z",
+                                             "/m3/bc/x/**", "/m3/bc/x/y",     "/m4/b c/**/*.sst",
+                                             "/m5/b0",      "/m1/b/x/**",     "/m6/a/**/q/**"};
+  for (const std::string& p : patterns) text += "  - \"" + p + "\"\n";
+  LoadResult r = LoadPolicy({"p.yaml", text});
+  ASSERT_TRUE(r.policy.has_value()) << r.errors[0].ToString();
+  const Policy& p = *r.policy;
+  ASSERT_EQ(p.scopes.size(), 180u);
+  const std::vector<std::string> paths = {"/m1/b",
+                                          "/m1/b/x/a.log",
+                                          "/m1/b-c/d/keep",
+                                          "/m1/b-c",
+                                          "/m1/bc/z",
+                                          "/m2/b.c/apple",
+                                          "/m2/b.c/dog",
+                                          "/m3/bc/x/y",
+                                          "/m3/bc/x",
+                                          "/m4/b c/1/2/t.sst",
+                                          "/m5/b0",
+                                          "/m5/b0/x",
+                                          "/m6/a/r/q/s",
+                                          "/m6/a/q",
+                                          "/m7/b/y/z",
+                                          "/m7/b/y",
+                                          "/m8/bd",
+                                          "/m9",
+                                          "/m10/b-c/x/b",
+                                          "/m11/b c",
+                                          "/m19/c/z",
+                                          "/m20/b",
+                                          "/",
+                                          "/m1/b/x/y/a.log"};
+  for (const std::string& path : paths) {
+    const std::string* scope = nullptr;
+    for (const std::string& s : p.scopes) {
+      if (PathIsWithin(path, s)) scope = &s;
+    }
+    EXPECT_EQ(p.ScopeOf(path), scope) << path;
+    const ProtectEntry* first = nullptr;
+    for (const ProtectEntry& e : p.protect) {
+      if (!first && e.glob.Matches(path)) first = &e;
+    }
+    EXPECT_EQ(p.ProtectedBy(path), first) << path;
+  }
+  EXPECT_TRUE(p.HasScopeWithin("/m3"));
+  EXPECT_TRUE(p.HasScopeWithin("/m3/b c"));
+  EXPECT_FALSE(p.HasScopeWithin("/m3/b c/x"));
+  EXPECT_FALSE(p.HasScopeWithin("/m3/bd"));
+  EXPECT_FALSE(p.HasScopeWithin("/n"));
+}
+
+TEST(AHugePolicy, FindsNestedScopesInAnyOrderAmongSiblings) {
+  LoadResult r = LoadPolicy({"p.yaml", R"(apiVersion: daxpolicy/v1
+scopes:
+  - /a/b-c
+  - /a/b/c
+  - /a/b.c
+  - /a/b
+  - /a/bc
+  - /a
+  - /a/b-c
+)"});
+  std::vector<std::string> got;
+  for (const Diagnostic& d : r.errors) got.push_back(d.ToString());
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "p.yaml:6:5: scope '/a/b' overlaps scope '/a/b/c'; scopes must not be nested",
+                     "p.yaml:8:5: scope '/a' overlaps scope '/a/b/c'; scopes must not be nested",
+                     "p.yaml:9:5: duplicate scope '/a/b-c'"}));
+}
+
 }  // namespace
 }  // namespace daxpolicy::policy

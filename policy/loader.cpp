@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "policy/loader.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -332,8 +333,31 @@ std::optional<std::string> NormalizeScope(Reader& r, const std::string& s, const
     r.Error(n, "scope '/' would put the whole system under the daemon; name the pmem/CXL mounts");
     return std::nullopt;
   }
+  for (const char* root : kForbiddenScopeRoots) {
+    if (PathIsWithin(out, root)) {
+      r.Error(n, "scope " + Quote(out) + " is under " + root +
+                     ", a kernel file system the daemon never manages");
+      return std::nullopt;
+    }
+  }
   return out;
 }
+
+}  // namespace
+
+std::optional<std::string> ScopeOnFileSystemProblem(const std::string& scope) {
+  for (size_t end = scope.find('/', 1);; end = scope.find('/', end + 1)) {
+    const std::string prefix = scope.substr(0, end);
+    struct stat st;
+    if (lstat(prefix.c_str(), &st) != 0) return std::nullopt;  // missing: nothing to follow
+    if (S_ISLNK(st.st_mode)) {
+      return "is reached through a symlink (" + Quote(prefix) + "); name the real directory";
+    }
+    if (end == std::string::npos) return std::nullopt;
+  }
+}
+
+namespace {
 
 std::optional<Glob> CompileGlob(Reader& r, const std::string& text, const YAML::Node& n,
                                 const std::string& what) {
@@ -407,7 +431,8 @@ int SecondDocumentLine(std::string_view text) {
 
 class PolicyBuilder {
  public:
-  explicit PolicyBuilder(std::vector<Diagnostic>* errors) : errors_(errors) {}
+  PolicyBuilder(std::vector<Diagnostic>* errors, const ScopeInspector& inspector)
+      : errors_(errors), inspector_(inspector) {}
 
   Policy& policy() { return policy_; }
 
@@ -599,6 +624,12 @@ class PolicyBuilder {
     for (auto& [s, node] : r.StringList(n, "scopes", "at the top level", false)) {
       auto norm = NormalizeScope(r, s, node);
       if (!norm) continue;
+      if (inspector_) {
+        if (std::optional<std::string> problem = inspector_(*norm)) {
+          r.Error(node, "scope " + Quote(*norm) + " " + *problem);
+          continue;
+        }
+      }
       auto next = accepted_scopes_.lower_bound(*norm);
       if (next != accepted_scopes_.end() && *next == *norm) {
         r.Error(node, "duplicate scope " + Quote(*norm));
@@ -826,6 +857,7 @@ class PolicyBuilder {
   };
 
   std::vector<Diagnostic>* errors_;
+  const ScopeInspector& inspector_;
   Policy policy_;
   std::map<std::string, SourceLocation> names_;
   std::vector<PendingGlob> pending_globs_;
@@ -838,9 +870,10 @@ class PolicyBuilder {
 
 }  // namespace
 
-LoadResult LoadPolicy(const PolicySource& main, const std::vector<PolicySource>& dropins) {
+LoadResult LoadPolicy(const PolicySource& main, const std::vector<PolicySource>& dropins,
+                      const ScopeInspector& inspector) {
   LoadResult result;
-  PolicyBuilder builder(&result.errors);
+  PolicyBuilder builder(&result.errors, inspector);
   builder.Add(main, true);
   for (const PolicySource& d : dropins) builder.Add(d, false);
   builder.CheckContainment();
@@ -861,9 +894,9 @@ LoadResult LoadPolicy(const PolicySource& main, const std::vector<PolicySource>&
   return result;
 }
 
-std::vector<Diagnostic> CheckDropin(const PolicySource& dropin) {
+std::vector<Diagnostic> CheckDropin(const PolicySource& dropin, const ScopeInspector& inspector) {
   std::vector<Diagnostic> errors;
-  PolicyBuilder builder(&errors);
+  PolicyBuilder builder(&errors, inspector);
   builder.Add(dropin, false);
   builder.CheckContainment();
   return errors;

@@ -2,7 +2,11 @@
 // Every malformed policy gets every error, each with its exact position and text.
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -70,6 +74,11 @@ const BadPolicy kBadPolicies[] = {
     {"scope with wildcard",
      "apiVersion: daxpolicy/v1\nscopes: [/srv/*]\n",
      {"p.yaml:2:10: scope '/srv/*' contains a wildcard; scopes are plain directories"}},
+    {"scopes in kernel file systems",
+     "apiVersion: daxpolicy/v1\nscopes:\n  - /proc\n  - /sys/fs/cgroup\n  - /dev/shm/\n  - /proc2\n  - /devices\n",
+     {"p.yaml:3:5: scope '/proc' is under /proc, a kernel file system the daemon never manages",
+      "p.yaml:4:5: scope '/sys/fs/cgroup' is under /sys, a kernel file system the daemon never manages",
+      "p.yaml:5:5: scope '/dev/shm' is under /dev, a kernel file system the daemon never manages"}},
     {"nested scopes",
      "apiVersion: daxpolicy/v1\nscopes: [/srv/pmem, /srv/pmem/db]\n",
      {"p.yaml:2:21: scope '/srv/pmem/db' overlaps scope '/srv/pmem'; scopes must not be nested"}},
@@ -306,6 +315,31 @@ std::string CaseName(const ::testing::TestParamInfo<BadPolicy>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, ABadPolicy, ::testing::ValuesIn(kBadPolicies), CaseName);
+
+// Scopes reached through a symlink: the daemon would manage whatever the link
+// points to (root's directories, /proc). Every component is looked at.
+TEST(AScopeThroughASymlink, IsRefusedAtLoadWithItsPosition) {
+  char tmpl[] = "/tmp/daxpolicy-scope-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_EQ(mkdir((dir + "/real").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((dir + "/real/pmem").c_str(), 0755), 0);
+  ASSERT_EQ(symlink("real", (dir + "/link").c_str()), 0);
+  ASSERT_EQ(symlink("/proc", (dir + "/real/proc").c_str()), 0);
+  std::string yaml = "apiVersion: daxpolicy/v1\nscopes:\n  - " + dir + "/link/pmem\n  - " + dir +
+                     "/real/proc\n  - " + dir + "/real/pmem\n  - " + dir + "/real/missing/x\n";
+  LoadResult r = LoadPolicy(PolicySource{"p.yaml", yaml});
+  std::vector<std::string> got;
+  for (const Diagnostic& d : r.errors) got.push_back(d.ToString());
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "p.yaml:3:5: scope '" + dir + "/link/pmem' is reached through a symlink ('" +
+                         dir + "/link'); name the real directory",
+                     "p.yaml:4:5: scope '" + dir + "/real/proc' is reached through a symlink ('" +
+                         dir + "/real/proc'); name the real directory"}));
+  // Without an inspector (tools that only parse) the same text loads.
+  EXPECT_TRUE(LoadPolicy(PolicySource{"p.yaml", yaml}, {}, nullptr).errors.empty());
+  std::filesystem::remove_all(dir);
+}
 
 // 250,000 OR'd terms passed `check` and then crashed the daemon when evaluated.
 TEST(AHugeCondition, IsRefusedAtLoadWithItsPosition) {

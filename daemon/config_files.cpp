@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "daemon/config_files.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace daxpolicy::daemon {
 
@@ -14,29 +16,84 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Policy files are small; refuse anything absurd rather than reading it whole.
-constexpr std::uintmax_t kMaxPolicyBytes = 4 << 20;
+std::string TypeName(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFDIR:
+      return "a directory";
+    case S_IFIFO:
+      return "a fifo";
+    case S_IFSOCK:
+      return "a socket";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    case S_IFLNK:
+      return "a symbolic link";
+  }
+  return "not a regular file";
+}
 
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+// Reads a regular file, never anything else: the path is first opened with
+// O_PATH (which opens no fifo, socket or device) and its type checked on that
+// descriptor; the same inode is then opened for reading through
+// /proc/self/fd, so a file swapped in between is never opened. At most
+// kMaxPolicyFileBytes are read, whatever stat says (a file can grow).
 bool ReadText(const std::string& path, std::string* out, std::string* error) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    *error = "is a directory, not a policy file";
-    return false;
-  }
-  auto size = fs::file_size(path, ec);
-  if (!ec && size > kMaxPolicyBytes) {
-    *error = "larger than 4 MiB; not a policy file";
-    return false;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  Fd where;
+  where.fd = open(path.c_str(), O_PATH | O_CLOEXEC);
+  if (where.fd < 0) {
     *error = std::strerror(errno);
     return false;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
-  return true;
+  struct stat st;
+  if (fstat(where.fd, &st) != 0) {
+    *error = std::strerror(errno);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *error = S_ISDIR(st.st_mode) ? "is a directory, not a policy file"
+                                 : "is " + TypeName(st.st_mode) + ", not a regular file";
+    return false;
+  }
+  Fd in;
+  const int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  in.fd = open(("/proc/self/fd/" + std::to_string(where.fd)).c_str(), flags);
+  if (in.fd < 0 && errno == ENOENT) in.fd = open(path.c_str(), flags);  // no /proc
+  struct stat again;
+  if (in.fd < 0 || fstat(in.fd, &again) != 0) {
+    *error = std::strerror(errno);
+    return false;
+  }
+  if (!S_ISREG(again.st_mode) || again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
+    *error = "was replaced while it was being opened";
+    return false;
+  }
+  out->clear();
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(in.fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *error = std::strerror(errno);
+      return false;
+    }
+    if (n == 0) return true;
+    if (out->size() + static_cast<size_t>(n) > kMaxPolicyFileBytes) {
+      *error =
+          "larger than " + std::to_string(kMaxPolicyFileBytes >> 20) + " MiB; not a policy file";
+      out->clear();
+      return false;
+    }
+    out->append(buf, static_cast<size_t>(n));
+  }
 }
 
 }  // namespace
@@ -58,7 +115,9 @@ policy::LoadResult LoadPolicyFiles(const std::string& config, const std::string&
   if (!dropin_dir.empty() && fs::is_directory(dropin_dir, ec)) {
     for (const auto& entry : fs::directory_iterator(dropin_dir, ec)) {
       const fs::path& p = entry.path();
-      if (p.extension() == ".yaml" && entry.is_regular_file(ec)) names.push_back(p.string());
+      // Every *.yaml entry is read: one that is not a regular file is an error,
+      // not silently skipped (ReadText never opens it).
+      if (p.extension() == ".yaml") names.push_back(p.string());
     }
     if (ec) {
       result.errors.push_back({dropin_dir, 0, 0, "cannot list drop-ins: " + ec.message()});

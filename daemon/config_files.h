@@ -3,6 +3,7 @@
 
 // Reads policy.yaml and policy.d/*.yaml from disk for the pure loader.
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -12,11 +13,16 @@ namespace daxpolicy::daemon {
 
 inline constexpr const char* kDefaultConfig = "/etc/daxpolicy/policy.yaml";
 
+// Policy files are small: a file longer than this is refused, not read whole.
+inline constexpr size_t kMaxPolicyFileBytes = size_t{4} << 20;
+
 // The drop-in directory that belongs to a main file: <dir of config>/policy.d.
 std::string DefaultDropinDir(const std::string& config);
 
-// Loads `config` and every regular *.yaml file in `dropin_dir` (lexical order; a
-// missing directory is fine). Unreadable files become diagnostics.
+// Loads `config` and every *.yaml file in `dropin_dir` (lexical order; a missing
+// directory is fine). Only regular files are opened and read, at most
+// kMaxPolicyFileBytes each; anything else (a fifo, a device, a directory) and
+// unreadable files become diagnostics.
 policy::LoadResult LoadPolicyFiles(const std::string& config, const std::string& dropin_dir);
 
 // Validates one file the way `daxpolicyctl check` does: a file inside a directory

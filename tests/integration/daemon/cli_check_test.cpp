@@ -2,7 +2,11 @@
 // The real binaries validate policy files: every shipped file passes, a broken
 // one fails with every error and its position.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -56,6 +60,35 @@ TEST(DaxpolicyctlCheck, ReportsAMissingFile) {
       ::daxpolicy::testing::Run({BinaryPath("daxpolicyctl"), "check", "/nonexistent/policy.yaml"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "/nonexistent/policy.yaml: cannot read: No such file or directory\n1 error\n");
+}
+
+// A fifo once hung both checks; /dev/zero made them read until bad_alloc. A
+// writer waits on the fifo: a check that opened it would read an empty file
+// instead of refusing it.
+TEST(BothChecks, RefuseAFifoOrADeviceWithoutOpeningIt) {
+  TempDir dir;
+  const std::string fifo = (dir.path() / "policy.yaml").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  pid_t writer = fork();
+  if (writer == 0) _exit(open(fifo.c_str(), O_WRONLY) >= 0 ? 0 : 1);
+  CommandResult ctl = ::daxpolicy::testing::Run({BinaryPath("daxpolicyctl"), "check", fifo});
+  CommandResult d =
+      ::daxpolicy::testing::Run({BinaryPath("daxpolicyd"), "--check-config", "--config", fifo});
+  CommandResult zero = ::daxpolicy::testing::Run(
+      {BinaryPath("daxpolicyd"), "--check-config", "--config", "/dev/zero"});
+  int release = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  waitpid(writer, nullptr, 0);
+  if (release >= 0) close(release);
+  EXPECT_EQ(ctl.exit_code, 1);
+  EXPECT_EQ(ctl.err, fifo + ": cannot read: is a fifo, not a regular file\n1 error\n");
+  EXPECT_EQ(d.exit_code, 1);
+  EXPECT_EQ(d.err, fifo +
+                       ": cannot read policy: is a fifo, not a regular file\n1 error in the "
+                       "policy\n");
+  EXPECT_EQ(zero.exit_code, 1);
+  EXPECT_EQ(zero.err,
+            "/dev/zero: cannot read policy: is a character device, not a regular file\n1 error "
+            "in the policy\n");
 }
 
 TEST(DaxpolicydCheckConfig, ValidatesTheMainFileWithItsDropIns) {

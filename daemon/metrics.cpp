@@ -403,7 +403,11 @@ Result<std::unique_ptr<MetricsExposer>> MetricsExposer::Start(
   if (Result<void> check = CheckListen(listen); !check) return check.error();
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
-    exposer = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/2);
+    exposer = std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", listen,                                       //
+                                 "num_threads", std::to_string(kMetricsThreads),                  //
+                                 "request_timeout_ms", std::to_string(kMetricsRequestTimeoutMs),  //
+                                 "enable_keep_alive", "no"});
   } catch (const std::exception& e) {
     // civetweb says only "null context when constructing CivetServer" here.
     return Error{"cannot listen for metrics on " + listen +

@@ -193,7 +193,17 @@ class Metrics {
 std::string MetricsListenAddress(const std::optional<std::string>& flag,
                                  const policy::Policy& policy);
 
-/// The Prometheus pull endpoint (`/metrics`) on its own HTTP threads.
+/// HTTP worker threads of the exporter: each connection holds one until its
+/// request is answered or times out, so idle or slow clients take threads away
+/// from scrapes. With this many, a few idle connections leave most threads free.
+inline constexpr int kMetricsThreads = 8;
+/// A client must send its whole request within this time (civetweb's default
+/// is 30 s, which let two idle connections stop every scrape for 30 s).
+inline constexpr int kMetricsRequestTimeoutMs = 3000;
+
+/// The Prometheus pull endpoint (`/metrics`) on its own HTTP threads
+/// (kMetricsThreads), no keep-alive, kMetricsRequestTimeoutMs per request; the
+/// event loop and D-Bus never wait for them.
 class MetricsExposer {
  public:
   /// Binds `listen` ("HOST:PORT" with an IPv4 address or host name, or "PORT";

@@ -572,6 +572,67 @@ TEST_F(ADaemonService, StopsTheWatchdogKeepAliveWhileACycleIsStuck) {
             std::string::npos);
 }
 
+// A policy path that turns into a fifo or a device once hung the reload (the
+// loop stopped answering) or aborted the daemon with bad_alloc (/dev/zero).
+TEST_F(ADaemonService, RefusesAFifoOrADeviceAsItsPolicyOnReloadAndKeepsAnswering) {
+  for (const std::string kind : {"fifo", "device"}) {
+    fs::remove(policy_);
+    if (kind == "fifo") {
+      ASSERT_EQ(mkfifo(policy_.c_str(), 0600), 0);
+    } else {
+      fs::create_symlink("/dev/zero", policy_);
+    }
+    kill(daemon_pid_, SIGHUP);
+    const std::string want = kind == "fifo" ? "is a fifo, not a regular file"
+                                            : "is a character device, not a regular file";
+    std::string result;
+    for (int i = 0; i < 200 && result.find(want) == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      result = Property("LastReloadResult");
+    }
+    EXPECT_NE(result.find("failed"), std::string::npos) << result;
+    EXPECT_NE(result.find(want), std::string::npos) << result;
+    ASSERT_TRUE(Alive());
+    CommandResult r = Call("GetFileState", {"s", (root_ / "db" / "t0.sst").string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  fs::remove(policy_);
+  WriteFile(policy_, GoodPolicy());
+  CommandResult r = Call("Reload");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// Idle TCP clients on the metrics port once stopped every scrape for 30 s; they
+// must neither stop scrapes nor touch D-Bus or the watchdog.
+TEST_F(ADaemonService, AnswersDBusAndScrapesWhileIdleClientsHoldTheMetricsPort) {
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(metrics_url_, m, std::regex(R"(:(\d+)$)")));
+  const uint16_t port = static_cast<uint16_t>(std::stoi(m[1].str()));
+  std::vector<int> idle;
+  for (int i = 0; i < 20; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    idle.push_back(fd);
+  }
+  CommandResult r = Call("GetFileState", {"s", (root_ / "db" / "t0.sst").string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    notifications_.clear();
+  }
+  EXPECT_TRUE(WaitForNotify("WATCHDOG=1", std::chrono::seconds(5)));
+  CommandResult scrape = ::daxpolicy::testing::Run(
+      {"curl", "-sS", "--max-time", "15", "--fail", metrics_url_ + "/metrics"});
+  EXPECT_EQ(scrape.exit_code, 0) << scrape.err;
+  EXPECT_NE(scrape.out.find("daxpolicy_files{"), std::string::npos);
+  for (int fd : idle) close(fd);
+}
+
 TEST_F(ADaemonService, PetsTheWatchdogAndStopsCleanlyOnSigterm) {
   EXPECT_TRUE(WaitForNotify("WATCHDOG=1", std::chrono::seconds(5))) << Notifications();
   EXPECT_NE(Notifications().find("STATUS="), std::string::npos) << Notifications();

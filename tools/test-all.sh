@@ -68,6 +68,6 @@ for target in fuzz_policy fuzz_expr fuzz_journal fuzz_bus_args; do
 done
 
 step "benchmarks (short smoke run; see docs/benchmarks.md for the real figures)"
-build/release/tests/bench/policy/bench_policy --benchmark_min_time=0.05 --files=20000
+build/release/tests/bench/policy/bench_policy --benchmark_min_time=0.05 --files=20000 --scopes=20000
 
 step "all tests passed"

@@ -12,12 +12,14 @@
 // BM_LoadHugePolicy reports how long LoadPolicy() takes for a valid policy with
 // --scopes=N scopes, N/10 protect patterns and N/100 rules (the loader must stay
 // near-linear: 150,000 scopes once took minutes); BM_LookupHugePolicy reports
-// ScopeOf() + ProtectedBy() per path against that policy. BM_GlobPathological
+// ScopeOf() + ProtectedBy() per path against that policy; BM_YamlParseBaseline
+// is the floor: yaml-cpp parsing the same text without any validation. BM_GlobPathological
 // matches a pattern with many `**` against a deep directory chain. These report
 // times; they assert nothing.
 
 #include <benchmark/benchmark.h>
 #include <fnmatch.h>
+#include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -210,6 +212,21 @@ void BM_LoadHugePolicy(benchmark::State& state) {
   state.counters["bytes"] = static_cast<double>(text.size());
 }
 
+// The floor for BM_LoadHugePolicy: yaml-cpp parsing the same text and walking
+// its scalars, with no validation at all.
+void BM_YamlParseBaseline(benchmark::State& state) {
+  const std::string text = HugePolicyText(g_scopes);
+  for (auto _ : state) {
+    YAML::Node root = YAML::Load(text);
+    size_t bytes = 0;
+    for (const char* key : {"scopes", "protect"}) {
+      for (const YAML::Node& item : root[key]) bytes += item.Scalar().size();
+    }
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.counters["scopes"] = static_cast<double>(g_scopes);
+}
+
 void BM_LookupHugePolicy(benchmark::State& state) {
   const Policy& policy = HugePolicy();
   uint64_t x = 88172645463325252ull, hits = 0;
@@ -241,6 +258,7 @@ void BM_GlobPathological(benchmark::State& state) {
 
 BENCHMARK(BM_Evaluate)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LoadHugePolicy)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_YamlParseBaseline)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LookupHugePolicy)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_GlobPathological)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_FnmatchBaseline)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -594,6 +594,10 @@ void Engine::RunWork(CycleJob& job) {
   if (dc.suppressed_min_dwell) counters.suppressed[{"", "min_dwell"}] += dc.suppressed_min_dwell;
   if (dc.suppressed_budget) counters.suppressed[{"", "budget"}] += dc.suppressed_budget;
   if (dc.suppressed_observe) counters.suppressed[{"", "observe"}] += dc.suppressed_observe;
+  if (decisions.auto_to_dax) counters.auto_decisions["dax"] += decisions.auto_to_dax;
+  if (decisions.auto_to_page_cache) {
+    counters.auto_decisions["page-cache"] += decisions.auto_to_page_cache;
+  }
 
   // 6. Apply, originals journaled first in one durable write.
   job.status.assign(m.snap.files.size(), {});
@@ -936,6 +940,7 @@ CycleReport Engine::EndCycle(CycleJobPtr job) {
   for (const auto& [k, n] : job->delta.transitions) counters_.transitions[k] += n;
   for (const auto& [k, n] : job->delta.suppressed) counters_.suppressed[k] += n;
   for (const auto& [k, n] : job->delta.sampler_errors) counters_.sampler_errors[k] += n;
+  for (const auto& [k, n] : job->delta.auto_decisions) counters_.auto_decisions[k] += n;
   counters_.cycles += job->delta.cycles;
   m.retired = std::move(m.view);
   m.view = std::move(view);

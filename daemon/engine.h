@@ -107,6 +107,8 @@ struct EngineCounters {
   // (rule, reason): reason "for" / "min_dwell" / "budget" / "observe".
   std::map<std::pair<std::string, std::string>, uint64_t> suppressed;
   std::map<std::string, uint64_t> sampler_errors;  // source: "scan", "sample", "system", ...
+  // Switches dax: auto decided, by target mode "dax" / "page-cache".
+  std::map<std::string, uint64_t> auto_decisions;
   uint64_t cycles = 0;
 };
 

@@ -126,6 +126,12 @@ Metrics::Metrics(std::string version) : registry_(std::make_shared<prometheus::R
                          .Name("daxpolicy_sampler_errors_total")
                          .Help("Errors while collecting telemetry, by source")
                          .Register(r);
+  auto_decisions_ = &BuildCounter()
+                         .Name("daxpolicy_auto_decisions_total")
+                         .Help(
+                             "Switches decided by dax: auto (the cost model), by target mode, "
+                             "once for:, min_dwell and the budget let them through")
+                         .Register(r);
 
   build_info_->Add({{"version", std::move(version)}}).Set(1);
   for (const char* m : kModes) mode_series_[m] = &mode_->Add({{"mode", m}});
@@ -154,6 +160,8 @@ Metrics::Metrics(std::string version) : registry_(std::make_shared<prometheus::R
   for (const char* source : kSamplerSources) {
     sampler_series_[source] = &sampler_errors_->Add({{"source", source}});
   }
+  for (const char* to : {"dax", "page-cache"})
+    auto_series_[to] = &auto_decisions_->Add({{"to", to}});
 }
 
 Metrics::~Metrics() = default;
@@ -173,7 +181,8 @@ std::vector<std::string> Metrics::FamilyNames() {
           "daxpolicy_media_latency_ratio",
           "daxpolicy_media_health",
           "daxpolicy_cycle_duration_seconds",
-          "daxpolicy_sampler_errors_total"};
+          "daxpolicy_sampler_errors_total",
+          "daxpolicy_auto_decisions_total"};
 }
 
 void Metrics::Update(const MetricsSource& source, double cycle_seconds_observed) {
@@ -210,6 +219,13 @@ void Metrics::Update(const MetricsSource& source, double cycle_seconds_observed)
                .first;
     }
     it->second->Increment(static_cast<double>(delta));
+  }
+
+  for (const auto& [to, value] : source.counters().auto_decisions) {
+    const uint64_t delta = Delta(value, &last_auto_decisions_[to]);
+    if (auto it = auto_series_.find(to); it != auto_series_.end() && delta) {
+      it->second->Increment(static_cast<double>(delta));
+    }
   }
 
   UpdateMedia(source.media());

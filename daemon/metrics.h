@@ -166,6 +166,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* media_health_;
   prometheus::Family<prometheus::Histogram>* cycle_duration_;
   prometheus::Family<prometheus::Counter>* sampler_errors_;
+  prometheus::Family<prometheus::Counter>* auto_decisions_;
 
   std::map<std::string, prometheus::Gauge*> mode_series_;  // by mode name
   prometheus::Gauge* generation_series_;
@@ -180,12 +181,14 @@ class Metrics {
   std::map<SuppressedKey, prometheus::Counter*> suppressed_series_;
   std::map<std::string, prometheus::Gauge*> matched_series_;
   std::map<std::string, prometheus::Counter*> sampler_series_;
+  std::map<std::string, prometheus::Counter*> auto_series_;  // "dax", "page-cache"
   std::map<std::string, DeviceSeries> devices_;
 
   // Last cumulative values seen, by engine key (rule "" for defaults).
   std::map<RuleKey, uint64_t> last_transitions_;
   std::map<SuppressedKey, uint64_t> last_suppressed_;
   std::map<std::string, uint64_t> last_sampler_errors_;
+  std::map<std::string, uint64_t> last_auto_decisions_;
 };
 
 /// The metrics listen address in force: `--metrics-listen` when given, else

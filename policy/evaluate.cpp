@@ -47,6 +47,7 @@ DaxState ToState(DaxSetting s) {
     case DaxSetting::kOff:
       return DaxState::kPageCache;
     case DaxSetting::kKeep:
+    case DaxSetting::kAuto:  // decided by the cost model
       return DaxState::kUnknown;
   }
   return DaxState::kUnknown;
@@ -59,7 +60,95 @@ bool KindMatches(MatchKind want, FileKind have) {
 
 constexpr int64_t kMinute = 60 * kNanosPerSecond;
 
+// dax: auto times the preference for each direction separately, so a rule's
+// `for:` restarts when the cheaper mode changes.
+constexpr uint64_t kAutoTimerDax = 0x6461782d6175746full;
+constexpr uint64_t kAutoTimerPageCache = 0x70632d6175746f21ull;
+
+const MediaSample* MediaOfMount(const Snapshot& snapshot, const FileRecord& f) {
+  if (f.mount >= snapshot.mounts.size()) return nullptr;
+  int m = snapshot.mounts[f.mount].media;
+  if (m < 0 || static_cast<size_t>(m) >= snapshot.media.size()) return nullptr;
+  return &snapshot.media[static_cast<size_t>(m)];
+}
+
 }  // namespace
+
+std::optional<MediaParams> MediaParamsFor(const Policy& policy, const Snapshot& snapshot,
+                                          const FileRecord& f, std::string_view path,
+                                          std::string* why) {
+  MediaParams p;
+  const CostMount* cm = policy.CostMountOf(path);
+  if (cm && !cm->preset.empty()) {
+    p = *MediaPreset(cm->preset);
+  } else if (const MediaSample* m = MediaOfMount(snapshot, f);
+             m && m->have_latency && m->latency_ratio > 0) {
+    p.read_latency_ns = m->read_latency_ns;
+    p.dram_latency_ns = m->read_latency_ns / m->latency_ratio;
+    if (m->have_bandwidth) {
+      p.read_bandwidth = m->read_bandwidth;
+      p.dram_bandwidth = m->dram_bandwidth;
+      p.write_bandwidth = m->write_bandwidth;
+    }
+    p.source = "probe of " + m->name;
+  }
+  if (cm) {
+    const MediaParams& s = cm->set;
+    bool any = false;
+    for (auto [from, to] : {std::pair{s.read_latency_ns, &p.read_latency_ns},
+                            {s.dram_latency_ns, &p.dram_latency_ns},
+                            {s.read_bandwidth, &p.read_bandwidth},
+                            {s.dram_bandwidth, &p.dram_bandwidth},
+                            {s.write_bandwidth, &p.write_bandwidth}}) {
+      if (from > 0) {
+        *to = from;
+        any = true;
+      }
+    }
+    if (any) {
+      p.source = (p.source.empty() ? "" : p.source + ", ") + "figures of cost.mounts " + cm->path +
+                 " (" + cm->where.ToString() + ")";
+    }
+  }
+  if (!(p.read_latency_ns > 0)) {
+    *why =
+        "no media figures for this mount: the probe has not measured it and no cost.mounts "
+        "entry covers it";
+    return std::nullopt;
+  }
+  // What neither source gives: DRAM figures of the dram preset, media
+  // bandwidth scaled from DRAM's by the latency ratio, writes as fast as reads.
+  const MediaParams dram = *MediaPreset("dram");
+  bool derived = false;
+  if (!(p.dram_latency_ns > 0)) p.dram_latency_ns = dram.dram_latency_ns, derived = true;
+  if (!(p.dram_bandwidth > 0)) p.dram_bandwidth = dram.dram_bandwidth, derived = true;
+  if (!(p.read_bandwidth > 0)) {
+    p.read_bandwidth = p.dram_bandwidth * p.dram_latency_ns / p.read_latency_ns;
+    derived = true;
+  }
+  if (!(p.write_bandwidth > 0)) p.write_bandwidth = p.read_bandwidth, derived = true;
+  if (derived) p.source += "; missing figures derived (docs/cost-model.md)";
+  if (std::string problem = p.Problem(); !problem.empty()) {
+    *why = "media figures out of range (" + p.source + "): " + problem;
+    return std::nullopt;
+  }
+  return p;
+}
+
+CostInput CostInputFor(const Policy& policy, const Snapshot& snapshot, const FileRecord& f) {
+  CostInput in;
+  in.interval_s = static_cast<double>(policy.daemon.interval_ns) / kNanosPerSecond;
+  in.size_bytes = (f.available & kHaveSize) ? static_cast<double>(f.size) : 0;
+  in.read_bytes = (f.available & kHaveAccess) ? f.read_bytes_rate * in.interval_s : 0;
+  in.in_page_cache = !((f.available & kHaveEffective) && f.effective == DaxState::kDax);
+  in.hit_ratio = (in.in_page_cache && (f.available & kHaveAccess)) ? f.cache_hit_ratio : -1;
+  in.resident_bytes = (in.in_page_cache && (f.available & kHaveCache))
+                          ? static_cast<double>(f.cache_pages) * snapshot.page_size
+                          : 0;
+  in.mem_pressure = snapshot.system.have_mem_pressure ? snapshot.system.mem_pressure : 0;
+  in.commit_s = static_cast<double>(policy.defaults.min_dwell_ns) / kNanosPerSecond;
+  return in;
+}
 
 class Evaluator {
  public:
@@ -102,9 +191,16 @@ class Evaluator {
     const Rule* rule = winner >= 0 ? &policy_.rules[static_cast<size_t>(winner)] : nullptr;
     d.rule = winner;
     d.desired = rule ? ToState(rule->dax) : ToState(policy_.defaults.dax);
+    Reason auto_reason = Reason::kNone;
+    if ((rule ? rule->dax : policy_.defaults.dax) == DaxSetting::kAuto) {
+      d.by_auto = true;
+      d.desired = DecideAuto(f, path, &auto_reason, trace);
+    }
     if (policy_.daemon.holds == HoldsPolicy::kHonor && !holds_.empty()) {
       if (auto h = holds_.find(key); h != holds_.end()) {
         d.held = true;
+        d.by_auto = false;
+        auto_reason = Reason::kNone;
         d.desired = h->second.mode;
         if (trace) trace->hold_reason = h->second.reason;
       }
@@ -118,7 +214,13 @@ class Evaluator {
     const RuleState::PerFile* seen = nullptr;
     // The map is only consulted when its entry matters: a sustained condition to
     // time, or a wanted change to check against min_dwell. Most files need neither.
-    const bool timing = rule && rule->for_ns > 0 && !d.held;
+    const bool timing =
+        rule && rule->for_ns > 0 && !d.held && (!d.by_auto || auto_reason == Reason::kNone);
+    const uint64_t timer =
+        !rule ? 0
+        : !d.by_auto
+            ? rule->id
+            : rule->id ^ (d.desired == DaxState::kDax ? kAutoTimerDax : kAutoTimerPageCache);
     const bool wants_change =
         d.desired != DaxState::kUnknown && (f.available & kHavePhysical) && d.desired != f.physical;
     if (mutable_state && (timing || (wants_change && !mutable_state->files_.empty()))) {
@@ -131,8 +233,8 @@ class Evaluator {
       if (entry) {
         entry->seen_round = mutable_state->round_;
         if (timing) {
-          if (entry->for_rule != rule->id) {
-            entry->for_rule = rule->id;
+          if (entry->for_rule != timer) {
+            entry->for_rule = timer;
             entry->for_since_ns = options_.now_ns;
           }
         } else {
@@ -144,6 +246,12 @@ class Evaluator {
       if (auto it = state.files_.find(key); it != state.files_.end()) seen = &it->second;
     }
 
+    if (auto_reason != Reason::kNone) {
+      // dax: auto without a clear winner keeps the file as it is, managed.
+      d.reason = auto_reason;
+      if (!(f.available & kHavePhysical)) return d;
+      d.desired = f.physical;
+    }
     if (d.desired == DaxState::kUnknown) {
       d.reason = rule ? Reason::kRuleSaysKeep : Reason::kNoRuleDefaultKeep;
       return d;
@@ -163,7 +271,7 @@ class Evaluator {
 
     // A change is wanted: hysteresis, budget and mode may hold it back.
     if (timing) {
-      int64_t since = (seen && seen->for_rule == rule->id) ? seen->for_since_ns : options_.now_ns;
+      int64_t since = (seen && seen->for_rule == timer) ? seen->for_since_ns : options_.now_ns;
       int64_t held_for = options_.now_ns - since;
       if (held_for < rule->for_ns) {
         d.state = FileState::kDeferred;
@@ -197,7 +305,10 @@ class Evaluator {
       return d;
     }
     d.apply = true;
-    if (out) ++out->applies;
+    if (out) {
+      ++out->applies;
+      if (d.by_auto) ++(d.desired == DaxState::kDax ? out->auto_to_dax : out->auto_to_page_cache);
+    }
     if (mutable_state) {
       if (!entry) {
         entry = &mutable_state->files_[key];
@@ -213,6 +324,36 @@ class Evaluator {
   }
 
  private:
+  // dax: auto: the cheaper mode when it wins by the margin; otherwise kUnknown
+  // with *why saying what was missing or that neither won.
+  DaxState DecideAuto(const FileRecord& f, std::string_view path, Reason* why,
+                      Explanation* trace) const {
+    if (f.kind == FileKind::kDirectory || !(f.available & kHaveAccess)) {
+      *why = Reason::kAutoNoAccess;
+      return DaxState::kUnknown;
+    }
+    std::string problem;
+    std::optional<MediaParams> media = MediaParamsFor(policy_, snapshot_, f, path, &problem);
+    if (!media) {
+      *why = Reason::kAutoNoMedia;
+      if (trace) trace->cost = "    " + problem + "\n";
+      return DaxState::kUnknown;
+    }
+    const CostInput in = CostInputFor(policy_, snapshot_, f);
+    const CostEstimate e = EstimateCost(in, *media, policy_.cost.constants);
+    if (trace) trace->cost = FormatCost(e, *media, policy_.cost, in.interval_s);
+    switch (ChooseByCost(e, policy_.cost, in.interval_s)) {
+      case CostChoice::kDax:
+        return DaxState::kDax;
+      case CostChoice::kPageCache:
+        return DaxState::kPageCache;
+      case CostChoice::kUndecided:
+        break;
+    }
+    *why = Reason::kAutoUndecided;
+    return DaxState::kUnknown;
+  }
+
   // Physical already equals desired: in sync, pending on holders, or blocked by the device.
   static void StateInPlace(const FileRecord& f, const std::string& blocked, Decision* d) {
     if (f.kind != FileKind::kDirectory) {
@@ -366,6 +507,11 @@ std::string ReasonText(const Policy& policy, const Snapshot& snapshot, const Dec
       return "the physical flag is set; the effective state follows once every process has "
              "closed and unmapped the file";
     case Reason::kFor:
+      if (d.by_auto) {
+        return rule_name + " (dax: auto) has preferred " + std::string(DaxStateName(d.desired)) +
+               " for " + FormatDuration(rule->for_ns - d.wait_ns) + " of the required " +
+               FormatDuration(rule->for_ns);
+      }
       return "the condition of " + rule_name + " has held for " +
              FormatDuration(rule->for_ns - d.wait_ns) + " of the required " +
              FormatDuration(rule->for_ns);
@@ -378,6 +524,15 @@ std::string ReasonText(const Policy& policy, const Snapshot& snapshot, const Dec
              " per minute is used up; retry in " + FormatDuration(d.wait_ns);
     case Reason::kObserveMode:
       return "observe mode: the change is reported, not applied";
+    case Reason::kAutoNoAccess:
+      return "dax: auto keeps the file as it is: no access figures for it (access tracing "
+             "is unavailable, or it is a directory)";
+    case Reason::kAutoNoMedia:
+      return "dax: auto keeps the file as it is: no usable media figures for its mount "
+             "(see cost)";
+    case Reason::kAutoUndecided:
+      return "dax: auto keeps the file as it is: neither mode is cheaper by the margin "
+             "(see cost)";
   }
   return "";
 }
@@ -479,6 +634,7 @@ std::string FormatExplanation(const Explanation& e, const Snapshot& snapshot) {
     }
   }
   if (!won) out += "  no rule matched: defaults apply\n";
+  if (!e.cost.empty()) out += "  cost (dax: auto, last interval):\n" + e.cost;
   return out;
 }
 

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -64,12 +65,16 @@ enum class Reason : uint8_t {
   kMinDwell,
   kBudget,
   kObserveMode,
+  kAutoNoAccess,   // dax: auto without access figures for the file
+  kAutoNoMedia,    // dax: auto without media parameters for the file's mount
+  kAutoUndecided,  // dax: auto: neither mode wins by the margin
 };
 
 struct Decision {
   uint32_t file = 0;                      // index into Snapshot::files
   int32_t rule = -1;                      // index into Policy::rules; -1: none (defaults or a hold)
   bool held = false;                      // an application hold decided the desired state
+  bool by_auto = false;                   // dax: auto (the cost model) decided the desired state
   DaxState desired = DaxState::kUnknown;  // kUnknown: keep (leave as it is)
   FileState state = FileState::kUnmanaged;
   Reason reason = Reason::kNone;
@@ -91,6 +96,8 @@ struct Decisions {
   RuleCounters defaults;            // changes decided by defaults.dax or holds
   uint64_t rule_checks = 0;         // (file, rule) pairs tried
   uint64_t applies = 0;
+  uint64_t auto_to_dax = 0;  // applies decided by dax: auto, by direction
+  uint64_t auto_to_page_cache = 0;
 };
 
 struct EvalOptions {
@@ -154,7 +161,19 @@ struct Explanation {
   Decision decision;
   std::string reason;       // ReasonText()
   std::string hold_reason;  // when a hold decided
+  std::string cost;         // dax: auto: both estimates, their terms and the margin
 };
+
+// The media figures the cost model uses for the file at `path`: a cost.mounts
+// entry (preset, then explicit figures) over what the probe measured, DRAM
+// defaults for what neither gives. nullopt with *why when the media's read
+// latency is unknown or a figure is out of range.
+std::optional<MediaParams> MediaParamsFor(const Policy& policy, const Snapshot& snapshot,
+                                          const FileRecord& f, std::string_view path,
+                                          std::string* why);
+
+// The cost model's input for one file of a snapshot (the last interval).
+CostInput CostInputFor(const Policy& policy, const Snapshot& snapshot, const FileRecord& f);
 
 // Explains the file at index `file` as Evaluate would decide it right now (does
 // not change `state`).

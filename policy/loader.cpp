@@ -27,6 +27,8 @@ std::string_view DaxSettingName(DaxSetting s) {
       return "on";
     case DaxSetting::kOff:
       return "off";
+    case DaxSetting::kAuto:
+      return "auto";
   }
   return "?";
 }
@@ -126,6 +128,22 @@ const ProtectEntry* Policy::ProtectedBy(std::string_view path) const {
     if (pos == path.size() || path[pos] == '/') try_bucket(path.substr(0, pos));
   }
   return best < protect.size() ? &protect[best] : nullptr;
+}
+
+const CostMount* Policy::CostMountOf(std::string_view path) const {
+  const CostMount* best = nullptr;
+  for (const CostMount& m : cost_mounts) {
+    if (PathIsWithin(path, m.path) && (!best || m.path.size() > best->path.size())) best = &m;
+  }
+  return best;
+}
+
+bool Policy::UsesAuto() const {
+  if (defaults.dax == DaxSetting::kAuto) return true;
+  for (const Rule& r : rules) {
+    if (r.dax == DaxSetting::kAuto) return true;
+  }
+  return false;
 }
 
 bool Policy::UsesVariable(Var var) const {
@@ -374,7 +392,8 @@ std::optional<DaxSetting> ParseDax(Reader& r, const YAML::Node& n, const std::st
   if (*s == "on") return DaxSetting::kOn;
   if (*s == "off") return DaxSetting::kOff;
   if (*s == "keep") return DaxSetting::kKeep;
-  r.Error(n, "key 'dax' must be on, off or keep (got " + Quote(*s) + ") " + context);
+  if (*s == "auto") return DaxSetting::kAuto;
+  r.Error(n, "key 'dax' must be on, off, keep or auto (got " + Quote(*s) + ") " + context);
   return std::nullopt;
 }
 
@@ -487,10 +506,11 @@ class PolicyBuilder {
     }
     const std::string ctx = "at the top level";
     std::optional<MapView> top =
-        main ? r.Map(root, "policy",
-                     {"apiVersion", "daemon", "scopes", "protect", "defaults", "rules"}, ctx)
-             : r.Map(root, "policy drop-in", {"apiVersion", "scopes", "protect", "rules"},
-                     ctx + " of a drop-in (daemon and defaults belong in the main policy.yaml)");
+        main
+            ? r.Map(root, "policy",
+                    {"apiVersion", "daemon", "scopes", "protect", "defaults", "rules", "cost"}, ctx)
+            : r.Map(root, "policy drop-in", {"apiVersion", "scopes", "protect", "rules"},
+                    ctx + " of a drop-in (daemon and defaults belong in the main policy.yaml)");
     if (!top) return;
 
     YAML::Node api = top->Get("apiVersion");
@@ -510,6 +530,7 @@ class PolicyBuilder {
     if (YAML::Node p = top->Get("protect"); p.IsDefined()) Protect(r, p);
     if (YAML::Node d = top->Get("defaults"); d.IsDefined()) Defaults(r, d);
     if (YAML::Node rules = top->Get("rules"); rules.IsDefined()) Rules(r, rules);
+    if (YAML::Node c = top->Get("cost"); c.IsDefined()) Cost(r, c);
   }
 
   // Checks that every rule path and protect pattern can reach into some scope.
@@ -678,6 +699,132 @@ class PolicyBuilder {
     }
   }
 
+  // A number with one unit kind (or a plain number when `plain` allows it), in [lo, hi].
+  std::optional<double> Figure(Reader& r, const YAML::Node& n, std::string_view key,
+                               const std::string& ctx, UnitKind unit, bool plain, double lo,
+                               double hi, std::string_view range) {
+    auto s = r.String(n, key, ctx);
+    if (!s) return std::nullopt;
+    std::string error;
+    auto q = ParseQuantity(*s, &error);
+    if (!q) {
+      r.Error(n, "bad value for " + Quote(key) + " " + ctx + ": " + error);
+      return std::nullopt;
+    }
+    double v = q->value;
+    if (q->kind == UnitKind::kPercent && unit == UnitKind::kNone) {
+      v /= 100;
+    } else if (q->kind != unit && !(plain && q->kind == UnitKind::kNone)) {
+      r.Error(n, "key " + Quote(key) + " " + ctx + " needs " + std::string(range) + " (got " +
+                     Quote(*s) + ")");
+      return std::nullopt;
+    }
+    if (!(v >= lo && v <= hi)) {
+      r.Error(n, "key " + Quote(key) + " " + ctx + " must be " + std::string(range) + " (got " +
+                     Quote(*s) + ")");
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  void Cost(Reader& r, const YAML::Node& n) {
+    const std::string ctx = "in 'cost'";
+    auto m = r.Map(n, "cost", {"margin", "min_saving", "dram_price", "mounts"}, ctx);
+    if (!m) return;
+    CostSettings& c = policy_.cost;
+    if (auto v = m->Get("margin"); v.IsDefined()) {
+      if (auto x = Figure(r, v, "margin", ctx, UnitKind::kNone, true, 0, 0.95,
+                          "a ratio between 0 and 0.95 (or 0% to 95%)")) {
+        c.margin = *x;
+      }
+    }
+    if (auto v = m->Get("min_saving"); v.IsDefined()) {
+      if (auto x = Figure(r, v, "min_saving", ctx, UnitKind::kDuration, false, 0, 1e9,
+                          "a duration per second of wall clock between 0s and 1s (e.g. 100us)")) {
+        c.min_saving_ns_per_s = *x;
+      }
+    }
+    if (auto v = m->Get("dram_price"); v.IsDefined()) {
+      if (auto x = Figure(r, v, "dram_price", ctx, UnitKind::kDuration, false, 0, 3600e9,
+                          "a duration between 0s and 1h (time per GiB held for a second at "
+                          "full memory pressure)")) {
+        c.constants.dram_price_ns = *x;
+      }
+    }
+    YAML::Node mounts = m->Get("mounts");
+    if (!mounts.IsDefined() || mounts.IsNull()) return;
+    if (!mounts.IsSequence()) {
+      r.Error(mounts, "key 'mounts' must be a list " + ctx + Reader::TypeHint(mounts));
+      return;
+    }
+    size_t index = 0;
+    for (const YAML::Node& item : mounts) {
+      ++index;
+      CostMountEntry(r, item, index);
+    }
+  }
+
+  void CostMountEntry(Reader& r, const YAML::Node& n, size_t index) {
+    const std::string ctx = "in cost.mounts #" + std::to_string(index);
+    auto m = r.Map(n, "cost mount",
+                   {"path", "media", "read_latency", "dram_latency", "read_bandwidth",
+                    "dram_bandwidth", "write_bandwidth"},
+                   ctx);
+    if (!m) return;
+    CostMount cm;
+    cm.where = r.Loc(n);
+    YAML::Node path = m->Get("path");
+    if (!path.IsDefined()) {
+      r.Error(n, "missing required key 'path' " + ctx + " (the mount point or a directory)");
+      return;
+    }
+    auto s = r.String(path, "path", ctx);
+    if (!s) return;
+    auto norm = NormalizeScope(r, *s, path);
+    if (!norm) return;
+    cm.path = *norm;
+    for (const CostMount& other : policy_.cost_mounts) {
+      if (other.path == cm.path) {
+        r.Error(path, "duplicate cost mount " + Quote(cm.path) + " (first at " +
+                          other.where.ToString() + ")");
+        return;
+      }
+    }
+    if (auto v = m->Get("media"); v.IsDefined()) {
+      if (auto name = r.String(v, "media", ctx)) {
+        if (MediaPreset(*name)) {
+          cm.preset = *name;
+        } else {
+          std::string names;
+          for (std::string_view p : MediaPresetNames())
+            names += (names.empty() ? "" : ", ") + std::string(p);
+          r.Error(
+              v, "unknown media " + Quote(*name) + " " + ctx + " (expected one of: " + names + ")");
+        }
+      }
+    }
+    constexpr const char* kLatency = "a latency between 1ns and 10ms (e.g. 305ns)";
+    constexpr const char* kBandwidth = "a bandwidth between 1MiB/s and 900GiB/s (e.g. 2.7GiB/s)";
+    struct Key {
+      const char* name;
+      double* field;
+      bool latency;
+    } keys[] = {{"read_latency", &cm.set.read_latency_ns, true},
+                {"dram_latency", &cm.set.dram_latency_ns, true},
+                {"read_bandwidth", &cm.set.read_bandwidth, false},
+                {"dram_bandwidth", &cm.set.dram_bandwidth, false},
+                {"write_bandwidth", &cm.set.write_bandwidth, false}};
+    for (const Key& k : keys) {
+      YAML::Node v = m->Get(k.name);
+      if (!v.IsDefined()) continue;
+      auto x = k.latency ? Figure(r, v, k.name, ctx, UnitKind::kDuration, true, 1, 1e7, kLatency)
+                         : Figure(r, v, k.name, ctx, UnitKind::kRate, false, 1024.0 * 1024,
+                                  900.0 * 1024 * 1024 * 1024, kBandwidth);
+      if (x) *k.field = *x;
+    }
+    policy_.cost_mounts.push_back(std::move(cm));
+  }
+
   void Rules(Reader& r, const YAML::Node& n) {
     if (n.IsNull()) return;  // reported by Map() at the key
     if (!n.IsSequence()) {
@@ -757,7 +904,7 @@ class PolicyBuilder {
       }
     }
     if (auto v = m->Get("dax"); !v.IsDefined()) {
-      r.Error(n, "missing required key 'dax' " + ctx + " (on, off or keep)");
+      r.Error(n, "missing required key 'dax' " + ctx + " (on, off, keep or auto)");
       ok = false;
     } else if (auto d = ParseDax(r, v, ctx)) {
       rule.dax = *d;

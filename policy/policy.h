@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "policy/cost.h"
 #include "policy/expr.h"
 #include "policy/glob.h"
 #include "policy/units.h"
@@ -19,12 +20,12 @@ namespace daxpolicy::policy {
 
 inline constexpr const char* kApiVersion = "daxpolicy/v1";
 
-enum class DaxSetting : uint8_t { kKeep, kOn, kOff };
+enum class DaxSetting : uint8_t { kKeep, kOn, kOff, kAuto };
 enum class Mode : uint8_t { kEnforce, kObserve };
 enum class HoldsPolicy : uint8_t { kHonor, kIgnore };
 enum class MatchKind : uint8_t { kFile, kDirectory, kAny };
 
-std::string_view DaxSettingName(DaxSetting s);  // "keep", "on", "off"
+std::string_view DaxSettingName(DaxSetting s);  // "keep", "on", "off", "auto"
 std::string_view ModeName(Mode m);              // "enforce", "observe"
 std::optional<Mode> ModeByName(std::string_view name);
 
@@ -75,12 +76,23 @@ struct Defaults {
   uint32_t max_switches_per_minute = 120;
 };
 
+// `cost.mounts[]`: the figures of the media under one directory, for media the
+// probe cannot reach or to correct what it measured.
+struct CostMount {
+  std::string path;    // absolute, normalized
+  std::string preset;  // MediaPreset name, "" = start from what the probe measured
+  MediaParams set;     // figures given explicitly; 0 = not given
+  SourceLocation where;
+};
+
 struct Policy {
   DaemonSettings daemon;
   std::vector<std::string> scopes;  // absolute, normalized, not nested
   std::vector<ProtectEntry> protect;
   Defaults defaults;
   std::vector<Rule> rules;
+  CostSettings cost;  // `cost:`, used by dax: auto
+  std::vector<CostMount> cost_mounts;
   std::vector<std::string> sources;  // files it was loaded from, in order
 
   // The scope containing path, or nullptr. O(log scopes) once indexed.
@@ -90,6 +102,10 @@ struct Policy {
   const ProtectEntry* ProtectedBy(std::string_view path) const;
   // True when some scope is `dir` or lies below it.
   bool HasScopeWithin(std::string_view dir) const;
+  // The cost.mounts entry with the longest path containing `path`, or nullptr.
+  const CostMount* CostMountOf(std::string_view path) const;
+  // True when a rule or the defaults say dax: auto.
+  bool UsesAuto() const;
   // True when some rule's condition reads `var` (telemetry that costs something
   // is only gathered for every file when a rule needs it).
   bool UsesVariable(Var var) const;

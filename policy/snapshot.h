@@ -79,6 +79,12 @@ struct MediaSample {
   MediaHealth health = MediaHealth::kUnknown;
   bool have_numa_node = false;
   int numa_node = -1;
+  // Sequential single-thread read bandwidth of the media and of DRAM, measured
+  // in the same probe run, and the media's write bandwidth; bytes per second.
+  bool have_bandwidth = false;
+  double read_bandwidth = 0;
+  double dram_bandwidth = 0;
+  double write_bandwidth = 0;
 };
 
 struct MountRecord {

@@ -50,8 +50,8 @@ TEST(DaxpolicyctlCheck, RejectsAMalformedFileWithEveryErrorAndItsPosition) {
   const std::string f = bad.string();
   EXPECT_EQ(r.err,
             f + ":5:24: 'file.size' is a size, but '5m' is not (in the 'when' of rule 'x')\n" + f +
-                ":6:10: key 'dax' must be on, off or keep (got 'sideways') in rule 'x'\n" + f +
-                ":7:11: duplicate rule name 'x' (first defined at " + f + ":4:11)\n" +
+                ":6:10: key 'dax' must be on, off, keep or auto (got 'sideways') in rule 'x'\n" +
+                f + ":7:11: duplicate rule name 'x' (first defined at " + f + ":4:11)\n" +
                 "3 errors\n");
 }
 

@@ -208,6 +208,21 @@ TEST(SamplerErrorCounters, CountNewSourcesAndDeltas) {
   EXPECT_EQ(Value(text, "daxpolicy_sampler_errors_total{source=\"scan\"}"), 0);
 }
 
+TEST(AutoDecisionCounters, CountSwitchesByTargetModeAsDeltas) {
+  Metrics metrics("1");
+  FakeMetricsSource source = TypicalSource();
+  metrics.Update(source, 0.01);
+  EXPECT_EQ(Value(metrics.Text(), "daxpolicy_auto_decisions_total{to=\"dax\"}"), 0);
+  source.counters_.auto_decisions["dax"] = 3;
+  metrics.Update(source, 0.01);
+  source.counters_.auto_decisions["dax"] = 4;
+  source.counters_.auto_decisions["page-cache"] = 2;
+  metrics.Update(source, 0.01);
+  const std::string text = metrics.Text();
+  EXPECT_EQ(Value(text, "daxpolicy_auto_decisions_total{to=\"dax\"}"), 4);
+  EXPECT_EQ(Value(text, "daxpolicy_auto_decisions_total{to=\"page-cache\"}"), 2);
+}
+
 TEST(MediaHealth, HasOneSeriesPerStateWithOneForTheCurrentState) {
   Metrics metrics("1");
   FakeMetricsSource source = TypicalSource();

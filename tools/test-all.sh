@@ -54,8 +54,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 step "fuzzers (${fuzz_seconds}s each)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DDAXPOLICY_FUZZ=ON -DDAXPOLICY_BENCH=OFF
-ninja -C build/fuzz -j "$jobs" fuzz_policy fuzz_expr fuzz_journal fuzz_bus_args
-for target in fuzz_policy fuzz_expr fuzz_journal fuzz_bus_args; do
+ninja -C build/fuzz -j "$jobs" fuzz_policy fuzz_expr fuzz_journal fuzz_bus_args fuzz_trace
+for target in fuzz_policy fuzz_expr fuzz_journal fuzz_bus_args fuzz_trace; do
   corpus=$(mktemp -d)
   cp -r "tests/fuzz/corpus/${target#fuzz_}/." "$corpus/"
   # A fixed seed makes the gate repeatable: the same inputs in the same order on

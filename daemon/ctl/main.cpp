@@ -24,11 +24,13 @@
 #include "daemon/bus/validate.h"
 #include "daemon/config_files.h"
 #include "daemon/ctl/json.h"
+#include "daemon/ctl/simulate.h"
 #include "daemon/ctl/text.h"
 #include "daemon/journal/journal.h"
 #include "daemon/journal/restore.h"
 #include "daxpolicy/version.h"
 #include "daxpolicy1_proxy.h"
+#include "policy/workloads.h"
 
 namespace {
 
@@ -642,6 +644,31 @@ int main(int argc, char** argv) {
   restore->add_flag("--list", restore_list, "Print the recorded files and their original flag");
   restore->add_option("PATH", restore_paths, "Only these files");
 
+  daxpolicy::ctl::SimulateArgs sim;
+  sim.policy_file = daxpolicy::daemon::kDefaultConfig;
+  auto* simulate = app.add_subcommand(
+      "simulate",
+      "Replay a trace through a policy against dax=always, dax=never and the static oracle "
+      "(offline)");
+  simulate->add_option("TRACE", sim.trace_file, "A trace file (docs/trace-format.md)");
+  simulate->add_option("--generate", sim.generate,
+                       "Generate the trace instead: a workload spec such as "
+                       "'mixed:duration=2h' (--help-workloads lists them)");
+  simulate->add_option("--policy", sim.policy_file, "The policy file")->capture_default_str();
+  simulate->add_option("--config-dir", sim.dropin_dir,
+                       "Drop-in directory (default: policy.d next to the policy file)");
+  simulate->add_option("--media", sim.media,
+                       "Use this media preset for every mount: optane-dcpmm, cxl or dram");
+  simulate->add_option("--budget", sim.budget,
+                       "Page cache available to the traced files (default: the trace's)");
+  simulate->add_option("--chart", sim.chart_file, "Write an SVG chart of cost over time here");
+  simulate->add_option("--save-trace", sim.save_trace, "Write the replayed trace here");
+  simulate->add_flag("--hits", sim.hits,
+                     "Compare the page-cache model's hit ratios with the recorded ones");
+  simulate->add_flag("--json", sim.json, "Print JSON");
+  bool workload_help = false;
+  simulate->add_flag("--help-workloads", workload_help, "List the workload generators");
+
   // Every subcommand's --help shows the global options and the exit codes.
   for (CLI::App* sub : app.get_subcommands({})) {
     sub->footer(std::string(kGlobalOptionsHelp) + "\n" + kExitCodesHelp);
@@ -651,6 +678,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // --help and --version exit 0; anything else is a usage error.
     return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+  if (*simulate) {
+    if (workload_help) {
+      std::cout << daxpolicy::policy::WorkloadHelp();
+      return 0;
+    }
+    return daxpolicy::ctl::RunSimulate(sim);
   }
   if (*check) return Check(check_files);
   if (*status) return Status(session, json);

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: Apache-2.0
+// Traces (reading, writing, bad input), the page-cache model, the simulator's
+// runs and the workload generators.
+
+#include "policy/simulate.h"
+
+#include <gtest/gtest.h>
+
+#include "policy/loader.h"
+#include "policy/trace.h"
+#include "policy/workloads.h"
+
+namespace daxpolicy::policy {
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024;
+constexpr double kGiB = 1024 * kMiB;
+
+const char* kHeader =
+    "daxpolicy-trace 1\n"
+    "interval_ns 10000000000\n"
+    "media pmem0 read_latency_ns=305 dram_latency_ns=101 read_bandwidth=2.9e9 "
+    "dram_bandwidth=7.4e9 write_bandwidth=2.2e9\n"
+    "mount /srv/pmem media=pmem0\n";
+
+struct BadTrace {
+  const char* name;
+  std::string text;
+  const char* error;
+};
+
+class ABadTrace : public ::testing::TestWithParam<BadTrace> {};
+
+TEST_P(ABadTrace, IsRejectedWithItsLineAndField) {
+  std::string error;
+  EXPECT_FALSE(ParseTrace(GetParam().text, &error));
+  EXPECT_EQ(error, GetParam().error);
+}
+
+const BadTrace kBadTraces[] = {
+    {"empty", "", "the trace is empty"},
+    {"not_a_trace", "hello\n",
+     "line 1: not a daxpolicy trace (expected 'daxpolicy-trace 1' on the first line)"},
+    {"future_version", "daxpolicy-trace 2\n",
+     "line 1: trace format version 2 is newer than this build reads (1)"},
+    {"truncated", std::string(kHeader) + "t 10000000000\nf /srv/pmem/a size=10 mo",
+     "line 6: truncated: the last line has no newline (the trace was cut off)"},
+    {"no_interval", "daxpolicy-trace 1\nt 1\n",
+     "line 2: 'interval_ns' must come before the first 't' line"},
+    {"unknown_media", "daxpolicy-trace 1\ninterval_ns 1000000000\nmount /srv media=nvdimm\n",
+     "line 3, field 'media': unknown media 'nvdimm'"},
+    {"media_out_of_range",
+     "daxpolicy-trace 1\ninterval_ns 1000000000\nmedia m read_latency_ns=305 "
+     "dram_latency_ns=101 read_bandwidth=2.9 dram_bandwidth=7.4e9 write_bandwidth=2.2e9\n",
+     "line 3: media 'm': read_bandwidth must be between 1MB/s and 1TB/s"},
+    {"hit_out_of_range",
+     std::string(kHeader) + "t 10000000000\nf /srv/pmem/a size=10 mode=dax hit=1.5\n",
+     "line 6, field 'hit': value 1.5 is out of range (0 to 1)"},
+    {"unknown_field",
+     std::string(kHeader) + "t 10000000000\nf /srv/pmem/a size=10 mode=dax colour=red\n",
+     "line 6, field 'colour': unknown field of an 'f' line"},
+    {"bad_mode", std::string(kHeader) + "t 10000000000\nf /srv/pmem/a size=10 mode=fast\n",
+     "line 6, field 'mode': must be dax or page-cache (got 'fast')"},
+    {"missing_size", std::string(kHeader) + "t 10000000000\nf /srv/pmem/a mode=dax\n",
+     "line 6, field 'size': missing"},
+    {"time_goes_back", std::string(kHeader) + "t 20000000000\nt 10000000000\n",
+     "line 6, field 't': time 10000000000 does not follow the previous interval"},
+    {"file_twice",
+     std::string(kHeader) + "t 10000000000\nf /a size=1 mode=dax\nf /a size=1 mode=dax\n",
+     "line 7: file '/a' appears twice in one interval"},
+    {"bad_escape", std::string(kHeader) + "t 10000000000\nf /a%4 size=1 mode=dax\n",
+     "line 6: bad %-escape in path '/a%4'"},
+    {"relative_path", std::string(kHeader) + "t 10000000000\nf a size=1 mode=dax\n",
+     "line 6: path 'a' is not an absolute path of at most 4096 bytes"},
+    {"header_after_data", std::string(kHeader) + "t 10000000000\npage_size 4096\n",
+     "line 6: 'page_size' must come before the first interval ('t' line)"},
+    {"negative", std::string(kHeader) + "t 10000000000\nf /a size=-1 mode=dax\n",
+     "line 6, field 'size': value -1 is out of range (0 to 9.2e+18)"},
+    {"not_a_number", std::string(kHeader) + "t 10000000000\nf /a size=1 mode=dax read=lots\n",
+     "line 6, field 'read': 'lots' is not a number"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Table, ABadTrace, ::testing::ValuesIn(kBadTraces),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ATrace, ReadsBackWhatItWrites) {
+  std::string text = std::string(kHeader) +
+                     "t 10000000000 pressure=1.5\n"
+                     "f /srv/pmem/with%20space size=4096 mode=page-cache read=8192 calls=2 "
+                     "write=- distinct=4096 hit=0.5 resident=4096\n"
+                     "f /srv/pmem/b size=1 mode=dax read=- calls=- write=- distinct=- hit=- "
+                     "resident=-\n";
+  std::string error;
+  auto t = ParseTrace(text, &error);
+  ASSERT_TRUE(t) << error;
+  ASSERT_EQ(t->paths.size(), 2u);
+  EXPECT_EQ(t->paths[0], "/srv/pmem/with space");
+  EXPECT_EQ(t->intervals[0].files[0].hit_ratio, 0.5);
+  EXPECT_EQ(t->intervals[0].files[1].read_bytes, -1);
+  EXPECT_EQ(t->MountOf("/srv/pmem/b"), 0);
+  EXPECT_EQ(t->MountOf("/srv/pmemx"), -1);
+  const std::string written = FormatTrace(*t);
+  EXPECT_NE(written.find("f /srv/pmem/with%20space size=4096"), std::string::npos) << written;
+  auto again = ParseTrace(written, &error);
+  ASSERT_TRUE(again) << error;
+  EXPECT_EQ(FormatTrace(*again), written);
+}
+
+Policy Load(const std::string& body) {
+  LoadResult r = LoadPolicy({"p.yaml", "apiVersion: daxpolicy/v1\nscopes: [/srv/pmem]\n" + body});
+  EXPECT_TRUE(r.errors.empty()) << (r.errors.empty() ? "" : r.errors[0].ToString());
+  return r.policy ? std::move(*r.policy) : Policy{};
+}
+
+Trace Parse(const std::string& text) {
+  std::string error;
+  auto t = ParseTrace(text, &error);
+  EXPECT_TRUE(t) << error;
+  return t ? *t : Trace{};
+}
+
+// One file re-read 10 times per interval, one streamed once.
+std::string TwoFiles(int intervals) {
+  std::string out = std::string(kHeader) + "dram_budget 1073741824\n";
+  for (int i = 1; i <= intervals; ++i) {
+    out += "t " + std::to_string(i * 10000000000LL) + " pressure=0.5\n";
+    out +=
+        "f /srv/pmem/db/hot size=67108864 mode=page-cache read=671088640 calls=10240 "
+        "distinct=67108864\n";
+    out +=
+        "f /srv/pmem/logs/log size=107374182400 mode=page-cache read=1073741824 calls=1024 "
+        "distinct=1073741824\n";
+  }
+  return out;
+}
+
+TEST(TheSimulator, ModelsHitsWithinTheBudgetAndChargesDaxAtMediaSpeed) {
+  Trace t = Parse(TwoFiles(6));
+  SimResult r;
+  std::string error;
+  ASSERT_TRUE(Simulate(t, Load("defaults: { dax: keep }\n"), {}, &r, &error)) << error;
+  ASSERT_EQ(r.groups.size(), 2u);
+  EXPECT_EQ(r.groups[0].name, "db");
+  EXPECT_EQ(r.groups[1].name, "logs");
+  // Never: the log fills the 1 GiB budget every interval and pushes the hot file out.
+  EXPECT_LE(r.total.columns[kSimNever].dram_peak, kGiB + 1);
+  // Always: no page cache at all.
+  EXPECT_EQ(r.total.columns[kSimAlways].dram_peak, 0);
+  // The oracle keeps the hot file cached and streams the log with DAX: faster than both.
+  EXPECT_LT(r.total.columns[kSimOracle].time_ns, r.total.columns[kSimNever].time_ns);
+  EXPECT_LT(r.total.columns[kSimOracle].time_ns, r.total.columns[kSimAlways].time_ns);
+  // dax: keep leaves the recorded modes: the policy run is the never run.
+  EXPECT_DOUBLE_EQ(r.total.columns[kSimPolicy].time_ns, r.total.columns[kSimNever].time_ns);
+  EXPECT_EQ(r.total.columns[kSimPolicy].switches, 0u);
+  EXPECT_EQ(r.time_per_interval.size(), 6u);
+}
+
+TEST(TheSimulator, RunsDaxAutoThroughEvaluateWithItsHysteresis) {
+  Trace t = Parse(TwoFiles(120));
+  SimResult r;
+  std::string error;
+  Policy p = Load(R"(defaults: { min_dwell: 10m }
+rules:
+  - name: cost
+    match: { path: "/srv/pmem/**" }
+    for: 30s
+    dax: auto
+)");
+  ASSERT_TRUE(Simulate(t, p, {}, &r, &error)) << error;
+  const SimGroup& logs = r.groups[1];
+  // The log switches to DAX once, after `for:` (3 intervals plus the first decision).
+  EXPECT_EQ(logs.columns[kSimPolicy].switches, 1u);
+  EXPECT_EQ(r.groups[0].columns[kSimPolicy].switches, 0u);
+  EXPECT_LT(r.total.columns[kSimPolicy].time_ns, r.total.columns[kSimNever].time_ns);
+  EXPECT_LT(r.total.columns[kSimPolicy].time_ns, r.total.columns[kSimAlways].time_ns);
+  EXPECT_GE(r.total.columns[kSimOracle].time_ns / r.total.columns[kSimPolicy].time_ns, 0.95);
+}
+
+TEST(TheSimulator, ComparesItsHitRatiosWithTheRecordedOnes) {
+  std::string text = std::string(kHeader) + "dram_budget 1073741824\n";
+  for (int i = 1; i <= 4; ++i) {
+    text += "t " + std::to_string(i * 10000000000LL) + "\n";
+    // 64 MiB read over a 16 MiB range: the first interval misses 16 MiB.
+    text += "f /srv/pmem/a size=16777216 mode=page-cache read=67108864 distinct=16777216 hit=" +
+            std::string(i == 1 ? "0.75" : "1") + "\n";
+  }
+  SimResult r;
+  std::string error;
+  ASSERT_TRUE(Simulate(Parse(text), Load(""), {}, &r, &error)) << error;
+  ASSERT_EQ(r.hits.size(), 1u);
+  EXPECT_DOUBLE_EQ(r.hits[0].measured, (0.75 + 3) / 4);
+  EXPECT_DOUBLE_EQ(r.hits[0].predicted, (0.75 + 3) / 4);
+}
+
+TEST(TheSimulator, NeedsMediaFiguresForEveryMount) {
+  Trace t = Parse("daxpolicy-trace 1\ninterval_ns 1000000000\nmount /srv/pmem\n");
+  SimResult r;
+  std::string error;
+  EXPECT_FALSE(Simulate(t, Load(""), {}, &r, &error));
+  EXPECT_EQ(error,
+            "mount /srv/pmem: no media figures for this mount: the probe has not measured it and "
+            "no cost.mounts entry covers it (the trace has none: name a preset with --media or "
+            "add a cost.mounts entry to the policy)");
+  SimOptions o;
+  o.media = "nvdimm";
+  EXPECT_FALSE(Simulate(t, Load(""), o, &r, &error));
+  EXPECT_EQ(error, "unknown media 'nvdimm' (expected one of: optane-dcpmm, cxl, dram)");
+  o.media = "cxl";
+  EXPECT_TRUE(Simulate(t, Load(""), o, &r, &error)) << error;
+}
+
+TEST(TheWorkloadGenerators, AreDeterministicAndReadBackAsTraces) {
+  std::string error;
+  auto a = GenerateWorkload("mixed:duration=10m,seed=7", &error);
+  ASSERT_TRUE(a) << error;
+  auto b = GenerateWorkload("mixed:duration=10m,seed=7", &error);
+  ASSERT_TRUE(b) << error;
+  const std::string text = FormatTrace(*a);
+  EXPECT_EQ(text, FormatTrace(*b));
+  EXPECT_EQ(a->intervals.size(), 60u);
+  auto back = ParseTrace(text, &error);
+  ASSERT_TRUE(back) << error;
+  for (const char* group :
+       {"/srv/pmem/kv/", "/srv/pmem/logs/", "/srv/pmem/vm/base.qcow2", "/srv/pmem/moving/"}) {
+    EXPECT_NE(text.find(group), std::string::npos) << group;
+  }
+}
+
+TEST(TheWorkloadGenerators, NameTheParameterAtFault) {
+  std::string error;
+  EXPECT_FALSE(GenerateWorkload("kv:tablez=3", &error));
+  EXPECT_EQ(error, "unknown parameter 'tablez' for workload 'kv'");
+  EXPECT_FALSE(GenerateWorkload("db", &error));
+  EXPECT_EQ(error, "unknown workload 'db' (expected one of: kv, logs, vm, moving, mixed)");
+  EXPECT_FALSE(GenerateWorkload("logs:rate=5s", &error));
+  EXPECT_EQ(error, "parameter 'rate' needs a rate (e.g. 64MiB/s) (got '5s')");
+  EXPECT_FALSE(GenerateWorkload("vm:media=nvdimm", &error));
+  EXPECT_EQ(error, "unknown media 'nvdimm' (expected one of: optane-dcpmm, cxl, dram)");
+}
+
+}  // namespace
+}  // namespace daxpolicy::policy

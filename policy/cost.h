@@ -40,8 +40,8 @@ struct CostConstants {
   double dax_call_ns = 300;       ///< extra per call on the DAX path (iomap lookup)
   double fill_page_ns = 1500;     ///< per 4 KiB page filled on a miss: allocate, insert, LRU
   double bytes_per_call = 65536;  ///< request size assumed when calls were not counted
-  double dram_price_ns = 1e9;     ///< ns per GiB held for one second at 100 % memory pressure
-  double idle_pressure = 0.005;   ///< pressure floor: DRAM is never quite free
+  double dram_price_ns = 1e8;     ///< ns per GiB held for one second at 100 % memory pressure
+  double idle_pressure = 0.001;   ///< pressure floor: DRAM is never quite free
   double page_bytes = 4096;
 };
 

@@ -5,8 +5,6 @@
 #include <cmath>
 #include <limits>
 #include <map>
-#include <set>
-#include <tuple>
 
 #include "policy/evaluate.h"
 
@@ -36,17 +34,19 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 //
 // Which of the bytes an interval's reads cover are cached: a trace has only
 // totals per interval, so the model blends two placements by how often the
-// reads revisit what they cover (u = read / covered). Bytes read once (u = 1,
-// a stream) land anywhere in the file: the cached share is resident / size.
-// Bytes read again and again (u large, a hot set) are the ones cached
-// before: the cached share is min(resident, covered) / covered. The weight of
-// the second is 1 - 1/u.
+// reads revisit what they cover (u = read / covered). Bytes read once land
+// anywhere in the file: the cached share is resident / size; but bytes read
+// once in calls of 64 KiB or more are taken as a stream moving into bytes not
+// read before, with nothing cached. Bytes read again and again (u large, a
+// hot set) are the ones cached before: the cached share is
+// min(resident, covered) / covered. The weight of the second is 1 - 1/u.
 //
-// Eviction follows the kernel's two LRU lists roughly: when the budget is
-// exceeded, files whose pages were read more than once (u >= 1.5, the active
-// list) count as read kActiveBonus intervals later than they were; the least
-// recently read files lose pages first, among equally recent ones those with
-// the least reuse.
+// Eviction, at the end of each interval, approximates the kernel's page-level
+// LRU lists: the bytes over the budget are taken from every file in
+// proportion to its resident bytes x (intervals since it was read + 1)^2 /
+// (1 + u), four times that for a stream (its pages stay on the inactive
+// list), so files read long ago and pages read once go first, and the hot
+// pages of a rarely read file are not all lost at once.
 class PageCacheModel {
  public:
   PageCacheModel(size_t files, double budget) : files_(files), budget_(budget) {}
@@ -55,24 +55,21 @@ class PageCacheModel {
   double total() const { return total_; }
 
   void Set(uint32_t f, double bytes) {
-    File& file = files_[f];
-    if (file.resident > 0) lru_.erase(Key(f));
-    total_ += bytes - file.resident;
-    file.resident = bytes;
-    if (file.resident > 0) lru_.insert(Key(f));
+    total_ += bytes - files_[f].resident;
+    files_[f].resident = bytes;
   }
 
   // Reads of file f in `round`: returns the bytes that missed.
-  double Read(uint32_t f, int64_t round, double read, double covered, double size) {
+  double Read(uint32_t f, int64_t round, double read, double calls, double covered, double size) {
     File& file = files_[f];
-    if (file.resident > 0) lru_.erase(Key(f));
     const double reuse = covered > 0 ? read / covered : 0;
-    file.round = round + (reuse >= 1.5 ? kActiveBonus : 0);
+    file.round = round;
     file.reuse = reuse;
+    file.stream = reuse <= 1.0001 && calls > 0 && read / calls >= 65536;
     double cached = 0;
     if (covered > 0) {
       const double recur = reuse > 1 ? 1 - 1 / reuse : 0;
-      const double anywhere = size > 0 ? std::min(1.0, file.resident / size) : 0;
+      const double anywhere = size > 0 && !file.stream ? std::min(1.0, file.resident / size) : 0;
       const double revisited = std::min(file.resident, covered) / covered;
       cached = covered * (recur * revisited + (1 - recur) * anywhere);
     }
@@ -80,40 +77,38 @@ class PageCacheModel {
     double now = std::min(size > 0 ? size : kInf, file.resident + misses);
     total_ += now - file.resident;
     file.resident = now;
-    if (file.resident > 0) lru_.insert(Key(f));
-    Evict();
     return misses;
   }
 
- private:
-  static constexpr int64_t kActiveBonus = 6;
-  struct File {
-    double resident = 0;
-    int64_t round = -1;
-    double reuse = 0;
-  };
-  std::tuple<int64_t, double, uint32_t> Key(uint32_t f) const {
-    return {files_[f].round, files_[f].reuse, f};
-  }
-  void Evict() {
-    while (budget_ > 0 && total_ > budget_ + 0.5 && !lru_.empty()) {
-      uint32_t victim = std::get<2>(*lru_.begin());
-      File& v = files_[victim];
-      double drop = std::min(v.resident, total_ - budget_);
-      lru_.erase(lru_.begin());
-      v.resident -= drop;
-      total_ -= drop;
-      if (v.resident > 0.5) {
-        lru_.insert(Key(victim));
-      } else {
-        total_ -= v.resident;
-        v.resident = 0;
+  void Evict(int64_t round) {
+    for (int pass = 0; pass < 8 && budget_ > 0 && total_ > budget_ + 0.5; ++pass) {
+      const double excess = total_ - budget_;
+      double sum = 0;
+      for (File& f : files_) {
+        if (f.resident <= 0) continue;
+        const double age = static_cast<double>(round - f.round) + 1;
+        f.weight = f.resident * age * age / (1 + f.reuse) * (f.stream ? 4 : 1);
+        sum += f.weight;
+      }
+      if (sum <= 0) break;
+      for (File& f : files_) {
+        if (f.resident <= 0) continue;
+        const double drop = std::min(f.resident, excess * f.weight / sum);
+        f.resident -= drop;
+        total_ -= drop;
       }
     }
   }
 
+ private:
+  struct File {
+    double resident = 0;
+    int64_t round = 0;
+    double reuse = 0;
+    double weight = 0;
+    bool stream = false;
+  };
   std::vector<File> files_;
-  std::set<std::tuple<int64_t, double, uint32_t>> lru_;
   double budget_;
   double total_ = 0;
 };
@@ -261,6 +256,7 @@ class Simulator {
           hit_predicted[id] += f.read_bytes * last_hit[id];
         }
       }
+      cache.Evict(round);
       // Page-cache bytes held through the interval, per group.
       const double total_resident = cache.total();
       out->total.columns[column].dram_byte_ns += total_resident * step_ns;
@@ -331,7 +327,7 @@ class Simulator {
     const double size = static_cast<double>(f.size);
     double covered = f.distinct_bytes >= 0 ? f.distinct_bytes : in.read_bytes;
     if (size > 0) covered = std::min(covered, size);
-    const double misses = cache->Read(id, round, in.read_bytes, covered, size);
+    const double misses = cache->Read(id, round, in.read_bytes, f.read_calls, covered, size);
     in.in_page_cache = true;
     in.hit_ratio = in.read_bytes > 0 ? 1 - misses / in.read_bytes : 1;
     *hit_out = in.hit_ratio;

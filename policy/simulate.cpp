@@ -204,7 +204,7 @@ class Simulator {
     PageCacheModel cache(n, budget_);
     std::vector<DaxState> mode(n, DaxState::kUnknown);
     std::vector<double> last_hit(n, -1);
-    std::vector<double> last_read(n, 0);
+    std::vector<double> last_read(n, 0), last_write(n, 0);
     std::vector<double> hit_weight(n, 0), hit_measured(n, 0), hit_predicted(n, 0);
     if (per_file_time) per_file_time->assign(n, 0);
     RuleState rule_state;
@@ -219,6 +219,7 @@ class Simulator {
                                      : static_cast<double>(iv.t_ns) - prev_t;
       prev_t = static_cast<double>(iv.t_ns);
       std::fill(last_read.begin(), last_read.end(), 0);
+      std::fill(last_write.begin(), last_write.end(), 0);
       double interval_time = 0;
       for (const TraceFile& f : iv.files) {
         const uint32_t id = f.path;
@@ -246,6 +247,7 @@ class Simulator {
         }
         const double t = FileTime(id, f, mode[id], round, &cache, &last_hit[id]);
         last_read[id] = std::max(0.0, f.read_bytes);
+        last_write[id] = std::max(0.0, f.write_bytes);
         interval_time += t;
         Group(id, out).columns[column].time_ns += t;
         out->total.columns[column].time_ns += t;
@@ -275,8 +277,8 @@ class Simulator {
       out->dram_per_interval[iv_index][column] = total_resident;
 
       if (use_policy) {
-        Decide(iv, mode, cache, last_hit, last_read, &snap, &record_of, &order, &rule_state, column,
-               out);
+        Decide(iv, mode, cache, last_hit, last_read, last_write, &snap, &record_of, &order,
+               &rule_state, column, out);
       }
       ++round;
     }
@@ -337,8 +339,9 @@ class Simulator {
 
   void Decide(const TraceInterval& iv, std::vector<DaxState>& mode, PageCacheModel& cache,
               const std::vector<double>& last_hit, const std::vector<double>& last_read,
-              Snapshot* snap, std::vector<int32_t>* record_of, std::vector<uint32_t>* order,
-              RuleState* rule_state, SimColumn column, SimResult* out) {
+              const std::vector<double>& last_write, Snapshot* snap,
+              std::vector<int32_t>* record_of, std::vector<uint32_t>* order, RuleState* rule_state,
+              SimColumn column, SimResult* out) {
     if (snap->mounts.empty()) {
       for (size_t m = 0; m < trace_.mounts.size(); ++m) {
         MountRecord rec;
@@ -395,6 +398,7 @@ class Simulator {
       r.available = kHaveSize | kHaveCache | kHaveAccess | kHavePhysical | kHaveEffective;
       r.physical = r.effective = mode[id];
       r.read_bytes_rate = static_cast<float>(last_read[id] / interval_s_);
+      r.write_bytes_rate = static_cast<float>(last_write[id] / interval_s_);
       r.cache_hit_ratio = static_cast<float>(last_hit[id] >= 0 ? last_hit[id] : 1);
       r.cache_pages = static_cast<uint32_t>(
           std::min(4e9, std::ceil(cache.resident(id) / std::max<uint32_t>(1, trace_.page_size))));

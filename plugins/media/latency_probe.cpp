@@ -191,6 +191,49 @@ void EvictChain(const void* start, size_t nodes) {
 #endif
 }
 
+void EvictRange(const void* buf, size_t bytes) {
+#if defined(__x86_64__) || defined(__i386__)
+  const char* p = static_cast<const char*>(buf);
+  for (size_t off = 0; off < bytes; off += kChaseNodeBytes) _mm_clflush(p + off);
+  _mm_mfence();
+#else
+  (void)buf;
+  (void)bytes;
+#endif
+}
+
+namespace {
+constexpr size_t kCopyChunk = size_t{1} << 20;
+unsigned char g_copy_sink = 0;
+}  // namespace
+
+double CopyBytesPerSecond(const void* buf, size_t bytes) {
+  if (bytes == 0 || buf == nullptr) return 0;
+  std::vector<unsigned char> scratch(std::min(bytes, kCopyChunk));
+  const char* p = static_cast<const char*>(buf);
+  auto begin = Clock::now();
+  for (size_t off = 0; off < bytes; off += scratch.size()) {
+    std::memcpy(scratch.data(), p + off, std::min(scratch.size(), bytes - off));
+    g_copy_sink ^= scratch[0];
+  }
+  double s = std::chrono::duration<double>(Clock::now() - begin).count();
+  return s > 0 ? static_cast<double>(bytes) / s : 0;
+}
+
+double PersistBytesPerSecond(void* buf, size_t bytes, PersistFn persist) {
+  if (bytes == 0 || buf == nullptr) return 0;
+  std::vector<unsigned char> pattern(std::min(bytes, kCopyChunk), 0xa5);
+  char* p = static_cast<char*>(buf);
+  auto begin = Clock::now();
+  for (size_t off = 0; off < bytes; off += pattern.size()) {
+    size_t n = std::min(pattern.size(), bytes - off);
+    std::memcpy(p + off, pattern.data(), n);
+    persist(p + off, n);
+  }
+  double s = std::chrono::duration<double>(Clock::now() - begin).count();
+  return s > 0 ? static_cast<double>(bytes) / s : 0;
+}
+
 Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,
                                           const ChaseConfig& config) {
   if (config.buffer_bytes < 2 * kChaseNodeBytes) {
@@ -206,6 +249,11 @@ Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,
   m.timed_ms = (m.read_latency_ns * static_cast<double>(config.read_steps) +
                 m.write_latency_ns * static_cast<double>(config.write_steps)) /
                1e6;
+  EvictRange(media, config.buffer_bytes);
+  auto copy_start = Clock::now();
+  m.read_bandwidth = CopyBytesPerSecond(media, config.buffer_bytes);
+  m.write_bandwidth = PersistBytesPerSecond(media, config.buffer_bytes, persist);
+  m.timed_ms += MsSince(copy_start);
 
   void* dram = mmap(nullptr, config.buffer_bytes, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -217,6 +265,13 @@ Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,
   EvictChain(dram_chain, config.read_steps);
   m.dram_latency_ns = ChaseNsPerLoad(dram_chain, config.read_steps);
   m.timed_ms += m.dram_latency_ns * static_cast<double>(config.read_steps) / 1e6;
+  // Untouched anonymous pages all map the shared zero page: fill the buffer
+  // first, so the copy reads distinct DRAM pages.
+  std::memset(dram, 0x5a, config.buffer_bytes);
+  EvictRange(dram, config.buffer_bytes);
+  copy_start = Clock::now();
+  m.dram_bandwidth = CopyBytesPerSecond(dram, config.buffer_bytes);
+  m.timed_ms += MsSince(copy_start);
   munmap(dram, config.buffer_bytes);
 
   m.latency_ratio = m.dram_latency_ns > 0 ? m.read_latency_ns / m.dram_latency_ns : 0;

@@ -54,12 +54,29 @@ double StorePersistNsPerOp(void* start, size_t steps, PersistFn persist);
 /// (x86 clflush; a no-op elsewhere), so the chase starts from memory.
 void EvictChain(const void* start, size_t nodes);
 
+/// Flushes every cache line of [buf, buf + bytes) (x86 clflush; a no-op elsewhere).
+void EvictRange(const void* buf, size_t bytes);
+
+/// Copies [buf, buf + bytes) into a 1 MiB buffer, chunk by chunk, as read()
+/// copies into a user buffer; returns bytes per second (single thread).
+double CopyBytesPerSecond(const void* buf, size_t bytes);
+
+/// Fills [buf, buf + bytes) 1 MiB at a time, each chunk followed by
+/// persist(chunk); returns bytes per second.
+double PersistBytesPerSecond(void* buf, size_t bytes, PersistFn persist);
+
 /// Result of measuring one mapping against DRAM.
 struct LatencyMeasurement {
   double read_latency_ns = 0;   ///< media, per dependent load
   double write_latency_ns = 0;  ///< media, per 8-byte store + persist
   double dram_latency_ns = 0;   ///< same chase over an anonymous buffer
   double latency_ratio = 0;     ///< read_latency_ns / dram_latency_ns
+  /// Sequential single-thread copy bandwidth out of the media and out of DRAM
+  /// (from memory, not the CPU caches), and fill + persist bandwidth into the
+  /// media; bytes per second.
+  double read_bandwidth = 0;
+  double dram_bandwidth = 0;
+  double write_bandwidth = 0;
   /// Wall time of the whole measurement, both buffers: building the chains
   /// (first-touch page faults dominate) plus the timed loops.
   double measure_ms = 0;
@@ -67,8 +84,10 @@ struct LatencyMeasurement {
 };
 
 /// Builds the chain in `media`, evicts it from the caches, chases it, runs the
-/// store+persist loop, then does the same chase on a DRAM buffer of the same
-/// size. `media` must hold config.buffer_bytes.
+/// store+persist loop, copies the whole buffer out (read bandwidth) and fills
+/// it (write bandwidth), then does the same chase and copy on a DRAM buffer of
+/// the same size. `media` must hold config.buffer_bytes; its contents are
+/// overwritten.
 Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,
                                           const ChaseConfig& config);
 

@@ -244,6 +244,9 @@ MediaReport MediaPlugin::Refresh(const std::vector<MountInput>& mounts, bool run
       d.write_latency_ns = mm.probe->latency.write_latency_ns;
       d.dram_latency_ns = mm.probe->latency.dram_latency_ns;
       d.latency_ratio = mm.probe->latency.latency_ratio;
+      d.read_bandwidth = mm.probe->latency.read_bandwidth;
+      d.dram_bandwidth = mm.probe->latency.dram_bandwidth;
+      d.write_bandwidth = mm.probe->latency.write_bandwidth;
       d.latency_mount = mm.mount.mount_point;
       d.latency_unavailable_reason.clear();
     }
@@ -270,6 +273,11 @@ std::vector<policy::MediaSample> ToMediaSamples(const MediaReport& report) {
     s.read_latency_ns = d.read_latency_ns;
     s.write_latency_ns = d.write_latency_ns;
     s.latency_ratio = d.latency_ratio;
+    s.have_bandwidth =
+        d.have_latency && d.read_bandwidth > 0 && d.dram_bandwidth > 0 && d.write_bandwidth > 0;
+    s.read_bandwidth = d.read_bandwidth;
+    s.dram_bandwidth = d.dram_bandwidth;
+    s.write_bandwidth = d.write_bandwidth;
     s.health = d.health.health;
     s.have_numa_node = d.numa_node >= 0;
     s.numa_node = d.numa_node;

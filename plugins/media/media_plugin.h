@@ -52,8 +52,11 @@ struct MediaDevice {
   double read_latency_ns = 0;
   double write_latency_ns = 0;
   double dram_latency_ns = 0;
-  double latency_ratio = 0;   ///< read / DRAM read
-  std::string latency_mount;  ///< mount whose probe gave the latency
+  double latency_ratio = 0;    ///< read / DRAM read
+  double read_bandwidth = 0;   ///< bytes/s, media copy out (same probe as the latency)
+  double dram_bandwidth = 0;   ///< bytes/s, DRAM copy out, same run
+  double write_bandwidth = 0;  ///< bytes/s, media fill + persist
+  std::string latency_mount;   ///< mount whose probe gave the latency
   std::string latency_unavailable_reason;
   /// HMAT/tier facts for target_node (or numa_node when no target node).
   std::optional<NodePerformance> firmware;

@@ -184,6 +184,12 @@ void ProbeJson(Json& j, const ProbeResult& p) {
   num(p.latency.dram_latency_ns);
   j.Key("latency_ratio");
   num(p.latency.latency_ratio);
+  j.Key("read_bandwidth");
+  num(p.latency.read_bandwidth);
+  j.Key("dram_bandwidth");
+  num(p.latency.dram_bandwidth);
+  j.Key("write_bandwidth");
+  num(p.latency.write_bandwidth);
   j.Key("measure_ms");
   num(p.latency.measure_ms);
   j.Key("timed_ms");
@@ -331,6 +337,12 @@ std::string ReportToJson(const MediaReport& r) {
     d.have_latency ? j.Num(d.dram_latency_ns) : j.Null();
     j.Key("latency_ratio");
     d.have_latency ? j.Num(d.latency_ratio) : j.Null();
+    j.Key("read_bandwidth");
+    d.have_latency ? j.Num(d.read_bandwidth) : j.Null();
+    j.Key("dram_bandwidth");
+    d.have_latency ? j.Num(d.dram_bandwidth) : j.Null();
+    j.Key("write_bandwidth");
+    d.have_latency ? j.Num(d.write_bandwidth) : j.Null();
     j.Key("latency_mount").Str(d.latency_mount);
     j.Key("latency_unavailable_reason").Str(d.latency_unavailable_reason);
     j.Key("firmware");

@@ -289,6 +289,9 @@ TEST(SnapshotExport, PointsMountsAtTheirMediaAndFillsSamples) {
   r.devices[0].read_latency_ns = 300;
   r.devices[0].write_latency_ns = 500;
   r.devices[0].latency_ratio = 3.0;
+  r.devices[0].read_bandwidth = 2.9e9;
+  r.devices[0].dram_bandwidth = 7.4e9;
+  r.devices[0].write_bandwidth = 2.2e9;
   policy::Snapshot snap;
   snap.mounts.push_back(policy::MountRecord{makedev(254, 0), "/", 4, ""});
   snap.mounts.push_back(policy::MountRecord{makedev(259, 0), "/srv/pmem", -1, ""});
@@ -300,6 +303,10 @@ TEST(SnapshotExport, PointsMountsAtTheirMediaAndFillsSamples) {
   EXPECT_EQ(s.read_latency_ns, 300);
   EXPECT_EQ(s.write_latency_ns, 500);
   EXPECT_EQ(s.latency_ratio, 3.0);
+  EXPECT_TRUE(s.have_bandwidth);
+  EXPECT_EQ(s.read_bandwidth, 2.9e9);
+  EXPECT_EQ(s.dram_bandwidth, 7.4e9);
+  EXPECT_EQ(s.write_bandwidth, 2.2e9);
   EXPECT_EQ(s.health, MediaHealth::kOk);
   EXPECT_TRUE(s.have_numa_node);
   EXPECT_EQ(s.numa_node, 0);

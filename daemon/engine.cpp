@@ -1,17 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "daemon/engine.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/utsname.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
-#include <ctime>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -20,18 +14,9 @@
 #include "daemon/bus/validate.h"
 #include "daemon/journal/journal.h"
 #include "daemon/log.h"
-#include "plugins/access/access_source.h"
+#include "daemon/scopes.h"
 #include "plugins/driver/dax_driver.h"
 #include "plugins/driver/safe_open.h"
-#include "plugins/files/close_watcher.h"
-#include "plugins/files/sampler.h"
-#include "plugins/files/scanner.h"
-#include "plugins/host/dax_capability.h"
-#include "plugins/host/holders.h"
-#include "plugins/host/mount_table.h"
-#include "plugins/host/system_telemetry.h"
-#include "plugins/media/media_plugin.h"
-#include "plugins/registry.h"
 
 namespace daxpolicy::daemon {
 
@@ -44,61 +29,20 @@ using policy::KeyOf;
 
 namespace {
 
-int64_t WallClockNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 std::string DaxName(DaxState s) { return std::string(policy::DaxStateName(s)); }
 
-// FileRecord::daemon_state: bit 7 = published, bits 0-2 state, 3-4 physical, 5-6 effective.
+// The state a file was last published in, as one byte: bit 7 = published,
+// bits 0-2 state, 3-4 physical, 5-6 effective.
 uint8_t Pack(FileState s, DaxState physical, DaxState effective) {
   return static_cast<uint8_t>(0x80 | static_cast<unsigned>(s) |
                               (static_cast<unsigned>(physical) << 3) |
                               (static_cast<unsigned>(effective) << 5));
 }
 
-// The scope roots of one policy, shared by the working state and every view
-// made under it (views outlive a reload until the next cycle ends).
-struct ScopeSet {
-  struct Scope {
-    std::string path;
-    int root_fd = -1;  // O_PATH directory of the scope root
-    bool usable = false;
-    std::string flag_blocked;  // why the per-file flag cannot work here ("" = it can)
-    uint64_t dev = 0;
-    uint64_t mount_id = 0;  // statx STATX_MNT_ID of the root at setup (0 = unknown)
-    bool covered = false;   // a mount is over the root: never scanned
-    media::MountInput media_input;
-  };
-  std::vector<Scope> list;
-  ScopeSet() = default;
-  ScopeSet(const ScopeSet&) = delete;
-  ScopeSet& operator=(const ScopeSet&) = delete;
-  ~ScopeSet() {
-    for (Scope& s : list) {
-      if (s.root_fd >= 0) close(s.root_fd);
-    }
-  }
-};
-
-// Per-file result of a cycle, parallel to snap.files.
-// 24 bytes a file: only what GetFile/Explain need from the decision.
-struct Status {
-  FileState state = FileState::kUnmanaged;
-  DaxState desired = DaxState::kUnknown;
-  bool held = false;
-  policy::Reason reason = policy::Reason::kNone;  // the decision's reason
-  int32_t rule = -1;
-  int32_t apply_reason = -1;  // index into apply_reasons when the driver refused
-  int64_t wait_ns = 0;        // the decision's wait
-};
-
 using PendingHolders = std::map<FileKey, std::vector<HolderInfo>>;
 
-// What a pending file's close event found (loop thread), replayed on the
-// working state at the next BeginCycle and on a view published meanwhile.
+// What a pending file's close event found (loop thread): applied to the view
+// at once, and to what the next cycle compares its states with.
 struct CloseUpdate {
   FileKey key;
   DaxState effective = DaxState::kUnknown;
@@ -127,12 +71,116 @@ uint64_t WatchToken(const FileKey& key) { return (key.dev << 40) ^ key.ino; }
 
 // Path relative to the scope root of file f.
 std::string RelativePath(const ScopeSet& scopes, const FileRecord& f, const std::string& abs) {
-  const std::string& root = scopes.list[f.mount].path;
+  const std::string& root = scopes.scopes.list[f.mount].path;
   return abs.size() > root.size() ? abs.substr(root.size() + 1) : std::string();
 }
 
+std::vector<HolderInfo> HoldersOf(const host::HolderScan& scan, const FileKey& key) {
+  std::vector<HolderInfo> out;
+  if (auto it = scan.holders.find({key.dev, key.ino}); it != scan.holders.end()) {
+    for (const host::Holder& h : it->second) {
+      out.push_back(HolderInfo{static_cast<uint32_t>(h.pid), h.comm, h.map_sync});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// What the loop answers from: the result of the last finished cycle, plus what
+// close events changed since. The snapshot, index and published states are
+// immutable once published (the next cycle's worker reads them); the rest is
+// the loop's.
+struct Engine::View {
+  std::shared_ptr<const policy::Policy> policy;
+  std::shared_ptr<const ScopeSet> scopes;
+  // Shared with the working state: the next scan reads it to build its table.
+  std::shared_ptr<const policy::Snapshot> snap;
+  // File indices sorted by identity (dev, ino): 4 bytes a file.
+  std::vector<uint32_t> order;
+  // Pack()ed state each file was published in (what the next cycle compares with).
+  std::vector<uint8_t> published;
+
+  // --- The loop's (close events change them) ---
+  std::vector<Decision> status;  // per file: the decision, its state as applied
+  std::vector<std::string> apply_reasons;
+  std::vector<std::pair<uint32_t, uint32_t>> apply_reason_of;  // (file, reason), sorted
+  std::unordered_map<uint32_t, DaxState> effective_now;        // close events since
+  PendingHolders pending_holders;
+  policy::RuleState rule_state;
+  media::MediaReport media_report;
+  // Telemetry sources' (Name(), Degraded()) where it is not "".
+  std::vector<std::pair<std::string, std::string>> degraded;
+  EngineGauges gauges;
+
+  size_t size() const { return status.size(); }
+
+  DaxState Effective(uint32_t i) const {
+    auto it = effective_now.find(i);
+    return it != effective_now.end() ? it->second : snap->files[i].effective;
+  }
+
+  const std::string* ApplyReason(uint32_t i) const {
+    auto it = std::lower_bound(apply_reason_of.begin(), apply_reason_of.end(),
+                               std::make_pair(i, uint32_t{0}));
+    if (it == apply_reason_of.end() || it->first != i) return nullptr;
+    return &apply_reasons[it->second];
+  }
+
+  // The fields of file i that GetFileState and ListFiles share (not path,
+  // reason or holders).
+  void Fill(uint32_t i, FileView* out) const {
+    const FileRecord& f = snap->files[i];
+    const Decision& s = status[i];
+    out->managed = s.state != FileState::kUnmanaged;
+    out->desired = s.desired;
+    out->physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
+    out->effective = f.kind == FileKind::kDirectory           ? DaxState::kUnknown
+                     : (f.available & policy::kHaveEffective) ? Effective(i)
+                                                              : DaxState::kUnknown;
+    out->state = s.state;
+    out->rule = s.rule >= 0 ? policy->rules[static_cast<size_t>(s.rule)].name : "";
+  }
+
+  std::optional<uint32_t> Find(const FileKey& key) const {
+    if (!snap) return std::nullopt;
+    auto it = std::lower_bound(order.begin(), order.end(), key, [&](uint32_t i, const FileKey& k) {
+      return KeyOf(*snap, snap->files[i]) < k;
+    });
+    if (it == order.end() || KeyOf(*snap, snap->files[*it]) != key) return std::nullopt;
+    return *it;
+  }
+
+  // A file's effective state as a close event found it: the state, counts and
+  // gauges follow. Returns the file's index, or nothing when it is not in this view.
+  std::optional<uint32_t> ApplyEffective(const FileKey& key, DaxState eff) {
+    std::optional<uint32_t> i = Find(key);
+    if (!i) return std::nullopt;
+    FileRecord f = snap->files[*i];
+    f.effective = Effective(*i);
+    Decision& st = status[*i];
+    const FileState before = st.state;
+    const bool counted = before != FileState::kUnmanaged && f.kind == FileKind::kRegular &&
+                         (f.available & policy::kHaveEffective) &&
+                         f.effective != DaxState::kUnknown;
+    if (counted) --gauges.files_by_effective[f.effective];
+    f.effective = eff;
+    effective_now[*i] = eff;
+    if (before != FileState::kUnmanaged) st.state = StateAfterApply(f, st.desired, snap->mounts);
+    if (st.state != FileState::kUnmanaged && f.kind == FileKind::kRegular) {
+      ++gauges.files_by_effective[eff];
+    }
+    --gauges.files_by_state[before];
+    ++gauges.files_by_state[st.state];
+    if (st.state != FileState::kPending) pending_holders.erase(key);
+    return i;
+  }
+};
+
+namespace {
+
 EngineGauges CountGauges(const policy::Policy& policy, const policy::Snapshot& snap,
-                         const std::vector<Status>& status) {
+                         const std::vector<Decision>& status) {
   EngineGauges g;
   for (FileState s : {FileState::kUnmanaged, FileState::kInSync, FileState::kPending,
                       FileState::kDeferred, FileState::kObserved, FileState::kBlocked}) {
@@ -142,7 +190,7 @@ EngineGauges CountGauges(const policy::Policy& policy, const policy::Snapshot& s
   g.files_by_effective[DaxState::kPageCache] = 0;
   for (const policy::Rule& r : policy.rules) g.rule_matched[r.name] = 0;
   for (uint32_t i = 0; i < status.size() && i < snap.files.size(); ++i) {
-    const Status& s = status[i];
+    const Decision& s = status[i];
     ++g.files_by_state[s.state];
     const FileRecord& f = snap.files[i];
     if (s.state != FileState::kUnmanaged && f.kind == FileKind::kRegular &&
@@ -156,93 +204,46 @@ EngineGauges CountGauges(const policy::Policy& policy, const policy::Snapshot& s
 
 }  // namespace
 
-// What the loop answers from: the result of the last finished cycle, plus what
-// close events changed since. Owned and touched by the loop thread only.
-struct Engine::View {
-  std::shared_ptr<const policy::Policy> policy;
-  std::shared_ptr<const ScopeSet> scopes;
-  uint64_t epoch = 0;  // the working state it was copied from (see Impl::epoch)
-  policy::Snapshot snap;
-  std::vector<Status> status;
-  std::vector<std::string> apply_reasons;
-  // (identity, file index), sorted: 24 bytes a file, binary-searched by GetFile.
-  std::vector<std::pair<FileKey, uint32_t>> index;
-  PendingHolders pending_holders;
-  policy::RuleState rule_state;
-  media::MediaReport media_report;
-  EngineGauges gauges;
-
-  // The fields of file i that GetFileState and ListFiles share (not path,
-  // reason or holders).
-  void Fill(uint32_t i, FileView* out) const {
-    const FileRecord& f = snap.files[i];
-    const Status& s = status[i];
-    out->managed = s.state != FileState::kUnmanaged;
-    out->desired = s.desired;
-    out->physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
-    out->effective = f.kind == FileKind::kDirectory           ? DaxState::kUnknown
-                     : (f.available & policy::kHaveEffective) ? f.effective
-                                                              : DaxState::kUnknown;
-    out->state = s.state;
-    out->rule = s.rule >= 0 ? policy->rules[static_cast<size_t>(s.rule)].name : "";
-  }
-
-  std::optional<uint32_t> Find(const FileKey& key) const {
-    auto it = std::lower_bound(index.begin(), index.end(), std::make_pair(key, uint32_t{0}));
-    if (it == index.end() || it->first != key) return std::nullopt;
-    return it->second;
-  }
-
-  // A file's effective state as a close event found it: the state, counts and
-  // gauges follow. Returns false when the file is not in this view.
-  bool ApplyEffective(const FileKey& key, DaxState eff) {
-    std::optional<uint32_t> i = Find(key);
-    if (!i) return false;
-    FileRecord& f = snap.files[*i];
-    Status& st = status[*i];
-    const FileState before = st.state;
-    const bool counted = before != FileState::kUnmanaged && f.kind == FileKind::kRegular &&
-                         (f.available & policy::kHaveEffective) &&
-                         f.effective != DaxState::kUnknown;
-    if (counted) --gauges.files_by_effective[f.effective];
-    f.effective = eff;
-    f.available |= policy::kHaveEffective;
-    if (before != FileState::kUnmanaged) st.state = StateAfterApply(f, st.desired, snap.mounts);
-    if (st.state != FileState::kUnmanaged && f.kind == FileKind::kRegular) {
-      ++gauges.files_by_effective[eff];
-    }
-    --gauges.files_by_state[before];
-    ++gauges.files_by_state[st.state];
-    f.daemon_state = Pack(st.state, f.physical, f.effective);
-    if (st.state != FileState::kPending) pending_holders.erase(key);
-    return true;
-  }
-};
-
 struct CycleJob {
-  int64_t now_ns = 0;
+  plugins::Instant now;
   policy::Mode mode = policy::Mode::kEnforce;  // at BeginCycle
   policy::Holds holds;                         // copy: the loop may change its own meanwhile
-  std::chrono::steady_clock::time_point started;
   CycleReport report;
   EngineCounters delta;  // added to the engine's counters at EndCycle
-  std::vector<Status> status;
+  // The published view when the job began: Publish compares with it (its
+  // immutable part only), and RunWork starts from a copy of its rule timers.
+  const Engine::View* previous = nullptr;
+  policy::Snapshot snap;  // the working snapshot this cycle builds
+  media::MediaReport media_report;
+  std::vector<std::pair<std::string, std::string>> degraded;
+  policy::Decisions decisions;
+  std::vector<uint32_t> to_apply;  // files whose flag Apply() changes
   std::vector<std::string> apply_reasons;
+  std::vector<std::pair<uint32_t, uint32_t>> apply_reason_of;
+  std::unordered_map<std::string, uint32_t> reason_ids;
+  // The cycle's one pass over /proc (Sample's when rules read file.holders, else Apply's).
+  bool holders_looked_up = false;
+  std::optional<host::HolderScan> holder_scan;
   std::vector<TrackRequest> track;
-  std::unique_ptr<Engine::View> view;     // made by RunWork, published by EndCycle
+  std::unique_ptr<Engine::View> view;     // made by Publish, published by EndCycle
   std::unique_ptr<Engine::View> retired;  // the view before the last: freed by RunWork
-  // The rule timers of the published view: RunWork starts from a copy of them
-  // (both threads only read the view's).
-  const policy::RuleState* rule_state = nullptr;
+
+  // Many files are refused for the same reason (a device without DAX): each
+  // text is kept once.
+  void Refuse(uint32_t file, const std::string& text) {
+    auto [it, added] = reason_ids.emplace(text, static_cast<uint32_t>(apply_reasons.size()));
+    if (added) apply_reasons.push_back(text);
+    apply_reason_of.emplace_back(file, it->second);
+    decisions.files[file].state = FileState::kBlocked;
+  }
 };
 
 void CycleJobDeleter::operator()(CycleJob* job) const { delete job; }
 
 struct Engine::Impl {
+  EngineParts parts;
   // --- Loop thread ---
-  host::Roots roots;
   std::vector<std::string> degraded;  // per-scope and feature problems (set by SetUpScopes)
-  std::unique_ptr<files::CloseWatcher> watcher;
   std::string watcher_problem;
   HoldTable holds;
   std::unique_ptr<View> view;
@@ -250,39 +251,37 @@ struct Engine::Impl {
   // the next RunWork rather than done on the loop thread.
   std::unique_ptr<View> retired;
   std::vector<CloseUpdate> close_updates;  // since the last BeginCycle
-  // Set by the loop (fanotify overflow), taken by the next scan.
+  // Set by the loop (close event queue overflow), taken by the next Sample.
   std::atomic<bool> rescan_requested{false};
+  uint64_t scope_generation = 0;
 
   // --- Working state: RunWork only (and SetUpScopes/BeginCycle while no job is out) ---
   std::shared_ptr<const policy::Policy> policy;  // the policy the working state scans for
   std::shared_ptr<const ScopeSet> scopes;
-  uint64_t epoch = 0;  // bumped by SetUpScopes: snap indices of older views do not apply
-  policy::Snapshot snap;
-  std::unique_ptr<files::Scanner> scanner;
-  files::FileSampler sampler;
-  std::unique_ptr<driver::DaxDriver> enforce_driver;
-  std::unique_ptr<driver::DaxDriver> observe_driver;
-  std::unique_ptr<journal::Journal> journal;
+  // The last cycle's snapshot under these scopes (shared with the view), or
+  // nullptr after SetUpScopes: the next scan starts from it.
+  std::shared_ptr<const policy::Snapshot> last;
+  std::unique_ptr<ChangeJournal> journal;
   // What is wrong with the journal, for Degraded() on the loop thread ("" = nothing).
   mutable std::mutex journal_status_mu;
   std::string journal_status;
   // Opens the journal if needed; false (and journal_status says why) when it cannot be.
-  bool OpenJournal(const std::string& state_dir) {
+  bool OpenJournal() {
     std::string status;
     if (!journal) {
-      auto j = journal::Journal::Open(state_dir);
+      auto j = parts.journal();
       if (!j.ok()) {
         status = "state journal unavailable: " + j.error().message +
                  "; no flag is changed until it works";
       } else {
         journal = std::move(*j);
-        for (const std::string& p : journal->problems()) LogWarning("journal: " + p);
+        for (const std::string& p : journal->Problems()) LogWarning("journal: " + p);
       }
     }
     if (journal) {
       const std::vector<std::string> damage = journal->Damage();
       if (!damage.empty()) {
-        status = "state journal " + journal->state_dir() + " is damaged (" + damage.front() +
+        status = "state journal " + journal->StateDir() + " is damaged (" + damage.front() +
                  (damage.size() > 1 ? "; and " + std::to_string(damage.size() - 1) + " more" : "") +
                  "): originals recorded there may be lost; check them, then remove its corrupt/";
       }
@@ -291,297 +290,184 @@ struct Engine::Impl {
     journal_status = std::move(status);
     return journal != nullptr;
   }
-  std::unique_ptr<media::MediaPlugin> media;
-  media::MediaReport media_report;
-  access::AccessSource access{access::AccessSource::Options{}};
-  // Why access tracing works only in part, for Degraded() on the loop thread.
-  mutable std::mutex access_status_mu;
-  std::string access_status;
-  int64_t last_probe_ns = 0;
-  bool probed_once = false;
   policy::RuleState rule_state;  // during RunWork only; the view holds it between cycles
   PendingHolders pending_holders;
-  // What was last published per file before a reload rebuilt the snapshot
-  // (sorted): the first cycle after it signals only files whose state changed.
-  std::vector<std::pair<FileKey, uint8_t>> carried_states;
+  // States close events published since the view the next Publish compares with.
+  std::map<FileKey, uint8_t> close_published;
   int64_t last_full_scan_ns = 0;
   bool scanned_once = false;
-  driver::KernelVersion kernel = driver::KernelVersion::Running();
-  std::optional<host::KernelDaxSupport> kernel_support;
 };
 
-Engine::Engine(Options options, policy::Policy policy)
+Engine::Engine(Options options, policy::Policy policy, EngineParts parts)
     : impl_(std::make_unique<Impl>()),
       options_(std::move(options)),
-      policy_(std::make_shared<const policy::Policy>(std::move(policy))) {}
+      clock_(parts.clock),
+      policy_(std::make_shared<const policy::Policy>(std::move(policy))) {
+  impl_->parts = std::move(parts);
+}
 
 Engine::~Engine() = default;
 
-Result<std::unique_ptr<Engine>> Engine::Create(const Options& options, policy::Policy policy) {
-  std::unique_ptr<Engine> e(new Engine(options, std::move(policy)));
+Result<std::unique_ptr<Engine>> Engine::Create(const Options& options, policy::Policy policy,
+                                               EngineParts parts) {
+  std::string missing = !parts.enforce_driver   ? "enforce driver"
+                        : !parts.observe_driver ? "observe driver"
+                        : !parts.clock          ? "clock"
+                        : !parts.mounts         ? "mount inspector"
+                        : !parts.holders        ? "holder finder"
+                        : !parts.journal        ? "journal opener"
+                                                : "";
+  if (!missing.empty()) return Error{"engine: no " + missing + " given", EINVAL};
+  std::unique_ptr<Engine> e(new Engine(options, std::move(policy), std::move(parts)));
   Impl& m = *e->impl_;
-  m.roots.proc = options.procfs;
-  m.roots.sys = options.sysfs;
+  m.watcher_problem = m.parts.close_watcher_problem;
   e->mode_ = options.observe ? policy::Mode::kObserve : e->policy_->daemon.mode;
-  utsname u{};
-  if (uname(&u) == 0) {
-    auto support = host::AssessKernelRelease(u.release);
-    if (support.ok()) m.kernel_support = *support;
-  }
-  plugins::DriverSettings ds{m.kernel, options.procfs};
-  m.enforce_driver = plugins::MakeDriver("inode-flag", ds);
-  m.observe_driver = plugins::MakeDriver("observe", ds);
-  media::MediaPluginOptions mopts;
-  mopts.sysfs_root = options.sysfs;
-  mopts.probe.probe_dir = e->policy_->daemon.probe_dir;
-  mopts.log = [](media::LogLevel level, std::string_view msg) {
-    if (level == media::LogLevel::kError) {
-      LogWarning(std::string("media: ") + std::string(msg));
-    } else {
-      LogDebug(std::string("media: ") + std::string(msg));
-    }
-  };
-  m.media = std::make_unique<media::MediaPlugin>(media::MakeLibNvdimmSource(mopts.log), mopts);
-  auto watcher = files::CloseWatcher::Create(getpid());
-  if (watcher.ok()) {
-    m.watcher = std::move(*watcher);
-  } else {
-    m.watcher_problem = "close events unavailable (" + watcher.error().message +
-                        "); pending files are re-checked every cycle";
-  }
   e->SetUpScopes();
   return e;
 }
 
 void Engine::SetUpScopes() {
   Impl& m = *impl_;
-  m.carried_states.clear();
-  if (m.view) {
-    m.carried_states.reserve(m.view->index.size());
-    for (const auto& [key, i] : m.view->index) {
-      const uint8_t published = m.view->snap.files[i].daemon_state;
-      if (published & 0x80) m.carried_states.emplace_back(key, published);
-    }
-  }
-  m.degraded.clear();
-  // A journal that cannot be opened or was found damaged shows at start, not at the first change.
-  if (mode_.load() == policy::Mode::kEnforce) m.OpenJournal(options_.state_dir);
   m.policy = policy_;
-  ++m.epoch;
-  m.snap = policy::Snapshot();
+  m.scopes = daemon::SetUpScopes(policy_, ++m.scope_generation, *m.parts.mounts, m.parts.page_size,
+                                 m.parts.close_watcher.get(), &m.watcher_problem);
+  m.degraded = m.scopes->problems;
+  // A journal that cannot be opened or was found damaged shows at start, not at the first change.
+  if (mode_.load() == policy::Mode::kEnforce) m.OpenJournal();
+  // A new policy may change scopes and what is protected: start from a full scan.
+  m.last = nullptr;
   m.scanned_once = false;
-  m.close_updates.clear();
-  m.snap.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
-  auto scopes = std::make_shared<ScopeSet>();
-  auto table = host::MountTable::Load(m.roots);
-  if (!table.ok()) m.degraded.push_back("cannot read the mount table: " + table.error().message);
-  std::vector<files::ScanScope> scan_scopes;
-  for (const std::string& path : policy_->scopes) {
-    ScopeSet::Scope s;
-    s.path = path;
-    policy::MountRecord rec;
-    rec.mount_point = path;
-    s.root_fd = open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (s.root_fd < 0) {
-      int err = errno;
-      m.degraded.push_back("scope " + path + " cannot be opened: " + std::strerror(err));
-      s.flag_blocked = "scope root cannot be opened";
-    } else {
-      struct stat st {};
-      struct statfs sfs {};
-      fstat(s.root_fd, &st);
-      s.dev = st.st_dev;
-      rec.dev = st.st_dev;
-      struct statx sx {};
-      if (statx(s.root_fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) == 0 &&
-          (sx.stx_mask & STATX_MNT_ID)) {
-        s.mount_id = sx.stx_mnt_id;
-      }
-      const host::MountEntry* mount = table.ok() ? table->Place(path) : nullptr;
-      std::string over = table.ok() ? table->MountOverProblem(path, s.mount_id) : "";
-      s.covered = mount != nullptr && !over.empty();
-      if (mount == nullptr || s.covered) {
-        s.flag_blocked =
-            mount == nullptr ? "no mount found for the scope in the mount table" : over;
-        m.degraded.push_back("scope " + path + ": " + s.flag_blocked);
-      } else {
-        host::DaxCheckInput in;
-        in.block_size = fstatfs(s.root_fd, &sfs) == 0 ? static_cast<uint64_t>(sfs.f_bsize) : 0;
-        in.page_size = m.snap.page_size;
-        in.kernel = m.kernel_support;
-        host::MountDaxCapability cap = host::AssessMountDax(*mount, m.roots, in);
-        if (!cap.per_file_flag.ok) {
-          s.flag_blocked = cap.per_file_flag.reason;
-          m.degraded.push_back("scope " + path + ": per-file DAX cannot work: " + s.flag_blocked);
-        }
-        if (!cap.effective.ok) rec.effective_blocked_reason = cap.effective.reason;
-        rec.mount_point = mount->mount_point;
-        s.media_input =
-            media::MountInput{mount->mount_point, mount->major, mount->minor, mount->fs_type, {}};
-        for (const auto* list : {&mount->mount_options, &mount->super_options}) {
-          for (const auto& o : *list) {
-            if (!s.media_input.mount_options.empty()) s.media_input.mount_options += ",";
-            s.media_input.mount_options += o;
-          }
-        }
-        if (m.watcher) {
-          auto w = m.watcher->WatchFilesystem(path);
-          if (!w.ok() && m.watcher_problem.empty()) {
-            m.watcher_problem = "close events unavailable on " + path + " (" + w.error().message +
-                                "); pending files are re-checked every cycle";
-          }
-        }
-      }
-      s.usable = true;
-    }
-    files::ScanScope ss;
-    ss.path = path;
-    ss.mount = static_cast<uint16_t>(scopes->list.size());
-    ss.dev = s.dev;
-    ss.mount_id = s.mount_id;
-    if (s.usable && !s.covered) scan_scopes.push_back(ss);
-    m.snap.mounts.push_back(rec);
-    scopes->list.push_back(std::move(s));
-  }
-  // The scanner never enters protect patterns or the media probe directories.
-  std::vector<std::string> probe_dirs;
-  for (const ScopeSet::Scope& s : scopes->list) {
-    if (!s.media_input.mount_point.empty()) {
-      std::string root = s.media_input.mount_point == "/" ? "" : s.media_input.mount_point;
-      probe_dirs.push_back(root + "/" + policy_->daemon.probe_dir);
-    }
-  }
-  m.scopes = std::move(scopes);
-  std::shared_ptr<const policy::Policy> p = policy_;
-  m.scanner =
-      std::make_unique<files::Scanner>(scan_scopes, [p, probe_dirs](std::string_view path, bool) {
-        for (const std::string& d : probe_dirs) {
-          if (policy::PathIsWithin(path, d)) return true;
-        }
-        return p->ProtectedBy(path) != nullptr;
-      });
   // Before the first cycle under these scopes, the last view (if any) stays
   // published; at start there is an empty one, so every query says "not scanned yet".
   if (!m.view) {
     m.view = std::make_unique<View>();
     m.view->policy = m.policy;
     m.view->scopes = m.scopes;
-    m.view->epoch = m.epoch;
-    m.view->snap = m.snap;
-    m.view->gauges = CountGauges(*m.policy, m.view->snap, m.view->status);
+    auto empty = std::make_shared<policy::Snapshot>();
+    empty->mounts = m.scopes->mounts;
+    m.view->snap = std::move(empty);
+    m.view->gauges = CountGauges(*m.policy, *m.view->snap, m.view->status);
   }
 }
 
-CycleReport Engine::RunCycle(int64_t now_ns) {
-  CycleJobPtr job = BeginCycle(now_ns);
+CycleReport Engine::RunCycle() {
+  CycleJobPtr job = BeginCycle();
   if (!job) return CycleReport{};
   RunWork(*job);
   return EndCycle(std::move(job));
 }
 
-CycleJobPtr Engine::BeginCycle(int64_t now_ns) {
+CycleJobPtr Engine::BeginCycle() {
   if (cycle_running_) return nullptr;
   Impl& m = *impl_;
   CycleJobPtr job(new CycleJob());
-  job->now_ns = now_ns;
+  job->now = clock_->Now();
   job->mode = mode_.load();
   m.holds.Prune([&m](uint64_t dev) {
-    for (const ScopeSet::Scope& s : m.scopes->list) {
+    for (const plugins::ScopeInfo& s : m.scopes->scopes.list) {
       if (s.usable && s.dev == dev) return s.root_fd;
     }
     return -1;
   });
   job->holds = m.holds.effective();
-  job->started = std::chrono::steady_clock::now();
   // The loop's knowledge since the last cycle goes to the working state while
   // nothing else touches it: which files are still pending, and what close
   // events found (so their changes are not signalled a second time).
   m.pending_holders = m.view->pending_holders;
-  if (m.view->epoch == m.epoch) {
-    for (const CloseUpdate& u : m.close_updates) {
-      std::optional<uint32_t> i = m.view->Find(u.key);
-      if (!i || *i >= m.snap.files.size() || m.snap.files[*i].ino != u.key.ino) continue;
-      FileRecord& f = m.snap.files[*i];
-      f.effective = u.effective;
-      f.daemon_state = u.packed;
-    }
-  }
+  for (const CloseUpdate& u : m.close_updates) m.close_published[u.key] = u.packed;
   m.close_updates.clear();
   job->retired = std::move(m.retired);
-  job->rule_state = &m.view->rule_state;
+  job->previous = m.view.get();
   cancel_ = false;
   cycle_running_ = true;
   return job;
 }
 
 void Engine::RunWork(CycleJob& job) {
+  Sample(job);
+  Decide(job);
+  Journal(job);
+  Apply(job);
+  Publish(job);
+}
+
+namespace {
+
+// The cycle's one pass over /proc.
+void LookUpHolders(host::HolderFinder& finder, CycleJob& job, std::vector<host::FileId> ids) {
+  job.holders_looked_up = true;
+  if (ids.empty()) return;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  auto scan = finder.Find(ids);
+  if (!scan.ok()) {
+    job.delta.sampler_errors["holders"] += 1;
+    return;
+  }
+  job.holder_scan = std::move(*scan);
+}
+
+}  // namespace
+
+void Engine::Sample(CycleJob& job) {
   Impl& m = *impl_;
   const policy::Policy& pol = *m.policy;
-  CycleReport& report = job.report;
-  EngineCounters& counters = job.delta;
-  ++counters.cycles;
+  ++job.delta.cycles;
   job.retired.reset();
   // The view keeps the only copy of the rule timers between cycles.
-  m.rule_state = *job.rule_state;
+  m.rule_state = job.previous->rule_state;
 
-  // 1. Scan and sample (full scans on the rescan interval, incremental otherwise).
-  bool full = !m.scanned_once || job.now_ns - m.last_full_scan_ns >= pol.daemon.rescan_ns;
-  if (m.rescan_requested.exchange(false)) m.scanner->RequestFullRescan();
-  m.sampler.ResetStats();
-  files::ScanStats scan = m.scanner->Scan(
-      &m.snap, full ? files::ScanMode::kFull : files::ScanMode::kIncremental, &m.sampler);
-  if (full) m.last_full_scan_ns = job.now_ns;
+  const bool rescan = m.rescan_requested.exchange(false);
+  const bool full =
+      !m.scanned_once || job.now.mono_ns - m.last_full_scan_ns >= pol.daemon.rescan_ns;
+  if (full) m.last_full_scan_ns = job.now.mono_ns;
   m.scanned_once = true;
-  report.full_scan = scan.full;
-  if (scan.error_count) counters.sampler_errors["scan"] += scan.error_count;
-  for (const auto& err : scan.errors) {
-    LogDebug("scan: " + journal::PrintablePath(err.path) + ": " + err.what + ": " +
-             std::strerror(err.err));
+  job.snap.page_size = m.parts.page_size;
+  job.snap.mounts = m.scopes->mounts;
+  plugins::SampleContext ctx(job.snap, m.scopes->scopes);
+  ctx.previous = m.last.get();
+  ctx.mono_ns = job.now.mono_ns;
+  ctx.wall_ns = job.now.wall_ns;
+  ctx.full_scan = full || rescan;
+  ctx.probe_interval_ns = pol.daemon.probe_interval_ns;
+  ctx.media_report = &job.media_report;
+  for (const auto& source : m.parts.sources) {
+    source->Sample(ctx);
+    std::string degraded = source->Degraded();
+    if (!degraded.empty()) job.degraded.emplace_back(source->Name(), std::move(degraded));
   }
-  const files::SampleStats& ss = m.sampler.stats();
-  if (ss.errors) counters.sampler_errors["sample"] += ss.errors;
-  if (ss.cache_unavailable) counters.sampler_errors["cache"] += ss.cache_unavailable;
-  m.snap.wall_clock_ns = WallClockNs();
+  for (const auto& [name, n] : ctx.errors) job.delta.sampler_errors[name] += n;
+  job.report.full_scan = ctx.scanned_full;
+  job.snap.wall_clock_ns = clock_->WallNs();
+  job.report.files = job.snap.files.size();
 
-  // 2. System telemetry.
-  host::SystemTelemetry sys = host::ReadSystemTelemetry(m.roots);
-  m.snap.system.have_mem_pressure = sys.pressure.has_value();
-  if (sys.pressure) m.snap.system.mem_pressure = sys.pressure->some_avg10;
-  m.snap.system.have_page_cache_ratio = sys.meminfo && sys.meminfo->page_cache_ratio.has_value();
-  if (m.snap.system.have_page_cache_ratio) {
-    m.snap.system.page_cache_ratio = *sys.meminfo->page_cache_ratio;
+  // Rules that read file.holders need every file's count before deciding:
+  // the cycle's one pass over /proc is made here, for every regular file.
+  if (pol.UsesVariable(policy::Var::kFileHolders)) {
+    std::vector<host::FileId> ids;
+    for (const FileRecord& f : job.snap.files) {
+      if (f.kind == FileKind::kRegular) ids.push_back({DevOf(job.snap, f), f.ino});
+    }
+    LookUpHolders(*m.parts.holders, job, std::move(ids));
+    if (job.holder_scan) {
+      for (FileRecord& f : job.snap.files) {
+        if (f.kind != FileKind::kRegular) continue;
+        auto it = job.holder_scan->holders.find({DevOf(job.snap, f), f.ino});
+        size_t n = it == job.holder_scan->holders.end() ? 0 : it->second.size();
+        f.holders = static_cast<uint16_t>(std::min<size_t>(n, 65535));
+        f.available |= policy::kHaveHolders;
+      }
+    }
   }
-  if (!sys.meminfo) counters.sampler_errors["system"] += 1;
+}
 
-  // 2b. Access tracing: reads, misses and writes of the scanned files since the last cycle.
-  uint64_t access_errors = 0;
-  m.access.Sample(&m.snap, job.now_ns, &access_errors);
-  if (access_errors) counters.sampler_errors[access::AccessSource::kName] += access_errors;
-  {
-    std::string status = m.access.Degraded();
-    std::lock_guard<std::mutex> lock(m.access_status_mu);
-    m.access_status = std::move(status);
-  }
-
-  // 3. Media: topology every cycle, latency probes on their own interval.
-  std::vector<media::MountInput> inputs;
-  for (const ScopeSet::Scope& s : m.scopes->list) {
-    if (!s.media_input.mount_point.empty()) inputs.push_back(s.media_input);
-  }
-  bool probe = !m.probed_once || job.now_ns - m.last_probe_ns >= pol.daemon.probe_interval_ns;
-  m.media_report = m.media->Refresh(inputs, probe);
-  if (probe) {
-    m.last_probe_ns = job.now_ns;
-    m.probed_once = true;
-  }
-  media::FillSnapshot(m.media_report, &m.snap);
-
-  // 4. Holders of files that were pending (and of every file when rules read file.holders).
-  UpdateHolders(job);
-
-  // 5. Evaluate.
-  policy::Decisions decisions =
-      policy::Evaluate(pol, m.snap, m.rule_state, job.holds, {job.mode, job.now_ns});
+void Engine::Decide(CycleJob& job) {
+  Impl& m = *impl_;
+  const policy::Policy& pol = *m.policy;
+  EngineCounters& counters = job.delta;
+  job.decisions =
+      policy::Evaluate(pol, job.snap, m.rule_state, job.holds, {job.mode, job.now.mono_ns});
+  const policy::Decisions& decisions = job.decisions;
   for (size_t r = 0; r < decisions.rules.size(); ++r) {
     const policy::RuleCounters& c = decisions.rules[r];
     const std::string& name = pol.rules[r].name;
@@ -599,171 +485,109 @@ void Engine::RunWork(CycleJob& job) {
     counters.auto_decisions["page-cache"] += decisions.auto_to_page_cache;
   }
 
-  // 6. Apply, originals journaled first in one durable write.
-  job.status.assign(m.snap.files.size(), {});
-  job.apply_reasons.clear();
-  ApplyDecisions(decisions, job);
-
-  // 7. Pending files: holders and close tracking; state changes; the new view.
-  FinishWork(job);
-  report.files = m.snap.files.size();
-}
-
-void Engine::UpdateHolders(CycleJob& job) {
-  Impl& m = *impl_;
-  bool all = m.policy->UsesVariable(policy::Var::kFileHolders);
-  // Pending files (always regular) are looked up on their own; every file only
-  // when a rule reads file.holders.
-  std::vector<host::FileId> ids;
-  if (all) {
-    for (const FileRecord& f : m.snap.files) {
-      if (f.kind == FileKind::kRegular) ids.push_back({DevOf(m.snap, f), f.ino});
-    }
-  } else {
-    for (const auto& [k, holders] : m.pending_holders) ids.push_back({k.dev, k.ino});
-  }
-  if (ids.empty()) return;
-  auto scan = host::FindHolders(m.roots, ids, getpid());
-  if (!scan.ok()) {
-    job.delta.sampler_errors["holders"] += 1;
-    return;
-  }
-  if (all) {
-    for (FileRecord& f : m.snap.files) {
-      if (f.kind != FileKind::kRegular) continue;
-      auto it = scan->holders.find({DevOf(m.snap, f), f.ino});
-      size_t n = it == scan->holders.end() ? 0 : it->second.size();
-      f.holders = static_cast<uint16_t>(std::min<size_t>(n, 65535));
-      f.available |= policy::kHaveHolders;
-    }
-  }
-  for (auto& [k, out] : m.pending_holders) {
-    out.clear();
-    if (auto it = scan->holders.find({k.dev, k.ino}); it != scan->holders.end()) {
-      for (const host::Holder& h : it->second) {
-        out.push_back(HolderInfo{static_cast<uint32_t>(h.pid), h.comm, h.map_sync});
-      }
-    }
-  }
-}
-
-void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
-  Impl& m = *impl_;
-  const ScopeSet& scopes = *m.scopes;
-  std::vector<Status>& status = job.status;
-  std::vector<std::string>& apply_reasons = job.apply_reasons;
-  EngineCounters& counters = job.delta;
-  std::vector<uint32_t> to_apply;
-  std::string path;
-  // Many files are refused for the same reason (a device without DAX): keep
-  // each text once.
-  std::unordered_map<std::string, int32_t> reason_ids;
-  auto reason_id = [&](const std::string& text) {
-    auto [it, added] = reason_ids.emplace(text, static_cast<int32_t>(apply_reasons.size()));
-    if (added) apply_reasons.push_back(text);
-    return it->second;
-  };
+  job.to_apply.clear();
   for (const Decision& d : decisions.files) {
-    Status& st = status[d.file];
-    st.reason = d.reason;
-    st.wait_ns = d.wait_ns;
-    st.state = d.state;
-    st.desired = d.desired;
-    st.rule = d.rule;
-    st.held = d.held;
     if (!d.apply) continue;
-    const FileRecord& f = m.snap.files[d.file];
-    const ScopeSet::Scope& scope = scopes.list[f.mount];
+    const plugins::ScopeInfo& scope = m.scopes->scopes.list[job.snap.files[d.file].mount];
     if (!scope.flag_blocked.empty()) {
-      st.state = FileState::kBlocked;
-      st.apply_reason = reason_id(scope.flag_blocked);
+      job.Refuse(d.file, scope.flag_blocked);
       continue;
     }
-    to_apply.push_back(d.file);
+    job.to_apply.push_back(d.file);
   }
-  if (to_apply.empty()) return;
+}
 
-  const bool enforce = job.mode == policy::Mode::kEnforce;
+void Engine::Journal(CycleJob& job) {
+  Impl& m = *impl_;
+  if (job.to_apply.empty() || job.mode != policy::Mode::kEnforce) return;
+  const ScopeSet& scopes = *m.scopes;
   // Without a durable record of the originals nothing may change: the whole
   // batch is blocked with the reason.
   auto block_batch = [&](const std::string& why) {
     LogError(why);
-    counters.sampler_errors["journal"] += 1;
-    const int32_t id = reason_id(why);
-    for (uint32_t i : to_apply) {
-      status[i].state = FileState::kBlocked;
-      status[i].apply_reason = id;
-    }
+    job.delta.sampler_errors["journal"] += 1;
+    for (uint32_t i : job.to_apply) job.Refuse(i, why);
+    job.to_apply.clear();
   };
+  if (!m.journal && !m.OpenJournal()) {
+    std::string why;
+    {
+      std::lock_guard<std::mutex> lock(m.journal_status_mu);
+      why = m.journal_status;
+    }
+    block_batch(why);
+    return;
+  }
+  m.journal->SetScopes(m.policy->scopes);
   // Originals first, in one durable write for the whole batch.
-  if (enforce) {
-    if (!m.journal && !m.OpenJournal(options_.state_dir)) {
-      std::string why;
-      {
-        std::lock_guard<std::mutex> lock(m.journal_status_mu);
-        why = m.journal_status;
+  std::vector<journal::JournalEntry> batch;
+  std::string path;
+  for (uint32_t i : job.to_apply) {
+    const FileRecord& f = job.snap.files[i];
+    job.snap.PathOf(f, &path);
+    journal::JournalEntry e;
+    e.key = journal::FileKey{DevOf(job.snap, f), f.ino};
+    e.scope_root = scopes.scopes.list[f.mount].path;
+    e.path = RelativePath(scopes, f, path);
+    e.original = f.physical;
+    batch.push_back(std::move(e));
+  }
+  auto recorded = m.journal->RecordOriginals(batch);
+  if (!recorded.ok()) {
+    block_batch("cannot record original flags: " + recorded.error().message +
+                "; nothing is changed this cycle");
+  }
+}
+
+void Engine::Apply(CycleJob& job) {
+  Impl& m = *impl_;
+  const ScopeSet& scopes = *m.scopes;
+  std::vector<Decision>& status = job.decisions.files;
+  EngineCounters& counters = job.delta;
+  // The cycle's one pass over /proc, unless Sample made it: holders of files
+  // that were or may become pending, and MAP_SYNC users of files losing DAX.
+  if (!job.holders_looked_up) {
+    std::vector<host::FileId> ids;
+    for (const auto& [k, holders] : m.pending_holders) ids.push_back({k.dev, k.ino});
+    for (uint32_t i : job.to_apply) {
+      const FileRecord& f = job.snap.files[i];
+      if (f.kind == FileKind::kRegular) ids.push_back({DevOf(job.snap, f), f.ino});
+    }
+    for (const Decision& d : status) {
+      const FileRecord& f = job.snap.files[d.file];
+      if (d.state == FileState::kPending && f.kind == FileKind::kRegular) {
+        ids.push_back({DevOf(job.snap, f), f.ino});
       }
-      block_batch(why);
-      return;
     }
-    m.journal->SetScopes(m.policy->scopes);
-    std::vector<journal::JournalEntry> batch;
-    for (uint32_t i : to_apply) {
-      const FileRecord& f = m.snap.files[i];
-      m.snap.PathOf(f, &path);
-      journal::JournalEntry e;
-      e.key = journal::FileKey{DevOf(m.snap, f), f.ino};
-      e.scope_root = scopes.list[f.mount].path;
-      e.path = RelativePath(scopes, f, path);
-      e.original = f.physical;
-      batch.push_back(std::move(e));
-    }
-    auto recorded = m.journal->RecordOriginals(batch);
-    if (!recorded.ok()) {
-      block_batch("cannot record original flags: " + recorded.error().message +
-                  "; nothing is changed this cycle");
-      return;
-    }
+    LookUpHolders(*m.parts.holders, job, std::move(ids));
   }
-  // MAP_SYNC users of files about to lose DAX, in one pass over /proc.
-  std::set<FileKey> map_sync;
-  std::vector<host::FileId> turning_off;
-  for (uint32_t i : to_apply) {
-    const FileRecord& f = m.snap.files[i];
-    if (status[i].desired == DaxState::kPageCache && f.kind == FileKind::kRegular) {
-      turning_off.push_back({DevOf(m.snap, f), f.ino});
-    }
+  for (auto& [k, out] : m.pending_holders) {
+    if (job.holder_scan) out = HoldersOf(*job.holder_scan, k);
   }
-  bool map_sync_known = true;
-  if (!turning_off.empty()) {
-    auto scan = host::FindHolders(m.roots, turning_off, getpid());
-    if (scan.ok()) {
-      for (const auto& [id, holders] : scan->holders) {
-        for (const host::Holder& h : holders) {
-          if (h.map_sync) map_sync.insert(FileKey{id.dev, id.ino});
-        }
-      }
-    } else {
-      map_sync_known = false;
-    }
-  }
+  if (job.to_apply.empty()) return;
+
+  const bool enforce = job.mode == policy::Mode::kEnforce;
   driver::ApplyHooks hooks;
   hooks.maps_sync = [&](uint64_t dev, uint64_t ino) -> Result<bool> {
-    if (!map_sync_known) return Error{"cannot tell whether a process maps the file MAP_SYNC", 0};
-    return map_sync.count(FileKey{dev, ino}) > 0;
+    if (!job.holder_scan) return Error{"cannot tell whether a process maps the file MAP_SYNC", 0};
+    auto it = job.holder_scan->holders.find({dev, ino});
+    if (it == job.holder_scan->holders.end()) return false;
+    return std::any_of(it->second.begin(), it->second.end(),
+                       [](const host::Holder& h) { return h.map_sync; });
   };
-  for (uint32_t i : to_apply) {
-    FileRecord& f = m.snap.files[i];
-    Status& st = status[i];
+  std::string path;
+  for (uint32_t i : job.to_apply) {
+    FileRecord& f = job.snap.files[i];
+    Decision& st = status[i];
     // The mode may become observe while this runs (SetMode from the loop), and
     // a shutdown may cancel: from then on nothing changes; the rest is observed.
     const bool change = enforce && mode_.load() == policy::Mode::kEnforce && !cancel_.load();
-    driver::DaxDriver* drv = change ? m.enforce_driver.get() : m.observe_driver.get();
-    m.snap.PathOf(f, &path);
-    const ScopeSet::Scope& scope = scopes.list[f.mount];
+    driver::DaxDriver* drv = change ? m.parts.enforce_driver.get() : m.parts.observe_driver.get();
+    job.snap.PathOf(f, &path);
+    const plugins::ScopeInfo& scope = scopes.scopes.list[f.mount];
     hooks.before_change = nullptr;
     if (m.journal && change) hooks.before_change = m.journal->BeforeChangeHook(scope.path);
-    driver::FileRef ref{scope.root_fd, RelativePath(scopes, f, path), {DevOf(m.snap, f), f.ino}};
+    driver::FileRef ref{scope.root_fd, RelativePath(scopes, f, path), {DevOf(job.snap, f), f.ino}};
     auto outcome = drv->Apply(ref, st.desired, hooks);
     // A hold, not the rule, decided this change: counted with the defaults.
     std::string rule =
@@ -771,9 +595,9 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
     std::string to = DaxName(st.desired);
     // Logged once when a file becomes blocked, not at every retry.
     auto log_blocked = [&](const std::string& why) {
-      std::optional<uint32_t> was = m.view->Find(KeyOf(m.snap, f));
-      if (was && *was < m.view->status.size() &&
-          m.view->status[*was].state == FileState::kBlocked) {
+      std::optional<uint32_t> was = job.previous->Find(KeyOf(job.snap, f));
+      if (was &&
+          (job.previous->published[*was] & 0x7) == static_cast<unsigned>(FileState::kBlocked)) {
         return;
       }
       std::string shown = journal::PrintablePath(path);
@@ -783,8 +607,7 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
     };
     if (!outcome.ok()) {
       ++counters.transitions[{rule, to, "failed"}];
-      st.state = FileState::kBlocked;
-      st.apply_reason = reason_id(outcome.error().message);
+      job.Refuse(i, outcome.error().message);
       ++job.report.blocked;
       log_blocked(outcome.error().message);
       continue;
@@ -792,8 +615,7 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
     const driver::ApplyOutcome& o = *outcome;
     if (o.blocked()) {
       ++counters.transitions[{rule, to, "blocked"}];
-      st.state = FileState::kBlocked;
-      st.apply_reason = reason_id(o.reason);
+      job.Refuse(i, o.reason);
       ++job.report.blocked;
       log_blocked(o.reason);
       continue;
@@ -819,7 +641,7 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
       f.effective = o.effective;
       f.available |= policy::kHaveEffective;
     }
-    st.state = StateAfterApply(f, st.desired, m.snap.mounts);
+    st.state = StateAfterApply(f, st.desired, job.snap.mounts);
     if (o.result == driver::ApplyResult::kChanged && st.state == FileState::kPending) {
       LogEvent(Event::kSwitchPending, LogLevel::kInfo,
                journal::PrintablePath(path) + " becomes " + to +
@@ -835,84 +657,76 @@ void Engine::ApplyDecisions(const policy::Decisions& decisions, CycleJob& job) {
   }
 }
 
-void Engine::FinishWork(CycleJob& job) {
+void Engine::Publish(CycleJob& job) {
   Impl& m = *impl_;
   const ScopeSet& scopes = *m.scopes;
   CycleReport& report = job.report;
+  const policy::Snapshot& snap = job.snap;
+  const std::vector<Decision>& status = job.decisions.files;
+  const View& previous = *job.previous;
   auto view = std::make_unique<View>();
+  view->order.resize(snap.files.size());
+  for (uint32_t i = 0; i < view->order.size(); ++i) view->order[i] = i;
+  std::sort(view->order.begin(), view->order.end(), [&](uint32_t a, uint32_t b) {
+    return KeyOf(snap, snap.files[a]) < KeyOf(snap, snap.files[b]);
+  });
+  view->published.resize(snap.files.size());
   PendingHolders still_pending;
-  std::vector<host::FileId> new_pending;
   std::string path;
-  view->index.reserve(m.snap.files.size());
-  for (uint32_t i = 0; i < m.snap.files.size(); ++i) {
-    FileRecord& f = m.snap.files[i];
-    const Status& st = job.status[i];
-    FileKey key = KeyOf(m.snap, f);
-    view->index.emplace_back(key, i);
-    if (st.state == FileState::kPending && f.kind == FileKind::kRegular) {
-      auto old = m.pending_holders.find(key);
-      if (old != m.pending_holders.end()) {
-        still_pending[key] = old->second;
+  for (uint32_t i = 0; i < snap.files.size(); ++i) {
+    const FileRecord& f = snap.files[i];
+    const Decision& st = status[i];
+    const FileKey key = KeyOf(snap, f);
+    const bool pending = st.state == FileState::kPending && f.kind == FileKind::kRegular;
+    if (pending) {
+      if (auto old = m.pending_holders.find(key); old != m.pending_holders.end()) {
+        still_pending[key] = std::move(old->second);
       } else {
-        still_pending[key] = {};
-        new_pending.push_back({key.dev, key.ino});
+        // Newly pending: its holders came with the cycle's pass over /proc.
+        std::vector<HolderInfo> holders =
+            job.holder_scan ? HoldersOf(*job.holder_scan, key) : std::vector<HolderInfo>{};
+        snap.PathOf(f, &path);
+        report.pending.push_back(PendingSwitch{path, st.desired, holders});
+        job.track.push_back(
+            TrackRequest{key, scopes.scopes.list[f.mount].root_fd, RelativePath(scopes, f, path)});
+        still_pending[key] = std::move(holders);
       }
     }
-    if (f.daemon_state == 0 && !m.carried_states.empty()) {
-      auto c = std::lower_bound(m.carried_states.begin(), m.carried_states.end(),
-                                std::make_pair(key, uint8_t{0}));
-      if (c != m.carried_states.end() && c->first == key) f.daemon_state = c->second;
+    // What this file was last published as: a close event since, or the last view.
+    uint8_t before = 0;
+    if (auto c = m.close_published.find(key); c != m.close_published.end()) {
+      before = c->second;
+    } else if (std::optional<uint32_t> p = previous.Find(key)) {
+      before = previous.published[*p];
     }
-    uint8_t packed = Pack(st.state, f.physical, f.effective);
-    if (f.daemon_state != packed) {
+    const uint8_t packed = Pack(st.state, f.physical, f.effective);
+    view->published[i] = packed;
+    if (before != packed) {
       // First sighting of an unmanaged file is not news; everything else is.
-      bool news = (f.daemon_state & 0x80) || st.state != FileState::kUnmanaged;
-      if (news) {
-        m.snap.PathOf(f, &path);
+      if ((before & 0x80) || st.state != FileState::kUnmanaged) {
+        snap.PathOf(f, &path);
         std::string rule = st.rule >= 0 ? m.policy->rules[static_cast<size_t>(st.rule)].name : "";
         report.changes.push_back(StateChange{path, st.state, f.physical, f.effective, rule});
       }
-      f.daemon_state = packed;
     }
   }
-  std::sort(view->index.begin(), view->index.end());
-  m.carried_states = {};
+  m.close_published.clear();
   m.pending_holders = std::move(still_pending);
-  if (!new_pending.empty()) {
-    auto scan = host::FindHolders(m.roots, new_pending, getpid());
-    for (const host::FileId& id : new_pending) {
-      FileKey key{id.dev, id.ino};
-      std::vector<HolderInfo>& out = m.pending_holders[key];
-      if (scan.ok()) {
-        if (auto it = scan->holders.find(id); it != scan->holders.end()) {
-          for (const host::Holder& h : it->second) {
-            out.push_back(HolderInfo{static_cast<uint32_t>(h.pid), h.comm, h.map_sync});
-          }
-        }
-      }
-      auto found = std::lower_bound(view->index.begin(), view->index.end(),
-                                    std::make_pair(key, uint32_t{0}));
-      const uint32_t i = found->second;
-      const FileRecord& f = m.snap.files[i];
-      m.snap.PathOf(f, &path);
-      report.pending.push_back(PendingSwitch{path, job.status[i].desired, out});
-      job.track.push_back(
-          TrackRequest{key, scopes.list[f.mount].root_fd, RelativePath(scopes, f, path)});
-    }
-  }
-  // The view is a copy: the working snapshot must stay for the next
-  // incremental scan, and the loop must be able to read while it runs.
   view->policy = m.policy;
   view->scopes = m.scopes;
-  view->epoch = m.epoch;
-  view->snap = m.snap;
-  view->status = std::move(job.status);
+  view->snap = std::make_shared<const policy::Snapshot>(std::move(job.snap));
+  m.last = view->snap;
+  view->status = std::move(job.decisions.files);
+  job.decisions = policy::Decisions();
   view->apply_reasons = std::move(job.apply_reasons);
+  std::sort(job.apply_reason_of.begin(), job.apply_reason_of.end());
+  view->apply_reason_of = std::move(job.apply_reason_of);
   view->pending_holders = m.pending_holders;
   view->rule_state = std::move(m.rule_state);
   m.rule_state = policy::RuleState();
-  view->media_report = m.media_report;
-  view->gauges = CountGauges(*m.policy, view->snap, view->status);
+  view->media_report = std::move(job.media_report);
+  view->degraded = std::move(job.degraded);
+  view->gauges = CountGauges(*m.policy, *view->snap, view->status);
   job.view = std::move(view);
 }
 
@@ -931,8 +745,8 @@ CycleReport Engine::EndCycle(CycleJobPtr job) {
     std::erase_if(report.pending, [&](const PendingSwitch& p) { return p.path == u.path; });
   }
   for (const TrackRequest& t : job->track) {
-    if (!m.watcher || !view->pending_holders.count(t.key)) continue;
-    auto r = m.watcher->Track(t.root_fd, t.relative, WatchToken(t.key));
+    if (!m.parts.close_watcher || !view->pending_holders.count(t.key)) continue;
+    auto r = m.parts.close_watcher->Track(t.root_fd, t.relative, WatchToken(t.key));
     if (!r.ok())
       LogDebug("close watch of " + journal::PrintablePath(t.relative) + ": " + r.error().message);
   }
@@ -948,17 +762,16 @@ CycleReport Engine::EndCycle(CycleJobPtr job) {
     scopes_stale_ = false;
     SetUpScopes();
   }
-  report.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           std::chrono::steady_clock::now() - job->started)
-                           .count();
+  report.duration_ns = clock_->MonotonicNs() - job->now.mono_ns;
   return report;
 }
 
-std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
+std::vector<StateChange> Engine::OnCloseEvents() {
   Impl& m = *impl_;
   std::vector<StateChange> changes;
-  if (!m.watcher) return changes;
-  auto drained = m.watcher->Drain();
+  files::CloseEventSource* watcher = m.parts.close_watcher.get();
+  if (!watcher) return changes;
+  auto drained = watcher->Drain();
   if (!drained.ok()) {
     counters_.sampler_errors["fanotify"] += 1;
     return changes;
@@ -971,7 +784,6 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
   std::unordered_set<uint64_t> closed;
   for (const files::CloseEvent& e : drained->closed) closed.insert(e.token);
   View& v = *m.view;
-  const driver::FlagReader reader(driver::SafeOpenOptions{options_.procfs, true});
   std::string path;
   std::vector<FileKey> keys;
   for (const auto& [key, holders] : v.pending_holders) {
@@ -983,27 +795,30 @@ std::vector<StateChange> Engine::OnCloseEvents(int64_t /*now_ns*/) {
       v.pending_holders.erase(key);
       continue;
     }
-    const FileRecord& f = v.snap.files[*idx];
-    v.snap.PathOf(f, &path);
-    DaxState eff = reader.ReadEffective(
-        {v.scopes->list[f.mount].root_fd, RelativePath(*v.scopes, f, path), {key.dev, f.ino}});
-    if (eff == DaxState::kUnknown || eff == f.effective) continue;
+    const FileRecord& f = v.snap->files[*idx];
+    v.snap->PathOf(f, &path);
+    DaxState eff = m.parts.enforce_driver->ReadEffective({v.scopes->scopes.list[f.mount].root_fd,
+                                                          RelativePath(*v.scopes, f, path),
+                                                          {key.dev, f.ino}});
+    if (eff == DaxState::kUnknown || eff == v.Effective(*idx)) continue;
     v.ApplyEffective(key, eff);
-    const Status& st = v.status[*idx];
+    const Decision& st = v.status[*idx];
     std::string rule = st.rule >= 0 ? v.policy->rules[static_cast<size_t>(st.rule)].name : "";
-    changes.push_back(StateChange{path, st.state, f.physical, f.effective, rule});
-    m.close_updates.push_back(CloseUpdate{key, eff, f.daemon_state, path});
-    if (st.state != FileState::kPending && m.watcher) m.watcher->Untrack(WatchToken(key));
+    const uint8_t packed = Pack(st.state, f.physical, eff);
+    changes.push_back(StateChange{path, st.state, f.physical, eff, rule});
+    m.close_updates.push_back(CloseUpdate{key, eff, packed, path});
+    if (st.state != FileState::kPending) watcher->Untrack(WatchToken(key));
   }
   return changes;
 }
 
-int Engine::close_watcher_fd() const { return impl_->watcher ? impl_->watcher->fd() : -1; }
+int Engine::close_watcher_fd() const {
+  return impl_->parts.close_watcher ? impl_->parts.close_watcher->fd() : -1;
+}
 
 void Engine::ReplacePolicy(policy::Policy policy) {
   policy_ = std::make_shared<const policy::Policy>(std::move(policy));
   ++generation_;
-  // A new policy may change scopes and what is protected: start from a full scan.
   if (cycle_running_) {
     scopes_stale_ = true;
   } else {
@@ -1051,7 +866,7 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
   out.path = path;
   v.Fill(i, &out);
   out.reason = ReasonOf(v, i);
-  if (auto h = v.pending_holders.find(KeyOf(v.snap, v.snap.files[i]));
+  if (auto h = v.pending_holders.find(KeyOf(*v.snap, v.snap->files[i]));
       h != v.pending_holders.end()) {
     out.holders = h->second;
   }
@@ -1060,23 +875,17 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
 }
 
 std::string Engine::ReasonOf(const View& v, uint32_t i) const {
-  const Status& s = v.status[i];
-  Decision d;
-  d.file = i;
-  d.rule = s.rule;
-  d.reason = s.reason;
-  d.wait_ns = s.wait_ns;
-  d.held = s.held;
-  if (s.apply_reason >= 0) return v.apply_reasons[static_cast<size_t>(s.apply_reason)];
-  if (s.held) {
+  const Decision& d = v.status[i];
+  if (const std::string* refused = v.ApplyReason(i)) return *refused;
+  if (d.held) {
     const policy::Holds& holds = impl_->holds.effective();
-    if (auto h = holds.find(KeyOf(v.snap, v.snap.files[i])); h != holds.end()) {
+    if (auto h = holds.find(KeyOf(*v.snap, v.snap->files[i])); h != holds.end()) {
       std::string why = "application hold: " + h->second.reason;
-      std::string rest = policy::ReasonText(*v.policy, v.snap, d);
+      std::string rest = policy::ReasonText(*v.policy, *v.snap, d);
       return rest.empty() ? why : why + "; " + rest;
     }
   }
-  return policy::ReasonText(*v.policy, v.snap, d);
+  return policy::ReasonText(*v.policy, *v.snap, d);
 }
 
 ApiResult<std::string> Engine::Explain(const std::string& path) const {
@@ -1087,18 +896,19 @@ ApiResult<std::string> Engine::Explain(const std::string& path) const {
     r.failure = std::move(failure);
     return r;
   }
-  policy::Explanation e = policy::Explain(*v.policy, v.snap, v.rule_state, impl_->holds.effective(),
-                                          {mode_.load(), 0}, i);
-  std::string text = policy::FormatExplanation(e, v.snap);
-  const Status& s = v.status[i];
-  if (s.apply_reason >= 0) {
-    text += "  last apply: refused: " + v.apply_reasons[static_cast<size_t>(s.apply_reason)] + "\n";
+  // Evaluated now: waits (for, min_dwell, budget) count from the clock's now.
+  policy::Explanation e =
+      policy::Explain(*v.policy, *v.snap, v.rule_state, impl_->holds.effective(),
+                      {mode_.load(), clock_->MonotonicNs()}, i);
+  std::string text = policy::FormatExplanation(e, *v.snap);
+  if (const std::string* refused = v.ApplyReason(i)) {
+    text += "  last apply: refused: " + *refused + "\n";
   }
-  const FileRecord& f = v.snap.files[i];
-  if (!v.snap.mounts[f.mount].effective_blocked_reason.empty()) {
-    text += "  device:    " + v.snap.mounts[f.mount].effective_blocked_reason + "\n";
+  const FileRecord& f = v.snap->files[i];
+  if (!v.snap->mounts[f.mount].effective_blocked_reason.empty()) {
+    text += "  device:    " + v.snap->mounts[f.mount].effective_blocked_reason + "\n";
   }
-  if (auto h = v.pending_holders.find(KeyOf(v.snap, f));
+  if (auto h = v.pending_holders.find(KeyOf(*v.snap, f));
       h != v.pending_holders.end() && !h->second.empty()) {
     text += "  holders:  ";
     for (const HolderInfo& holder : h->second) {
@@ -1115,9 +925,9 @@ void Engine::ForEachFile(std::optional<FileState> state,
                          const std::function<void(const FileView&)>& visit) const {
   const View& v = *impl_->view;
   FileView fv;
-  for (uint32_t i = 0; i < v.snap.files.size(); ++i) {
+  for (uint32_t i = 0; i < v.size(); ++i) {
     if (state && v.status[i].state != *state) continue;
-    v.snap.PathOf(v.snap.files[i], &fv.path);
+    v.snap->PathOf(v.snap->files[i], &fv.path);
     v.Fill(i, &fv);
     visit(fv);
   }
@@ -1134,11 +944,8 @@ std::vector<std::string> Engine::DegradedKinds() const {
     if (!m.journal_status.empty()) kinds.push_back("journal");
   }
   if (!m.watcher_problem.empty()) kinds.push_back("close-events");
-  {
-    std::lock_guard<std::mutex> lock(m.access_status_mu);
-    if (!m.access_status.empty()) kinds.push_back("access");
-  }
-  if (!m.view->media_report.Degraded().empty()) kinds.push_back("media");
+  // A telemetry source's kind is its name ("access", "media", ...).
+  for (const auto& [source, d] : m.view->degraded) kinds.push_back(source);
   return kinds;
 }
 
@@ -1150,12 +957,7 @@ std::string Engine::Degraded() const {
     if (!m.journal_status.empty()) parts.push_back(m.journal_status);
   }
   if (!m.watcher_problem.empty()) parts.push_back(m.watcher_problem);
-  {
-    std::lock_guard<std::mutex> lock(m.access_status_mu);
-    if (!m.access_status.empty()) parts.push_back(m.access_status);
-  }
-  std::string media = m.view->media_report.Degraded();
-  if (!media.empty()) parts.push_back(media);
+  for (const auto& [source, d] : m.view->degraded) parts.push_back(d);
   std::string out;
   for (const std::string& p : parts) out += (out.empty() ? "" : "; ") + p;
   return out;
@@ -1185,14 +987,15 @@ ApiResult<uint32_t> Engine::AddHold(const std::string& path, DaxState mode,
     return r;
   }
   const View& v = *m.view;
-  const ScopeSet::Scope& scope = v.scopes->list[v.snap.files[i].mount];
+  const FileRecord& f = v.snap->files[i];
+  const plugins::ScopeInfo& scope = v.scopes->scopes.list[f.mount];
   std::string target_error;
   std::optional<HoldTarget> target;
   {
     // One resolution beneath the scope root that follows no symlink and crosses no mount:
     // the owner checked and the file held are the same file.
     driver::SafeOpener opener(driver::SafeOpenOptions{options_.procfs, true});
-    auto opened = opener.OpenPath(scope.root_fd, RelativePath(*v.scopes, v.snap.files[i], path));
+    auto opened = opener.OpenPath(scope.root_fd, RelativePath(*v.scopes, f, path));
     if (!opened.ok()) {
       r.failure =
           ApiFailure{ApiError::kNotManaged,
@@ -1259,7 +1062,7 @@ std::map<FileState, std::vector<std::pair<std::string, std::string>>> Engine::Su
   std::string path;
   for (uint32_t i = 0; i < v.status.size(); ++i) {
     if (v.status[i].state != FileState::kBlocked) continue;
-    v.snap.PathOf(v.snap.files[i], &path);
+    v.snap->PathOf(v.snap->files[i], &path);
     out[FileState::kBlocked].emplace_back(path, ReasonOf(v, i));
   }
   return out;

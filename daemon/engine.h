@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-/// The daemon's core: sample -> evaluate -> apply, and the per-file state that
-/// D-Bus, metrics and the CLI show.
+/// The daemon's core: sample -> decide -> journal -> apply -> publish, and the
+/// per-file state that D-Bus, metrics and the CLI show.
 ///
-/// Threads: the event loop owns the engine. A cycle's slow part (scan, sample,
-/// telemetry, evaluate, journal, apply) runs in RunWork(), which may run on a
-/// worker thread between BeginCycle() and EndCycle(): it touches only the
-/// engine's working state (scanner, working snapshot, rule timers, journal,
-/// drivers, media plugin) and the job. Everything the loop reads (GetFile,
-/// Explain, ListFiles, counts, gauges, media, holders) comes from the view the
-/// last EndCycle() published, so answers never wait for a scan. While a job is
-/// out, the loop may call every const method, OnCloseEvents, the hold methods,
-/// SetMode and ReplacePolicy (which then takes effect at EndCycle); RunCycle
-/// does all three steps on the calling thread.
+/// Parts: the engine is given everything it works with (EngineParts, see
+/// daemon/engine_parts.h: drivers, telemetry sources, holder finder, close
+/// watcher, mount inspector, journal opener, clock). daemon/wiring.cpp builds
+/// the daemon's; tests give fakes.
+///
+/// Threads: the event loop owns the engine. A cycle's slow part runs in
+/// RunWork() = Sample(), Decide(), Journal(), Apply(), Publish(), which may run
+/// on a worker thread between BeginCycle() and EndCycle(): it touches only the
+/// engine's working state (sources, working snapshot, rule timers, journal,
+/// drivers, holder finder) and the job, and reads the published view's
+/// immutable part (its snapshot and index). Everything the loop reads (GetFile,
+/// Explain, ListFiles, counts, gauges, media, holders, Degraded) comes from the
+/// view the last EndCycle() published, so answers never wait for a scan. While
+/// a job is out, the loop may call every const method, OnCloseEvents, the hold
+/// methods, SetMode, Cancel and ReplacePolicy (which then takes effect at
+/// EndCycle); RunCycle does all steps on the calling thread. The clock is read
+/// on both threads (Clock implementations are thread-safe).
 
 #include <sys/types.h>
 
@@ -28,6 +35,7 @@
 #include <vector>
 
 #include "daemon/caller.h"
+#include "daemon/engine_parts.h"
 #include "daemon/holds.h"
 #include "daemon/options.h"
 #include "policy/evaluate.h"
@@ -128,27 +136,42 @@ using CycleJobPtr = std::unique_ptr<CycleJob, CycleJobDeleter>;
 
 class Engine {
  public:
-  // Discovers mounts, opens scope roots, starts the close watcher; missing
-  // hardware or kernel features set Degraded() instead of failing.
-  static Result<std::unique_ptr<Engine>> Create(const Options& options, policy::Policy policy);
+  // Sets up the policy's scopes with the given parts; missing hardware or
+  // kernel features set Degraded() instead of failing. Fails when a required
+  // part (drivers, clock, mount inspector, holder finder, journal opener) is missing.
+  static Result<std::unique_ptr<Engine>> Create(const Options& options, policy::Policy policy,
+                                                EngineParts parts);
   ~Engine();
 
-  // One sample-evaluate-apply cycle; `now_ns` is CLOCK_MONOTONIC.
-  CycleReport RunCycle(int64_t now_ns);
+  // One whole cycle on the calling thread, at the clock's now.
+  CycleReport RunCycle();
 
-  // The same cycle in three steps (see the top of this file). BeginCycle and
-  // EndCycle run on the loop thread; RunWork on any one thread in between.
-  // BeginCycle returns nullptr while a job is already out.
-  CycleJobPtr BeginCycle(int64_t now_ns);
+  // The same cycle in steps (see the top of this file). BeginCycle and EndCycle
+  // run on the loop thread; RunWork, or its steps in this order, on any one
+  // thread in between. BeginCycle returns nullptr while a job is already out.
+  CycleJobPtr BeginCycle();
   void RunWork(CycleJob& job);
+  // Runs every telemetry source into a new working snapshot; finds holders
+  // first when a rule reads file.holders.
+  void Sample(CycleJob& job);
+  // Evaluates the policy (rule timers, holds, mode) into per-file decisions.
+  void Decide(CycleJob& job);
+  // Records the originals of every file about to change in one durable write;
+  // on failure the whole batch is blocked.
+  void Journal(CycleJob& job);
+  // Changes the flags (one pass over /proc first for MAP_SYNC users and the
+  // holders of pending files, unless Sample made it).
+  void Apply(CycleJob& job);
+  // Builds the view EndCycle publishes: state changes, newly pending files.
+  void Publish(CycleJob& job);
   CycleReport EndCycle(CycleJobPtr job);
   bool cycle_running() const { return cycle_running_; }
   // Makes a running RunWork stop applying changes (shutdown); files not yet
   // switched keep their flags and are retried by the next daemon.
   void Cancel() { cancel_ = true; }
 
-  // Re-checks pending files after fanotify close events (cheap: statx only).
-  std::vector<StateChange> OnCloseEvents(int64_t now_ns);
+  // Re-checks pending files after close events (cheap: statx only).
+  std::vector<StateChange> OnCloseEvents();
   int close_watcher_fd() const;  // -1 when there is none
 
   // A validated policy replaces the running one (SIGHUP, Reload()). While a job
@@ -164,6 +187,7 @@ class Engine {
   policy::Mode mode() const { return mode_.load(); }
 
   ApiResult<FileView> GetFile(const std::string& path) const;
+  // The file's decision traced rule by rule, evaluated at the clock's now.
   ApiResult<std::string> Explain(const std::string& path) const;
   // Every tracked file, or only those in `state`, in turn, without building a
   // list: `visit` sees one FileView, reused (rule filled; reason and holders
@@ -191,6 +215,7 @@ class Engine {
   std::vector<EndedHold> TakeEndedHolds();
 
   const EngineCounters& counters() const { return counters_; }
+  const plugins::Clock& clock() const { return *clock_; }
   EngineGauges Gauges() const;
 
   // Blocked files with their reasons (for the --once summary).
@@ -200,18 +225,15 @@ class Engine {
   friend struct CycleJob;
   struct Impl;
   struct View;
-  Engine(Options options, policy::Policy policy);
+  Engine(Options options, policy::Policy policy, EngineParts parts);
   void SetUpScopes();
-  // Working-state steps of RunWork.
-  void UpdateHolders(CycleJob& job);
-  void ApplyDecisions(const policy::Decisions& decisions, CycleJob& job);
-  void FinishWork(CycleJob& job);
   std::string ReasonOf(const View& v, uint32_t file) const;
   // Validates a path from a client and finds its record in the published view:
   // the one lookup behind GetFile, Explain and AddHold.
   std::optional<ApiFailure> Locate(const std::string& path, uint32_t* index) const;
   std::unique_ptr<Impl> impl_;
   Options options_;
+  std::shared_ptr<const plugins::Clock> clock_;
   std::shared_ptr<const policy::Policy> policy_;
   uint64_t generation_ = 1;
   std::atomic<policy::Mode> mode_{policy::Mode::kEnforce};

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // daxpolicyd --once: one full cycle, then a summary of what was decided and done.
 
-#include <time.h>
-
 #include <cstdio>
 #include <iostream>
 
@@ -10,28 +8,21 @@
 #include "daemon/journal/journal.h"
 #include "daemon/log.h"
 #include "daemon/options.h"
+#include "daemon/wiring.h"
 #include "plugins/media/media_plugin.h"
 
 namespace daxpolicy::daemon {
 
-namespace {
-
-int64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 int RunOnce(const Options& options, const policy::Policy& policy) {
-  auto engine = Engine::Create(options, policy);
+  auto engine = Engine::Create(options, policy, MakeEngineParts(options, policy));
   if (!engine.ok()) {
     LogError(engine.error().message);
     return 1;
   }
   Engine& e = **engine;
-  CycleReport r = e.RunCycle(MonotonicNs());
+  CycleReport r = e.RunCycle();
   EngineGauges g = e.Gauges();
 
   std::printf("daxpolicyd --once: mode %s, %llu files in %zu scope(s), cycle %.1f ms\n",

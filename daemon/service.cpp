@@ -25,6 +25,7 @@
 #include "daemon/config_files.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
+#include "daemon/wiring.h"
 #include "daxpolicy/version.h"
 #include "plugins/media/media_plugin.h"
 
@@ -39,10 +40,9 @@ constexpr size_t kMaxSignalsPerCycle = 1000;
 // Nice value of the cycle worker thread (Linux applies it per thread).
 constexpr int kWorkerNice = 10;
 
-uint64_t NowUsec() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+// The engine's monotonic clock in µs (sd-event timers are CLOCK_MONOTONIC).
+uint64_t NowUsec(const Engine& engine) {
+  return static_cast<uint64_t>(engine.clock().MonotonicNs()) / 1000;
 }
 
 }  // namespace
@@ -148,7 +148,8 @@ int Service::Run(policy::Policy policy) {
     }
   }
   std::string listen = MetricsListenAddress(options_.metrics_listen, policy);
-  auto engine = Engine::Create(options_, std::move(policy));
+  EngineParts parts = MakeEngineParts(options_, policy);
+  auto engine = Engine::Create(options_, std::move(policy), std::move(parts));
   if (!engine.ok()) {
     LogError(engine.error().message);
     return 1;
@@ -183,22 +184,22 @@ int Service::Run(policy::Policy policy) {
   // same check without systemd's watchdog still reports a stuck cycle.
   watchdog_ = std::make_unique<CycleWatchdog>(options_.cycle_timeout_ns);
   if (sd_watchdog_enabled(0, &watchdog_usec_) <= 0) watchdog_usec_ = 0;
-  if (int r = sd_event_add_time(event_, &watchdog_timer_, CLOCK_MONOTONIC, NowUsec(), 0,
+  if (int r = sd_event_add_time(event_, &watchdog_timer_, CLOCK_MONOTONIC, NowUsec(*engine_), 0,
                                 &Service::OnWatchdog, this);
       r < 0) {
     LogError(std::string("cannot arm the watchdog timer: ") + std::strerror(-r));
     return 1;
   }
   sd_event_source_set_enabled(watchdog_timer_, SD_EVENT_ON);
-  if (int r = sd_event_add_time(event_, &timer_, CLOCK_MONOTONIC, NowUsec(), 0, &Service::OnTimer,
-                                this);
+  if (int r = sd_event_add_time(event_, &timer_, CLOCK_MONOTONIC, NowUsec(*engine_), 0,
+                                &Service::OnTimer, this);
       r < 0) {
     LogError(std::string("cannot arm the cycle timer: ") + std::strerror(-r));
     return 1;
   }
   // READY=1 waits for the first cycle; a huge scope may take longer than the
   // unit's start timeout, so the timeout is extended while that cycle runs.
-  if (int r = sd_event_add_time(event_, nullptr, CLOCK_MONOTONIC, NowUsec(), 0,
+  if (int r = sd_event_add_time(event_, nullptr, CLOCK_MONOTONIC, NowUsec(*engine_), 0,
                                 &Service::OnExtendStartTimeout, this);
       r < 0) {
     LogWarning(std::string("cannot arm the start-timeout extension: ") + std::strerror(-r));
@@ -284,7 +285,7 @@ int Service::OnExtendStartTimeout(sd_event_source* source, uint64_t /*usec*/, vo
   std::string msg = "EXTEND_TIMEOUT_USEC=" + std::to_string(kExtendStartBy) +
                     "\nSTATUS=first cycle running: scanning the scopes";
   sd_notify(0, msg.c_str());
-  sd_event_source_set_time(source, NowUsec() + kExtendStartPeriod);
+  sd_event_source_set_time(source, NowUsec(*self->engine_) + kExtendStartPeriod);
   sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
   return 0;
 }
@@ -320,10 +321,7 @@ int Service::OnSignal(sd_event_source* /*source*/, const signalfd_siginfo* info,
 int Service::OnCloseEvent(sd_event_source* /*source*/, int /*fd*/, uint32_t /*revents*/,
                           void* userdata) {
   auto* self = static_cast<Service*>(userdata);
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  std::vector<StateChange> changes =
-      self->engine_->OnCloseEvents(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+  std::vector<StateChange> changes = self->engine_->OnCloseEvents();
   if (!changes.empty()) {
     self->Publish(changes, {});
     self->UpdateStatus();
@@ -333,7 +331,8 @@ int Service::OnCloseEvent(sd_event_source* /*source*/, int /*fd*/, uint32_t /*re
 
 int Service::OnWatchdog(sd_event_source* source, uint64_t usec, void* userdata) {
   auto* self = static_cast<Service*>(userdata);
-  std::optional<std::string> stuck = self->watchdog_->Stuck(static_cast<int64_t>(NowUsec()) * 1000);
+  std::optional<std::string> stuck =
+      self->watchdog_->Stuck(static_cast<int64_t>(NowUsec(*self->engine_)) * 1000);
   if (!stuck) {
     if (self->watchdog_usec_ > 0) sd_notify(0, "WATCHDOG=1");
   } else {
@@ -361,11 +360,9 @@ void Service::StartCycle() {
     cycle_requested_ = true;
     return;
   }
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  job_ = engine_->BeginCycle(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+  job_ = engine_->BeginCycle();
   if (!job_) return;
-  watchdog_->CycleStarted(static_cast<int64_t>(NowUsec()) * 1000);
+  watchdog_->CycleStarted(static_cast<int64_t>(NowUsec(*engine_)) * 1000);
   cycle_requested_ = false;
   Engine* engine = engine_.get();
   CycleJob* job = job_.get();
@@ -377,7 +374,7 @@ void Service::RequestCycle() {
     cycle_requested_ = true;
     return;
   }
-  sd_event_source_set_time(timer_, NowUsec());
+  sd_event_source_set_time(timer_, NowUsec(*engine_));
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
 }
 
@@ -395,8 +392,8 @@ void Service::EndCycle() {
   // reload or a hold asked for one meanwhile.
   uint64_t next =
       cycle_requested_
-          ? NowUsec()
-          : NowUsec() + static_cast<uint64_t>(engine_->policy().daemon.interval_ns / 1000);
+          ? NowUsec(*engine_)
+          : NowUsec(*engine_) + static_cast<uint64_t>(engine_->policy().daemon.interval_ns / 1000);
   cycle_requested_ = false;
   sd_event_source_set_time(timer_, next);
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);

@@ -49,7 +49,6 @@ struct FileRecord {
   FileKind kind = FileKind::kRegular;
   DaxState physical = DaxState::kUnknown;   // FS_XFLAG_DAX
   DaxState effective = DaxState::kUnknown;  // STATX_ATTR_DAX
-  uint8_t daemon_state = 0;  // owned by the daemon: the state it last published (kept across scans)
 };
 
 enum class MediaHealth : uint8_t { kUnknown, kOk, kWarning, kCritical };

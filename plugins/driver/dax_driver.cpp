@@ -49,6 +49,11 @@ BlockedOr<FileFlags> FlagReader::Read(const FileRef& ref) const {
   return flags;
 }
 
+DaxState DaxDriver::ReadEffective(const FileRef& ref) {
+  Result<FileFlags> flags = Read(ref);
+  return flags.ok() && flags->kind == FileKind::kRegular ? flags->effective : DaxState::kUnknown;
+}
+
 DaxState FlagReader::ReadEffective(const FileRef& ref) const {
   BlockedOr<struct statx> sx = opener_.StatNoHold(ref.scope_root_fd, ref.path, ref.expected);
   if (!sx.ok()) return DaxState::kUnknown;

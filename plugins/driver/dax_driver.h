@@ -100,6 +100,10 @@ class DaxDriver {
   /// hook failed or `desired` is kUnknown; every per-file refusal is an ApplyOutcome.
   virtual Result<ApplyOutcome> Apply(const FileRef& ref, DaxState desired,
                                      const ApplyHooks& hooks) = 0;
+  /// STATX_ATTR_DAX of the file holding no fd of it (a close event's re-check);
+  /// kUnknown if it cannot be read or the path now names another inode. The
+  /// default asks Read().
+  virtual DaxState ReadEffective(const FileRef& ref);
 };
 
 /// Reads DAX state through a SafeOpener; shared by the kernel-backed drivers and restore.

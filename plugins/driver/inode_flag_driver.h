@@ -32,6 +32,7 @@ class InodeFlagDriver : public DaxDriver {
   Result<FileFlags> Read(const FileRef& ref) override;
   Result<ApplyOutcome> Apply(const FileRef& ref, DaxState desired,
                              const ApplyHooks& hooks) override;
+  DaxState ReadEffective(const FileRef& ref) override { return reader_.ReadEffective(ref); }
 
  private:
   KernelVersion kernel_;

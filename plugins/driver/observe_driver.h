@@ -29,6 +29,7 @@ class ObserveDriver : public DaxDriver {
   Result<FileFlags> Read(const FileRef& ref) override;
   Result<ApplyOutcome> Apply(const FileRef& ref, DaxState desired,
                              const ApplyHooks& hooks) override;
+  DaxState ReadEffective(const FileRef& ref) override { return reader_.ReadEffective(ref); }
 
   /// Every observed change since construction or the last Clear(), oldest first.
   const std::vector<Observation>& observations() const { return observations_; }

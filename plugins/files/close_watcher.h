@@ -64,7 +64,22 @@ inline constexpr int kMaxReadsPerDrain = 4;
 /// layouts (ext4 and xfs encode inode and generation differently, and xfs
 /// switches formats for 64-bit inode numbers), and the generation inside the
 /// handle means a recycled inode number never matches a stale entry.
-class CloseWatcher {
+/// What the engine needs of close events (CloseWatcher; fakes in tests).
+class CloseEventSource {
+ public:
+  virtual ~CloseEventSource() = default;
+  /// Starts watching closes on the filesystem holding `path` (a scope root).
+  virtual Result<void> WatchFilesystem(const std::string& path) = 0;
+  /// Reports closes of `name` in dirfd as `token`.
+  virtual Result<void> Track(int dirfd, std::string_view name, uint64_t token) = 0;
+  /// Stops reporting `token`; false if it was not tracked.
+  virtual bool Untrack(uint64_t token) = 0;
+  /// Readable when Drain() has something; -1 when there is no fd to wait on.
+  virtual int fd() const = 0;
+  virtual Result<DrainResult> Drain() = 0;
+};
+
+class CloseWatcher final : public CloseEventSource {
  public:
   /// Opens the fanotify group. Events whose pid is `ignore_pid` (normally
   /// getpid()) are counted and dropped. Fails with EPERM without CAP_SYS_ADMIN.
@@ -77,26 +92,26 @@ class CloseWatcher {
   /// Errors: EPERM (needs CAP_SYS_ADMIN), ENODEV (the filesystem has no fsid, e.g.
   /// FUSE), EXDEV (the fsid is not unique, e.g. a btrfs subvolume), EOPNOTSUPP
   /// (no file handles).
-  Result<void> WatchFilesystem(const std::string& path);
+  Result<void> WatchFilesystem(const std::string& path) override;
 
   /// Starts reporting closes of `name` (a path relative to dirfd, resolved beneath it without
   /// following symlinks or crossing mounts) as `token`, marking that file.
   /// Tracking the same file again replaces its token.
-  Result<void> Track(int dirfd, std::string_view name, uint64_t token);
+  Result<void> Track(int dirfd, std::string_view name, uint64_t token) override;
   /// Same for an already open fd (its mark is left to go with the inode when untracked,
   /// unless a Track() on the same filesystem gave a directory to remove it through).
   Result<void> TrackFd(int fd, uint64_t token);
   /// Stops reporting the file tracked as `token` and removes its mark (if the file still
   /// exists). False if it was not tracked.
-  bool Untrack(uint64_t token);
+  bool Untrack(uint64_t token) override;
   size_t tracked() const { return token_by_key_.size(); }
 
   /// The fanotify fd, non-blocking, for the event loop (readable = Drain()).
-  int fd() const { return fd_.get(); }
+  int fd() const override { return fd_.get(); }
 
   /// Reads queued events, at most kMaxReadsPerDrain buffers (DrainResult::more says when
   /// some are left). Errors only for read() failures other than EAGAIN.
-  Result<DrainResult> Drain();
+  Result<DrainResult> Drain() override;
 
  private:
   CloseWatcher(UniqueFd fd, pid_t ignore_pid) : fd_(std::move(fd)), ignore_pid_(ignore_pid) {}

@@ -89,8 +89,9 @@ struct Scanner::Walk {
   int64_t racy_after_ns = 0;
   ScanStats stats;
   // The previous scan's table, read while the new one is built.
-  std::vector<policy::FileRecord> old_files;
-  std::string old_names;
+  const std::vector<policy::FileRecord>* old_files = &owned_files;
+  std::string_view old_names;
+  std::vector<policy::FileRecord> owned_files;  // empty: no previous table
   std::vector<DirState> old_dirs;
   std::vector<std::unordered_map<uint64_t, uint32_t>> old_by_ino;
   // The scope being walked.
@@ -135,35 +136,41 @@ void Scanner::AddError(Walk& w, std::string path, int err, const char* what) {
 }
 
 ScanStats Scanner::Scan(policy::Snapshot* snapshot, ScanMode mode, FileSampler* sampler) {
+  policy::Snapshot previous;
+  previous.files = std::move(snapshot->files);
+  previous.names = std::move(snapshot->names);
+  previous.dir_paths = std::move(snapshot->dir_paths);
+  return Scan(&previous, snapshot, mode, sampler, limits_.clock->WallNs());
+}
+
+ScanStats Scanner::Scan(const policy::Snapshot* previous, policy::Snapshot* snapshot, ScanMode mode,
+                        FileSampler* sampler, int64_t wall_now_ns) {
   Walk w;
   w.snap = snapshot;
   w.sampler = sampler;
-  const bool consistent = snapshot->files.size() == last_files_ &&
-                          snapshot->names.size() == last_names_ &&
-                          snapshot->dir_paths.size() == last_dirs_ && dirs_.size() == last_dirs_;
+  const bool consistent = previous != nullptr && previous->files.size() == last_files_ &&
+                          previous->names.size() == last_names_ &&
+                          previous->dir_paths.size() == last_dirs_ && dirs_.size() == last_dirs_;
   w.full = mode == ScanMode::kFull || force_full_ || !consistent ||
            (limits_.full_rescan_every != 0 && scans_since_full_ + 1 >= limits_.full_rescan_every);
   w.stats.full = w.full;
   if (consistent) {
     // Kept even for a full scan: surviving records keep their telemetry.
-    w.old_files = std::move(snapshot->files);
-    w.old_names = std::move(snapshot->names);
+    w.old_files = &previous->files;
+    w.old_names = previous->names;
     w.old_dirs = std::move(dirs_);
     w.old_by_ino = std::move(dir_by_ino_);
   }
   w.old_by_ino.resize(scopes_.size());
   snapshot->files.clear();
-  snapshot->files.reserve(w.old_files.size());
+  snapshot->files.reserve(w.old_files->size());
   snapshot->names.clear();
   snapshot->names.reserve(w.old_names.size());
   snapshot->dir_paths.clear();
   dirs_.clear();
   dir_by_ino_.assign(scopes_.size(), {});
 
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  w.racy_after_ns =
-      static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec - limits_.racy_window_ns;
+  w.racy_after_ns = wall_now_ns - limits_.racy_window_ns;
 
   for (size_t s = 0; s < scopes_.size(); ++s) {
     const ScanScope& scope = scopes_[s];
@@ -307,9 +314,8 @@ bool Scanner::ReuseDir(Walk& w, int fd, uint32_t dir_index, const DirState& old)
   policy::Snapshot& snap = *w.snap;
   if (snap.files.size() + old.child_count > limits_.max_records) return false;
   for (uint32_t j = old.first_child; j < old.first_child + old.child_count; ++j) {
-    policy::FileRecord rec = w.old_files[j];
-    const std::string_view name =
-        std::string_view(w.old_names).substr(rec.name_offset, rec.name_length);
+    policy::FileRecord rec = (*w.old_files)[j];
+    const std::string_view name = w.old_names.substr(rec.name_offset, rec.name_length);
     if (rec.kind == policy::FileKind::kDirectory) {
       // Still the same directory on the same mount? Something may have been
       // mounted on it, which does not change the parent's timestamps.
@@ -342,9 +348,8 @@ bool Scanner::ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old) 
   w.old_by_name.clear();
   if (old != nullptr) {
     for (uint32_t j = old->first_child; j < old->first_child + old->child_count; ++j) {
-      const policy::FileRecord& rec = w.old_files[j];
-      w.old_by_name.emplace(std::string_view(w.old_names).substr(rec.name_offset, rec.name_length),
-                            j);
+      const policy::FileRecord& rec = (*w.old_files)[j];
+      w.old_by_name.emplace(w.old_names.substr(rec.name_offset, rec.name_length), j);
     }
   }
   w.path = snap.dir_paths[dir_index];
@@ -436,7 +441,7 @@ bool Scanner::ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old) 
       // Keep the previous record (and the telemetry other samplers put in it)
       // when the name still names the same inode.
       if (auto it = w.old_by_name.find(name); it != w.old_by_name.end()) {
-        const policy::FileRecord& prev = w.old_files[it->second];
+        const policy::FileRecord& prev = (*w.old_files)[it->second];
         if (prev.ino == rec.ino && (prev.kind == policy::FileKind::kDirectory) == is_dir)
           rec = prev;
       }

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "plugins/clock.h"
 #include "plugins/files/sampler.h"
 #include "plugins/files/scope.h"
 #include "policy/snapshot.h"
@@ -28,6 +29,8 @@ struct ScanLimits {
   /// would not move its timestamps. Tests on multigrain-timestamp kernels (6.13+)
   /// may set 0.
   int64_t racy_window_ns = 1'000'000'000;
+  /// The wall clock read by Scan(snapshot, ...) (the other Scan() is given the time).
+  const plugins::Clock* clock = &plugins::SystemClock::Get();
 };
 
 enum class ScanMode {
@@ -116,6 +119,13 @@ class Scanner {
   /// sampler, every regular file and directory record is sampled in the same pass.
   ScanStats Scan(policy::Snapshot* snapshot, ScanMode mode = ScanMode::kIncremental,
                  FileSampler* sampler = nullptr);
+  /// The same, building `next` from `previous` (the last Scan()'s result,
+  /// left unchanged, or nullptr for a walk from nothing): the caller may keep
+  /// `previous` (e.g. a published view) while the new table is built, and no
+  /// third copy is made. `wall_now_ns` is CLOCK_REALTIME at the start (for the
+  /// racy window). Fields of `next` other than the file table are left alone.
+  ScanStats Scan(const policy::Snapshot* previous, policy::Snapshot* next, ScanMode mode,
+                 FileSampler* sampler, int64_t wall_now_ns);
 
   /// Replaces the predicate; the next scan is full.
   void SetExcludePredicate(ExcludePredicate is_excluded);

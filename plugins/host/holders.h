@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "plugins/host/roots.h"
@@ -57,5 +58,27 @@ struct HolderScan {
 /// itself cannot be listed.
 Result<HolderScan> FindHolders(const Roots& roots, const std::vector<FileId>& files,
                                pid_t exclude_pid);
+
+/// The engine's way to ask who holds files: one call is one pass over the
+/// processes (the engine makes at most one per cycle).
+class HolderFinder {
+ public:
+  virtual ~HolderFinder() = default;
+  virtual Result<HolderScan> Find(const std::vector<FileId>& files) = 0;
+};
+
+/// FindHolders over <roots.proc>, skipping `exclude_pid` (the daemon).
+class ProcHolderFinder final : public HolderFinder {
+ public:
+  ProcHolderFinder(Roots roots, pid_t exclude_pid)
+      : roots_(std::move(roots)), exclude_(exclude_pid) {}
+  Result<HolderScan> Find(const std::vector<FileId>& files) override {
+    return FindHolders(roots_, files, exclude_);
+  }
+
+ private:
+  Roots roots_;
+  pid_t exclude_;
+};
 
 }  // namespace daxpolicy::host

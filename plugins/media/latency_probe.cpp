@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -33,10 +32,8 @@
 namespace daxpolicy::media {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double MsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+double MsSince(const plugins::Clock& clock, int64_t start_ns) {
+  return static_cast<double>(clock.MonotonicNs() - start_ns) / 1e6;
 }
 
 // Keeps the chased pointer alive so the loads cannot be optimized away.
@@ -147,22 +144,23 @@ void* BuildPointerChase(void* buf, size_t bytes, size_t nodes, uint64_t seed) {
   return base + order[0] * kChaseNodeBytes;
 }
 
-double ChaseNsPerLoad(const void* start, size_t steps) {
+double ChaseNsPerLoad(const void* start, size_t steps, const plugins::Clock& clock) {
   if (steps == 0 || start == nullptr) return 0;
   const void* p = start;
-  auto begin = Clock::now();
+  const int64_t begin = clock.MonotonicNs();
   for (size_t i = 0; i < steps; ++i) p = *static_cast<const void* const*>(p);
-  auto end = Clock::now();
+  const int64_t end = clock.MonotonicNs();
   g_chase_sink = p;
-  return std::chrono::duration<double, std::nano>(end - begin).count() / static_cast<double>(steps);
+  return static_cast<double>(end - begin) / static_cast<double>(steps);
 }
 
-double StorePersistNsPerOp(void* start, size_t steps, PersistFn persist) {
+double StorePersistNsPerOp(void* start, size_t steps, PersistFn persist,
+                           const plugins::Clock& clock) {
   if (steps == 0 || start == nullptr) return 0;
   // The link loads hit the cache (the chase just brought the lines in), so
   // the time is that of the store and its flush to the media.
   void* p = start;
-  auto begin = Clock::now();
+  const int64_t begin = clock.MonotonicNs();
   for (size_t i = 0; i < steps; ++i) {
     char* slot = static_cast<char*>(p) + sizeof(void*);
     uint64_t value = i;
@@ -170,8 +168,8 @@ double StorePersistNsPerOp(void* start, size_t steps, PersistFn persist) {
     persist(slot, sizeof(value));
     p = *static_cast<void**>(p);
   }
-  auto end = Clock::now();
-  return std::chrono::duration<double, std::nano>(end - begin).count() / static_cast<double>(steps);
+  const int64_t end = clock.MonotonicNs();
+  return static_cast<double>(end - begin) / static_cast<double>(steps);
 }
 
 void EvictChain(const void* start, size_t nodes) {
@@ -207,30 +205,31 @@ constexpr size_t kCopyChunk = size_t{1} << 20;
 unsigned char g_copy_sink = 0;
 }  // namespace
 
-double CopyBytesPerSecond(const void* buf, size_t bytes) {
+double CopyBytesPerSecond(const void* buf, size_t bytes, const plugins::Clock& clock) {
   if (bytes == 0 || buf == nullptr) return 0;
   std::vector<unsigned char> scratch(std::min(bytes, kCopyChunk));
   const char* p = static_cast<const char*>(buf);
-  auto begin = Clock::now();
+  const int64_t begin = clock.MonotonicNs();
   for (size_t off = 0; off < bytes; off += scratch.size()) {
     std::memcpy(scratch.data(), p + off, std::min(scratch.size(), bytes - off));
     g_copy_sink ^= scratch[0];
   }
-  double s = std::chrono::duration<double>(Clock::now() - begin).count();
+  double s = static_cast<double>(clock.MonotonicNs() - begin) / 1e9;
   return s > 0 ? static_cast<double>(bytes) / s : 0;
 }
 
-double PersistBytesPerSecond(void* buf, size_t bytes, PersistFn persist) {
+double PersistBytesPerSecond(void* buf, size_t bytes, PersistFn persist,
+                             const plugins::Clock& clock) {
   if (bytes == 0 || buf == nullptr) return 0;
   std::vector<unsigned char> pattern(std::min(bytes, kCopyChunk), 0xa5);
   char* p = static_cast<char*>(buf);
-  auto begin = Clock::now();
+  const int64_t begin = clock.MonotonicNs();
   for (size_t off = 0; off < bytes; off += pattern.size()) {
     size_t n = std::min(pattern.size(), bytes - off);
     std::memcpy(p + off, pattern.data(), n);
     persist(p + off, n);
   }
-  double s = std::chrono::duration<double>(Clock::now() - begin).count();
+  double s = static_cast<double>(clock.MonotonicNs() - begin) / 1e9;
   return s > 0 ? static_cast<double>(bytes) / s : 0;
 }
 
@@ -240,20 +239,21 @@ Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,
     return Error{"probe buffer must hold at least 2 cache lines", EINVAL};
   }
   if (config.read_steps < 2) return Error{"probe needs at least 2 read steps", EINVAL};
-  auto start = Clock::now();
+  const plugins::Clock& clock = *config.clock;
+  const int64_t start = clock.MonotonicNs();
   LatencyMeasurement m;
   void* chain = BuildPointerChase(media, config.buffer_bytes, config.read_steps, config.seed);
   EvictChain(chain, config.read_steps);
-  m.read_latency_ns = ChaseNsPerLoad(chain, config.read_steps);
-  m.write_latency_ns = StorePersistNsPerOp(chain, config.write_steps, persist);
+  m.read_latency_ns = ChaseNsPerLoad(chain, config.read_steps, clock);
+  m.write_latency_ns = StorePersistNsPerOp(chain, config.write_steps, persist, clock);
   m.timed_ms = (m.read_latency_ns * static_cast<double>(config.read_steps) +
                 m.write_latency_ns * static_cast<double>(config.write_steps)) /
                1e6;
   EvictRange(media, config.buffer_bytes);
-  auto copy_start = Clock::now();
-  m.read_bandwidth = CopyBytesPerSecond(media, config.buffer_bytes);
-  m.write_bandwidth = PersistBytesPerSecond(media, config.buffer_bytes, persist);
-  m.timed_ms += MsSince(copy_start);
+  int64_t copy_start = clock.MonotonicNs();
+  m.read_bandwidth = CopyBytesPerSecond(media, config.buffer_bytes, clock);
+  m.write_bandwidth = PersistBytesPerSecond(media, config.buffer_bytes, persist, clock);
+  m.timed_ms += MsSince(clock, copy_start);
 
   void* dram = mmap(nullptr, config.buffer_bytes, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -263,19 +263,19 @@ Result<LatencyMeasurement> MeasureLatency(void* media, PersistFn persist,
   madvise(dram, config.buffer_bytes, MADV_HUGEPAGE);
   void* dram_chain = BuildPointerChase(dram, config.buffer_bytes, config.read_steps, config.seed);
   EvictChain(dram_chain, config.read_steps);
-  m.dram_latency_ns = ChaseNsPerLoad(dram_chain, config.read_steps);
+  m.dram_latency_ns = ChaseNsPerLoad(dram_chain, config.read_steps, clock);
   m.timed_ms += m.dram_latency_ns * static_cast<double>(config.read_steps) / 1e6;
   // Untouched anonymous pages all map the shared zero page: fill the buffer
   // first, so the copy reads distinct DRAM pages.
   std::memset(dram, 0x5a, config.buffer_bytes);
   EvictRange(dram, config.buffer_bytes);
-  copy_start = Clock::now();
-  m.dram_bandwidth = CopyBytesPerSecond(dram, config.buffer_bytes);
-  m.timed_ms += MsSince(copy_start);
+  copy_start = clock.MonotonicNs();
+  m.dram_bandwidth = CopyBytesPerSecond(dram, config.buffer_bytes, clock);
+  m.timed_ms += MsSince(clock, copy_start);
   munmap(dram, config.buffer_bytes);
 
   m.latency_ratio = m.dram_latency_ns > 0 ? m.read_latency_ns / m.dram_latency_ns : 0;
-  m.measure_ms = MsSince(start);
+  m.measure_ms = MsSince(clock, start);
   return m;
 }
 
@@ -494,9 +494,10 @@ ProbeResult ProbeMountUntimed(const std::string& mount_point, const ProbeOptions
 }  // namespace
 
 ProbeResult ProbeMount(const std::string& mount_point, const ProbeOptions& options) {
-  auto start = Clock::now();
+  const plugins::Clock& clock = *options.chase.clock;
+  const int64_t start = clock.MonotonicNs();
   ProbeResult r = ProbeMountUntimed(mount_point, options);
-  r.duration_ms = MsSince(start);
+  r.duration_ms = MsSince(clock, start);
   return r;
 }
 

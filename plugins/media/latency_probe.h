@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "plugins/clock.h"
 #include "policy/result.h"
 
 namespace daxpolicy::media {
@@ -24,6 +25,8 @@ struct ChaseConfig {
   size_t read_steps = 20000;  ///< dependent loads per chase = lines in the chain
   size_t write_steps = 4000;  ///< store + persist pairs
   uint64_t seed = 0x5eed0fdaULL;
+  /// Times the chase and the probe (the daemon passes its engine's clock).
+  const plugins::Clock* clock = &plugins::SystemClock::Get();
 };
 
 /// Bytes per chase node: one cache line, so each step touches a new line.
@@ -42,13 +45,15 @@ void* BuildPointerChase(void* buf, size_t bytes, size_t nodes, uint64_t seed);
 
 /// Follows `steps` links from `start` (a node of a BuildPointerChase chain)
 /// and returns the mean nanoseconds per dependent load.
-double ChaseNsPerLoad(const void* start, size_t steps);
+double ChaseNsPerLoad(const void* start, size_t steps,
+                      const plugins::Clock& clock = plugins::SystemClock::Get());
 
 /// Walks `steps` nodes of the chain from `start`, storing one word in each
 /// (the node's second word: the links stay intact) followed by
 /// persist(word, 8); returns mean nanoseconds per store+persist. Only lines of
 /// the chain are written, so no page is touched for the first time here.
-double StorePersistNsPerOp(void* start, size_t steps, PersistFn persist);
+double StorePersistNsPerOp(void* start, size_t steps, PersistFn persist,
+                           const plugins::Clock& clock = plugins::SystemClock::Get());
 
 /// Flushes the lines of `nodes` chain nodes from `start` out of the CPU caches
 /// (x86 clflush; a no-op elsewhere), so the chase starts from memory.
@@ -59,11 +64,13 @@ void EvictRange(const void* buf, size_t bytes);
 
 /// Copies [buf, buf + bytes) into a 1 MiB buffer, chunk by chunk, as read()
 /// copies into a user buffer; returns bytes per second (single thread).
-double CopyBytesPerSecond(const void* buf, size_t bytes);
+double CopyBytesPerSecond(const void* buf, size_t bytes,
+                          const plugins::Clock& clock = plugins::SystemClock::Get());
 
 /// Fills [buf, buf + bytes) 1 MiB at a time, each chunk followed by
 /// persist(chunk); returns bytes per second.
-double PersistBytesPerSecond(void* buf, size_t bytes, PersistFn persist);
+double PersistBytesPerSecond(void* buf, size_t bytes, PersistFn persist,
+                             const plugins::Clock& clock = plugins::SystemClock::Get());
 
 /// Result of measuring one mapping against DRAM.
 struct LatencyMeasurement {

@@ -3,7 +3,6 @@
 
 #include <sys/sysmacros.h>
 
-#include <chrono>
 #include <utility>
 
 #include "plugins/media/libnvdimm_topology.h"
@@ -11,10 +10,8 @@
 namespace daxpolicy::media {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double MsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+double MsSince(const plugins::Clock& clock, int64_t start_ns) {
+  return static_cast<double>(clock.MonotonicNs() - start_ns) / 1e6;
 }
 
 bool HasOption(const std::string& options, const std::string& wanted) {
@@ -70,7 +67,8 @@ void MediaPlugin::Log(LogLevel level, const std::string& message) const {
 }
 
 MediaReport MediaPlugin::Refresh(const std::vector<MountInput>& mounts, bool run_probes) {
-  auto start = Clock::now();
+  const plugins::Clock& clock = *options_.probe.chase.clock;
+  const int64_t start = clock.MonotonicNs();
   MediaReport rep;
   const auto& sys = options_.sysfs_root;
 
@@ -204,9 +202,9 @@ MediaReport MediaPlugin::Refresh(const std::vector<MountInput>& mounts, bool run
     }
 
     if (run_probes && mm.dax_capable.value_or(false)) {
-      auto p0 = Clock::now();
+      const int64_t p0 = clock.MonotonicNs();
       ProbeResult pr = ProbeMount(in.mount_point, options_.probe);
-      probe_ms += MsSince(p0);
+      probe_ms += MsSince(clock, p0);
       Log(pr.outcome == ProbeResult::Outcome::kMeasured ? LogLevel::kDebug : LogLevel::kWarning,
           "media probe of " + in.mount_point + ": " + OutcomeName(pr.outcome) +
               (pr.reason.empty() ? "" : ": " + pr.reason));
@@ -259,7 +257,7 @@ MediaReport MediaPlugin::Refresh(const std::vector<MountInput>& mounts, bool run
         degraded.empty() ? "media: no longer degraded" : "media degraded: " + degraded);
     last_degraded_ = degraded;
   }
-  rep.refresh_ms = MsSince(start);
+  rep.refresh_ms = MsSince(clock, start);
   return rep;
 }
 

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "daemon/engine.h"
+#include "daemon/wiring.h"
 #include "policy/loader.h"
 #include "tests/support/test_support.h"
 
@@ -65,16 +66,11 @@ class EngineHolds : public ::testing::TestWithParam<FsType> {
                        root_ + "/**\" }\n    dax: off\n";
     policy::LoadResult loaded = policy::LoadPolicy({"test.yaml", text});
     ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().ToString();
-    auto engine = Engine::Create(options_, *loaded.policy);
+    auto engine =
+        Engine::Create(options_, *loaded.policy, MakeEngineParts(options_, *loaded.policy));
     ASSERT_TRUE(engine.ok()) << engine.error().message;
     engine_ = std::move(*engine);
-    engine_->RunCycle(Now());
-  }
-
-  static int64_t Now() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+    engine_->RunCycle();
   }
 
   std::vector<HoldInfo> Holds() {
@@ -154,13 +150,13 @@ TEST_P(EngineHolds, EndsAHoldWithItsFileEvenWhenTheInodeNumberIsReused) {
     if (InodeOf(g) == ino) reused = g;
   }
   ASSERT_FALSE(reused.empty()) << "inode " << ino << " was not reused";
-  engine_->RunCycle(Now());
+  engine_->RunCycle();
   EXPECT_TRUE(Holds().empty());
   auto ended = engine_->TakeEndedHolds();
   ASSERT_EQ(ended.size(), 1u);
   EXPECT_EQ(ended[0].cookie, *r.value);
   EXPECT_EQ(ended[0].why, "file gone");
-  engine_->RunCycle(Now());
+  engine_->RunCycle();
   auto state = engine_->GetFile(reused);
   ASSERT_TRUE(state.ok()) << state.failure->message;
   EXPECT_EQ(state.value->reason.find("application hold"), std::string::npos) << state.value->reason;

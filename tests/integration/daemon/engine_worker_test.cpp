@@ -16,7 +16,9 @@
 #include <thread>
 
 #include "daemon/engine.h"
+#include "daemon/wiring.h"
 #include "policy/loader.h"
+#include "tests/fakes/fakes.h"
 #include "tests/support/test_support.h"
 
 namespace daxpolicy::daemon {
@@ -63,18 +65,18 @@ class EngineWorker : public ::testing::Test {
     root_ = fs_->mount_point().string();
     WriteFile(root_ + "/plain", "x");
     options_.state_dir = state_.path().string();
-    auto engine = Engine::Create(options_, MakePolicy(root_, "d-to-dax"));
+    policy::Policy policy = MakePolicy(root_, "d-to-dax");
+    // The real parts, on a clock the test moves.
+    EngineParts parts = MakeEngineParts(options_, policy);
+    parts.clock = clock_;
+    auto engine = Engine::Create(options_, std::move(policy), std::move(parts));
     ASSERT_TRUE(engine.ok()) << engine.error().message;
     engine_ = std::move(*engine);
-    engine_->RunCycle(Now());
+    engine_->RunCycle();
     ASSERT_EQ(engine_->ManagedFiles(), 1u);
   }
 
-  static int64_t Now() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-  }
+  std::shared_ptr<fakes::FakeClock> clock_ = std::make_shared<fakes::FakeClock>();
 
   std::unique_ptr<LoopFs> fs_;
   std::string root_;
@@ -85,10 +87,10 @@ class EngineWorker : public ::testing::Test {
 
 TEST_F(EngineWorker, QueriesAnswerFromTheLastViewUntilTheCycleEnds) {
   WriteFile(root_ + "/d-new", "y");
-  CycleJobPtr job = engine_->BeginCycle(Now());
+  CycleJobPtr job = engine_->BeginCycle();
   ASSERT_NE(job, nullptr);
   EXPECT_TRUE(engine_->cycle_running());
-  EXPECT_EQ(engine_->BeginCycle(Now()), nullptr) << "one job at a time";
+  EXPECT_EQ(engine_->BeginCycle(), nullptr) << "one job at a time";
 
   std::atomic<bool> done{false};
   std::thread worker([&] {
@@ -133,7 +135,7 @@ TEST_F(EngineWorker, QueriesAnswerFromTheLastViewUntilTheCycleEnds) {
 
 TEST_F(EngineWorker, SwitchingToObserveStopsAJobThatIsOut) {
   WriteFile(root_ + "/d-file", "y");
-  CycleJobPtr job = engine_->BeginCycle(Now());
+  CycleJobPtr job = engine_->BeginCycle();
   ASSERT_NE(job, nullptr);
   engine_->SetMode(policy::Mode::kObserve);  // arrives over D-Bus while the job is out
   std::thread worker([&] { engine_->RunWork(*job); });
@@ -146,14 +148,14 @@ TEST_F(EngineWorker, SwitchingToObserveStopsAJobThatIsOut) {
   EXPECT_EQ(file.value->state, policy::FileState::kObserved);
 
   engine_->SetMode(policy::Mode::kEnforce);
-  report = engine_->RunCycle(Now());
+  report = engine_->RunCycle();
   EXPECT_EQ(report.applied, 1u);
   EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), true);
 }
 
 TEST_F(EngineWorker, ACancelledJobChangesNothingAndTheNextOneDoes) {
   WriteFile(root_ + "/d-file", "y");
-  CycleJobPtr job = engine_->BeginCycle(Now());
+  CycleJobPtr job = engine_->BeginCycle();
   ASSERT_NE(job, nullptr);
   engine_->Cancel();  // SIGTERM while the job is out
   std::thread worker([&] { engine_->RunWork(*job); });
@@ -161,16 +163,16 @@ TEST_F(EngineWorker, ACancelledJobChangesNothingAndTheNextOneDoes) {
   EXPECT_EQ(engine_->EndCycle(std::move(job)).applied, 0u);
   EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), false);
 
-  EXPECT_EQ(engine_->RunCycle(Now()).applied, 1u);
+  EXPECT_EQ(engine_->RunCycle().applied, 1u);
   EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), true);
 }
 
 TEST_F(EngineWorker, AReloadDuringAJobTakesEffectWhenItEnds) {
   WriteFile(root_ + "/d-file", "y");
-  engine_->RunCycle(Now());
+  engine_->RunCycle();
   ASSERT_EQ(engine_->GetFile(root_ + "/d-file").value->rule, "d-to-dax");
 
-  CycleJobPtr job = engine_->BeginCycle(Now());
+  CycleJobPtr job = engine_->BeginCycle();
   ASSERT_NE(job, nullptr);
   std::thread worker([&] { engine_->RunWork(*job); });
   engine_->ReplacePolicy(MakePolicy(root_, "renamed-rule"));
@@ -188,7 +190,7 @@ TEST_F(EngineWorker, AReloadDuringAJobTakesEffectWhenItEnds) {
   EXPECT_EQ(gauges.rule_matched.count("renamed-rule"), 1u);
   EXPECT_EQ(gauges.rule_matched.count("d-to-dax"), 0u);
 
-  engine_->RunCycle(Now());
+  engine_->RunCycle();
   auto file = engine_->GetFile(root_ + "/d-file");
   ASSERT_TRUE(file.ok()) << file.failure->message;
   EXPECT_EQ(file.value->rule, "renamed-rule");
@@ -197,11 +199,11 @@ TEST_F(EngineWorker, AReloadDuringAJobTakesEffectWhenItEnds) {
 
 TEST_F(EngineWorker, AReloadSignalsOnlyTheFilesWhoseStateChanged) {
   WriteFile(root_ + "/d-file", "y");
-  ASSERT_EQ(engine_->RunCycle(Now()).changes.size(), 1u);  // d-file: blocked
+  ASSERT_EQ(engine_->RunCycle().changes.size(), 1u);  // d-file: blocked
 
   // The same rules under another name: nothing changes for any file.
   engine_->ReplacePolicy(MakePolicy(root_, "renamed-rule"));
-  CycleReport report = engine_->RunCycle(Now());
+  CycleReport report = engine_->RunCycle();
   EXPECT_TRUE(report.full_scan);
   EXPECT_TRUE(report.changes.empty()) << report.changes.front().path;
   EXPECT_EQ(engine_->GetFile(root_ + "/d-file").value->rule, "renamed-rule");
@@ -215,7 +217,7 @@ TEST_F(EngineWorker, AReloadSignalsOnlyTheFilesWhoseStateChanged) {
   policy::LoadResult loaded = policy::LoadPolicy({"all.yaml", text});
   ASSERT_TRUE(loaded.policy) << loaded.errors.front().ToString();
   engine_->ReplacePolicy(std::move(*loaded.policy));
-  report = engine_->RunCycle(Now());
+  report = engine_->RunCycle();
   ASSERT_EQ(report.changes.size(), 1u);
   EXPECT_EQ(report.changes.front().path, root_ + "/plain");
   EXPECT_EQ(report.changes.front().state, policy::FileState::kBlocked);
@@ -236,10 +238,10 @@ TEST_F(EngineWorker, RuleTimersCarryFromCycleToCycle) {
   ASSERT_TRUE(loaded.policy) << loaded.errors.front().ToString();
   engine_->ReplacePolicy(std::move(*loaded.policy));
   WriteFile(root_ + "/d-file", "y");
-  const int64_t t0 = Now();
   const int64_t minute = int64_t{60} * 1'000'000'000;
-  for (int64_t t : {t0, t0 + 4 * minute, t0 + 8 * minute}) {
-    CycleJobPtr job = engine_->BeginCycle(t);
+  for (int64_t step : {0, 4, 4}) {  // at 0, 4 and 8 minutes
+    clock_->Advance(step * minute);
+    CycleJobPtr job = engine_->BeginCycle();
     std::thread worker([&] { engine_->RunWork(*job); });
     worker.join();
     engine_->EndCycle(std::move(job));
@@ -248,16 +250,17 @@ TEST_F(EngineWorker, RuleTimersCarryFromCycleToCycle) {
     EXPECT_EQ(file.value->state, policy::FileState::kDeferred);
     EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), false);
   }
-  EXPECT_EQ(engine_->RunCycle(t0 + 11 * minute).applied, 1u);
+  clock_->Advance(3 * minute);  // 11 minutes
+  EXPECT_EQ(engine_->RunCycle().applied, 1u);
   EXPECT_EQ(ReadDaxFlag(root_ + "/d-file"), true);
 }
 
 TEST_F(EngineWorker, AHoldTakenWhileAJobIsOutActsFromTheNextCycle) {
   WriteFile(root_ + "/held", "y");
-  engine_->RunCycle(Now());
+  engine_->RunCycle();
   ASSERT_EQ(ReadDaxFlag(root_ + "/held"), false);
 
-  CycleJobPtr job = engine_->BeginCycle(Now());
+  CycleJobPtr job = engine_->BeginCycle();
   ASSERT_NE(job, nullptr);
   Caller root;
   root.sender = ":1.1";
@@ -269,7 +272,7 @@ TEST_F(EngineWorker, AHoldTakenWhileAJobIsOutActsFromTheNextCycle) {
   engine_->EndCycle(std::move(job));
   EXPECT_EQ(ReadDaxFlag(root_ + "/held"), false) << "the job copied the holds at its start";
 
-  engine_->RunCycle(Now());
+  engine_->RunCycle();
   EXPECT_EQ(ReadDaxFlag(root_ + "/held"), true);
   auto file = engine_->GetFile(root_ + "/held");
   ASSERT_TRUE(file.ok());
@@ -291,21 +294,21 @@ TEST(EngineJournal, ReportsAnUnusableOrDamagedStateDirectoryInDegraded) {
   Options options;
   options.state_dir = state.path().string();
   {
-    auto engine = Engine::Create(options, MakePolicy(root, "d-to-dax"));
+    policy::Policy policy = MakePolicy(root, "d-to-dax");
+    auto engine = Engine::Create(options, policy, MakeEngineParts(options, policy));
     ASSERT_TRUE(engine.ok());
     const std::string degraded = (*engine)->Degraded();
     EXPECT_NE(degraded.find("state journal unavailable: state directory " + options.state_dir +
                             " is writable by group or others"),
               std::string::npos)
         << degraded;
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    (*engine)->RunCycle(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+    (*engine)->RunCycle();
     EXPECT_EQ(ReadDaxFlag(root + "/d-file"), false) << "changed without a journal";
   }
   ASSERT_EQ(chmod(state.path().c_str(), 0700), 0);
   WriteFile(state.path() / "segment-0000000000000001.djnl", "garbage");
-  auto engine = Engine::Create(options, MakePolicy(root, "d-to-dax"));
+  policy::Policy policy = MakePolicy(root, "d-to-dax");
+  auto engine = Engine::Create(options, policy, MakeEngineParts(options, policy));
   ASSERT_TRUE(engine.ok());
   const std::string degraded = (*engine)->Degraded();
   EXPECT_NE(degraded.find("state journal " + options.state_dir + " is damaged"), std::string::npos)

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/// Scope setup: for each scope root of a policy, its mount, whether the
+/// per-file DAX flag and effective DAX can work there, the mount the media
+/// source maps to a device, the fanotify mark for close events, and what the
+/// file table must leave out. Run when the engine starts and for every new
+/// policy.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plugins/files/close_watcher.h"
+#include "plugins/host/dax_capability.h"
+#include "plugins/host/roots.h"
+#include "plugins/telemetry.h"
+#include "policy/policy.h"
+#include "policy/snapshot.h"
+
+namespace daxpolicy::daemon {
+
+/// What the host says about one scope root.
+struct ScopeFacts {
+  int root_fd = -1;             ///< O_PATH directory, owned by the caller from now on; -1: unusable
+  uint64_t dev = 0;             ///< st_dev of the root
+  uint64_t mount_id = 0;        ///< statx STATX_MNT_ID of the root (0 = unknown)
+  bool covered = false;         ///< a mount is over the root: never scanned
+  policy::MountRecord mount;    ///< dev, mount point, why effective DAX cannot work
+  std::string flag_blocked;     ///< why the per-file flag cannot work ("" = it can)
+  media::MountInput media;      ///< mount_point "" when no mount was found
+  bool on_known_mount = false;  ///< found in the mount table (close events can be marked)
+  std::vector<std::string> problems;  ///< for Degraded, e.g. "scope /x cannot be opened: ..."
+};
+
+/// Looks at scope roots on the host (HostMountInspector) or in a test's table.
+class MountInspector {
+ public:
+  virtual ~MountInspector() = default;
+  /// Facts about each path, in order. `problems` gets what concerns all of
+  /// them (e.g. an unreadable mount table).
+  virtual std::vector<ScopeFacts> Inspect(const std::vector<std::string>& paths, uint32_t page_size,
+                                          std::vector<std::string>* problems) = 0;
+};
+
+/// The mount table of <roots.proc>, the DAX capability checks of
+/// plugins/host/dax_capability.h and the running kernel's release.
+class HostMountInspector final : public MountInspector {
+ public:
+  HostMountInspector(host::Roots roots, std::optional<host::KernelDaxSupport> kernel)
+      : roots_(std::move(roots)), kernel_(std::move(kernel)) {}
+  std::vector<ScopeFacts> Inspect(const std::vector<std::string>& paths, uint32_t page_size,
+                                  std::vector<std::string>* problems) override;
+
+ private:
+  host::Roots roots_;
+  std::optional<host::KernelDaxSupport> kernel_;
+};
+
+/// The scope list of a policy, holding the root fds open (closed with it).
+struct ScopeSet {
+  plugins::ScopeList scopes;
+  std::vector<policy::MountRecord> mounts;  ///< Snapshot::mounts, parallel to scopes.list
+  std::vector<std::string> problems;        ///< per-scope and feature problems (Degraded)
+  ScopeSet() = default;
+  ScopeSet(const ScopeSet&) = delete;
+  ScopeSet& operator=(const ScopeSet&) = delete;
+  ~ScopeSet();
+};
+
+/// Sets up the scopes of `policy`: inspects the roots, marks their filesystems
+/// for close events (when `watcher` is given; the first failure goes to
+/// *watcher_problem when it is empty), and excludes protect patterns and the
+/// media probe directories from the file table.
+std::shared_ptr<const ScopeSet> SetUpScopes(std::shared_ptr<const policy::Policy> policy,
+                                            uint64_t generation, MountInspector& inspector,
+                                            uint32_t page_size, files::CloseEventSource* watcher,
+                                            std::string* watcher_problem);
+
+}  // namespace daxpolicy::daemon

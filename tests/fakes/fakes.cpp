@@ -108,7 +108,8 @@ void SyntheticFileSource::Sample(plugins::SampleContext& ctx) {
     r.size = 4096 * (1 + i % 64);
     r.mtime_ns = ctx.wall_ns - static_cast<int64_t>(i % 3600) * 1'000'000'000;
     r.cache_pages = static_cast<uint32_t>(i % 16);
-    r.physical = i % 2 ? DaxState::kDax : DaxState::kPageCache;
+    // In sync with the benchmark's policy: files of 128 KiB and more on DAX.
+    r.physical = r.size >= (128u << 10) ? DaxState::kDax : DaxState::kPageCache;
     r.effective = r.physical;
     r.available =
         policy::kHaveSize | policy::kHaveCache | policy::kHavePhysical | policy::kHaveEffective;

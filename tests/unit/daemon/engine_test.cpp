@@ -1,0 +1,596 @@
+// SPDX-License-Identifier: Apache-2.0
+// The engine with fake parts (tests/fakes): no root, no sleeps, time moves
+// only when a test moves the fake clock. Files are empty files in a temporary
+// directory (queries look them up with lstat); their DAX flags live in the
+// fake driver, their telemetry in the fake file source.
+
+#include "daemon/engine.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "policy/loader.h"
+#include "tests/fakes/fakes.h"
+#include "tests/support/test_support.h"
+
+namespace daxpolicy::daemon {
+namespace {
+
+using ::daxpolicy::testing::TempDir;
+using ::daxpolicy::testing::WriteFile;
+using policy::DaxState;
+using policy::FileState;
+
+constexpr int64_t kSecond = 1'000'000'000;
+constexpr int64_t kMinute = 60 * kSecond;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  // A policy over the temporary scope: `defaults` and `rules` are YAML.
+  policy::Policy MakePolicy(const std::string& rules,
+                            const std::string& defaults =
+                                "{ dax: keep, min_dwell: 0s, max_switches_per_minute: 10000 }") {
+    std::string text =
+        "apiVersion: daxpolicy/v1\ndaemon: { interval: 1s, mode: enforce }\n"
+        "scopes: [ " +
+        root_ + " ]\ndefaults: " + defaults + "\nrules:\n" + rules;
+    policy::LoadResult loaded = policy::LoadPolicy({"test.yaml", text});
+    EXPECT_TRUE(loaded.errors.empty()) << loaded.errors.front().ToString();
+    return *loaded.policy;
+  }
+
+  // "  - name: N\n    match: { path: "<root>/<glob>" }\n    dax: on|off\n" + extra lines.
+  std::string Rule(const std::string& name, const std::string& glob, const std::string& dax,
+                   const std::string& extra = "") {
+    return "  - name: " + name + "\n    match: { path: \"" + root_ + "/" + glob + "\" }\n" + extra +
+           "    dax: " + dax + "\n";
+  }
+
+  void Start(policy::Policy policy, bool observe = false) {
+    options_.observe = observe;
+    auto engine = Engine::Create(options_, std::move(policy), parts_.Take());
+    ASSERT_TRUE(engine.ok()) << engine.error().message;
+    engine_ = std::move(*engine);
+  }
+
+  // A regular file with its flags on the fake disk and its telemetry.
+  void AddFile(const std::string& relative, DaxState physical, DaxState effective,
+               fakes::FakeFile telemetry = {}) {
+    WriteFile(root_ + "/" + relative, "");
+    struct stat st {};
+    ASSERT_EQ(lstat((root_ + "/" + relative).c_str(), &st), 0);
+    driver::FileFlags flags;
+    flags.kind = policy::FileKind::kRegular;
+    flags.physical = physical;
+    flags.effective = effective;
+    flags.dev = st.st_dev;
+    flags.ino = st.st_ino;
+    flags.links = 1;
+    parts_.disk->SetFile(relative, flags);
+    if (telemetry.mtime_ns == 0) telemetry.mtime_ns = parts_.clock->WallNs() - kMinute;
+    parts_.files->files[relative] = telemetry;
+  }
+
+  // The file is no longer held: its effective state follows the physical flag.
+  void Release(const std::string& relative) {
+    parts_.disk->SetHeld(relative, false);
+    driver::FileFlags flags = *parts_.disk->Find(relative);
+    flags.effective = flags.physical;
+    parts_.disk->SetFile(relative, flags);
+  }
+
+  FileView Get(const std::string& relative) {
+    auto r = engine_->GetFile(root_ + "/" + relative);
+    EXPECT_TRUE(r.ok()) << (r.failure ? r.failure->message : "");
+    return r.ok() ? *r.value : FileView{};
+  }
+
+  DaxState Physical(const std::string& relative) { return parts_.disk->Find(relative)->physical; }
+
+  std::string Explain(const std::string& relative) {
+    auto r = engine_->Explain(root_ + "/" + relative);
+    EXPECT_TRUE(r.ok()) << (r.failure ? r.failure->message : "");
+    return r.ok() ? *r.value : "";
+  }
+
+  TempDir dir_;
+  std::string root_ = dir_.path().string();
+  fakes::FakeParts parts_;
+  Options options_;
+  std::unique_ptr<Engine> engine_;
+};
+
+// ---------------------------------------------------------------------------
+// Every state, one file each.
+
+struct StateCase {
+  const char* name;
+  DaxState physical;
+  DaxState effective;
+  bool held_open;          // the driver keeps the effective state (someone holds the file)
+  bool refuse;             // the driver refuses the change
+  bool observe;            // observe mode
+  const char* rule_extra;  // extra rule lines
+  FileState want;
+  DaxState want_physical;
+  const char* want_reason;  // part of GetFile's reason
+};
+
+class EngineStates : public EngineTest, public ::testing::WithParamInterface<StateCase> {};
+
+TEST_P(EngineStates, OneCycleGivesTheState) {
+  const StateCase& c = GetParam();
+  Start(MakePolicy(Rule("db-on-dax", "db*", "on", c.rule_extra)), c.observe);
+  AddFile("db.sst", c.physical, c.effective, {.size = 4096});
+  AddFile("other.log", DaxState::kPageCache, DaxState::kPageCache);
+  if (c.held_open) parts_.disk->SetHeld("db.sst", true);
+  if (c.refuse) {
+    parts_.disk->Block("db.sst", driver::Blocked{driver::Blocker::kImmutable, EPERM,
+                                                 "the file is immutable (chattr +i)"});
+  }
+  engine_->RunCycle();
+  FileView v = Get("db.sst");
+  EXPECT_EQ(v.state, c.want) << policy::FileStateName(v.state);
+  EXPECT_EQ(Physical("db.sst"), c.want_physical);
+  EXPECT_NE(v.reason.find(c.want_reason), std::string::npos) << v.reason;
+  EXPECT_EQ(Get("other.log").state, FileState::kUnmanaged);
+  EXPECT_FALSE(Get("other.log").managed);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, EngineStates,
+    ::testing::Values(StateCase{"InSync", DaxState::kDax, DaxState::kDax, false, false, false, "",
+                                FileState::kInSync, DaxState::kDax, ""},
+                      StateCase{"Switched", DaxState::kPageCache, DaxState::kPageCache, false,
+                                false, false, "", FileState::kInSync, DaxState::kDax, ""},
+                      StateCase{"Pending", DaxState::kPageCache, DaxState::kPageCache, true, false,
+                                false, "", FileState::kPending, DaxState::kDax, ""},
+                      StateCase{"Deferred", DaxState::kPageCache, DaxState::kPageCache, false,
+                                false, false, "    when: \"file.size >= 1B\"\n    for: 10m\n",
+                                FileState::kDeferred, DaxState::kPageCache,
+                                "of the required 10m0s"},
+                      StateCase{"Observed", DaxState::kPageCache, DaxState::kPageCache, false,
+                                false, true, "", FileState::kObserved, DaxState::kPageCache, ""},
+                      StateCase{"Blocked", DaxState::kPageCache, DaxState::kPageCache, false, true,
+                                false, "", FileState::kBlocked, DaxState::kPageCache, "immutable"}),
+    [](const ::testing::TestParamInfo<StateCase>& info) { return std::string(info.param.name); });
+
+TEST_F(EngineTest, AScopeWhereTheFlagCannotWorkBlocksWithoutAskingTheDriver) {
+  parts_.mounts->flag_blocked[root_] = "ext4 mounted without dax=inode";
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  engine_->RunCycle();
+  FileView v = Get("a");
+  EXPECT_EQ(v.state, FileState::kBlocked);
+  EXPECT_EQ(v.reason, "ext4 mounted without dax=inode");
+  EXPECT_TRUE(parts_.disk->calls().empty());
+  EXPECT_NE(engine_->Degraded().find("per-file DAX cannot work"), std::string::npos);
+}
+
+TEST_F(EngineTest, ADeviceWithoutDaxBlocksTheEffectiveState) {
+  parts_.mounts->effective_blocked[root_] = "device loop0 cannot do DAX";
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  parts_.disk->SetHeld("a", true);  // the kernel keeps page cache: the device has no DAX
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kDax);
+  EXPECT_EQ(Get("a").state, FileState::kBlocked);
+  EXPECT_NE(Explain("a").find("device loop0 cannot do DAX"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------
+// Time: for, min_dwell, budget.
+
+TEST_F(EngineTest, ForWaitsItsTimeOnTheClock) {
+  Start(MakePolicy(Rule("slow", "d*", "on", "    when: \"file.size >= 1B\"\n    for: 10m\n")));
+  AddFile("d1", DaxState::kPageCache, DaxState::kPageCache, {.size = 1});
+  for (int minutes : {0, 4, 8}) {
+    if (minutes) parts_.clock->Advance(4 * kMinute);
+    engine_->RunCycle();
+    EXPECT_EQ(Get("d1").state, FileState::kDeferred) << minutes;
+    EXPECT_EQ(Physical("d1"), DaxState::kPageCache);
+  }
+  EXPECT_EQ(engine_->counters().suppressed.at({"slow", "for"}), 3u);
+  parts_.clock->Advance(2 * kMinute);  // 10 minutes
+  EXPECT_EQ(engine_->RunCycle().applied, 1u);
+  EXPECT_EQ(Physical("d1"), DaxState::kDax);
+  EXPECT_EQ(Get("d1").state, FileState::kInSync);
+}
+
+TEST_F(EngineTest, ExplainCountsWaitsFromTheClocksNow) {
+  Start(MakePolicy(Rule("slow", "d*", "on", "    when: \"file.size >= 1B\"\n    for: 10m\n")));
+  AddFile("d1", DaxState::kPageCache, DaxState::kPageCache, {.size = 1});
+  engine_->RunCycle();
+  parts_.clock->Advance(4 * kMinute);
+  // No cycle since: the published state is 4 minutes old, the explanation is not.
+  std::string text = Explain("d1");
+  EXPECT_NE(text.find("has held for 4m0s of the required 10m0s"), std::string::npos) << text;
+  EXPECT_EQ(text.find("held for -"), std::string::npos) << text;
+}
+
+TEST_F(EngineTest, ExplainCountsMinDwellFromTheClocksNow) {
+  Start(MakePolicy(
+      Rule("big", "d*", "on", "    when: \"file.size >= 1MiB\"\n") + Rule("small", "d*", "off"),
+      "{ dax: keep, min_dwell: 10m, max_switches_per_minute: 10000 }"));
+  AddFile("d1", DaxState::kPageCache, DaxState::kPageCache, {.size = 2 << 20});
+  engine_->RunCycle();
+  ASSERT_EQ(Physical("d1"), DaxState::kDax);
+  parts_.files->files["d1"].size = 1;  // shrinks: wants page cache back
+  parts_.clock->Advance(1 * kMinute);
+  engine_->RunCycle();
+  EXPECT_EQ(Get("d1").state, FileState::kDeferred);
+  EXPECT_NE(Get("d1").reason.find("next switch possible in 9m0s"), std::string::npos)
+      << Get("d1").reason;
+  parts_.clock->Advance(3 * kMinute);
+  std::string text = Explain("d1");
+  EXPECT_NE(text.find("next switch possible in 6m0s"), std::string::npos) << text;
+  parts_.clock->Advance(6 * kMinute);
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("d1"), DaxState::kPageCache);
+  EXPECT_EQ(engine_->counters().suppressed.at({"small", "min_dwell"}), 1u);
+}
+
+TEST_F(EngineTest, TheSwitchBudgetDefersTheRestUntilAMinuteHasPassed) {
+  Start(MakePolicy(Rule("all", "**", "on"),
+                   "{ dax: keep, min_dwell: 0s, max_switches_per_minute: 2 }"));
+  for (const char* f : {"a", "b", "c", "d", "e"}) {
+    AddFile(f, DaxState::kPageCache, DaxState::kPageCache);
+  }
+  EXPECT_EQ(engine_->RunCycle().applied, 2u);
+  EngineGauges g = engine_->Gauges();
+  EXPECT_EQ(g.files_by_state[FileState::kDeferred], 3u);
+  parts_.clock->Advance(30 * kSecond);
+  EXPECT_EQ(engine_->RunCycle().applied, 0u);
+  std::string text = Explain("e");
+  EXPECT_NE(text.find("retry in 30s"), std::string::npos) << text;
+  parts_.clock->Advance(31 * kSecond);
+  EXPECT_EQ(engine_->RunCycle().applied, 2u);
+  parts_.clock->Advance(61 * kSecond);
+  EXPECT_EQ(engine_->RunCycle().applied, 1u);
+  EXPECT_EQ(engine_->PendingFiles(), 0u);
+  EXPECT_EQ(engine_->Gauges().files_by_state[FileState::kInSync], 5u);
+}
+
+// ---------------------------------------------------------------------------
+// Holds.
+
+TEST_F(EngineTest, AHoldWinsOverTheRulesUntilReleased) {
+  Start(MakePolicy(Rule("all", "**", "off")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  engine_->RunCycle();
+  const Caller app{":1.7", 0, 4242, 0, {}};
+  auto cookie = engine_->AddHold(root_ + "/a", DaxState::kDax, "benchmark", app);
+  ASSERT_TRUE(cookie.ok()) << cookie.failure->message;
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kDax);
+  EXPECT_NE(Get("a").reason.find("application hold: benchmark"), std::string::npos);
+  std::vector<HoldInfo> holds;
+  engine_->ForEachHold(app, [&](const HoldInfo& h) { holds.push_back(h); });
+  ASSERT_EQ(holds.size(), 1u);
+  EXPECT_EQ(holds[0].owner, ":1.7");
+  EXPECT_TRUE(holds[0].in_effect);
+  EXPECT_EQ(engine_->counters().transitions.at({"", "dax", "changed"}), 1u);
+
+  EXPECT_EQ(engine_->ReleaseHoldsOf(":1.7"), 1u);
+  EXPECT_FALSE(engine_->ReleaseHold(*cookie.value, app));
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kPageCache);
+  holds.clear();
+  engine_->ForEachHold(app, [&](const HoldInfo& h) { holds.push_back(h); });
+  EXPECT_TRUE(holds.empty());
+}
+
+TEST_F(EngineTest, AHoldNeedsAScannedFileAndAMode) {
+  Start(MakePolicy(Rule("all", "**", "off")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  const Caller app{":1.1", 0, 1, 0, {}};
+  auto early = engine_->AddHold(root_ + "/a", DaxState::kDax, "r", app);
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.failure->error, ApiError::kNotManaged);
+  EXPECT_NE(early.failure->message.find("not been scanned yet"), std::string::npos);
+  engine_->RunCycle();
+  auto bad = engine_->AddHold(root_ + "/a", DaxState::kUnknown, "r", app);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.failure->error, ApiError::kInvalidArgument);
+  auto outside = engine_->AddHold("/elsewhere/x", DaxState::kDax, "r", app);
+  ASSERT_FALSE(outside.ok());
+  EXPECT_EQ(outside.failure->error, ApiError::kNotManaged);
+}
+
+// ---------------------------------------------------------------------------
+// Pending files, holders, close events.
+
+TEST_F(EngineTest, APendingFileReportsItsHoldersAndACloseEventSettlesIt) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  parts_.disk->SetHeld("a", true);
+  const driver::FileFlags& flags = *parts_.disk->Find("a");
+  parts_.holders->holders[{flags.dev, flags.ino}] = {
+      host::Holder{4242, "postgres", true, true, false}};
+  CycleReport r = engine_->RunCycle();
+  ASSERT_EQ(r.pending.size(), 1u);
+  EXPECT_EQ(r.pending[0].path, root_ + "/a");
+  ASSERT_EQ(r.pending[0].holders.size(), 1u);
+  EXPECT_EQ(r.pending[0].holders[0].pid, 4242u);
+  EXPECT_EQ(r.pending[0].holders[0].command, "postgres");
+  EXPECT_EQ(engine_->PendingFiles(), 1u);
+  EXPECT_EQ(Get("a").holders.size(), 1u);
+  EXPECT_NE(Explain("a").find("4242 (postgres)"), std::string::npos);
+  ASSERT_EQ(parts_.watcher->tracked.count("a"), 1u);
+
+  // Not closed yet: nothing changes.
+  EXPECT_TRUE(engine_->OnCloseEvents().empty());
+  // The holder closes it: the kernel switches, the close event tells at once.
+  Release("a");
+  parts_.watcher->Close("a");
+  std::vector<StateChange> changes = engine_->OnCloseEvents();
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].state, FileState::kInSync);
+  EXPECT_EQ(changes[0].effective, DaxState::kDax);
+  EXPECT_EQ(engine_->PendingFiles(), 0u);
+  EXPECT_EQ(Get("a").state, FileState::kInSync);
+  EXPECT_EQ(Get("a").effective, DaxState::kDax);
+  EXPECT_EQ(parts_.watcher->tracked.count("a"), 0u);
+  EXPECT_EQ(engine_->Gauges().files_by_effective[DaxState::kDax], 1u);
+  // The next cycle finds the same: no second signal.
+  EXPECT_TRUE(engine_->RunCycle().changes.empty());
+}
+
+TEST_F(EngineTest, ACloseEventWhileAJobIsOutWinsAndIsSignalledOnce) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  parts_.disk->SetHeld("a", true);
+  engine_->RunCycle();
+  ASSERT_EQ(Get("a").state, FileState::kPending);
+  CycleJobPtr job = engine_->BeginCycle();
+  engine_->Sample(*job);  // still held when sampled
+  Release("a");
+  parts_.watcher->Close("a");
+  ASSERT_EQ(engine_->OnCloseEvents().size(), 1u);
+  engine_->Decide(*job);
+  engine_->Journal(*job);
+  engine_->Apply(*job);
+  engine_->Publish(*job);
+  CycleReport r = engine_->EndCycle(std::move(job));
+  EXPECT_TRUE(r.changes.empty());
+  EXPECT_EQ(Get("a").state, FileState::kInSync);
+  EXPECT_TRUE(engine_->RunCycle().changes.empty()) << "already signalled by the close event";
+}
+
+TEST_F(EngineTest, LostCloseEventsRecheckEveryPendingFileAndRescan) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  AddFile("b", DaxState::kPageCache, DaxState::kPageCache);
+  parts_.disk->SetHeld("a", true);
+  parts_.disk->SetHeld("b", true);
+  engine_->RunCycle();
+  ASSERT_EQ(engine_->PendingFiles(), 2u);
+  Release("a");
+  Release("b");
+  parts_.watcher->overflow = true;
+  EXPECT_EQ(engine_->OnCloseEvents().size(), 2u);
+  EXPECT_EQ(engine_->PendingFiles(), 0u);
+  engine_->RunCycle();
+  EXPECT_TRUE(parts_.files->last_full_scan);
+}
+
+TEST_F(EngineTest, ProcIsWalkedAtMostOncePerCycle) {
+  Start(MakePolicy(Rule("on", "on-*", "on") + Rule("off", "off-*", "off")));
+  AddFile("on-held", DaxState::kPageCache, DaxState::kPageCache);
+  AddFile("on-already-pending", DaxState::kDax, DaxState::kPageCache);
+  AddFile("off-a", DaxState::kDax, DaxState::kDax);
+  parts_.disk->SetHeld("on-held", true);
+  engine_->RunCycle();
+  // Newly pending (after apply and already so), pending from before, MAP_SYNC
+  // users of files losing DAX: one pass.
+  EXPECT_EQ(parts_.holders->calls, 1);
+  EXPECT_EQ(engine_->PendingFiles(), 2u);
+  AddFile("off-b", DaxState::kDax, DaxState::kDax);
+  engine_->RunCycle();
+  EXPECT_EQ(parts_.holders->calls, 2);
+  EXPECT_EQ(parts_.holders->last_asked.size(), 3u);  // two pending, one losing DAX
+}
+
+TEST_F(EngineTest, RulesReadingHoldersGetThemFromTheSameSinglePass) {
+  Start(MakePolicy(Rule("busy", "**", "on", "    when: \"file.holders >= 1\"\n")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  AddFile("b", DaxState::kPageCache, DaxState::kPageCache);
+  const driver::FileFlags& flags = *parts_.disk->Find("a");
+  parts_.holders->holders[{flags.dev, flags.ino}] = {host::Holder{7, "app", true, false, false}};
+  parts_.disk->SetHeld("a", true);
+  engine_->RunCycle();
+  EXPECT_EQ(parts_.holders->calls, 1);
+  EXPECT_EQ(Physical("a"), DaxState::kDax);
+  EXPECT_EQ(Physical("b"), DaxState::kPageCache);
+  EXPECT_EQ(Get("a").state, FileState::kPending);
+  EXPECT_EQ(Get("a").holders.size(), 1u);
+}
+
+TEST_F(EngineTest, AMapSyncUserKeepsDaxAndAnUnreadableProcRefusesToo) {
+  Start(MakePolicy(Rule("all", "**", "off")));
+  AddFile("a", DaxState::kDax, DaxState::kDax);
+  AddFile("b", DaxState::kDax, DaxState::kDax);
+  const driver::FileFlags& flags = *parts_.disk->Find("a");
+  parts_.holders->holders[{flags.dev, flags.ino}] = {host::Holder{9, "pmemkv", false, true, true}};
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kDax);
+  EXPECT_EQ(Get("a").state, FileState::kBlocked);
+  EXPECT_EQ(Physical("b"), DaxState::kPageCache);
+
+  parts_.holders->fail = true;
+  AddFile("c", DaxState::kDax, DaxState::kDax);
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("c"), DaxState::kDax) << "safety first: unknown MAP_SYNC users";
+  EXPECT_EQ(engine_->counters().sampler_errors.at("holders"), 1u);
+}
+
+// ---------------------------------------------------------------------------
+// Reload, mode, cancel.
+
+TEST_F(EngineTest, AReloadDuringACycleTakesEffectWhenItEnds) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  CycleJobPtr job = engine_->BeginCycle();
+  ASSERT_NE(job, nullptr);
+  EXPECT_EQ(engine_->BeginCycle(), nullptr) << "one job at a time";
+  engine_->Sample(*job);
+  engine_->Decide(*job);
+  engine_->ReplacePolicy(MakePolicy(Rule("none", "**", "off")));
+  EXPECT_EQ(engine_->generation(), 2u);
+  engine_->Journal(*job);
+  engine_->Apply(*job);
+  engine_->Publish(*job);
+  engine_->EndCycle(std::move(job));
+  EXPECT_EQ(Physical("a"), DaxState::kDax) << "the job ran under the policy it began with";
+  EXPECT_EQ(Get("a").rule, "all");
+  CycleReport r = engine_->RunCycle();
+  EXPECT_TRUE(r.full_scan) << "a new policy starts from a full scan";
+  EXPECT_EQ(Physical("a"), DaxState::kPageCache);
+  EXPECT_EQ(Get("a").rule, "none");
+  ASSERT_EQ(r.changes.size(), 1u);
+  EXPECT_EQ(r.changes[0].rule, "none");
+}
+
+TEST_F(EngineTest, AReloadSignalsOnlyFilesWhoseStateChanged) {
+  Start(MakePolicy(Rule("x", "x*", "on") + Rule("y", "y*", "on")));
+  AddFile("x1", DaxState::kPageCache, DaxState::kPageCache);
+  AddFile("y1", DaxState::kPageCache, DaxState::kPageCache);
+  EXPECT_EQ(engine_->RunCycle().changes.size(), 2u);
+  engine_->ReplacePolicy(MakePolicy(Rule("x", "x*", "on") + Rule("y", "y*", "off")));
+  CycleReport r = engine_->RunCycle();
+  ASSERT_EQ(r.changes.size(), 1u);
+  EXPECT_EQ(r.changes[0].path, root_ + "/y1");
+}
+
+TEST_F(EngineTest, CancelStopsChangesAndTheNextCycleMakesThem) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  CycleJobPtr job = engine_->BeginCycle();
+  engine_->Sample(*job);
+  engine_->Decide(*job);
+  engine_->Journal(*job);
+  engine_->Cancel();
+  engine_->Apply(*job);
+  engine_->Publish(*job);
+  engine_->EndCycle(std::move(job));
+  EXPECT_EQ(Physical("a"), DaxState::kPageCache);
+  EXPECT_EQ(Get("a").state, FileState::kObserved);
+  EXPECT_EQ(parts_.observe->applies, 1);
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kDax);
+}
+
+TEST_F(EngineTest, ObserveModeSetDuringACycleStopsItsChanges) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  CycleJobPtr job = engine_->BeginCycle();
+  engine_->Sample(*job);
+  engine_->Decide(*job);
+  engine_->Journal(*job);
+  engine_->SetMode(policy::Mode::kObserve);
+  engine_->Apply(*job);
+  engine_->Publish(*job);
+  engine_->EndCycle(std::move(job));
+  EXPECT_EQ(Physical("a"), DaxState::kPageCache);
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kPageCache);
+  EXPECT_EQ(Get("a").state, FileState::kObserved);
+  EXPECT_EQ(parts_.journal->opens, 1) << "the journal opened for the first enforce cycle only";
+}
+
+// ---------------------------------------------------------------------------
+// Journal.
+
+TEST_F(EngineTest, NoJournalNoChange) {
+  parts_.journal->fail_open = true;
+  Start(MakePolicy(Rule("all", "**", "on")));
+  EXPECT_NE(engine_->Degraded().find("state journal unavailable"), std::string::npos)
+      << "shown from the start";
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  AddFile("b", DaxState::kPageCache, DaxState::kPageCache);
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kPageCache);
+  EXPECT_EQ(Get("a").state, FileState::kBlocked);
+  EXPECT_NE(Get("b").reason.find("state journal unavailable: state directory is read-only"),
+            std::string::npos)
+      << Get("b").reason;
+  EXPECT_EQ(engine_->counters().sampler_errors.at("journal"), 1u);
+
+  parts_.journal->fail_open = false;
+  parts_.journal->fail_record = true;
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kPageCache);
+  EXPECT_NE(Get("a").reason.find("cannot record original flags: disk full"), std::string::npos);
+  EXPECT_EQ(engine_->counters().sampler_errors.at("journal"), 2u);
+
+  parts_.journal->fail_record = false;
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kDax);
+  EXPECT_EQ(Physical("b"), DaxState::kDax);
+  ASSERT_EQ(parts_.journal->recorded.size(), 2u);
+  EXPECT_EQ(parts_.journal->settled, 1);
+  EXPECT_EQ(parts_.journal->scopes, std::vector<std::string>{root_});
+  EXPECT_EQ(parts_.journal->recorded[0].scope_root, root_);
+  EXPECT_EQ(parts_.journal->recorded[0].path, "a");
+  EXPECT_EQ(parts_.journal->recorded[0].original, DaxState::kPageCache);
+}
+
+// ---------------------------------------------------------------------------
+// Telemetry sources.
+
+TEST_F(EngineTest, SourceErrorsAreCountedByNameAndDegradedIsShown) {
+  Start(MakePolicy(Rule("all", "**", "keep")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache, {.sample_fails = true});
+  parts_.system->fail = true;
+  parts_.system->degraded = "PSI disabled";
+  engine_->RunCycle();
+  EXPECT_EQ(engine_->counters().sampler_errors.at("system"), 1u);
+  EXPECT_EQ(engine_->counters().sampler_errors.at("sample"), 1u);
+  EXPECT_NE(engine_->Degraded().find("PSI disabled"), std::string::npos);
+  parts_.system->degraded.clear();
+  engine_->RunCycle();
+  EXPECT_EQ(engine_->Degraded().find("PSI disabled"), std::string::npos);
+}
+
+TEST_F(EngineTest, SystemTelemetryReachesTheRules) {
+  Start(MakePolicy(Rule("pressure", "**", "on", "    when: \"system.mem_pressure > 50\"\n")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kPageCache);
+  parts_.system->values.have_mem_pressure = true;
+  parts_.system->values.mem_pressure = 80;
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kDax);
+}
+
+TEST_F(EngineTest, AVanishedFileLeavesTheViewAndListingsFollowTheState) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kDax, DaxState::kDax);
+  AddFile("b", DaxState::kPageCache, DaxState::kPageCache);
+  parts_.disk->SetHeld("b", true);
+  engine_->RunCycle();
+  std::vector<std::string> pending;
+  engine_->ForEachFile(FileState::kPending, [&](const FileView& v) { pending.push_back(v.path); });
+  EXPECT_EQ(pending, std::vector<std::string>{root_ + "/b"});
+  EXPECT_EQ(engine_->ManagedFiles(), 2u);
+  parts_.files->files.erase("a");
+  engine_->RunCycle();
+  EXPECT_EQ(engine_->ManagedFiles(), 1u);
+  auto gone = engine_->GetFile(root_ + "/a");
+  EXPECT_FALSE(gone.ok());
+}
+
+TEST_F(EngineTest, CreateRefusesMissingParts) {
+  daemon::EngineParts parts = parts_.Take();
+  parts.clock = nullptr;
+  auto engine = Engine::Create(options_, MakePolicy(Rule("all", "**", "on")), std::move(parts));
+  ASSERT_FALSE(engine.ok());
+  EXPECT_NE(engine.error().message.find("no clock"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace daxpolicy::daemon

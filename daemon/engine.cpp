@@ -87,6 +87,16 @@ std::vector<HolderInfo> HoldersOf(const host::HolderScan& scan, const FileKey& k
 
 }  // namespace
 
+// What the view keeps of a file's decision: 8 bytes (the few waits apart).
+struct Status {
+  int32_t rule = -1;
+  FileState state = FileState::kUnmanaged;
+  DaxState desired = DaxState::kUnknown;
+  bool held = false;
+  policy::Reason reason = policy::Reason::kNone;
+};
+static_assert(sizeof(Status) == 8);
+
 // What the loop answers from: the result of the last finished cycle, plus what
 // close events changed since. The snapshot, index and published states are
 // immutable once published (the next cycle's worker reads them); the rest is
@@ -102,7 +112,8 @@ struct Engine::View {
   std::vector<uint8_t> published;
 
   // --- The loop's (close events change them) ---
-  std::vector<Decision> status;  // per file: the decision, its state as applied
+  std::vector<Status> status;                       // per file: the decision, its state as applied
+  std::vector<std::pair<uint32_t, int64_t>> waits;  // (file, Decision::wait_ns), sorted
   std::vector<std::string> apply_reasons;
   std::vector<std::pair<uint32_t, uint32_t>> apply_reason_of;  // (file, reason), sorted
   std::unordered_map<uint32_t, DaxState> effective_now;        // close events since
@@ -114,6 +125,22 @@ struct Engine::View {
   EngineGauges gauges;
 
   size_t size() const { return status.size(); }
+
+  // File i's decision as the cycle made it (for ReasonText).
+  Decision DecisionOf(uint32_t i) const {
+    const Status& s = status[i];
+    Decision d;
+    d.file = i;
+    d.rule = s.rule;
+    d.held = s.held;
+    d.desired = s.desired;
+    d.state = s.state;
+    d.reason = s.reason;
+    auto it = std::lower_bound(waits.begin(), waits.end(), std::make_pair(i, int64_t{0}),
+                               [](const auto& a, const auto& b) { return a.first < b.first; });
+    if (it != waits.end() && it->first == i) d.wait_ns = it->second;
+    return d;
+  }
 
   DaxState Effective(uint32_t i) const {
     auto it = effective_now.find(i);
@@ -131,7 +158,7 @@ struct Engine::View {
   // reason or holders).
   void Fill(uint32_t i, FileView* out) const {
     const FileRecord& f = snap->files[i];
-    const Decision& s = status[i];
+    const Status& s = status[i];
     out->managed = s.state != FileState::kUnmanaged;
     out->desired = s.desired;
     out->physical = (f.available & policy::kHavePhysical) ? f.physical : DaxState::kUnknown;
@@ -158,7 +185,7 @@ struct Engine::View {
     if (!i) return std::nullopt;
     FileRecord f = snap->files[*i];
     f.effective = Effective(*i);
-    Decision& st = status[*i];
+    Status& st = status[*i];
     const FileState before = st.state;
     const bool counted = before != FileState::kUnmanaged && f.kind == FileKind::kRegular &&
                          (f.available & policy::kHaveEffective) &&
@@ -180,7 +207,7 @@ struct Engine::View {
 namespace {
 
 EngineGauges CountGauges(const policy::Policy& policy, const policy::Snapshot& snap,
-                         const std::vector<Decision>& status) {
+                         const std::vector<Status>& status) {
   EngineGauges g;
   for (FileState s : {FileState::kUnmanaged, FileState::kInSync, FileState::kPending,
                       FileState::kDeferred, FileState::kObserved, FileState::kBlocked}) {
@@ -190,7 +217,7 @@ EngineGauges CountGauges(const policy::Policy& policy, const policy::Snapshot& s
   g.files_by_effective[DaxState::kPageCache] = 0;
   for (const policy::Rule& r : policy.rules) g.rule_matched[r.name] = 0;
   for (uint32_t i = 0; i < status.size() && i < snap.files.size(); ++i) {
-    const Decision& s = status[i];
+    const Status& s = status[i];
     ++g.files_by_state[s.state];
     const FileRecord& f = snap.files[i];
     if (s.state != FileState::kUnmanaged && f.kind == FileKind::kRegular &&
@@ -662,9 +689,17 @@ void Engine::Publish(CycleJob& job) {
   const ScopeSet& scopes = *m.scopes;
   CycleReport& report = job.report;
   const policy::Snapshot& snap = job.snap;
-  const std::vector<Decision>& status = job.decisions.files;
   const View& previous = *job.previous;
   auto view = std::make_unique<View>();
+  // The view keeps 8 bytes of each decision; the decisions go first.
+  view->status.resize(job.decisions.files.size());
+  for (uint32_t i = 0; i < view->status.size(); ++i) {
+    const Decision& d = job.decisions.files[i];
+    view->status[i] = Status{d.rule, d.state, d.desired, d.held, d.reason};
+    if (d.wait_ns != 0) view->waits.emplace_back(i, d.wait_ns);
+  }
+  job.decisions = policy::Decisions();
+  const std::vector<Status>& status = view->status;
   view->order.resize(snap.files.size());
   for (uint32_t i = 0; i < view->order.size(); ++i) view->order[i] = i;
   std::sort(view->order.begin(), view->order.end(), [&](uint32_t a, uint32_t b) {
@@ -675,7 +710,7 @@ void Engine::Publish(CycleJob& job) {
   std::string path;
   for (uint32_t i = 0; i < snap.files.size(); ++i) {
     const FileRecord& f = snap.files[i];
-    const Decision& st = status[i];
+    const Status& st = status[i];
     const FileKey key = KeyOf(snap, f);
     const bool pending = st.state == FileState::kPending && f.kind == FileKind::kRegular;
     if (pending) {
@@ -702,8 +737,11 @@ void Engine::Publish(CycleJob& job) {
     const uint8_t packed = Pack(st.state, f.physical, f.effective);
     view->published[i] = packed;
     if (before != packed) {
-      // First sighting of an unmanaged file is not news; everything else is.
-      if ((before & 0x80) || st.state != FileState::kUnmanaged) {
+      if (!(before & 0x80) && st.state == FileState::kUnmanaged) {
+        // First sighting of an unmanaged file is not news; everything else is.
+      } else if (report.changes.size() >= CycleReport::kMaxReportedChanges) {
+        ++report.unreported_changes;
+      } else {
         snap.PathOf(f, &path);
         std::string rule = st.rule >= 0 ? m.policy->rules[static_cast<size_t>(st.rule)].name : "";
         report.changes.push_back(StateChange{path, st.state, f.physical, f.effective, rule});
@@ -716,8 +754,6 @@ void Engine::Publish(CycleJob& job) {
   view->scopes = m.scopes;
   view->snap = std::make_shared<const policy::Snapshot>(std::move(job.snap));
   m.last = view->snap;
-  view->status = std::move(job.decisions.files);
-  job.decisions = policy::Decisions();
   view->apply_reasons = std::move(job.apply_reasons);
   std::sort(job.apply_reason_of.begin(), job.apply_reason_of.end());
   view->apply_reason_of = std::move(job.apply_reason_of);
@@ -802,7 +838,7 @@ std::vector<StateChange> Engine::OnCloseEvents() {
                                                           {key.dev, f.ino}});
     if (eff == DaxState::kUnknown || eff == v.Effective(*idx)) continue;
     v.ApplyEffective(key, eff);
-    const Decision& st = v.status[*idx];
+    const Status& st = v.status[*idx];
     std::string rule = st.rule >= 0 ? v.policy->rules[static_cast<size_t>(st.rule)].name : "";
     const uint8_t packed = Pack(st.state, f.physical, eff);
     changes.push_back(StateChange{path, st.state, f.physical, eff, rule});
@@ -875,7 +911,7 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
 }
 
 std::string Engine::ReasonOf(const View& v, uint32_t i) const {
-  const Decision& d = v.status[i];
+  const Decision d = v.DecisionOf(i);
   if (const std::string* refused = v.ApplyReason(i)) return *refused;
   if (d.held) {
     const policy::Holds& holds = impl_->holds.effective();

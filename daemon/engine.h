@@ -103,7 +103,12 @@ struct CycleReport {
   uint64_t files = 0;
   uint64_t applied = 0;  // physical flags changed
   uint64_t blocked = 0;  // apply refused
+  // At most kMaxReportedChanges (the first cycle finds every managed file
+  // new: a list of them all would cost more than the files themselves);
+  // unreported_changes counts the rest.
+  static constexpr size_t kMaxReportedChanges = 1000;
   std::vector<StateChange> changes;
+  uint64_t unreported_changes = 0;
   std::vector<PendingSwitch> pending;
 };
 

@@ -403,6 +403,10 @@ void Service::EndCycle() {
   metrics_source_->set_service_degraded(std::move(service_degraded));
   metrics_->Update(*metrics_source_, static_cast<double>(report.duration_ns) / 1e9);
   Publish(report.changes, report.pending);
+  if (report.unreported_changes != 0) {
+    LogInfo(std::to_string(report.unreported_changes) +
+            " more state changes this cycle were not signalled (see ListFiles)");
+  }
   UpdateStatus();
   if (!ready_sent_) {
     sd_notify(0, "READY=1");

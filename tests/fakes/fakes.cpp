@@ -96,8 +96,9 @@ void SyntheticFileSource::Sample(plugins::SampleContext& ctx) {
   for (uint64_t i = 0; i < files_; ++i) {
     policy::FileRecord r;
     if (prev != nullptr && i < prev->files.size()) r = prev->files[i];
-    const int n =
-        std::snprintf(name, sizeof(name), "file-%07llu.dat", static_cast<unsigned long long>(i));
+    // Names as bench_bus makes them on disk: 7 bytes.
+    const int n = std::snprintf(name, sizeof(name), "%c%06llu", i % 2 ? 'b' : 'a',
+                                static_cast<unsigned long long>(i % 1'000'000));
     r.ino = 1000 + i;
     r.dir = 1 + static_cast<uint32_t>(i / per_dir);
     r.name_offset = static_cast<uint32_t>(snap.names.size());

@@ -352,7 +352,7 @@ TEST(TheActivationFile, MakesTheNameActivatable) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("\"org.daxpolicy.DaxPolicy1\""));
   const std::string file = ReadFile(kSource / "systemd/org.daxpolicy.DaxPolicy1.service");
-  EXPECT_THAT(file, HasSubstr("SystemdService=daxpolicyd.service\n"));
+  EXPECT_THAT(file, HasSubstr("SystemdService=dbus-org.daxpolicy.DaxPolicy1.service\n"));
   EXPECT_THAT(file, HasSubstr("User=root\n"));
 }
 

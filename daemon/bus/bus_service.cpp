@@ -284,8 +284,10 @@ class BusService::Object
           if (!reach.Reachable(f.path)) return;
           line.clear();
           AppendDumpField(&line, f.path);
+          // Kept for the loop: a view of DesiredName's temporary would dangle.
+          const std::string desired = DesiredName(f.desired);
           for (std::string_view field :
-               {policy::FileStateName(f.state), std::string_view(DesiredName(f.desired)),
+               {policy::FileStateName(f.state), std::string_view(desired),
                 policy::DaxStateName(f.physical), policy::DaxStateName(f.effective)}) {
             line += '\t';
             line += field;

@@ -148,6 +148,7 @@ class Parser {
 
   bool Line(std::string_view line) {
     auto w = Split(line);
+    if (w.empty()) return true;  // only blanks: skipped like an empty line
     std::string_view kind = w[0];
     if (kind == "t") return Interval(w);
     if (kind == "f") return File(w);

@@ -114,8 +114,12 @@ EngineParts MakeEngineParts(const Options& options, const policy::Policy& policy
     if (s.ok()) support = *s;
   }
   parts.mounts = std::make_unique<HostMountInspector>(roots, support);
-  parts.journal = [state_dir = options.state_dir]() -> Result<std::unique_ptr<ChangeJournal>> {
-    auto j = journal::Journal::Open(state_dir);
+  parts.journal = [state_dir = options.state_dir,
+                   procfs = options.procfs]() -> Result<std::unique_ptr<ChangeJournal>> {
+    journal::JournalOptions jo;
+    jo.procfs_root = procfs;
+    jo.warn = [](const std::string& message) { LogWarning(message); };
+    auto j = journal::Journal::Open(state_dir, std::move(jo));
     if (!j.ok()) return j.error();
     return std::unique_ptr<ChangeJournal>(std::make_unique<StateJournal>(std::move(*j)));
   };

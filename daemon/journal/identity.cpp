@@ -73,24 +73,4 @@ bool SameFile(const JournalEntry& recorded, const JournalEntry& current) {
          recorded.id.btime_ns == current.id.btime_ns;
 }
 
-std::string FsUuidCache::Get(uint64_t dev, const std::string& dir_path) {
-  if (auto it = by_dev_.find(dev); it != by_dev_.end()) return it->second;
-  int fd = open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  std::string uuid;
-  if (fd >= 0) {
-    struct stat st {};
-    if (fstat(fd, &st) == 0 && st.st_dev == dev) uuid = FsUuidOf(fd);
-    close(fd);
-  }
-  by_dev_[dev] = uuid;
-  return uuid;
-}
-
-std::string FsUuidCache::GetFd(uint64_t dev, int fd) {
-  if (auto it = by_dev_.find(dev); it != by_dev_.end()) return it->second;
-  std::string uuid = FsUuidOf(fd);
-  by_dev_[dev] = uuid;
-  return uuid;
-}
-
 }  // namespace daxpolicy::journal

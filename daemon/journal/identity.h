@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <map>
 #include <string>
 
 #include "daemon/journal/segment.h"
@@ -29,17 +28,5 @@ Result<void> FillIdentity(int fd, const std::string& fs_uuid, JournalEntry* entr
 /// filesystem (UUID when both know it, else the device number) and the same file (handle when
 /// both know it, else inode number plus birth time when both know it).
 bool SameFile(const JournalEntry& recorded, const JournalEntry& current);
-
-/// FsUuidOf per device number, read through a directory the caller opens on that filesystem.
-class FsUuidCache {
- public:
-  /// The UUID of the filesystem of `dev`, read from `dir_path` (a directory on it) once.
-  std::string Get(uint64_t dev, const std::string& dir_path);
-  /// The same for an already open real fd on it.
-  std::string GetFd(uint64_t dev, int fd);
-
- private:
-  std::map<uint64_t, std::string> by_dev_;
-};
 
 }  // namespace daxpolicy::journal

@@ -15,6 +15,7 @@
 
 #include "daemon/journal/identity.h"
 #include "plugins/driver/safe_open.h"
+#include "plugins/unique_fd.h"
 
 namespace daxpolicy::journal {
 
@@ -164,11 +165,9 @@ Result<void> Journal::Load() {
   if (int cfd = openat(dir_fd_, kCorruptDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       cfd >= 0) {
     if (DIR* cdir = fdopendir(cfd)) {
-      std::set<std::string> moved_now;
-      for (const std::string& p : problems_) moved_now.insert(p.substr(0, p.find(':')));
       while (struct dirent* d = readdir(cdir)) {
         const std::string name = d->d_name;
-        if (name == "." || name == ".." || moved_now.count(name)) continue;
+        if (name == "." || name == ".." || moved_aside_.count(name)) continue;
         earlier_damage_.push_back(std::string(kCorruptDir) + "/" + name +
                                   ": moved aside by an earlier open (torn or corrupt)");
       }
@@ -247,7 +246,6 @@ void Journal::SetScopes(const std::vector<std::string>& scope_roots) {
 }
 
 int64_t Journal::Now() const {
-  if (options_.wall_clock_ns) return options_.wall_clock_ns();
   // The coarse clock is the one filesystems stamp birth times with: a file created after this
   // moment never gets an earlier birth time (restore compares them).
   timespec ts{};
@@ -281,7 +279,15 @@ Result<void> Journal::WriteRecords(Segment segment) {
   unrecorded_scopes_.clear();
   Fold(segment);
   ++since_snapshot_;
-  if (since_snapshot_ >= options_.compact_after_segments) return Compact();
+  if (since_snapshot_ >= options_.compact_after_segments) {
+    // The records are durable: a failed compaction only leaves more segments to fold, and is
+    // tried again with the next write.
+    Result<void> compacted = Compact();
+    if (!compacted.ok() && options_.warn) {
+      options_.warn("journal: compaction of " + state_dir_ + " failed, tried again with the " +
+                    "next write: " + compacted.error().message);
+    }
+  }
   return {};
 }
 
@@ -305,6 +311,7 @@ Result<void> Journal::MoveAside(const std::string& name, const std::string& prob
   }
   close(corrupt_fd);
   if (rc != 0) return ErrnoError(err, "cannot move " + name + " aside");
+  moved_aside_.insert(target);
   problems_.push_back(name + ": " + problem + "; moved to " + kCorruptDir + "/" + target);
   return {};
 }
@@ -336,24 +343,29 @@ Result<void> Journal::WriteSegment(const Segment& segment) {
   return {};
 }
 
+namespace {
+
+// A scope root opened once per batch: a real directory fd (FsUuidOf needs one), its device
+// and the UUID of its filesystem.
+struct BatchRoot {
+  UniqueFd fd;
+  uint64_t dev = 0;
+  std::string uuid;
+};
+
+}  // namespace
+
 Result<size_t> Journal::RecordOriginals(const std::vector<JournalEntry>& entries) {
   Segment segment;
   std::set<std::string> seen;
   const int64_t now = Now();
   driver::SafeOpener opener(driver::SafeOpenOptions{options_.procfs_root, true});
-  std::map<std::string, int> roots;  // scope root -> O_PATH fd (-1: cannot be opened)
-  FsUuidCache uuids;
+  std::map<std::string, BatchRoot> roots;  // by scope root; fd invalid: cannot be opened
   for (const JournalEntry& in : entries) {
     if (in.original != policy::DaxState::kDax && in.original != policy::DaxState::kPageCache) {
-      for (auto& [root, fd] : roots) {
-        if (fd >= 0) close(fd);
-      }
       return Error{"original flag of " + PrintablePath(in.AbsolutePath()) + " is unknown", EINVAL};
     }
     if (in.path.find('\0') != std::string::npos || in.scope_root.find('\0') != std::string::npos) {
-      for (auto& [root, fd] : roots) {
-        if (fd >= 0) close(fd);
-      }
       return Error{"path contains a NUL byte", EINVAL};
     }
     JournalEntry e = in;
@@ -361,16 +373,21 @@ Result<size_t> Journal::RecordOriginals(const std::vector<JournalEntry>& entries
     if (e.id.handle.empty() && e.id.fs_uuid.empty()) {
       auto root = roots.find(e.scope_root);
       if (root == roots.end()) {
-        root = roots
-                   .emplace(e.scope_root, open(e.scope_root.c_str(),
-                                               O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC))
-                   .first;
+        BatchRoot r;
+        r.fd.Reset(open(e.scope_root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        struct stat st {};
+        if (r.fd.valid() && fstat(r.fd.get(), &st) == 0) {
+          r.dev = st.st_dev;
+          r.uuid = FsUuidOf(r.fd.get());
+        }
+        root = roots.emplace(e.scope_root, std::move(r)).first;
       }
-      if (root->second >= 0) {
-        driver::BlockedOr<driver::OpenedFile> file = opener.OpenPath(root->second, e.path);
+      const BatchRoot& r = root->second;
+      if (r.fd.valid()) {
+        driver::BlockedOr<driver::OpenedFile> file = opener.OpenPath(r.fd.get(), e.path);
         if (file.ok()) {
           JournalEntry found = e;
-          const std::string uuid = uuids.Get(file->st.st_dev, e.scope_root);
+          const std::string uuid = file->st.st_dev == r.dev ? r.uuid : std::string();
           if (FillIdentity(file->fd.get(), uuid, &found).ok()) {
             // Replaced since the scan: the driver refuses it, so there is nothing to record.
             if (found.key.ino != e.key.ino || found.key.dev != e.key.dev) continue;
@@ -381,9 +398,6 @@ Result<size_t> Journal::RecordOriginals(const std::vector<JournalEntry>& entries
     }
     if (Recorded(e) || !seen.insert(EntryKey(e)).second) continue;
     segment.records.push_back(Record{RecordType::kOriginal, std::move(e), {}});
-  }
-  for (auto& [root, fd] : roots) {
-    if (fd >= 0) close(fd);
   }
   if (segment.records.empty()) return size_t{0};
   const size_t recorded = segment.records.size();
@@ -472,27 +486,39 @@ std::vector<JournalEntry> Journal::Entries() const {
 
 std::function<Result<void>(uint64_t, uint64_t, std::string_view, policy::DaxState, int)>
 Journal::BeforeChangeHook(std::string scope_root) {
-  return [this, scope_root = std::move(scope_root), uuids = FsUuidCache()](
+  return [this, scope_root = std::move(scope_root)](
              uint64_t dev, uint64_t ino, std::string_view path, policy::DaxState original,
-             int fd) mutable -> Result<void> {
+             int fd) -> Result<void> {
     JournalEntry current{FileKey{dev, ino}, scope_root, std::string(path), original};
     current.changed_ns = Now();
-    if (fd >= 0) (void)FillIdentity(fd, uuids.GetFd(dev, fd), &current);
-    const std::string key = EntryKey(current);
-    if (auto it = entries_.find(key); it != entries_.end()) {
-      if (!provisional_.count(key)) return {};  // recorded by an earlier batch: it wins
-      provisional_.erase(key);
-      if (it->second.original == original) return {};
-      // The flag changed between the scan and this change (an admin's chattr): the journal
-      // must hold what the daemon is about to overwrite.
+    if (fd >= 0) (void)FillIdentity(fd, FsUuidOf(fd), &current);
+    // The entry of this file: the one of its identity, else one recorded without an identity
+    // (a version 1 journal, or a batch that could not open the file) for its dev + ino.
+    std::string key = EntryKey(current);
+    if (!entries_.count(key)) {
+      key.clear();
+      auto [lo, hi] = by_file_.equal_range(current.key);
+      for (auto it = lo; it != hi && key.empty(); ++it) {
+        const JournalEntry& e = entries_.at(it->second);
+        if (e.id.handle.empty() && e.id.fs_uuid.empty() && SameFile(e, current)) key = it->second;
+      }
+    }
+    if (key.empty()) {
       Segment segment;
-      current.changed_ns = it->second.changed_ns;
-      segment.records.push_back(Record{RecordType::kCorrect, current, {}});
+      segment.records.push_back(Record{RecordType::kOriginal, current, {}});
       return WriteRecords(std::move(segment));
     }
-    if (Recorded(current)) return {};
+    if (!provisional_.count(key)) return {};  // recorded by an earlier batch: it wins
+    provisional_.erase(key);
+    const JournalEntry& recorded = entries_.at(key);
+    if (recorded.original == original) return {};
+    // The flag changed between the scan and this change (an admin's chattr): the journal
+    // must hold what the daemon is about to overwrite. The correction keeps the entry's key.
+    JournalEntry corrected = key == EntryKey(current) ? current : recorded;
+    corrected.original = original;
+    corrected.changed_ns = recorded.changed_ns;
     Segment segment;
-    segment.records.push_back(Record{RecordType::kOriginal, current, {}});
+    segment.records.push_back(Record{RecordType::kCorrect, std::move(corrected), {}});
     return WriteRecords(std::move(segment));
   };
 }

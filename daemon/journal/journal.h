@@ -54,11 +54,11 @@ struct JournalOptions {
   /// Called at each step of a segment write ("created", "written", "synced", "renamed") and of
   /// a compaction ("removing"), so that crash tests can kill the process exactly there.
   std::function<void(std::string_view step)> crash_point_for_test;
-  /// Wall-clock time in ns for JournalEntry::changed_ns (unset: CLOCK_REALTIME_COARSE, the
-  /// clock filesystems stamp birth times with).
-  std::function<int64_t()> wall_clock_ns;
   /// Procfs root for the safe reopen of files while identifying them.
   std::string procfs_root = "/proc";
+  /// Told what went wrong where the journal goes on without failing the call (a compaction
+  /// after a durable write); unset: not reported.
+  std::function<void(const std::string& message)> warn;
 };
 
 class Journal {
@@ -152,6 +152,7 @@ class Journal {
   std::vector<std::string> unrecorded_scopes_;   // SetScopes() roots to record next time
   std::vector<std::string> problems_;
   std::vector<std::string> earlier_damage_;  // files found in corrupt/ at Open()
+  std::set<std::string> moved_aside_;        // names in corrupt/ this Open() moved there
 };
 
 /// Makes a path printable on one line: backslash, control bytes (newline, ...) and bytes that

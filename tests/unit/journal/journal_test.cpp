@@ -455,6 +455,82 @@ TEST(AJournal, RecordsTheFlagReadRightBeforeTheChangeAndDropsFilesTheBatchDidNot
   EXPECT_EQ(j->recorded_scopes(), std::set<std::string>{root});
 }
 
+// A batch that cannot open a file (here: its path is gone) records it by dev + ino only; the
+// change of that very file must still confirm (and correct) the entry, or SettleBatch would
+// forget the original of a file the daemon changed.
+TEST(AJournal, KeepsAnEntryRecordedWithoutIdentityOnceItsChangeConfirmsIt) {
+  TempDir dir;
+  TempDir files;
+  testing::WriteFile(files.path() / "file", "x");
+  struct stat st {};
+  ASSERT_EQ(stat((files.path() / "file").c_str(), &st), 0);
+  const std::string root = files.path().string();
+  {
+    auto j = OpenOrDie(dir.path());
+    ASSERT_EQ(*j->RecordOriginals(
+                  {JournalEntry{{st.st_dev, st.st_ino}, root, "gone", DaxState::kPageCache}}),
+              1u);
+    const JournalEntry* recorded = j->Find({st.st_dev, st.st_ino});
+    ASSERT_NE(recorded, nullptr);
+    ASSERT_TRUE(recorded->id.handle.empty()) << "the test needs an entry without identity";
+    auto hook = j->BeforeChangeHook(root);
+    daxpolicy::UniqueFd fd(open((files.path() / "file").c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(hook(st.st_dev, st.st_ino, "file", DaxState::kDax, fd.get()).ok());
+    ASSERT_TRUE(j->SettleBatch().ok());
+    ASSERT_EQ(j->size(), 1u);
+    EXPECT_EQ(j->Find({st.st_dev, st.st_ino})->original, DaxState::kDax);
+  }
+  auto j = OpenOrDie(dir.path());
+  ASSERT_EQ(j->size(), 1u);
+  EXPECT_EQ(j->Find({st.st_dev, st.st_ino})->original, DaxState::kDax);
+}
+
+// The records are durable once the segment is written: a compaction failing after that must
+// not fail the write (the daemon would skip a batch whose originals are already recorded).
+TEST(AJournal, ReportsAFailedCompactionWithoutFailingTheWrite) {
+  TempDir dir;
+  std::vector<std::string> warnings;
+  JournalOptions options;
+  options.compact_after_segments = 1;
+  options.warn = [&warnings](const std::string& m) { warnings.push_back(m); };
+  {
+    auto j = OpenOrDie(dir.path(), options);
+    // The snapshot (sequence 2) cannot be created while its temp name is taken.
+    const fs::path blocker = dir.path() / "segment-0000000000000002.djnl.tmp";
+    fs::create_directory(blocker);
+    Result<size_t> recorded = j->RecordOriginals({Entry(1, DaxState::kDax)});
+    ASSERT_TRUE(recorded.ok()) << recorded.error().message;
+    EXPECT_EQ(*recorded, 1u);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("compaction"), std::string::npos) << warnings[0];
+    // The next write compacts.
+    fs::remove(blocker);
+    ASSERT_TRUE(j->RecordOriginals({Entry(2, DaxState::kPageCache)}).ok());
+    EXPECT_EQ(warnings.size(), 1u);
+    EXPECT_EQ(SegmentFiles(dir.path()).size(), 3u);  // 1, 2 and the snapshot 3
+  }
+  auto j = OpenOrDie(dir.path());
+  EXPECT_EQ(j->size(), 2u);
+}
+
+// A corrupt segment whose name is already taken in corrupt/ goes to name.1; the earlier file
+// of that name is still earlier damage, and name.1 is not.
+TEST(AJournal, TellsDamageFoundNowFromDamageOfTheSameNameFoundEarlier) {
+  TempDir dir;
+  const std::string name = "segment-0000000000000001.djnl";
+  fs::create_directory(dir.path() / "corrupt");
+  ASSERT_EQ(chmod((dir.path() / "corrupt").c_str(), 0700), 0);
+  testing::WriteFile(dir.path() / "corrupt" / name, "old garbage");
+  testing::WriteFile(dir.path() / name, "new garbage");
+  auto j = OpenOrDie(dir.path());
+  ASSERT_EQ(j->problems().size(), 1u);
+  EXPECT_NE(j->problems()[0].find("moved to corrupt/" + name + ".1"), std::string::npos)
+      << j->problems()[0];
+  const std::vector<std::string> damage = j->Damage();
+  ASSERT_EQ(damage.size(), 2u);
+  EXPECT_EQ(damage[1], "corrupt/" + name + ": moved aside by an earlier open (torn or corrupt)");
+}
+
 TEST(AJournal, RefusesAnUnknownOriginal) {
   TempDir dir;
   auto j = OpenOrDie(dir.path());

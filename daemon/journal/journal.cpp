@@ -209,7 +209,6 @@ void Journal::Fold(const Segment& segment) {
   for (const Record& r : segment.records) {
     switch (r.type) {
       case RecordType::kOriginal:
-      case RecordType::kOriginal2:
       case RecordType::kCorrect: {
         std::string key = EntryKey(r.entry);
         auto it = entries_.find(key);
@@ -222,7 +221,6 @@ void Journal::Fold(const Segment& segment) {
         break;
       }
       case RecordType::kForget:
-      case RecordType::kForget2:
         Erase(EntryKey(r.entry));
         break;
       case RecordType::kScopes:
@@ -449,7 +447,7 @@ Result<void> Journal::Compact() {
   }
   Result<void> written = WriteSegment(segment);
   if (!written.ok()) return written;
-  Fold(segment);  // records the scope roots
+  scopes_.insert(unrecorded_scopes_.begin(), unrecorded_scopes_.end());
   unrecorded_scopes_.clear();
   since_snapshot_ = 0;
   // Keep the generation since the previous snapshot: if the new snapshot is ever found
@@ -470,11 +468,6 @@ Result<void> Journal::Compact() {
 const JournalEntry* Journal::Find(FileKey key) const {
   auto it = by_file_.find(key);
   return it == by_file_.end() ? nullptr : &entries_.at(it->second);
-}
-
-const JournalEntry* Journal::FindKey(const std::string& entry_key) const {
-  auto it = entries_.find(entry_key);
-  return it == entries_.end() ? nullptr : &it->second;
 }
 
 std::vector<JournalEntry> Journal::Entries() const {

@@ -107,8 +107,6 @@ class Journal {
 
   /// A recorded original of the file with this dev + ino, or nullptr (for several, any).
   const JournalEntry* Find(FileKey key) const;
-  /// The recorded original of exactly this identity (EntryKey), or nullptr.
-  const JournalEntry* FindKey(const std::string& entry_key) const;
   /// Every entry, ordered by EntryKey.
   std::vector<JournalEntry> Entries() const;
   size_t size() const { return entries_.size(); }

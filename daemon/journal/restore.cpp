@@ -13,6 +13,8 @@
 
 #include "daemon/journal/identity.h"
 #include "plugins/unique_fd.h"
+#include "policy/glob.h"
+#include "policy/loader.h"
 
 namespace daxpolicy::journal {
 
@@ -140,9 +142,8 @@ namespace {
 constexpr uint32_t kMaxDepth = 256;
 
 bool UnderSystemTree(const std::string& root) {
-  for (const char* sys : {"/proc", "/sys", "/dev"}) {
-    const size_t n = std::strlen(sys);
-    if (root.compare(0, n, sys) == 0 && (root.size() == n || root[n] == '/')) return true;
+  for (const char* sys : policy::kForbiddenScopeRoots) {
+    if (policy::PathIsWithin(root, sys)) return true;
   }
   return false;
 }
@@ -198,6 +199,15 @@ void Walk(int dir_fd, const std::string& rel, uint64_t mount_id, uint32_t depth,
   }
 }
 
+// What the recorded path of an entry names now, looked at once per restore.
+struct AtPath {
+  bool trusted = false;  // the entry's scope root is one the journal recorded
+  bool opened = false;   // else `blocked` says why not (only when the root is open)
+  driver::Blocked blocked;
+  bool same = false;  // the recorded file: `current` holds its identity
+  JournalEntry current;
+};
+
 struct Root {
   daxpolicy::UniqueFd fd;  // a real (O_RDONLY) directory fd: open_by_handle_at needs one
   int err = 0;
@@ -211,11 +221,7 @@ struct Root {
 class Restorer {
  public:
   Restorer(Journal& journal, const RestoreRequest& request, RestoreReport& report)
-      : journal_(journal),
-        request_(request),
-        report_(report),
-        opener_(request.open),
-        driver_(request.kernel, [&] {
+      : journal_(journal), opener_(request.open), driver_(request.kernel, [&] {
           driver::DriverOptions options;
           options.open = request.open;
           options.allow_hard_links = true;
@@ -234,16 +240,17 @@ class Restorer {
 
  private:
   Root& RootOf(const std::string& scope_root);
-  // The current relative path of the recorded file, or a refusal.
-  driver::BlockedOr<std::string> Locate(const JournalEntry& entry, Root& root,
+  // The current relative path of the recorded file, or a refusal; `at` is what its recorded
+  // path names.
+  driver::BlockedOr<std::string> Locate(const JournalEntry& entry, Root& root, const AtPath& at,
                                         JournalEntry* current);
   void FindByHandle(Root& root, const std::string& scope_root);
   void Inherited(const JournalEntry& dir_entry, Root& root, const std::string& rel,
                  std::vector<RestoreItem>* items);
 
+  bool Trusted(const JournalEntry& entry) const;
+
   Journal& journal_;
-  const RestoreRequest& request_;
-  RestoreReport& report_;
   driver::SafeOpener opener_;
   driver::InodeFlagDriver driver_;
   std::set<std::string> scopes_;
@@ -295,22 +302,27 @@ void Restorer::FindByHandle(Root& root, const std::string& scope_root) {
   Walk(root.fd.get(), "", root.mount_id, 0, visit);
 }
 
+bool Restorer::Trusted(const JournalEntry& entry) const {
+  if (!scopes_.empty()) return scopes_.count(entry.scope_root) > 0;
+  return !entry.scope_root.empty() && entry.scope_root.front() == '/' &&
+         !UnderSystemTree(entry.scope_root);
+}
+
 driver::BlockedOr<std::string> Restorer::Locate(const JournalEntry& entry, Root& root,
-                                                JournalEntry* current) {
+                                                const AtPath& at, JournalEntry* current) {
   using driver::Blocked;
   using driver::Blocker;
   if (!entry.id.fs_uuid.empty() && !root.uuid.empty() && entry.id.fs_uuid != root.uuid) {
     return Blocked{Blocker::kReplaced, EXDEV,
                    "the scope root is on another filesystem now (its UUID differs); not touched"};
   }
-  driver::BlockedOr<driver::OpenedFile> at_path = opener_.OpenPath(root.fd.get(), entry.path);
-  if (at_path.ok() && FillIdentity(at_path->fd.get(), root.uuid, current).ok() &&
-      SameFile(entry, *current)) {
+  if (at.same) {
+    *current = at.current;
     return entry.path;
   }
   if (entry.id.handle.empty()) {
     // An old entry (dev + ino only): nothing to look for the file by.
-    if (!at_path.ok()) return at_path.blocked();
+    if (!at.opened) return at.blocked;
     return Blocked{Blocker::kReplaced, ESTALE, std::string(driver::kReasonReplaced)};
   }
   // Renamed? The handle opens the file wherever it is on the filesystem, or fails when the
@@ -325,9 +337,9 @@ driver::BlockedOr<std::string> Restorer::Locate(const JournalEntry& entry, Root&
     const int err = errno;
     if (err == ESTALE || err == ENOENT) {
       return Blocked{Blocker::kVanished, ENOENT,
-                     at_path.ok() ? "the file the daemon changed no longer exists; another file "
-                                    "now has its name and is not touched"
-                                  : std::string(driver::kReasonVanished)};
+                     at.opened ? "the file the daemon changed no longer exists; another file "
+                                 "now has its name and is not touched"
+                               : std::string(driver::kReasonVanished)};
     }
     return Blocked{Blocker::kOther, err, driver::OtherReason("open_by_handle_at", err)};
   }
@@ -405,27 +417,32 @@ void Restorer::Inherited(const JournalEntry& dir_entry, Root& root, const std::s
 
 void Restorer::Run(const std::vector<JournalEntry>& selected, std::vector<RestoreItem>* items,
                    std::vector<std::string>* done) {
-  // Entries not found under their recorded path are looked for by handle, in one walk per
-  // scope; collect them first.
-  for (const JournalEntry& entry : selected) {
+  // Each trusted entry's recorded path is looked at once; entries not found there are looked
+  // for by handle, in one walk per scope, so collect them first.
+  std::vector<AtPath> at_paths(selected.size());
+  for (size_t i = 0; i < selected.size(); ++i) {
+    const JournalEntry& entry = selected[i];
+    AtPath& at = at_paths[i];
+    at.trusted = Trusted(entry);
+    if (!at.trusted) continue;
     Root& root = RootOf(entry.scope_root);
     if (!root.fd.valid()) continue;
-    JournalEntry current;
-    driver::BlockedOr<driver::OpenedFile> at_path = opener_.OpenPath(root.fd.get(), entry.path);
-    if (!at_path.ok() || !FillIdentity(at_path->fd.get(), root.uuid, &current).ok() ||
-        !SameFile(entry, current)) {
-      wanted_keys_.insert(EntryKey(entry));
+    driver::BlockedOr<driver::OpenedFile> file = opener_.OpenPath(root.fd.get(), entry.path);
+    if (!file.ok()) {
+      at.blocked = file.blocked();
+    } else {
+      at.opened = true;
+      at.same =
+          FillIdentity(file->fd.get(), root.uuid, &at.current).ok() && SameFile(entry, at.current);
     }
+    if (!at.same) wanted_keys_.insert(EntryKey(entry));
   }
-  for (const JournalEntry& entry : selected) {
+  for (size_t i = 0; i < selected.size(); ++i) {
+    const JournalEntry& entry = selected[i];
     driver::ApplyOutcome outcome;
     std::string rel = entry.path;
-    const bool trusted = scopes_.empty()
-                             ? !entry.scope_root.empty() && entry.scope_root.front() == '/' &&
-                                   !UnderSystemTree(entry.scope_root)
-                             : scopes_.count(entry.scope_root) > 0;
     Root* root = nullptr;
-    if (!trusted) {
+    if (!at_paths[i].trusted) {
       outcome = driver::BlockedOutcome(
           driver::Blocked{driver::Blocker::kOther, EPERM,
                           "refused: " + PrintablePath(entry.scope_root) +
@@ -439,7 +456,7 @@ void Restorer::Run(const std::vector<JournalEntry>& selected, std::vector<Restor
                                           driver::OtherReason("open scope root", err)});
     } else {
       JournalEntry current;
-      driver::BlockedOr<std::string> located = Locate(entry, *root, &current);
+      driver::BlockedOr<std::string> located = Locate(entry, *root, at_paths[i], &current);
       if (!located.ok()) {
         outcome = driver::BlockedOutcome(located.blocked());
       } else {

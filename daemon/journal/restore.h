@@ -76,8 +76,9 @@ struct RestoreReport {
   size_t Count(RestoreStatus status) const;
   /// No item failed and the journal was updated.
   bool ok() const;
-  /// Every original is back: only restored, already-original and vanished items, no journal
-  /// damage and no journal error. `daxpolicyctl restore` exits 1 otherwise.
+  /// Every original is back: only restored and already-original items (a vanished file's
+  /// original cannot be set back), no journal damage and no journal error. `daxpolicyctl restore`
+  /// exits 1 otherwise.
   bool Complete() const;
   /// Human-readable report, one line per file ("restored: /srv/pmem/a (original: dax)"), paths
   /// escaped with PrintablePath, then problems and a summary line.

@@ -11,6 +11,15 @@ namespace daxpolicy::journal {
 namespace {
 
 constexpr uint32_t kFlagSnapshot = 1;
+
+// Record type bytes. Version 1 has only originals and forgets keyed by dev + ino; version 2
+// gave both new bytes (with the whole identity) and added corrections and scope roots.
+constexpr uint8_t kV1Original = 1;
+constexpr uint8_t kV1Forget = 2;
+constexpr uint8_t kV2Original = 3;
+constexpr uint8_t kV2Forget = 4;
+constexpr uint8_t kV2Correct = 5;
+constexpr uint8_t kV2Scopes = 6;
 constexpr std::string_view kPrefix = "segment-";
 constexpr std::string_view kSuffix = ".djnl";
 constexpr std::string_view kTempSuffix = ".tmp";
@@ -106,7 +115,7 @@ std::string EncodeSegment(const Segment& segment, uint32_t version) {
   for (const Record& r : segment.records) {
     if (!v2) {
       if (r.type != RecordType::kOriginal && r.type != RecordType::kForget) continue;
-      Put(&body, static_cast<uint8_t>(r.type), 1);
+      Put(&body, r.type == RecordType::kOriginal ? kV1Original : kV1Forget, 1);
       Put(&body, r.entry.key.dev, 8);
       Put(&body, r.entry.key.ino, 8);
       if (r.type == RecordType::kOriginal) PutOriginal(&body, r.entry, false);
@@ -114,19 +123,17 @@ std::string EncodeSegment(const Segment& segment, uint32_t version) {
     }
     switch (r.type) {
       case RecordType::kOriginal:
-      case RecordType::kOriginal2:
       case RecordType::kCorrect:
-        Put(&body, r.type == RecordType::kCorrect ? 5 : 3, 1);
+        Put(&body, r.type == RecordType::kCorrect ? kV2Correct : kV2Original, 1);
         PutId(&body, r.entry);
         PutOriginal(&body, r.entry, true);
         break;
       case RecordType::kForget:
-      case RecordType::kForget2:
-        Put(&body, 4, 1);
+        Put(&body, kV2Forget, 1);
         PutId(&body, r.entry);
         break;
       case RecordType::kScopes:
-        Put(&body, 6, 1);
+        Put(&body, kV2Scopes, 1);
         Put(&body, r.scopes.size(), 4);
         for (const std::string& scope : r.scopes) {
           Put(&body, scope.size(), 4);
@@ -215,22 +222,21 @@ Result<Segment> DecodeSegment(std::string_view bytes) {
       if (!body.Get(8, &r.entry.key.dev) || !body.Get(8, &r.entry.key.ino)) {
         return Corrupt(where + "truncated");
       }
-      if (type == static_cast<uint8_t>(RecordType::kOriginal)) {
+      if (type == kV1Original) {
         r.type = RecordType::kOriginal;
         problem = get_original(false);
-      } else if (type == static_cast<uint8_t>(RecordType::kForget)) {
+      } else if (type == kV1Forget) {
         r.type = RecordType::kForget;
       } else {
         return Corrupt(where + "unknown type " + std::to_string(type));
       }
-    } else if (type == static_cast<uint8_t>(RecordType::kOriginal2) ||
-               type == static_cast<uint8_t>(RecordType::kCorrect)) {
-      r.type = type == 3 ? RecordType::kOriginal : RecordType::kCorrect;
+    } else if (type == kV2Original || type == kV2Correct) {
+      r.type = type == kV2Original ? RecordType::kOriginal : RecordType::kCorrect;
       problem = get_id() ? get_original(true) : "truncated or bad identity";
-    } else if (type == static_cast<uint8_t>(RecordType::kForget2)) {
+    } else if (type == kV2Forget) {
       r.type = RecordType::kForget;
       if (!get_id()) problem = "truncated or bad identity";
-    } else if (type == static_cast<uint8_t>(RecordType::kScopes)) {
+    } else if (type == kV2Scopes) {
       r.type = RecordType::kScopes;
       uint64_t scopes = 0;
       if (!body.Get(4, &scopes) || scopes > body_length) {

@@ -78,18 +78,15 @@ struct JournalEntry {
 /// and birth time). Two entries with equal keys are the same file.
 std::string EntryKey(const JournalEntry& entry);
 
+/// What a record means; the type bytes on disk are segment.cpp's (they differ by version).
 enum class RecordType : uint8_t {
-  kOriginal = 1,   ///< version 1 only
-  kForget = 2,     ///< version 1 only
-  kOriginal2 = 3,  ///< written as kOriginal's successor; Record::type says kOriginal once read
-  kForget2 = 4,
-  kCorrect = 5,
-  kScopes = 6,
+  kOriginal,  ///< the flag before the daemon's first change (the first one recorded wins)
+  kForget,    ///< drops the entry
+  kCorrect,   ///< replaces the original of a provisional entry (version 2 only)
+  kScopes,    ///< the scope roots of the policy (version 2 only)
 };
 
 struct Record {
-  /// kOriginal, kForget, kCorrect or kScopes (the version 2 types 3 and 4 are read as
-  /// kOriginal and kForget).
   RecordType type = RecordType::kOriginal;
   JournalEntry entry;                 ///< for kForget only the identity is meaningful
   std::vector<std::string> scopes{};  ///< kScopes only

@@ -13,8 +13,8 @@ namespace daxpolicy::journal {
 
 namespace {
 
-// Linux 6.5 (ext4) and, as a generic VFS ioctl, 6.8 (xfs, btrfs, ...); the uapi headers of
-// older distributions do not have it yet.
+// A generic VFS ioctl since Linux 6.9 (ext4, xfs, btrfs, ...); older kernels answer ENOTTY,
+// and the uapi headers of older distributions do not have it yet.
 struct FsUuid2 {
   uint8_t len;
   uint8_t uuid[16];

@@ -15,7 +15,8 @@
 namespace daxpolicy::journal {
 
 /// The filesystem UUID (FS_IOC_GETFSUUID) of the filesystem holding `fd`, which must be a
-/// real (not O_PATH) descriptor; "" when the kernel or the filesystem does not report one.
+/// real (not O_PATH) descriptor; "" when the kernel or the filesystem does not report one
+/// (the generic ioctl needs Linux 6.9 or later).
 std::string FsUuidOf(int fd);
 
 /// Fills entry->key (dev, ino), entry->id.handle (name_to_handle_at: inode and generation) and

@@ -211,6 +211,7 @@ struct AtPath {
 struct Root {
   daxpolicy::UniqueFd fd;  // a real (O_RDONLY) directory fd: open_by_handle_at needs one
   int err = 0;
+  uint64_t dev = 0;
   std::string uuid;
   uint64_t mount_id = 0;
   // Files of this scope looked up by handle, filled by one walk when first needed.
@@ -266,6 +267,8 @@ Root& Restorer::RootOf(const std::string& scope_root) {
   if (!root.fd.valid()) {
     root.err = errno;
   } else {
+    struct stat st {};
+    if (fstat(root.fd.get(), &st) == 0) root.dev = st.st_dev;
     root.uuid = FsUuidOf(root.fd.get());
     root.mount_id = MountIdOf(root.fd.get());
   }
@@ -346,6 +349,12 @@ driver::BlockedOr<std::string> Restorer::Locate(const JournalEntry& entry, Root&
   if (!root.walked) FindByHandle(root, entry.scope_root);
   auto found = root.path_by_key.find(EntryKey(entry));
   if (found == root.path_by_key.end()) {
+    if ((entry.id.fs_uuid.empty() || root.uuid.empty()) && entry.key.dev != root.dev) {
+      return Blocked{Blocker::kEscapesScope, EXDEV,
+                     "the filesystem's identity is unknown (its UUID needs Linux 6.9 or later) "
+                     "and its device number changed since the daemon changed the file, so the "
+                     "file cannot be recognised; not touched"};
+    }
     return Blocked{Blocker::kEscapesScope, EXDEV,
                    "the file still exists but is no longer below its scope root (moved out of "
                    "the scope, or hidden by a mount); not touched"};

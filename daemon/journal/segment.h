@@ -54,7 +54,7 @@ struct FileKey {
 /// number from the file the daemon changed. Fields left empty/0 are unknown (journals of
 /// format version 1 carry dev and ino only).
 struct FileId {
-  std::string fs_uuid;       ///< FS_IOC_GETFSUUID bytes (Linux 6.8+ for xfs); "" unknown
+  std::string fs_uuid;       ///< FS_IOC_GETFSUUID bytes (Linux 6.9+); "" unknown
   uint32_t handle_type = 0;  ///< name_to_handle_at handle type
   std::string handle;        ///< handle bytes: encode inode and generation; "" unknown
   int64_t btime_ns = 0;      ///< statx birth time; 0 unknown

@@ -39,6 +39,32 @@ void SetDaxFlag(const fs::path& p, bool on) {
   ASSERT_TRUE(testing::WriteDaxFlag(p, on, &error)) << error;
 }
 
+// Unmounts and detaches what a test mounted and attached, also when an ASSERT returns early:
+// nothing is left behind, and TempDir never removes files of a still mounted filesystem.
+// Declare it after the TempDir holding the mount point, so that it runs first.
+class MountCleanup {
+ public:
+  MountCleanup() = default;
+  MountCleanup(const MountCleanup&) = delete;
+  MountCleanup& operator=(const MountCleanup&) = delete;
+  ~MountCleanup() {
+    if (!mount_point_.empty()) testing::Run({"umount", mount_point_.string()});
+    for (const std::string& device : devices_) testing::Run({"losetup", "-d", device});
+  }
+  void Attached(const std::string& device) { devices_.push_back(device); }
+  void Mounted(const fs::path& mount_point) { mount_point_ = mount_point; }
+  // Unmounts now (the test goes on with the filesystem unmounted).
+  int Unmount() {
+    const int rc = testing::Run({"umount", mount_point_.string()}).exit_code;
+    if (rc == 0) mount_point_.clear();
+    return rc;
+  }
+
+ private:
+  fs::path mount_point_;
+  std::vector<std::string> devices_;
+};
+
 driver::FileIdentity IdentityOf(const fs::path& p) {
   struct stat st {};
   EXPECT_EQ(lstat(p.c_str(), &st), 0) << p;
@@ -248,32 +274,33 @@ TEST_P(ARestoreOnEachFilesystem, SurvivesADeviceNumberChange) {
                              : std::vector<std::string>{"mkfs.ext4", "-q", "-F", image.string()})
                 .exit_code,
             0);
+  MountCleanup cleanup;
   auto attach = [&] {
     testing::CommandResult r = testing::Run({"losetup", "--find", "--show", image.string()});
     std::string dev = r.out;
     while (!dev.empty() && dev.back() == '\n') dev.pop_back();
+    if (!dev.empty()) cleanup.Attached(dev);
     return dev;
   };
   const std::string first = attach();
   ASSERT_FALSE(first.empty());
   ASSERT_EQ(testing::Run({"mount", "-o", "dax=inode", first, mnt.string()}).exit_code, 0);
+  cleanup.Mounted(mnt);
   const fs::path scope = mnt / "scope";
   fs::create_directories(scope);
   testing::WriteFile(scope / "f", "x");
   const uint64_t dev_before = IdentityOf(scope / "f").dev;
   ChangeLikeTheDaemon(state, scope, {"f"});
-  ASSERT_EQ(testing::Run({"umount", mnt.string()}).exit_code, 0);
+  ASSERT_EQ(cleanup.Unmount(), 0);
   // Keep the first device attached, so the second attach gets another number.
   const std::string second = attach();
   ASSERT_FALSE(second.empty());
   ASSERT_NE(first, second);
   ASSERT_EQ(testing::Run({"mount", "-o", "dax=inode", second, mnt.string()}).exit_code, 0);
+  cleanup.Mounted(mnt);
   EXPECT_NE(IdentityOf(scope / "f").dev, dev_before);
   Result<RestoreReport> report = Restore(state, RestoreRequest::AllFiles());
   const bool dax_after = HasDaxFlag(scope / "f");
-  testing::Run({"umount", mnt.string()});
-  testing::Run({"losetup", "-d", first});
-  testing::Run({"losetup", "-d", second});
   ASSERT_TRUE(report.ok()) << report.error().message;
   EXPECT_EQ(report->Count(RestoreStatus::kRestored), 1u) << report->Format();
   EXPECT_FALSE(dax_after);

@@ -371,7 +371,7 @@ TEST(AJournal, KeepsReadingAJournalOfFormatVersion1AndKeepsItsFirstOriginals) {
   EXPECT_EQ(j->Find({42, 3})->original, DaxState::kDax);
 }
 
-TEST(AJournal, RefusesAStateDirectoryOthersCanWriteOrAnotherUserOwns) {
+TEST(AJournal, RefusesAStateDirectoryOthersCanWriteOrThroughASymlink) {
   TempDir dir;
   const fs::path state = dir.path() / "state";
   fs::create_directory(state);
@@ -387,12 +387,19 @@ TEST(AJournal, RefusesAStateDirectoryOthersCanWriteOrAnotherUserOwns) {
   // Through a symlink: refused.
   fs::create_directory_symlink(state, dir.path() / "link");
   EXPECT_FALSE(Journal::Open(dir.path() / "link").ok());
-  if (geteuid() == 0) {
-    ASSERT_EQ(chown(state.c_str(), 65534, 65534), 0);
-    open = Journal::Open(state);
-    ASSERT_FALSE(open.ok());
-    EXPECT_NE(open.error().message.find("is owned by uid 65534"), std::string::npos);
-  }
+}
+
+TEST(AJournal, RefusesAStateDirectoryAnotherUserOwns) {
+  DAXPOLICY_REQUIRE(testing::IsRoot(), "needs root to give the directory to another user");
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  fs::create_directory(state);
+  ASSERT_EQ(chmod(state.c_str(), 0700), 0);
+  ASSERT_EQ(chown(state.c_str(), 65534, 65534), 0);
+  Result<std::unique_ptr<Journal>> open = Journal::Open(state);
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.error().message.find("is owned by uid 65534"), std::string::npos)
+      << open.error().message;
 }
 
 TEST(AJournal, KeepsReportingDamageMovedAsideByAnEarlierOpen) {

@@ -2,7 +2,6 @@
 #include "plugins/driver/safe_open.h"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -10,18 +9,11 @@
 #include <cerrno>
 #include <vector>
 
+#include "plugins/open_beneath.h"
+
 namespace daxpolicy::driver {
 
 namespace {
-
-// The daemon never follows a symlink, never crosses into another mount below a scope (a scope
-// is one filesystem) and never leaves the scope root, whatever happens to the tree meanwhile.
-constexpr uint64_t kResolveFlags =
-    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-
-// openat2 returns EAGAIN when a concurrent rename or mount might have let a lookup escape;
-// retrying is the documented answer. After this many tries the path is reported as busy.
-constexpr int kOpenat2Retries = 64;
 
 Blocked Refuse(Blocker blocker, int err, std::string_view reason) {
   return Blocked{blocker, err, std::string(reason)};
@@ -122,14 +114,7 @@ BlockedOr<OpenedFile> SafeOpener::OpenPath(int root_fd, std::string_view path) c
 
 BlockedOr<OpenedFile> SafeOpener::OpenPathOpenat2(int root_fd, std::string_view path) const {
   std::string name(path);
-  struct open_how how {};
-  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
-  how.resolve = kResolveFlags;
-  int fd = -1;
-  for (int attempt = 0; attempt < kOpenat2Retries; ++attempt) {
-    fd = static_cast<int>(syscall(SYS_openat2, root_fd, name.c_str(), &how, sizeof how));
-    if (fd >= 0 || (errno != EAGAIN && errno != EINTR)) break;
-  }
+  const int fd = OpenBeneath(root_fd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
     if (err == ENOSYS) return Blocked{Blocker::kOther, ENOSYS, OtherReason("openat2", ENOSYS)};

@@ -4,9 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <linux/openat2.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -14,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "plugins/open_beneath.h"
 #include "plugins/unique_fd.h"
 
 namespace daxpolicy::files {
@@ -37,13 +36,6 @@ bool CopyName(std::string_view name, char (&buf)[256]) {
   std::memcpy(buf, name.data(), name.size());
   buf[name.size()] = '\0';
   return true;
-}
-
-int OpenBeneath(int dirfd, const char* name, uint64_t flags) {
-  open_how how{};
-  how.flags = flags;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV;
-  return static_cast<int>(syscall(SYS_openat2, dirfd, name, &how, sizeof(how)));
 }
 
 uint32_t ClampPages(uint64_t pages) {
@@ -136,15 +128,8 @@ SampleStatus FileSampler::SampleFile(int dirfd, std::string_view name, policy::F
     return Count(SampleStatus::kError, e, name);
   }
   pinned.Reset();
-  // The fd's own statx: size and mtime as of the open.
-  if (statx(fd.get(), "", AT_EMPTY_PATH, kStatxMask, &stx) != 0) {
-    const int e = errno;
-    if (err) *err = e;
-    return Count(SampleStatus::kError, e, name);
-  }
-  if (!S_ISREG(stx.stx_mode) || stx.stx_ino != record->ino) {
-    return Count(SampleStatus::kReplaced, 0, name);
-  }
+  // The reopened fd is the pinned inode (the magic link names it, not the path), so the
+  // statx above is its own: size and mtime as of just before the open.
   return SampleOpen(fd.get(), stx, record);
 }
 

@@ -40,8 +40,8 @@ struct SampleStats {
 };
 
 /// Fills the telemetry fields of FileRecords. For each regular file it costs
-/// openat2(O_PATH) + statx + open(/proc/self/fd/N) + statx + ioctl(FS_IOC_FSGETXATTR) +
-/// cachestat + two closes; a directory fd opened by the caller is reused for every file in it.
+/// openat2(O_PATH) + statx + open(/proc/self/fd/N) + ioctl(FS_IOC_FSGETXATTR) + cachestat +
+/// two closes; a directory fd opened by the caller is reused for every file in it.
 ///
 /// A name is first resolved to an O_PATH fd with
 /// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV (openat2, Linux 5.6+), so a name

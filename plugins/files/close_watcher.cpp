@@ -3,16 +3,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/fanotify.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <unordered_set>
+
+#include "plugins/open_beneath.h"
 
 namespace daxpolicy::files {
 namespace {
@@ -55,7 +55,7 @@ Error MarkError(int err, const std::string& what) {
 
 }  // namespace
 
-Result<std::unique_ptr<CloseWatcher>> CloseWatcher::Create(pid_t ignore_pid) {
+Result<std::unique_ptr<CloseWatcher>> CloseWatcher::Create(pid_t ignore_pid, bool evictable_marks) {
   const int fd =
       fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_FID | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY);
   if (fd < 0) {
@@ -70,6 +70,7 @@ Result<std::unique_ptr<CloseWatcher>> CloseWatcher::Create(pid_t ignore_pid) {
   }
   std::unique_ptr<CloseWatcher> watcher(new CloseWatcher(UniqueFd(fd), ignore_pid));
   watcher->buffer_.resize(kBufferBytes);
+  watcher->evictable_ = evictable_marks;
   return watcher;
 }
 
@@ -115,15 +116,16 @@ Result<void> CloseWatcher::TrackPinned(int pinned_fd, int dirfd, const std::stri
   }
   Untrack(token);
   if (evictable_) {
-    // Any fd on the filesystem serves open_by_handle_at when the mark is removed; the
-    // directory's is harmless to keep (a regular file's would hold that file open). Dropped
-    // once nothing is tracked, so it does not keep a filesystem busy.
-    struct statfs dir_sfs {};
-    if (dirfd >= 0 && fstatfs(dirfd, &dir_sfs) == 0 &&
-        std::memcmp(&dir_sfs.f_fsid, &sfs.f_fsid, 8) == 0) {
-      UniqueFd dup(fcntl(dirfd, F_DUPFD_CLOEXEC, 0));
-      if (dup.valid()) {
-        mount_fds_[std::string(reinterpret_cast<const char*>(&sfs.f_fsid), 8)] = std::move(dup);
+    // Removing the mark later needs open_by_handle_at, which wants a real fd on the
+    // filesystem: an O_PATH one (as scope roots are opened) fails with EBADF, and a regular
+    // file's would hold that file open. So the directory is opened for reading, once per
+    // filesystem, and dropped once nothing is tracked, so it does not keep a filesystem busy.
+    std::string fsid(reinterpret_cast<const char*>(&sfs.f_fsid), 8);
+    if (mount_fds_.find(fsid) == mount_fds_.end()) {
+      struct statfs dir_sfs {};
+      if (fstatfs(dirfd, &dir_sfs) == 0 && std::memcmp(&dir_sfs.f_fsid, &sfs.f_fsid, 8) == 0) {
+        UniqueFd dir(openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (dir.valid()) mount_fds_.emplace(std::move(fsid), std::move(dir));
       }
     }
     if (fanotify_mark(fd_.get(), FAN_MARK_ADD | FAN_MARK_EVICTABLE, kCloseMask, AT_FDCWD,
@@ -141,23 +143,9 @@ Result<void> CloseWatcher::TrackPinned(int pinned_fd, int dirfd, const std::stri
 
 Result<void> CloseWatcher::Track(int dirfd, std::string_view name, uint64_t token) {
   const std::string cname(name);
-  open_how how{};
-  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-  int fd = -1;
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    fd = static_cast<int>(syscall(SYS_openat2, dirfd, cname.c_str(), &how, sizeof how));
-    if (fd >= 0 || (errno != EAGAIN && errno != EINTR)) break;
-  }
-  if (fd < 0) return ErrnoError(errno, "open " + cname + " for a close watch");
-  UniqueFd pinned(fd);
+  UniqueFd pinned(OpenBeneath(dirfd, cname.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!pinned.valid()) return ErrnoError(errno, "open " + cname + " for a close watch");
   return TrackPinned(pinned.get(), dirfd, cname, token);
-}
-
-Result<void> CloseWatcher::TrackFd(int fd, uint64_t token) {
-  UniqueFd pinned(open(FdLink(fd).c_str(), O_PATH | O_CLOEXEC));
-  if (!pinned.valid()) return ErrnoError(errno, "reopen fd " + std::to_string(fd));
-  return TrackPinned(pinned.get(), -1, "fd " + std::to_string(fd), token);
 }
 
 void CloseWatcher::RemoveMark(const std::string& key) {

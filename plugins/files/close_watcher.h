@@ -83,7 +83,10 @@ class CloseWatcher final : public CloseEventSource {
  public:
   /// Opens the fanotify group. Events whose pid is `ignore_pid` (normally
   /// getpid()) are counted and dropped. Fails with EPERM without CAP_SYS_ADMIN.
-  static Result<std::unique_ptr<CloseWatcher>> Create(pid_t ignore_pid);
+  /// `evictable_marks` false never tries FAN_MARK_EVICTABLE and watches whole filesystems,
+  /// as on kernels before 5.19 (tests of that fallback run on any kernel).
+  static Result<std::unique_ptr<CloseWatcher>> Create(pid_t ignore_pid,
+                                                      bool evictable_marks = true);
 
   /// Prepares close events for files on the filesystem holding `path` (a directory, e.g. a
   /// scope root): checks that the filesystem can report them (a mark is added on the
@@ -98,9 +101,6 @@ class CloseWatcher final : public CloseEventSource {
   /// following symlinks or crossing mounts) as `token`, marking that file.
   /// Tracking the same file again replaces its token.
   Result<void> Track(int dirfd, std::string_view name, uint64_t token) override;
-  /// Same for an already open fd (its mark is left to go with the inode when untracked,
-  /// unless a Track() on the same filesystem gave a directory to remove it through).
-  Result<void> TrackFd(int fd, uint64_t token);
   /// Stops reporting the file tracked as `token` and removes its mark (if the file still
   /// exists). False if it was not tracked.
   bool Untrack(uint64_t token) override;
@@ -121,7 +121,8 @@ class CloseWatcher final : public CloseEventSource {
   UniqueFd fd_;
   pid_t ignore_pid_;
   bool evictable_ = true;  // false: the kernel has no FAN_MARK_EVICTABLE (before 5.19)
-  // Per fsid (8 bytes): an fd on that filesystem for open_by_handle_at when removing marks.
+  // Per fsid (8 bytes): a directory on that filesystem, opened for reading (open_by_handle_at
+  // refuses O_PATH fds), to reopen a tracked file by its handle when removing its mark.
   std::unordered_map<std::string, UniqueFd> mount_fds_;
   std::string scratch_key_;
   // Key: fsid (8 bytes) + handle type (4 bytes) + handle bytes.

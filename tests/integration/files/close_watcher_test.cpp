@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "plugins/unique_fd.h"
 #include "tests/support/test_support.h"
@@ -66,7 +68,8 @@ class ACloseWatcher : public ::testing::Test {
     watcher_ = std::move(*watcher);
     Result<void> marked = watcher_->WatchFilesystem(fs_->mount_point().string());
     ASSERT_TRUE(marked.ok()) << marked.error().message;
-    dirfd_.Reset(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    // Opened as the engine opens scope roots: O_PATH.
+    dirfd_.Reset(open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     ASSERT_TRUE(dirfd_.valid());
   }
 
@@ -183,11 +186,23 @@ TEST_F(ACloseWatcher, ReportsAQueueOverflowSoTheCallerRescans) {
   ASSERT_LE(max_events, 200000) << "queue limit too large to overflow in a test";
   // Distinct files: repeated closes of one file by one process may be merged.
   const int files = max_events + 100;
+  // The files stay open here, so their inodes (and evictable marks) cannot be evicted before
+  // the child closes them; the watcher ignores this process's own closes.
+  rlimit nofile{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &nofile), 0);
+  const rlim_t needed = static_cast<rlim_t>(files) + 256;
+  if (nofile.rlim_cur < needed) {
+    ASSERT_GE(nofile.rlim_max, needed) << "RLIMIT_NOFILE too low to hold the tracked files open";
+    nofile.rlim_cur = needed;
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &nofile), 0);
+  }
   fs::create_directory(dir_ / "many");
+  std::vector<UniqueFd> held;
+  held.reserve(files);
   for (int i = 0; i < files; ++i) {
-    UniqueFd fd(
+    held.emplace_back(
         open((dir_ / "many" / std::to_string(i)).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-    ASSERT_TRUE(fd.valid());
+    ASSERT_TRUE(held.back().valid());
   }
   for (int i = 0; i < files; ++i) {
     ASSERT_TRUE(watcher_->Track(dirfd_.get(), "many/" + std::to_string(i), 1000 + i).ok());
@@ -209,6 +224,36 @@ TEST_F(ACloseWatcher, ReportsAQueueOverflowSoTheCallerRescans) {
   EXPECT_GT(calls, 1);
   EXPECT_TRUE(result.overflow);
   EXPECT_LE(result.events, static_cast<uint64_t>(max_events) + 1);
+}
+
+// Before Linux 5.19 there are no evictable marks: the watcher marks the whole filesystem,
+// reads every close on it and matches tracked files by handle.
+TEST_F(ACloseWatcher, FallsBackToAFilesystemMarkWithoutEvictableMarks) {
+  Result<std::unique_ptr<CloseWatcher>> created = CloseWatcher::Create(getpid(), false);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  watcher_ = std::move(*created);
+  Result<void> marked = watcher_->WatchFilesystem(fs_->mount_point().string());
+  ASSERT_TRUE(marked.ok()) << marked.error().message;
+  const fs::path outside = fs_->mount_point() / "outside";
+  fs::create_directory(outside);
+  WriteFile(outside / "busy", "b");
+  (void)Drain();
+  ASSERT_TRUE(watcher_->Track(dirfd_.get(), "pending", 11).ok());
+  InChild([&] {
+    OpenAndClose(dir_ / "pending", O_WRONLY);
+    OpenAndClose(dir_ / "other", O_RDONLY);
+    OpenAndClose(outside / "busy", O_RDONLY);
+  });
+  DrainResult result = Drain();
+  ASSERT_THAT(result.closed, ElementsAre(Field(&CloseEvent::token, 11u)));
+  EXPECT_TRUE(result.closed[0].wrote);
+  EXPECT_EQ(result.untracked, 2u) << "every close on the filesystem is read";
+
+  EXPECT_TRUE(watcher_->Untrack(11));
+  InChild([&] { OpenAndClose(dir_ / "pending", O_RDONLY); });
+  result = Drain();
+  EXPECT_THAT(result.closed, IsEmpty());
+  EXPECT_EQ(result.untracked, 1u);
 }
 
 TEST(ACloseWatcherMark, ExplainsAFilesystemThatCannotBeMarked) {

@@ -139,7 +139,9 @@ TEST(TheSystemdUnit, FollowsTheHardeningTheProjectRequires) {
         "ExecStart=/usr/sbin/daxpolicyd\n"}) {
     EXPECT_THAT(unit, HasSubstr(line));
   }
-  EXPECT_THAT(unit, HasSubstr("SystemCallFilter=@system-service fanotify_init fanotify_mark"));
+  // open_by_handle_at: close-watch removal and hold pruning reopen files by handle.
+  EXPECT_THAT(unit, HasSubstr("SystemCallFilter=@system-service fanotify_init fanotify_mark "
+                              "open_by_handle_at mincore bpf perf_event_open\n"));
 }
 
 TEST(TheInstalledSystemdUnit, StartsTheDaemonWhereTheBuildInstallsIt) {

@@ -20,12 +20,10 @@ struct access_key {
 
 /* Counts of one file since the last swap of the counting maps. */
 struct access_counts {
-  access_u64 read_bytes;     /* bytes returned by reads (both modes), plus faulted pages */
-  access_u64 pc_pages;       /* page-cache pages read or faulted (page-cache mode) */
-  access_u64 miss_pages;     /* pages added to the page cache outside a write */
-  access_u64 dax_read_bytes; /* part of read_bytes served by DAX (reads and DAX faults) */
-  access_u64 fault_pages;    /* pages faulted or mapped by fault-around, both modes */
-  access_u64 write_bytes;    /* bytes written (both modes, where seen) */
+  access_u64 read_bytes;  /* bytes returned by reads (both modes), plus faulted pages */
+  access_u64 pc_pages;    /* page-cache pages read or faulted (page-cache mode) */
+  access_u64 miss_pages;  /* pages added to the page cache outside a write */
+  access_u64 write_bytes; /* bytes written (both modes, where seen) */
 };
 
 /* Devices watched at once (scope_devs); more are refused by SetDevices. */

@@ -343,22 +343,12 @@ bool AccessTracer::SetDevices(const std::vector<Device>& devices, std::string* e
 
 namespace {
 
-// Reads and empties a counting map no program writes to any more.
-bool DrainMap(int fd, uint32_t capacity, AccessCounts* out, std::string* error) {
+// Reads and empties a counting map no program writes to any more, with batch
+// lookup-and-delete (hash maps: Linux 5.6+; the daemon needs 5.8).
+bool DrainMap(int fd, AccessCounts* out, std::string* error) {
   constexpr uint32_t kChunk = 1024;
   std::vector<access_key> keys(kChunk);
   std::vector<access_counts> values(kChunk);
-  auto take = [&](uint32_t n) {
-    for (uint32_t i = 0; i < n; ++i) {
-      access_counts& c = out->files[FileKey{keys[i].dev, keys[i].ino}];
-      c.read_bytes += values[i].read_bytes;
-      c.pc_pages += values[i].pc_pages;
-      c.miss_pages += values[i].miss_pages;
-      c.dax_read_bytes += values[i].dax_read_bytes;
-      c.fault_pages += values[i].fault_pages;
-      c.write_bytes += values[i].write_bytes;
-    }
-  };
   uint64_t batch = 0;
   bool first = true;
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
@@ -368,33 +358,19 @@ bool DrainMap(int fd, uint32_t capacity, AccessCounts* out, std::string* error) 
                                              values.data(), &n, &opts);
     const int err = rc != 0 ? errno : 0;
     if (rc != 0 && err != ENOENT) {
-      if (first && (err == EINVAL || err == ENOTSUP || err == EOPNOTSUPP)) break;  // fallback
-      *error = "cannot read the access counters: " + Errno(err);
+      *error = "cannot read the access counters (batch lookup-and-delete): " + Errno(err);
       return false;
     }
-    take(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      access_counts& c = out->files[FileKey{keys[i].dev, keys[i].ino}];
+      c.read_bytes += values[i].read_bytes;
+      c.pc_pages += values[i].pc_pages;
+      c.miss_pages += values[i].miss_pages;
+      c.write_bytes += values[i].write_bytes;
+    }
     first = false;
     if (rc != 0) return true;  // ENOENT: the map is empty now
   }
-  // Kernels without batch operations: collect, then delete.
-  std::vector<access_key> all;
-  all.reserve(std::min<uint32_t>(capacity, 65536));
-  access_key key{};
-  access_key next{};
-  for (access_key* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
-    key = next;
-    all.push_back(key);
-  }
-  for (const access_key& k : all) {
-    access_counts v{};
-    if (bpf_map_lookup_elem(fd, &k, &v) == 0) {
-      keys[0] = k;
-      values[0] = v;
-      take(1);
-    }
-    bpf_map_delete_elem(fd, &k);
-  }
-  return true;
 }
 
 }  // namespace
@@ -414,7 +390,7 @@ bool AccessTracer::Drain(AccessCounts* out, std::string* error) {
     return false;
   }
   impl_->active_is_a = !impl_->active_is_a;
-  if (!DrainMap(bpf_map__fd(old_map), bpf_map__max_entries(old_map), out, error)) return false;
+  if (!DrainMap(bpf_map__fd(old_map), out, error)) return false;
   const uint64_t overflow = __atomic_load_n(&skel->bss->overflow, __ATOMIC_RELAXED);
   out->overflow = overflow - impl_->last_overflow;
   impl_->last_overflow = overflow;

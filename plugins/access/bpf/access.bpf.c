@@ -2,11 +2,11 @@
 /* Per-file read, miss and write counters for daxpolicyd (see access_source.h).
  *
  * Every event is first filtered by device: files on filesystems outside the
- * daemon's scopes cost one hash lookup and nothing else. Counts go to the
- * counting map `active` points at; user space swaps it for the other one each
- * interval (the swap waits for running programs) and then drains the old one,
- * so no count is lost or counted twice. Inserts that find the map full are
- * counted in `overflow` and the event is dropped. */
+ * daemon's scopes cost a scan of a short inline array (scope_devs) and nothing
+ * else. Counts go to the counting map `active` points at; user space swaps it
+ * for the other one each interval (the swap waits for running programs) and
+ * then drains the old one, so no count is lost or counted twice. Inserts that
+ * find the map full are counted in `overflow` and the event is dropped. */
 // The kernel types come before libbpf's headers, which use them.
 // clang-format off
 #include "access_types.h"
@@ -123,10 +123,7 @@ static __always_inline void count_read(__u32 dev, __u64 ino, __u64 pos, __u64 by
   struct access_counts* c = counts_of(dev, ino);
   if (!c) return;
   __sync_fetch_and_add(&c->read_bytes, bytes);
-  if (dax)
-    __sync_fetch_and_add(&c->dax_read_bytes, bytes);
-  else
-    __sync_fetch_and_add(&c->pc_pages, pages_spanned(pos, bytes));
+  if (!dax) __sync_fetch_and_add(&c->pc_pages, pages_spanned(pos, bytes));
 }
 
 static __always_inline void count_write(__u32 dev, __u64 ino, __u64 bytes) {
@@ -189,7 +186,8 @@ static __always_inline __u64 clamp_to_size(__s64 size, __s64 offset, __u64 count
 }
 
 /* The per-read events are raw tracepoints: no trace record is built, which
- * keeps the cost on reads of unrelated files to a few loads and one lookup. */
+ * keeps the cost on reads of unrelated files to a few loads and the scan of
+ * scope_devs. */
 SEC("raw_tp/xfs_file_buffered_read")
 int BPF_PROG(tp_xfs_buffered_read, struct kiocb* iocb, struct iov_iter* iter) {
   __u32 dev;
@@ -270,12 +268,8 @@ int tp_add_to_page_cache(struct trace_event_raw_mm_filemap_op_page_cache* ctx) {
 static __always_inline void count_fault(__u32 dev, __u64 ino, __u64 pages, int dax) {
   struct access_counts* c = counts_of(dev, ino);
   if (!c) return;
-  __sync_fetch_and_add(&c->fault_pages, pages);
   __sync_fetch_and_add(&c->read_bytes, pages * PAGE_SIZE);
-  if (dax)
-    __sync_fetch_and_add(&c->dax_read_bytes, pages * PAGE_SIZE);
-  else
-    __sync_fetch_and_add(&c->pc_pages, pages);
+  if (!dax) __sync_fetch_and_add(&c->pc_pages, pages);
 }
 
 SEC("tracepoint/filemap/mm_filemap_fault")

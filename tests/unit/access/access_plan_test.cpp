@@ -131,24 +131,11 @@ TEST(FillSnapshot, CountsBecomeRatesRatiosAndReuseOverTheWindow) {
   policy::Snapshot s = ThreeFiles();
   AccessCounts c;
   const uint32_t dev = KernelDev(makedev(7, 3));
-  c.files[{dev, 10}] = {.read_bytes = 20 << 20,
-                        .pc_pages = 5120,
-                        .miss_pages = 256,
-                        .dax_read_bytes = 0,
-                        .fault_pages = 0,
-                        .write_bytes = 1 << 20};
-  c.files[{dev, 12}] = {.read_bytes = 8 << 20,
-                        .pc_pages = 0,
-                        .miss_pages = 0,
-                        .dax_read_bytes = 8 << 20,
-                        .fault_pages = 0,
-                        .write_bytes = 0};
-  c.files[{dev, 99}] = {.read_bytes = 4 << 20,
-                        .pc_pages = 1024,
-                        .miss_pages = 1024,
-                        .dax_read_bytes = 0,
-                        .fault_pages = 0,
-                        .write_bytes = 0};
+  c.files[{dev, 10}] = {
+      .read_bytes = 20 << 20, .pc_pages = 5120, .miss_pages = 256, .write_bytes = 1 << 20};
+  c.files[{dev, 12}] = {.read_bytes = 8 << 20, .pc_pages = 0, .miss_pages = 0, .write_bytes = 0};
+  c.files[{dev, 99}] = {
+      .read_bytes = 4 << 20, .pc_pages = 1024, .miss_pages = 1024, .write_bytes = 0};
   FillSnapshot(c, 5'000'000'000, true, {""}, &s);
   std::string why;
   EXPECT_NEAR(*Read(s, 0, policy::Var::kFileReadBytesRate, &why), (20 << 20) / 5.0, 1.0);
@@ -172,12 +159,8 @@ TEST(FillSnapshot, MoreMissesThanReadPagesClampToZero) {
   // Readahead adds pages in one window that are read in the next.
   policy::Snapshot s = ThreeFiles();
   AccessCounts c;
-  c.files[{KernelDev(makedev(7, 3)), 10}] = {.read_bytes = 1 << 20,
-                                             .pc_pages = 256,
-                                             .miss_pages = 512,
-                                             .dax_read_bytes = 0,
-                                             .fault_pages = 0,
-                                             .write_bytes = 0};
+  c.files[{KernelDev(makedev(7, 3)), 10}] = {
+      .read_bytes = 1 << 20, .pc_pages = 256, .miss_pages = 512, .write_bytes = 0};
   FillSnapshot(c, 1'000'000'000, true, {""}, &s);
   std::string why;
   EXPECT_EQ(*Read(s, 0, policy::Var::kFileCacheHitRatio, &why), 0.0);

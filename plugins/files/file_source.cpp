@@ -24,7 +24,6 @@ void FileSource::Sample(plugins::SampleContext& ctx) {
     scanner_ = std::make_unique<Scanner>(std::move(scopes), ctx.scopes.excluded, limits_);
     generation_ = ctx.scopes.generation;
   }
-  if (ctx.full_scan) scanner_->RequestFullRescan();
   sampler_.ResetStats();
   ScanStats scan = scanner_->Scan(ctx.previous, &ctx.snapshot,
                                   ctx.full_scan ? ScanMode::kFull : ScanMode::kIncremental,

@@ -2,12 +2,14 @@
 #include "daemon/bus/bus_service.h"
 
 #include <sdbus-c++/sdbus-c++.h>
+#include <time.h>
 
 #include <exception>
 #include <string>
 #include <utility>
 
 #include "daemon/bus/bus_names.h"
+#include "daemon/bus/call_limits.h"
 #include "daemon/bus/dump.h"
 #include "daemon/bus/reach.h"
 #include "daemon/bus/validate.h"
@@ -79,7 +81,7 @@ std::vector<Holder> Holders(const std::vector<daemon::HolderInfo>& holders) {
 
 // sdbus-c++ 1.2 aborts the process when a handler throws anything but sdbus::Error.
 template <class F>
-auto Guarded(const char* member, F&& body) -> decltype(body()) {
+auto Converted(const char* member, F&& body) -> decltype(body()) {
   try {
     return body();
   } catch (const sdbus::Error&) {
@@ -146,6 +148,31 @@ class BusService::Object
   }
 
  private:
+  // Every method's body runs through here: a call over its caller's limit (see
+  // call_limits.h) is refused first, and every failure becomes an sdbus::Error. Property
+  // getters use Converted only: they are cheap, and PropertiesChanged calls them too.
+  template <class F>
+  auto Guarded(const char* member, F&& body) -> decltype(body()) {
+    return Converted(member, [&] {
+      const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
+      if (message != nullptr) {
+        timespec now{};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        auto refused = limiter_.Admit(
+            message->getSender(), static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec,
+            [message]() -> std::optional<uid_t> {
+              try {
+                return message->getCredsUid();
+              } catch (const sdbus::Error&) {
+                return std::nullopt;
+              }
+            });
+        if (refused) throw sdbus::Error(kErrorLimitExceeded, std::string(member) + ": " + *refused);
+      }
+      return body();
+    });
+  }
+
   struct Published {
     policy::Mode mode = policy::Mode::kEnforce;
     uint64_t generation = 0;
@@ -208,6 +235,7 @@ class BusService::Object
     // Signal handlers must not throw either (1.2 catches only sdbus::Error there too).
     try {
       if (name.empty() || name.front() != ':' || !new_owner.empty() || old_owner != name) return;
+      limiter_.Forget(name);
       size_t released = backend_.ReleaseHoldsOf(name);
       if (released > 0) {
         daemon::LogEvent(
@@ -417,27 +445,28 @@ class BusService::Object
   }
 
   std::string Mode() override {
-    return Guarded("Mode", [&] { return std::string(policy::ModeName(backend_.mode())); });
+    return Converted("Mode", [&] { return std::string(policy::ModeName(backend_.mode())); });
   }
   uint64_t PolicyGeneration() override {
-    return Guarded("PolicyGeneration", [&] { return backend_.generation(); });
+    return Converted("PolicyGeneration", [&] { return backend_.generation(); });
   }
   std::string LastReloadResult() override {
-    return Guarded("LastReloadResult", [&] { return backend_.LastReloadResult(); });
+    return Converted("LastReloadResult", [&] { return backend_.LastReloadResult(); });
   }
   std::string Degraded() override {
-    return Guarded("Degraded", [&] { return backend_.Degraded(); });
+    return Converted("Degraded", [&] { return backend_.Degraded(); });
   }
   uint64_t ManagedFiles() override {
-    return Guarded("ManagedFiles", [&] { return backend_.ManagedFiles(); });
+    return Converted("ManagedFiles", [&] { return backend_.ManagedFiles(); });
   }
   uint64_t PendingFiles() override {
-    return Guarded("PendingFiles", [&] { return backend_.PendingFiles(); });
+    return Converted("PendingFiles", [&] { return backend_.PendingFiles(); });
   }
   std::string Version() override { return kVersion; }
 
   ManagerBackend& backend_;
   Published published_;
+  CallLimiter limiter_;
   std::unique_ptr<sdbus::IProxy> bus_driver_;
 };
 

@@ -56,6 +56,9 @@ Result<void> RequestBusName(sdbus::IConnection& connection);
 /// (cycles, close events, SIGHUP). Reloaded is emitted once per reload by whoever asked for
 /// it: the Reload method here, EmitReloaded for SIGHUP.
 ///
+/// Method calls of users other than root are limited (daemon/bus/call_limits.h): over the
+/// limit, a call fails with org.daxpolicy.DaxPolicy1.Error.LimitExceeded at once.
+///
 /// Holds of a client are released (ManagerBackend::ReleaseHoldsOf) when its unique name
 /// leaves the bus, seen as NameOwnerChanged from org.freedesktop.DBus.
 class BusService {

@@ -17,3 +17,6 @@ add_dependencies(ctl_client_tests bus_test_server daxpolicyctl)
 daxpolicy_add_test(NAME man_exit_status_tests SOURCES man_exit_status_test.cpp
                    LIBS daxpolicy_bus_test_fixture LABELS integration)
 add_dependencies(man_exit_status_tests bus_test_server daxpolicyctl daxpolicyd)
+daxpolicy_add_test(NAME bus_call_limit_tests SOURCES call_limit_test.cpp
+                   LIBS daxpolicy_bus_test_fixture daxpolicy_bus LABELS integration)
+add_dependencies(bus_call_limit_tests bus_test_server)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Unit tests of daemon/bus and daemon/ctl.
-daxpolicy_add_test(NAME bus_unit_tests SOURCES bus_validate_test.cpp LIBS daxpolicy_bus
+daxpolicy_add_test(NAME bus_unit_tests SOURCES bus_validate_test.cpp call_limits_test.cpp
+                   LIBS daxpolicy_bus
                    LABELS unit)
 daxpolicy_add_test(NAME ctl_unit_tests
                    SOURCES ctl_text_test.cpp ${PROJECT_SOURCE_DIR}/daemon/ctl/json.cpp

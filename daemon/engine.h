@@ -70,8 +70,16 @@ struct FileView {
   std::vector<HolderInfo> holders;
 };
 
-// Errors the API reports; the D-Bus layer maps them to the contract's error names.
-enum class ApiError { kNotManaged, kPermissionDenied, kInvalidArgument, kPolicyInvalid };
+// Errors the API reports; the D-Bus layer maps them to the contract's error names
+// (kLimitExceeded: LimitExceeded; kFailed: org.freedesktop.DBus.Error.Failed).
+enum class ApiError {
+  kNotManaged,
+  kPermissionDenied,
+  kInvalidArgument,
+  kPolicyInvalid,
+  kLimitExceeded,
+  kFailed
+};
 struct ApiFailure {
   ApiError error;
   std::string message;

@@ -117,6 +117,7 @@ Service::Service(Options options, std::string config, std::string dropin_dir)
       dropin_dir_(std::move(dropin_dir)) {}
 
 Service::~Service() {
+  reload_worker_.reset();  // a policy being read is read to the end, and dropped
   StopWorker();
   // The bus objects go first: handlers must not run against a dying engine.
   bus_attachment_.reset();
@@ -126,6 +127,7 @@ Service::~Service() {
   if (timer_) sd_event_source_unref(timer_);
   if (fanotify_source_) sd_event_source_unref(fanotify_source_);
   if (done_source_) sd_event_source_unref(done_source_);
+  if (reload_source_) sd_event_source_unref(reload_source_);
   if (watchdog_timer_) sd_event_source_unref(watchdog_timer_);
   if (event_) sd_event_unref(event_);
 }
@@ -165,6 +167,18 @@ int Service::Run(policy::Policy policy) {
                               this);
       r < 0) {
     LogError(std::string("cannot watch the cycle worker: ") + std::strerror(-r));
+    return 1;
+  }
+  auto reload_worker = CycleWorker::Create();
+  if (!reload_worker.ok()) {
+    LogError("cannot start the reload worker: " + reload_worker.error().message);
+    return 1;
+  }
+  reload_worker_ = std::move(*reload_worker);
+  if (int r = sd_event_add_io(event_, &reload_source_, reload_worker_->fd(), EPOLLIN,
+                              &Service::OnReloadRead, this);
+      r < 0) {
+    LogError(std::string("cannot watch the reload worker: ") + std::strerror(-r));
     return 1;
   }
   metrics_source_ = std::make_unique<EngineMetricsSource>(*engine_);
@@ -209,6 +223,7 @@ int Service::Run(policy::Policy policy) {
             std::string(policy::ModeName(engine_->mode())));
   int r = sd_event_loop(event_);
   sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+  AbandonReloads();
   StopWorker();
   LogNotice("stopped");
   return r < 0 ? 1 : 0;
@@ -298,18 +313,12 @@ int Service::OnTimer(sd_event_source* /*source*/, uint64_t /*usec*/, void* userd
 int Service::OnSignal(sd_event_source* /*source*/, const signalfd_siginfo* info, void* userdata) {
   auto* self = static_cast<Service*>(userdata);
   if (info->ssi_signo == SIGHUP) {
-    // Reload() logs it; Reloaded is emitted here, once.
+    // Like a D-Bus Reload: logged, and Reloaded emitted, once when it ends.
     Caller sender;
     sender.sender = "SIGHUP";
     sender.uid = info->ssi_uid;
     sender.pid = static_cast<pid_t>(info->ssi_pid);
-    const bool ok = self->Reload(sender).ok();
-    if (self->bus_) {
-      if (auto r = self->bus_->EmitReloaded(ok, self->last_reload_result_); !r.ok()) {
-        LogDebug(r.error().message);
-      }
-      if (auto r = self->bus_->Publish(); !r.ok()) LogDebug(r.error().message);
-    }
+    self->Reload(sender, nullptr);
   } else {
     LogNotice(std::string("received ") + strsignal(static_cast<int>(info->ssi_signo)) +
               ", stopping");
@@ -460,13 +469,75 @@ static std::string SettingWhere(const policy::SourceLocation& where, const std::
   return where.line > 0 ? where.ToString() : config;
 }
 
-ApiResult<bool> Service::Reload(const Caller& caller) {
-  // Staged like Kea: load and validate everything, prepare what the new policy needs (its
-  // metrics listener), and only then swap. Any failure leaves the running policy and all of
-  // its resources as they were and is reported as a failure everywhere.
-  ApiResult<bool> r;
+void Service::Reload(const Caller& caller, ReloadDone done) {
+  const std::string who = Describe(caller);
+  ReloadRequest request{caller, std::move(done)};
+  switch (reloads_.Ask(std::move(request))) {
+    case ReloadQueue<ReloadRequest>::Asked::kStartNow:
+      ReadPolicyForReload();
+      return;
+    case ReloadQueue<ReloadRequest>::Asked::kQueued:
+      LogInfo("reload asked by " + who +
+              " while the policy is being read for another one: it reloads again after it");
+      return;
+    case ReloadQueue<ReloadRequest>::Asked::kRefused: {
+      const std::string message = "a reload is being read and " +
+                                  std::to_string(kMaxWaitingReloads) +
+                                  " more are waiting; try again when Reloaded is signalled";
+      LogWarning("reload asked by " + who + " refused: " + message);
+      ApiResult<bool> r;
+      r.failure = ApiFailure{ApiError::kLimitExceeded, message};
+      if (request.done) request.done(r);  // Ask left a refused request as it was
+      return;
+    }
+  }
+}
+
+void Service::ReadPolicyForReload() {
   sd_notify(0, "RELOADING=1\nSTATUS=reloading the policy");
-  auto loaded = LoadPolicyFiles(config_, dropin_dir_);
+  // Reading, parsing and validating a policy of any size happens here, off the loop: D-Bus
+  // and the watchdog go on answering. Nothing else is shared with the worker.
+  reload_worker_->Post([this, config = config_, dropin_dir = dropin_dir_] {
+    policy::LoadResult loaded = LoadPolicyFiles(config, dropin_dir);
+    std::lock_guard<std::mutex> lock(reload_mutex_);
+    reload_read_ = std::move(loaded);
+  });
+}
+
+int Service::OnReloadRead(sd_event_source* /*source*/, int /*fd*/, uint32_t /*revents*/,
+                          void* userdata) {
+  auto* self = static_cast<Service*>(userdata);
+  self->reload_worker_->Acknowledge();
+  self->FinishReload();
+  return 0;
+}
+
+void Service::AbandonReloads() {
+  reload_worker_.reset();  // a policy being read is read to the end, and dropped
+  ApiResult<bool> r;
+  r.failure = ApiFailure{ApiError::kFailed, "daxpolicyd stopped before the reload was applied"};
+  for (ReloadRequest& request : reloads_.TakeAll()) {
+    if (request.done) request.done(r);
+  }
+}
+
+void Service::FinishReload() {
+  std::optional<policy::LoadResult> read;
+  {
+    std::lock_guard<std::mutex> lock(reload_mutex_);
+    read.swap(reload_read_);
+  }
+  if (!read || !reloads_.reading()) return;
+  // Staged like Kea: the files were loaded and validated on the worker; here what depends on
+  // the running daemon is checked and what the new policy needs (its metrics listener) is
+  // prepared, and only then the policy is swapped. Any failure leaves the running policy and
+  // all of its resources as they were and is reported as a failure everywhere.
+  policy::LoadResult& loaded = *read;
+  const Caller caller = reloads_.current().front().caller;
+  const size_t others = reloads_.current().size() - 1;
+  const std::string asked_by =
+      Describe(caller) + (others == 0 ? "" : " and " + std::to_string(others) + " more");
+  ApiResult<bool> r;
   std::vector<std::string> errors;
   for (const auto& e : loaded.errors) errors.push_back(e.ToString());
   std::unique_ptr<MetricsExposer> new_exposer;
@@ -511,13 +582,14 @@ ApiResult<bool> Service::Reload(const Caller& caller) {
                                  field::CallerPid(caller.pid)};
     for (const auto& e : errors) fields.push_back({"DAXPOLICY_ERROR", e});
     LogEvent(Event::kReloadFailed, LogLevel::kError,
-             "reload asked by " + Describe(caller) + " refused: " + last_reload_result_, fields);
+             "reload asked by " + asked_by + " refused: " + last_reload_result_, fields);
     metrics_source_->set_last_reload_successful(false);
     metrics_->Update(*metrics_source_, -1);
     sd_notify(0, "READY=1");
     UpdateStatus();
     r.failure = ApiFailure{ApiError::kPolicyInvalid, last_reload_result_};
-    return r;
+    EndReload(r);
+    return;
   }
   policy::Mode mode = options_.observe ? policy::Mode::kObserve : loaded.policy->daemon.mode;
   engine_->ReplacePolicy(std::move(*loaded.policy));
@@ -535,7 +607,7 @@ ApiResult<bool> Service::Reload(const Caller& caller) {
       "ok: generation " + std::to_string(engine_->generation()) + " from " + config_;
   LogEvent(
       Event::kReloadOk, LogLevel::kNotice,
-      "reload asked by " + Describe(caller) + ": " + last_reload_result_,
+      "reload asked by " + asked_by + ": " + last_reload_result_,
       {field::Path(config_), field::Generation(engine_->generation()), field::Caller(caller.sender),
        field::CallerUid(caller.uid), field::CallerPid(caller.pid)});
   metrics_source_->set_last_reload_successful(true);
@@ -543,7 +615,22 @@ ApiResult<bool> Service::Reload(const Caller& caller) {
   RequestCycle();
   sd_notify(0, "READY=1");
   r.value = true;
-  return r;
+  EndReload(r);
+}
+
+void Service::EndReload(const ApiResult<bool>& result) {
+  // Reloaded once per reload and the properties it changed, then each caller's answer.
+  if (bus_) {
+    if (auto e = bus_->EmitReloaded(result.ok(), last_reload_result_); !e.ok()) {
+      LogDebug(e.error().message);
+    }
+    if (auto e = bus_->Publish(); !e.ok()) LogDebug(e.error().message);
+  }
+  for (ReloadRequest& request : reloads_.Finish()) {
+    if (request.done) request.done(result);
+  }
+  // Those who asked meanwhile get a reload that reads the files after they asked.
+  if (reloads_.StartNext()) ReadPolicyForReload();
 }
 
 std::string Service::LastReloadResult() const { return last_reload_result_; }

@@ -6,16 +6,22 @@
 // watchdog and the D-Bus connection. A cycle's slow part (scan, sample,
 // evaluate, apply) runs on one worker thread and reports back through an
 // eventfd, so the loop answers D-Bus calls from the last published view while
-// it runs (see engine.h). The Prometheus exposer's threads only read what
+// it runs (see engine.h). A reload reads and validates the policy files on a
+// second worker thread the same way; the loop alone swaps the policy in and
+// publishes. The Prometheus exposer's threads only read what
 // Metrics publishes.
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "daemon/bus/manager_backend.h"
 #include "daemon/engine.h"
 #include "daemon/options.h"
+#include "daemon/reload_queue.h"
 #include "daemon/watchdog.h"
+#include "policy/loader.h"
 
 typedef struct sd_event sd_event;
 typedef struct sd_event_source sd_event_source;
@@ -64,7 +70,7 @@ class Service final : public bus::ManagerBackend {
   policy::Mode mode() const override;
   void SetMode(policy::Mode mode) override;
   uint64_t generation() const override;
-  ApiResult<bool> Reload(const Caller& caller) override;
+  void Reload(const Caller& caller, ReloadDone done) override;
   std::string LastReloadResult() const override;
 
  private:
@@ -74,12 +80,22 @@ class Service final : public bus::ManagerBackend {
   static int OnCloseEvent(sd_event_source* source, int fd, uint32_t revents, void* userdata);
   static int OnCycleDone(sd_event_source* source, int fd, uint32_t revents, void* userdata);
   static int OnWatchdog(sd_event_source* source, uint64_t usec, void* userdata);
+  static int OnReloadRead(sd_event_source* source, int fd, uint32_t revents, void* userdata);
 
   void StartCycle();
   void EndCycle();
   // Runs a cycle as soon as possible: now, or when the running one ends.
   void RequestCycle();
   void StopWorker();
+  // Reload, staged like Kea: the files are read, parsed and validated on reload_worker_
+  // (ReadPolicyForReload), the rest (what depends on the running daemon, binding a new
+  // metrics listener, the swap, the log, Reloaded) on the loop thread (FinishReload).
+  void ReadPolicyForReload();
+  void FinishReload();
+  // Emits Reloaded, publishes, answers the callers and starts the reload asked meanwhile.
+  void EndReload(const ApiResult<bool>& result);
+  // Ends the reloads still asked for when the daemon stops: their callers get an error.
+  void AbandonReloads();
   void Publish(const std::vector<StateChange>& changes, const std::vector<PendingSwitch>& pending);
   void UpdateStatus();
   bool StartMetrics(const std::string& listen);  // false: logged, and Degraded() says why
@@ -111,6 +127,15 @@ class Service final : public bus::ManagerBackend {
   std::unique_ptr<bus::SdEventBusAttachment> bus_attachment_;
   std::string bus_problem_;
   std::string last_reload_result_ = "initial policy loaded";
+  struct ReloadRequest {
+    Caller caller;
+    ReloadDone done;
+  };
+  ReloadQueue<ReloadRequest> reloads_;
+  std::unique_ptr<CycleWorker> reload_worker_;  // reads the policy files of a reload
+  sd_event_source* reload_source_ = nullptr;
+  std::mutex reload_mutex_;
+  std::optional<policy::LoadResult> reload_read_;  // by reload_worker_, under reload_mutex_
   bool ready_sent_ = false;
   std::string last_degraded_;
 };

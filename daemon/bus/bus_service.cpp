@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <exception>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -35,6 +36,10 @@ const char* ErrorName(ApiError error) {
       return kErrorInvalidArgument;
     case ApiError::kPolicyInvalid:
       return kErrorPolicyInvalid;
+    case ApiError::kLimitExceeded:
+      return kErrorLimitExceeded;
+    case ApiError::kFailed:
+      return kErrorFailed;
   }
   return kErrorFailed;
 }
@@ -418,15 +423,27 @@ class BusService::Object
     });
   }
 
-  void Reload() override {
+  // Answered when the reload ends (the policy files are read off the loop thread, which
+  // goes on answering meanwhile). The backend logs the outcome and has Reloaded emitted,
+  // once per reload, however many callers it answers.
+  void Reload(sdbus::Result<>&& result) override {
     Guarded("Reload", [&] {
       Caller caller = RequireRoot("Reload");
-      // The backend logs the outcome, once, with the caller.
-      auto result = backend_.Reload(caller);
-      const bool ok = result.ok();
-      SendReloaded(ok, backend_.LastReloadResult());
-      Publish();
-      ValueOrThrow(result);
+      auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
+      backend_.Reload(caller, [reply](const ApiResult<bool>& outcome) {
+        try {
+          if (outcome.ok()) {
+            reply->returnResults();
+          } else if (outcome.failure) {
+            reply->returnError(
+                BusError(ErrorName(outcome.failure->error), outcome.failure->message));
+          } else {
+            reply->returnError(sdbus::Error(kErrorFailed, "the reload ended without a result"));
+          }
+        } catch (const sdbus::Error& e) {
+          daemon::LogDebug("cannot answer Reload: " + e.getMessage());
+        }
+      });
     });
   }
 

@@ -53,8 +53,9 @@ Result<void> RequestBusName(sdbus::IConnection& connection);
 /// changes with what it last published and emits one PropertiesChanged with those that
 /// differ, and one HoldEnded per hold that ended. Bus calls that change something (SetMode,
 /// Reload, Release) publish themselves; the daemon calls Publish() after its own events
-/// (cycles, close events, SIGHUP). Reloaded is emitted once per reload by whoever asked for
-/// it: the Reload method here, EmitReloaded for SIGHUP.
+/// (cycles, close events, reloads). Reloaded is emitted once per reload, through
+/// EmitReloaded, by the backend's owner when the reload ends (see ManagerBackend::Reload);
+/// the Reload method only answers its caller then.
 ///
 /// Method calls of users other than root are limited (daemon/bus/call_limits.h): over the
 /// limit, a call fails with org.daxpolicy.DaxPolicy1.Error.LimitExceeded at once.

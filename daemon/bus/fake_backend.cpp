@@ -118,15 +118,19 @@ std::vector<EndedHold> FakeBackend::TakeEndedHolds() {
   return out;
 }
 
-ApiResult<bool> FakeBackend::Reload(const Caller& /*caller*/) {
+void FakeBackend::Reload(const Caller& /*caller*/, ReloadDone done) {
   ++reload_calls;
+  ApiResult<bool> result;
   if (reload_error) {
     last_reload_result = "refused: " + *reload_error;
-    return ApiFail<bool>(ApiError::kPolicyInvalid, *reload_error);
+    result = ApiFail<bool>(ApiError::kPolicyInvalid, *reload_error);
+  } else {
+    ++current_generation;
+    last_reload_result = "ok: generation " + std::to_string(current_generation);
+    result = ApiOk(true);
   }
-  ++current_generation;
-  last_reload_result = "ok: generation " + std::to_string(current_generation);
-  return ApiOk(true);
+  if (on_reloaded) on_reloaded(result.ok(), last_reload_result);
+  if (done) done(result);
 }
 
 }  // namespace daxpolicy::bus

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,6 +36,8 @@ class FakeBackend : public ManagerBackend {
   std::optional<std::string> reload_error;
   std::vector<HoldInfo> holds;
   std::vector<EndedHold> ended;
+  /// Called once per reload before its `done`, as the daemon emits Reloaded.
+  std::function<void(bool ok, const std::string& message)> on_reloaded;
   uint32_t next_cookie = 1;
   int reload_calls = 0;
 
@@ -56,7 +59,8 @@ class FakeBackend : public ManagerBackend {
   policy::Mode mode() const override { return current_mode; }
   void SetMode(policy::Mode mode) override { current_mode = mode; }
   uint64_t generation() const override { return current_generation; }
-  ApiResult<bool> Reload(const Caller& caller) override;
+  /// Reloads at once: `done` is called before Reload returns.
+  void Reload(const Caller& caller, ReloadDone done) override;
   std::string LastReloadResult() const override { return last_reload_result; }
 };
 

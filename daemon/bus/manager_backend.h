@@ -76,13 +76,19 @@ class ManagerBackend {
   /// Property PolicyGeneration: increases with every accepted policy.
   virtual uint64_t generation() const = 0;
 
+  /// How a reload ended, for whoever asked for it; called once, on the loop thread.
+  using ReloadDone = std::function<void(const ApiResult<bool>& result)>;
   /// Reload(): re-reads and validates the policy files and, when valid, replaces the running
-  /// policy, exactly like SIGHUP. A bad policy fails with kPolicyInvalid and its errors as the
-  /// message (one "FILE:LINE:COL: message" per line); the running policy stays.
-  /// Logs the outcome once, naming `caller` (for SIGHUP: sender "SIGHUP" and the sending
-  /// process), and emits no signal: whoever asked for the reload (the bus layer for D-Bus, the
-  /// daemon for SIGHUP) emits Reloaded once.
-  virtual ApiResult<bool> Reload(const Caller& caller) = 0;
+  /// policy, exactly like SIGHUP. The files are read and checked off the loop thread, so
+  /// the call returns at once and `done` (may be empty) is called when the reload ends,
+  /// possibly before Reload returns. A bad policy fails with kPolicyInvalid and its errors as
+  /// the message (one "FILE:LINE:COL: message" per line); the running policy stays.
+  /// Requests made while a reload is read are joined into one more reload after it (see
+  /// daemon/reload_queue.h); beyond kMaxWaitingReloads they fail with kLimitExceeded.
+  /// The backend logs each reload once, naming the caller (for SIGHUP: sender "SIGHUP" and
+  /// the sending process), and has Reloaded emitted once per reload by the owner of the bus
+  /// service (BusService::EmitReloaded), before `done` is called.
+  virtual void Reload(const Caller& caller, ReloadDone done) = 0;
   /// Property LastReloadResult: human-readable outcome of the last reload (SIGHUP or bus).
   virtual std::string LastReloadResult() const = 0;
 };

@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -69,6 +70,15 @@ class ManagerProxy : public sdbus::ProxyInterfaces<org::daxpolicy::DaxPolicy1::M
     registerProxy();
   }
   ~ManagerProxy() { unregisterProxy(); }
+
+  // Reload(), answered when the reload ends: a huge policy may take longer to read than the
+  // usual 25 s a call is given.
+  void ReloadAndWait() {
+    getProxy()
+        .callMethod("Reload")
+        .onInterface(bus::kInterface)
+        .withTimeout(std::chrono::minutes(5));
+  }
 
   Dict GetAll() {
     Dict all;
@@ -488,7 +498,7 @@ int Hold(bool session, const std::string& mode, const std::string& reason, const
 
 int Reload(bool session) {
   return WithDaemon(session, [&](ManagerProxy& p) {
-    p.Reload();
+    p.ReloadAndWait();
     std::cout << p.LastReloadResult() << "\n";
     return 0;
   });

@@ -31,7 +31,7 @@ protected:
         object_.registerMethod("Hold").onInterface(INTERFACE_NAME).withInputParamNames("path", "mode", "reason").withOutputParamNames("cookie").implementedAs([this](const std::string& path, const std::string& mode, const std::string& reason){ return this->Hold(path, mode, reason); });
         object_.registerMethod("Release").onInterface(INTERFACE_NAME).withInputParamNames("cookie").implementedAs([this](const uint32_t& cookie){ return this->Release(cookie); });
         object_.registerMethod("ListHolds").onInterface(INTERFACE_NAME).withOutputParamNames("holds").implementedAs([this](){ return this->ListHolds(); });
-        object_.registerMethod("Reload").onInterface(INTERFACE_NAME).implementedAs([this](){ return this->Reload(); });
+        object_.registerMethod("Reload").onInterface(INTERFACE_NAME).implementedAs([this](sdbus::Result<>&& result){ this->Reload(std::move(result)); });
         object_.registerMethod("SetMode").onInterface(INTERFACE_NAME).withInputParamNames("mode").implementedAs([this](const std::string& mode){ return this->SetMode(mode); });
         object_.registerSignal("StateChanged").onInterface(INTERFACE_NAME).withParameters<std::string, std::string, std::string, std::string, std::string>("path", "state", "physical", "effective", "rule");
         object_.registerSignal("SwitchPending").onInterface(INTERFACE_NAME).withParameters<std::string, std::string, std::vector<sdbus::Struct<uint32_t, std::string>>>("path", "desired", "holders");
@@ -78,7 +78,7 @@ private:
     virtual uint32_t Hold(const std::string& path, const std::string& mode, const std::string& reason) = 0;
     virtual void Release(const uint32_t& cookie) = 0;
     virtual std::vector<sdbus::Struct<uint32_t, std::string, std::string, std::string, std::string, uint32_t, bool>> ListHolds() = 0;
-    virtual void Reload() = 0;
+    virtual void Reload(sdbus::Result<>&& result) = 0;
     virtual void SetMode(const std::string& mode) = 0;
 
 private:

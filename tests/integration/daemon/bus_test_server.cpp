@@ -36,7 +36,7 @@ class TestBackend : public FakeBackend {
  public:
   explicit TestBackend(std::string dir) : dir_(std::move(dir)) {}
 
-  daxpolicy::bus::ApiResult<bool> Reload(const daxpolicy::daemon::Caller& caller) override {
+  void Reload(const daxpolicy::daemon::Caller& caller, ReloadDone done) override {
     std::ifstream bad(dir_ + "/bad-policy");
     if (bad) {
       std::stringstream text;
@@ -45,7 +45,7 @@ class TestBackend : public FakeBackend {
     } else {
       reload_error.reset();
     }
-    return FakeBackend::Reload(caller);
+    FakeBackend::Reload(caller, std::move(done));
   }
 
   // With a file "many" holding a number N in the directory, N more managed files
@@ -163,9 +163,7 @@ int OnSignal(sd_event_source* /*source*/, const struct signalfd_siginfo* si, voi
     case SIGHUP: {
       daxpolicy::daemon::Caller sighup;
       sighup.sender = "SIGHUP";
-      auto r = loop->backend->Reload(sighup);
-      Check(loop->service->EmitReloaded(r.ok(), loop->backend->LastReloadResult()));
-      Check(loop->service->Publish());
+      loop->backend->Reload(sighup, nullptr);
       break;
     }
   }
@@ -196,6 +194,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   loop.service = service->get();
+  // As the daemon does: Reloaded once per reload, then what changed.
+  backend.on_reloaded = [&loop](bool ok, const std::string& message) {
+    Check(loop.service->EmitReloaded(ok, message));
+    Check(loop.service->Publish());
+  };
   auto named = daxpolicy::bus::RequestBusName(**connection);
   if (!named.ok()) {
     std::cerr << "bus_test_server: " << named.error().message << "\n";

@@ -15,8 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -643,6 +645,93 @@ TEST_F(ADaemonService, PetsTheWatchdogAndStopsCleanlyOnSigterm) {
   daemon_pid_ = -1;
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// 150,000 scopes once froze the loop on reload: D-Bus and the watchdog stopped answering
+// while the policy was parsed. Now the files are read and validated off the loop thread:
+// GetFileState answers while the reload is still reading (LastReloadResult not changed
+// yet), a D-Bus Reload asked meanwhile is answered by one more reload after it, and the
+// running policy stays when the huge one is refused. Times are reported, not asserted.
+TEST_F(ADaemonService, AnswersDBusWhileAHugePolicyIsReadOnReload) {
+  const fs::path dropins = dir_.path() / "policy.d";
+  fs::create_directories(dropins);
+  const int kScopes = 150000, kFiles = 4;
+  for (int k = 0; k < kFiles; ++k) {
+    std::string text = "apiVersion: daxpolicy/v1\nscopes:\n";
+    for (int i = k * kScopes / kFiles; i < (k + 1) * kScopes / kFiles; ++i) {
+      text += "  - " + (dir_.path() / "huge" / ("s" + std::to_string(i))).string() + "\n";
+    }
+    WriteFile(dropins / ("huge-" + std::to_string(k) + ".yaml"), text);
+  }
+  // One mistake at the very end: everything is parsed, then the policy is refused.
+  WriteFile(dropins / "zz-bad.yaml", "apiVersion: daxpolicy/v1\nscopes: [relative/dir]\n");
+  const std::string t0 = (root_ / "db" / "t0.sst").string();
+  const std::string before = Property("LastReloadResult");
+  ASSERT_EQ(before.find("failed"), std::string::npos) << before;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    notifications_.clear();
+  }
+  const auto asked = Clock::now();
+  kill(daemon_pid_, SIGHUP);
+  ASSERT_TRUE(WaitForNotify("RELOADING=1", std::chrono::seconds(30))) << Notifications();
+
+  // Answers while the reload reads: each GetFileState followed by LastReloadResult still as
+  // before shows the loop answered before the reload ended.
+  std::vector<double> during;
+  std::thread second;
+  CommandResult second_reload;
+  std::string result = before;
+  while (result == before && Clock::now() - asked < std::chrono::seconds(300)) {
+    const auto t = Clock::now();
+    CommandResult r = Call("GetFileState", {"s", t0});
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    result = Property("LastReloadResult");
+    if (result != before) break;
+    during.push_back(ms);
+    if (!second.joinable()) {
+      second = std::thread([&] {
+        second_reload =
+            Busctl({"--timeout=300", "call", "org.daxpolicy.DaxPolicy1",
+                    "/org/daxpolicy/DaxPolicy1", "org.daxpolicy.DaxPolicy1.Manager", "Reload"});
+      });
+    }
+  }
+  const double reload_s = std::chrono::duration<double>(Clock::now() - asked).count();
+  if (second.joinable()) second.join();
+  const std::string notes = Notifications();
+  const size_t reloading = notes.find("RELOADING=1");
+  const size_t ready = notes.find("READY=1", reloading);
+  size_t pets = 0;
+  for (size_t at = notes.find("WATCHDOG=1", reloading); at < ready;
+       at = notes.find("WATCHDOG=1", at + 1)) {
+    ++pets;
+  }
+  std::sort(during.begin(), during.end());
+  std::printf(
+      "[ figures  ] reload of %d scopes: result after %.1f s; %zu GetFileState answered while it "
+      "read (p50 %.1f ms, max %.1f ms); %zu watchdog keep-alives during it\n",
+      kScopes, reload_s, during.size(), during.empty() ? 0.0 : during[during.size() / 2],
+      during.empty() ? 0.0 : during.back(), pets);
+
+  EXPECT_FALSE(during.empty()) << "no D-Bus answer while the policy was read";
+  EXPECT_NE(result.find("failed: 1 error(s); the running policy (generation 1) stays"),
+            std::string::npos)
+      << result;
+  EXPECT_NE(result.find("zz-bad.yaml:2:"), std::string::npos) << result;
+  // The D-Bus Reload asked meanwhile is refused too (the same files, read again), with the
+  // error as its answer.
+  EXPECT_NE(second_reload.exit_code, 0);
+  EXPECT_NE(second_reload.err.find("zz-bad.yaml:2:"), std::string::npos) << second_reload.err;
+  EXPECT_EQ(Property("PolicyGeneration"), "t 1\n");
+  EXPECT_TRUE(Alive());
+
+  // Without the huge drop-ins the next reload is taken.
+  fs::remove_all(dropins);
+  CommandResult r = Call("Reload");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Property("PolicyGeneration"), "t 2\n");
 }
 
 }  // namespace

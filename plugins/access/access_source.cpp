@@ -97,6 +97,7 @@ bool AccessSource::EnsureStarted() {
   tried_ = true;
   AccessTracer::Options topts;
   topts.max_files = options_.max_files;
+  topts.refuse_attach = options_.refuse_attach;
   tracer_ = AccessTracer::StartBest(options_.probe(), topts, &plan_);
   if (tracer_ == nullptr) {
     failure_ = "access tracing is unavailable: " + plan_.unavailable;
@@ -135,7 +136,7 @@ void AccessSource::Sample(policy::Snapshot* snap, int64_t now_ns, uint64_t* erro
       problems_.push_back(devices_[i].second + ": " + mount_reasons_[i]);
   }
   for (const std::string& f : tracer_->attach_failures()) problems_.push_back(f);
-  if (!plan_.misses) problems_.push_back(plan_.limits.front());
+  if (!plan_.misses) problems_.push_back(kMissesUnseen);
 
   AccessCounts counts;
   std::string error;

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,8 @@ class AccessSource {
     std::function<KernelOffer()> probe = ProbeKernel;
     /// The file system type check of a mount point (xfs or not); tests may fake it.
     std::function<bool(const std::string& mount_point)> is_xfs;
+    /// Programs whose attach fails as if refused (AccessTracer::Options; tests).
+    std::set<std::string> refuse_attach;
   };
   explicit AccessSource(Options options);
   ~AccessSource();

@@ -67,6 +67,26 @@ std::string PermissionHint(int err) {
          "that allows bpf and perf_event_open)";
 }
 
+// The limits of a plan, from its flags.
+void SetLimits(Plan* plan) {
+  plan->limits.clear();
+  if (!plan->misses) plan->limits.emplace_back(kMissesUnseen);
+  if (!plan->reads_other) plan->limits.emplace_back(kOtherFsUnseen);
+  if (!plan->dax_reads) {
+    plan->limits.emplace_back(
+        plan->strategy == Strategy::kFentry
+            ? "read calls on DAX files are not seen (no dax_iomap_rw in BTF)"
+            : "read calls on DAX files are not seen (no xfs:xfs_file_dax_read)");
+  } else if (plan->strategy == Strategy::kTracepoint) {
+    plan->limits.emplace_back(
+        "read calls on DAX files on ext4 are not seen (ext4 has no DAX read tracepoint)");
+  }
+  if (!plan->faults) {
+    plan->limits.emplace_back(
+        "page-cache faults are not seen (no filemap:mm_filemap_fault, Linux 6.x before 6.12)");
+  }
+}
+
 }  // namespace
 
 std::string_view StrategyName(Strategy s) {
@@ -173,26 +193,26 @@ Plan ChoosePlan(const KernelOffer& offer) {
     }
   }
   plan.misses = tp("filemap/mm_filemap_add_to_page_cache");
-  if (!plan.misses) {
-    plan.limits.push_back(
-        "page-cache misses are not seen (no filemap:mm_filemap_add_to_page_cache): "
-        "file.cache_hit_ratio and system.cache_hit_ratio are unavailable");
+  plan.faults = tp("filemap/mm_filemap_fault");
+  SetLimits(&plan);
+  return plan;
+}
+
+Plan NarrowToAttached(Plan plan, const std::function<bool(const std::string&)>& attached) {
+  if (plan.strategy == Strategy::kNone) return plan;
+  if (plan.strategy == Strategy::kFentry) {
+    plan.reads_xfs = plan.reads_other = plan.reads_other && attached("fexit_filemap_read");
+    plan.dax_reads = plan.dax_reads && attached("fexit_dax_iomap_rw");
+  } else {
+    const bool get_pages = attached("tp_get_pages");
+    plan.reads_xfs = plan.reads_xfs && (attached("tp_xfs_buffered_read") || get_pages);
+    plan.reads_other = plan.reads_other && get_pages;
+    plan.dax_reads = plan.dax_reads && attached("tp_xfs_dax_read");
   }
-  if (!plan.reads_other) {
-    plan.limits.push_back(kOtherFsUnseen);
-  }
-  if (!plan.dax_reads) {
-    plan.limits.push_back(plan.strategy == Strategy::kFentry
-                              ? "read calls on DAX files are not seen (no dax_iomap_rw in BTF)"
-                              : "read calls on DAX files are not seen (no xfs:xfs_file_dax_read)");
-  } else if (plan.strategy == Strategy::kTracepoint) {
-    plan.limits.push_back(
-        "read calls on DAX files on ext4 are not seen (ext4 has no DAX read tracepoint)");
-  }
-  if (!tp("filemap/mm_filemap_fault")) {
-    plan.limits.push_back(
-        "page-cache faults are not seen (no filemap:mm_filemap_fault, Linux 6.x before 6.12)");
-  }
+  plan.misses = plan.misses && attached("tp_add_to_page_cache");
+  plan.faults = plan.faults && attached("tp_filemap_fault");
+  std::erase_if(plan.programs, [&](const std::string& p) { return !attached(p); });
+  SetLimits(&plan);
   return plan;
 }
 
@@ -251,7 +271,12 @@ std::unique_ptr<AccessTracer> AccessTracer::Start(const Plan& plan, const Option
   bpf_object__for_each_program(prog, obj) {
     const std::string name = bpf_program__name(prog);
     if (!bpf_program__autoload(prog)) continue;
-    bpf_link* link = bpf_program__attach(prog);
+    bpf_link* link = nullptr;
+    if (options.refuse_attach.count(name) > 0) {
+      errno = EPERM;
+    } else {
+      link = bpf_program__attach(prog);
+    }
     const ProgramInfo* info = InfoOf(name);
     const std::string where = info == nullptr               ? name
                               : info->tracepoint != nullptr ? info->tracepoint
@@ -290,8 +315,15 @@ std::unique_ptr<AccessTracer> AccessTracer::StartBest(KernelOffer offer, const O
   if (tracer == nullptr) {
     plan->strategy = Strategy::kNone;
     plan->unavailable = error;
+    return nullptr;
   }
+  *plan = NarrowToAttached(std::move(*plan),
+                           [&](const std::string& name) { return tracer->Attached(name); });
   return tracer;
+}
+
+bool AccessTracer::Attached(const std::string& name) const {
+  return impl_->programs.count(name) > 0;
 }
 
 bool AccessTracer::SetDevices(const std::vector<Device>& devices, std::string* error) {

@@ -52,15 +52,27 @@ struct Plan {
   bool reads_other = false;           ///< read calls on other filesystems are counted
   bool dax_reads = false;             ///< read calls in DAX mode are counted
   bool misses = false;                ///< page-cache misses (file.cache_hit_ratio)
+  bool faults = false;                ///< page-cache faults (filemap:mm_filemap_fault)
   std::string unavailable;            ///< why nothing works (strategy kNone)
-  std::vector<std::string> limits;    ///< what this plan does not see, for Degraded/docs
+  /// What this plan does not see, derived from the flags above. Degraded shows
+  /// kMissesUnseen and, per mount, CoverageOf(); the others are for tests and logs.
+  std::vector<std::string> limits;
 };
+
+/// The limit of a plan without page-cache misses (no cache hit ratios).
+inline constexpr const char* kMissesUnseen =
+    "page-cache misses are not seen (no filemap:mm_filemap_add_to_page_cache): "
+    "file.cache_hit_ratio and system.cache_hit_ratio are unavailable";
 
 /// How well the plan covers a mount: "" when its files are counted, else why not.
 std::string CoverageOf(const Plan& plan, bool xfs);
 
 /// Chooses the plan from what the kernel offers (pure; tested with fake offers).
 Plan ChoosePlan(const KernelOffer& offer);
+
+/// The plan narrowed to the programs that attached: what a program that failed
+/// to attach would have counted is not claimed (pure).
+Plan NarrowToAttached(Plan plan, const std::function<bool(const std::string&)>& attached);
 
 struct FileKey {
   uint32_t dev = 0;  ///< kernel s_dev: (major << 20) | minor
@@ -87,14 +99,18 @@ class AccessTracer {
  public:
   struct Options {
     uint32_t max_files = 65536;  ///< entries of each counting map (files counted per interval)
+    /// Programs whose attach fails as if the kernel refused it (EPERM): lets
+    /// tests run a plan with an optional attach point missing.
+    std::set<std::string> refuse_attach;
   };
   /// Loads and attaches the programs of `plan`. On failure returns nullptr and
-  /// sets *error.
+  /// sets *error. Optional programs may fail to attach (attach_failures()).
   static std::unique_ptr<AccessTracer> Start(const Plan& plan, const Options& options,
                                              std::string* error);
   /// Chooses the plan from `offer` and starts it; when fentry/fexit fail to
   /// load (listed in BTF but without trampolines), falls back to the
-  /// tracepoints. *plan is the plan in use (kNone with the reason on failure).
+  /// tracepoints. *plan is the plan in use, narrowed to the programs that
+  /// attached (kNone with the reason on failure).
   static std::unique_ptr<AccessTracer> StartBest(KernelOffer offer, const Options& options,
                                                  Plan* plan);
   ~AccessTracer();
@@ -112,6 +128,8 @@ class AccessTracer {
   bool Drain(AccessCounts* out, std::string* error);
   /// Attach points that failed (optional ones), for Degraded.
   const std::vector<std::string>& attach_failures() const { return attach_failures_; }
+  /// Whether the program `name` attached at start.
+  bool Attached(const std::string& name) const;
 
  private:
   struct Impl;

@@ -205,6 +205,35 @@ TEST_F(AccessOnXfs, FilesOutsideTheWatchedDevicesAreNotCounted) {
   EXPECT_EQ(it->second.read_bytes, kMiB);
 }
 
+// A program that fails to attach takes its figures with it: without the
+// page-cache insert tracepoint no miss is counted, so there is no hit ratio
+// (rather than 1.0 for a file whose every page was a miss).
+TEST_F(AccessOnXfs, AnOptionalProgramThatFailsToAttachLeavesItsFiguresUnavailable) {
+  DAXPOLICY_REQUIRE(plan_.misses, "the tracepoint filemap:mm_filemap_add_to_page_cache");
+  const fs::path stream = fs_->mount_point() / "stream.log";
+  MakeFile(stream, 4 * kMiB);
+  AccessSource::Options options;
+  options.refuse_attach = {"tp_add_to_page_cache"};
+  AccessSource source(options);
+  policy::Snapshot snap = SnapshotOf({stream});
+  uint64_t errors = 0;
+  source.Sample(&snap, 0, &errors);
+  const uint64_t bytes = ReadFile(stream, 2, kMiB, true);  // every page a miss
+  snap = SnapshotOf({stream});
+  source.Sample(&snap, kWindowNs, &errors);
+  EXPECT_EQ(errors, 0u);
+
+  const double seconds = kWindowNs / 1e9;
+  EXPECT_NEAR(Var(snap, 0, policy::Var::kFileReadBytesRate).value_or(-1), bytes / seconds,
+              bytes / seconds * 0.01)
+      << last_why_;
+  EXPECT_FALSE(Var(snap, 0, policy::Var::kFileCacheHitRatio)) << "misses were not counted";
+  EXPECT_FALSE(snap.system.have_cache_hit_ratio);
+  EXPECT_NE(source.Degraded().find("filemap/mm_filemap_add_to_page_cache"), std::string::npos)
+      << source.Degraded();
+  EXPECT_NE(source.Degraded().find(kMissesUnseen), std::string::npos) << source.Degraded();
+}
+
 TEST_F(AccessOnXfs, AFullCountingMapIsCountedAndWithholdsTheFigures) {
   std::vector<fs::path> files;
   for (int i = 0; i < 64; ++i) {

@@ -5,6 +5,7 @@
 #include <sys/sysmacros.h>
 
 #include <algorithm>
+#include <functional>
 #include <string>
 
 #include "plugins/access/access_source.h"
@@ -100,6 +101,45 @@ TEST(ChoosePlan, WithoutTheAddTracepointThereIsNoHitRatio) {
   EXPECT_FALSE(p.misses);
   EXPECT_FALSE(Has(p, "tp_add_to_page_cache"));
   EXPECT_THAT(p.limits, Contains(HasSubstr("cache_hit_ratio")));
+}
+
+std::function<bool(const std::string&)> AllBut(const std::string& missing) {
+  return [missing](const std::string& program) { return program != missing; };
+}
+
+TEST(NarrowToAttached, AProgramThatDidNotAttachTakesWhatItCountsOutOfThePlan) {
+  const Plan full = ChoosePlan(Host618());
+  ASSERT_TRUE(full.reads_xfs && full.reads_other && full.dax_reads && full.misses && full.faults);
+
+  Plan p = NarrowToAttached(full, [](const std::string&) { return true; });
+  EXPECT_EQ(p.programs, full.programs);
+  EXPECT_EQ(p.limits, full.limits);
+  EXPECT_TRUE(p.misses && p.reads_other);
+
+  p = NarrowToAttached(full, AllBut("tp_add_to_page_cache"));
+  EXPECT_FALSE(p.misses);
+  EXPECT_FALSE(Has(p, "tp_add_to_page_cache"));
+  EXPECT_THAT(p.limits, Contains(std::string(kMissesUnseen)));
+  EXPECT_TRUE(p.reads_xfs && p.reads_other && p.dax_reads && p.faults);
+
+  p = NarrowToAttached(full, AllBut("tp_get_pages"));
+  EXPECT_FALSE(p.reads_other);
+  EXPECT_TRUE(p.reads_xfs) << "xfs reads still come from xfs:xfs_file_buffered_read";
+  EXPECT_EQ(CoverageOf(p, true), "");
+  EXPECT_THAT(CoverageOf(p, false), HasSubstr("other than xfs are not seen"));
+
+  p = NarrowToAttached(full, AllBut("tp_xfs_dax_read"));
+  EXPECT_FALSE(p.dax_reads);
+  EXPECT_THAT(p.limits, Contains(HasSubstr("read calls on DAX files are not seen")));
+
+  p = NarrowToAttached(full, AllBut("tp_filemap_fault"));
+  EXPECT_FALSE(p.faults);
+  EXPECT_THAT(p.limits, Contains(HasSubstr("page-cache faults are not seen")));
+
+  const Plan fentry = ChoosePlan(Debian61());
+  p = NarrowToAttached(fentry, AllBut("fexit_dax_iomap_rw"));
+  EXPECT_FALSE(p.dax_reads);
+  EXPECT_TRUE(p.reads_xfs && p.reads_other && p.misses);
 }
 
 // A snapshot with one mount and three regular files (ino 10, 11, 12).

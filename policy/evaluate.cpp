@@ -142,7 +142,7 @@ CostInput CostInputFor(const Policy& policy, const Snapshot& snapshot, const Fil
   in.read_bytes = (f.available & kHaveAccess) ? f.read_bytes_rate * in.interval_s : 0;
   in.write_bytes = (f.available & kHaveAccess) ? f.write_bytes_rate * in.interval_s : 0;
   in.in_page_cache = !((f.available & kHaveEffective) && f.effective == DaxState::kDax);
-  in.hit_ratio = (in.in_page_cache && (f.available & kHaveAccess)) ? f.cache_hit_ratio : -1;
+  in.hit_ratio = (in.in_page_cache && (f.available & kHaveHitRatio)) ? f.cache_hit_ratio : -1;
   in.resident_bytes = (in.in_page_cache && (f.available & kHaveCache))
                           ? static_cast<double>(f.cache_pages) * snapshot.page_size
                           : 0;

@@ -138,7 +138,7 @@ rules:
 // A 100 GiB log read at 100 MiB/s with no hits: DAX is cheaper.
 void Streaming(SnapshotBuilder& b, uint32_t f) {
   FileRecord& r = b.at(f);
-  r.available |= kHaveAccess;
+  r.available |= kHaveAccess | kHaveHitRatio;
   r.read_bytes_rate = static_cast<float>(100 * kMiB);
   r.cache_hit_ratio = 0;
 }
@@ -243,6 +243,26 @@ TEST(DaxAuto, ExplainShowsBothEstimatesTheirTermsAndTheMargin) {
         "hit ratio 0.00 measured", "    margin:     dax saves", "needs 20% and 1ms: dax"}) {
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
   }
+}
+
+// Access tracing without the miss tracepoint gives rates but no hit ratio: the
+// ratio left at 0 is not a measurement, the model predicts one instead.
+TEST(DaxAuto, PredictsTheHitRatioWhenAccessTracingMeasuredNone) {
+  Policy p = Load(kAutoPolicy);
+  SnapshotBuilder b;
+  uint32_t f = b.File("/srv/pmem/db/hot.db", uint64_t{64} << 20);
+  FileRecord& r = b.at(f);
+  r.available |= kHaveAccess;
+  r.read_bytes_rate = static_cast<float>(100 * kMiB);
+  r.cache_hit_ratio = 0;
+  RuleState rs;
+  std::string text =
+      FormatExplanation(Explain(p, b.snapshot(), rs, {}, {Mode::kEnforce, 0}, f), b.snapshot());
+  EXPECT_NE(text.find(" predicted"), std::string::npos) << text;
+  EXPECT_EQ(text.find("hit ratio 0.00 measured"), std::string::npos) << text;
+  b.at(f).available |= kHaveHitRatio;
+  text = FormatExplanation(Explain(p, b.snapshot(), rs, {}, {Mode::kEnforce, 0}, f), b.snapshot());
+  EXPECT_NE(text.find("hit ratio 0.00 measured"), std::string::npos) << text;
 }
 
 TEST(DaxAuto, ReportsMediaFiguresOutOfRange) {

@@ -399,7 +399,13 @@ class Simulator {
       r.physical = r.effective = mode[id];
       r.read_bytes_rate = static_cast<float>(last_read[id] / interval_s_);
       r.write_bytes_rate = static_cast<float>(last_write[id] / interval_s_);
-      r.cache_hit_ratio = static_cast<float>(last_hit[id] >= 0 ? last_hit[id] : 1);
+      // A hit ratio only where page-cache reads happened, as access tracing gives it.
+      if (mode[id] == DaxState::kPageCache && last_hit[id] >= 0 && last_read[id] > 0) {
+        r.available |= kHaveHitRatio;
+        r.cache_hit_ratio = static_cast<float>(last_hit[id]);
+      } else {
+        r.cache_hit_ratio = 0;
+      }
       r.cache_pages = static_cast<uint32_t>(
           std::min(4e9, std::ceil(cache.resident(id) / std::max<uint32_t>(1, trace_.page_size))));
     }

@@ -176,6 +176,25 @@ rules:
   EXPECT_GE(r.total.columns[kSimOracle].time_ns / r.total.columns[kSimPolicy].time_ns, 0.95);
 }
 
+// Rules on file.cache_hit_ratio see the modelled ratio of files read through
+// the page cache, as the daemon sees the traced one.
+TEST(TheSimulator, GivesRulesTheHitRatioOfPageCacheReads) {
+  Trace t = Parse(TwoFiles(6));
+  SimResult r;
+  std::string error;
+  Policy p = Load(R"(defaults: { dax: keep }
+rules:
+  - name: streamed
+    match: { path: "/srv/pmem/**" }
+    when: "file.cache_hit_ratio < 0.5"
+    dax: on
+)");
+  ASSERT_TRUE(Simulate(t, p, {}, &r, &error)) << error;
+  // The streamed log misses every page and goes to DAX; the hot file hits.
+  EXPECT_EQ(r.groups[1].columns[kSimPolicy].switches, 1u);
+  EXPECT_EQ(r.groups[0].columns[kSimPolicy].switches, 0u);
+}
+
 TEST(TheSimulator, ComparesItsHitRatiosWithTheRecordedOnes) {
   std::string text = std::string(kHeader) + "dram_budget 1073741824\n";
   for (int i = 1; i <= 4; ++i) {

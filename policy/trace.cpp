@@ -2,6 +2,7 @@
 #include "policy/trace.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,14 +17,16 @@ namespace {
 constexpr size_t kMaxLine = 64 * 1024;
 constexpr size_t kMaxPath = 4096;
 
+// Whole numbers in full; anything else in the shortest form that reads back
+// as the same double, so a trace written and read again is the same trace.
 std::string Num(double v) {
   char buf[40];
   if (v == std::floor(v) && std::fabs(v) < 1e15) {
     std::snprintf(buf, sizeof buf, "%.0f", v);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.9g", v);
+    return buf;
   }
-  return buf;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::string("nan");
 }
 
 std::vector<std::string_view> Split(std::string_view line) {

@@ -106,6 +106,22 @@ TEST(ATrace, ReadsBackWhatItWrites) {
   EXPECT_EQ(FormatTrace(*again), written);
 }
 
+// Doubles are written in full: %.9g lost the last digits of a ratio or a rate.
+TEST(ATrace, WritesEveryDigitOfItsFigures) {
+  std::string error;
+  auto t = ParseTrace(std::string(kHeader) + "t 10000000000 pressure=0.123456789012345\n" +
+                          "f /srv/pmem/a size=1 mode=page-cache read=1234567.891234567 "
+                          "hit=0.999999999999\n",
+                      &error);
+  ASSERT_TRUE(t) << error;
+  auto again = ParseTrace(FormatTrace(*t), &error);
+  ASSERT_TRUE(again) << error;
+  EXPECT_EQ(again->intervals[0].mem_pressure, t->intervals[0].mem_pressure);
+  EXPECT_EQ(again->intervals[0].files[0].read_bytes, 1234567.891234567);
+  EXPECT_EQ(again->intervals[0].files[0].hit_ratio, 0.999999999999);
+  EXPECT_EQ(FormatTrace(*again), FormatTrace(*t));
+}
+
 Policy Load(const std::string& body) {
   LoadResult r = LoadPolicy({"p.yaml", "apiVersion: daxpolicy/v1\nscopes: [/srv/pmem]\n" + body});
   EXPECT_TRUE(r.errors.empty()) << (r.errors.empty() ? "" : r.errors[0].ToString());

@@ -339,6 +339,13 @@ std::optional<Trace> GenerateWorkload(std::string_view spec, std::string* error)
     }
     size_t first = parts.size();
     for (const WorkloadDef* d : defs) {
+      // Twice the same workload would write each of its files twice per interval.
+      for (const auto& [seen, values] : parts) {
+        if (seen != d) continue;
+        *error = "workload '" + std::string(d->name) +
+                 "' appears twice in the spec ('mixed' is all four); name each workload once";
+        return std::nullopt;
+      }
       Values v;
       for (const Param& p : d->params) v[p.name] = p.value;
       parts.emplace_back(d, v);

@@ -14,10 +14,10 @@
 namespace daxpolicy::policy {
 
 // A spec is "NAME[:key=value,...]" and several may be joined with '+':
-// "kv:tables=32+logs". NAME is kv, logs, vm, moving or mixed (all four).
-// `common` holds key=value settings for every workload (duration, interval,
-// media, budget, pressure, seed, root). Returns nullopt and *error naming the
-// part of the spec at fault.
+// "kv:tables=32+logs". NAME is kv, logs, vm, moving or mixed (all four); each
+// workload may be named once. Besides its own parameters, any part may set
+// those of every workload (duration, interval, budget, pressure, seed, media).
+// Returns nullopt and *error naming the part of the spec at fault.
 std::optional<Trace> GenerateWorkload(std::string_view spec, std::string* error);
 
 // The workloads and their parameters with defaults, for --help and docs.

@@ -98,6 +98,18 @@ bool ReadText(const std::string& path, std::string* out, std::string* error) {
 
 }  // namespace
 
+std::optional<std::string> ScopeOnFileSystemProblem(const std::string& scope) {
+  for (size_t end = scope.find('/', 1);; end = scope.find('/', end + 1)) {
+    const std::string prefix = scope.substr(0, end);
+    struct stat st;
+    if (lstat(prefix.c_str(), &st) != 0) return std::nullopt;  // missing: nothing to follow
+    if (S_ISLNK(st.st_mode)) {
+      return "is reached through a symlink ('" + prefix + "'); name the real directory";
+    }
+    if (end == std::string::npos) return std::nullopt;
+  }
+}
+
 std::string DefaultDropinDir(const std::string& config) {
   return (fs::path(config).parent_path() / "policy.d").string();
 }
@@ -135,15 +147,16 @@ policy::LoadResult LoadPolicyFiles(const std::string& config, const std::string&
     dropins.push_back(std::move(s));
   }
   if (!result.errors.empty()) return result;
-  return policy::LoadPolicy(main, dropins);
+  return policy::LoadPolicy(main, dropins, ScopeOnFileSystemProblem);
 }
 
 std::vector<policy::Diagnostic> CheckPolicyFile(const std::string& path) {
   policy::PolicySource src{path, ""};
   std::string error;
   if (!ReadText(path, &src.text, &error)) return {{path, 0, 0, "cannot read: " + error}};
-  if (fs::path(path).parent_path().filename() == "policy.d") return policy::CheckDropin(src);
-  return policy::LoadPolicy(src).errors;
+  if (fs::path(path).parent_path().filename() == "policy.d")
+    return policy::CheckDropin(src, ScopeOnFileSystemProblem);
+  return policy::LoadPolicy(src, {}, ScopeOnFileSystemProblem).errors;
 }
 
 }  // namespace daxpolicy::daemon

@@ -4,6 +4,7 @@
 // Reads policy.yaml and policy.d/*.yaml from disk for the pure loader.
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,12 @@ inline constexpr const char* kDefaultConfig = "/etc/daxpolicy/policy.yaml";
 
 // Policy files are small: a file longer than this is refused, not read whole.
 inline constexpr size_t kMaxPolicyFileBytes = size_t{4} << 20;
+
+// The scope inspector the daemon and daxpolicyctl load policies with: refuses a
+// scope when any existing component of it, the scope itself included, is a
+// symbolic link (lstat; a missing component ends the walk, the daemon reports
+// missing scopes itself).
+std::optional<std::string> ScopeOnFileSystemProblem(const std::string& scope);
 
 // The drop-in directory that belongs to a main file: <dir of config>/policy.d.
 std::string DefaultDropinDir(const std::string& config);

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "policy/loader.h"
 
-#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -360,22 +359,6 @@ std::optional<std::string> NormalizeScope(Reader& r, const std::string& s, const
   }
   return out;
 }
-
-}  // namespace
-
-std::optional<std::string> ScopeOnFileSystemProblem(const std::string& scope) {
-  for (size_t end = scope.find('/', 1);; end = scope.find('/', end + 1)) {
-    const std::string prefix = scope.substr(0, end);
-    struct stat st;
-    if (lstat(prefix.c_str(), &st) != 0) return std::nullopt;  // missing: nothing to follow
-    if (S_ISLNK(st.st_mode)) {
-      return "is reached through a symlink (" + Quote(prefix) + "); name the real directory";
-    }
-    if (end == std::string::npos) return std::nullopt;
-  }
-}
-
-namespace {
 
 std::optional<Glob> CompileGlob(Reader& r, const std::string& text, const YAML::Node& n,
                                 const std::string& what) {

@@ -2,7 +2,8 @@
 #pragma once
 
 /// YAML text -> Policy. The caller reads the files and hands over their text; the
-/// only look at the file system is the ScopeInspector's check of each scope.
+/// loader does no I/O: a caller that wants scopes checked on the file system
+/// passes a ScopeInspector.
 
 #include <functional>
 #include <optional>
@@ -36,11 +37,6 @@ struct LoadResult {
 // symlink ('/a/b'); name the real directory".
 using ScopeInspector = std::function<std::optional<std::string>(const std::string& scope)>;
 
-// The inspector LoadPolicy uses by default: refuses a scope when any existing
-// component of it, the scope itself included, is a symbolic link (lstat; a
-// missing component ends the walk, the daemon reports missing scopes itself).
-std::optional<std::string> ScopeOnFileSystemProblem(const std::string& scope);
-
 // Scopes under these are refused whatever the file system says: kernel
 // pseudo-filesystems and device nodes, where opening a file has side effects.
 inline constexpr const char* kForbiddenScopeRoots[] = {"/proc", "/sys", "/dev"};
@@ -48,12 +44,14 @@ inline constexpr const char* kForbiddenScopeRoots[] = {"/proc", "/sys", "/dev"};
 // The main policy file, then the drop-ins (policy.d/*.yaml) in the order given
 // (the caller sorts them lexically). Drop-ins may hold apiVersion, scopes,
 // protect and rules; their rules are appended. Every error is collected.
-// `inspector` may be empty (no file system checks: for tools that only parse).
+// The loader itself never touches the file system: `inspector` (empty by
+// default: no file system checks) is how the daemon and daxpolicyctl look at
+// each scope (daemon::ScopeOnFileSystemProblem).
 LoadResult LoadPolicy(const PolicySource& main, const std::vector<PolicySource>& dropins = {},
-                      const ScopeInspector& inspector = ScopeOnFileSystemProblem);
+                      const ScopeInspector& inspector = {});
 
 // Validates one drop-in on its own (scope containment is checked only with a main file).
 std::vector<Diagnostic> CheckDropin(const PolicySource& dropin,
-                                    const ScopeInspector& inspector = ScopeOnFileSystemProblem);
+                                    const ScopeInspector& inspector = {});
 
 }  // namespace daxpolicy::policy

@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -105,6 +107,37 @@ TEST(APolicyFile, IsReadOnlyUpToTheLimit) {
   WriteFile(path, kGood);
   EXPECT_TRUE(CheckPolicyFile(path).empty());
   EXPECT_TRUE(LoadPolicyFiles(path, "").policy.has_value());
+}
+
+// Scopes reached through a symlink: the daemon would manage whatever the link
+// points to (root's directories, /proc). Every component is looked at.
+TEST(AScopeThroughASymlink, IsRefusedAtLoadWithItsPosition) {
+  char tmpl[] = "/tmp/daxpolicy-scope-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_EQ(mkdir((dir + "/real").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((dir + "/real/pmem").c_str(), 0755), 0);
+  ASSERT_EQ(symlink("real", (dir + "/link").c_str()), 0);
+  ASSERT_EQ(symlink("/proc", (dir + "/real/proc").c_str()), 0);
+  std::string yaml = "apiVersion: daxpolicy/v1\nscopes:\n  - " + dir + "/link/pmem\n  - " + dir +
+                     "/real/proc\n  - " + dir + "/real/pmem\n  - " + dir + "/real/missing/x\n";
+  const std::string path = dir + "/policy.yaml";
+  WriteFile(path, yaml);
+  const std::vector<std::string> want{
+      path + ":3:5: scope '" + dir + "/link/pmem' is reached through a symlink ('" + dir +
+          "/link'); name the real directory",
+      path + ":4:5: scope '" + dir + "/real/proc' is reached through a symlink ('" + dir +
+          "/real/proc'); name the real directory"};
+  // The daemon's load, check and the inspector on its own refuse the same two.
+  EXPECT_EQ(Messages(LoadPolicyFiles(path, "").errors), want);
+  EXPECT_EQ(Messages(CheckPolicyFile(path)), want);
+  EXPECT_EQ(
+      Messages(policy::LoadPolicy(policy::PolicySource{path, yaml}, {}, ScopeOnFileSystemProblem)
+                   .errors),
+      want);
+  // The loader alone (tools that only parse) does not look.
+  EXPECT_TRUE(policy::LoadPolicy(policy::PolicySource{"p.yaml", yaml}).errors.empty());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ADropInDirectory, ReportsEntriesThatAreNotRegularFilesInsteadOfOpeningThem) {

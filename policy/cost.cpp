@@ -96,6 +96,12 @@ std::vector<std::string_view> MediaPresetNames() {
   return out;
 }
 
+std::string MediaPresetList() {
+  std::string out;
+  for (const Preset& p : kPresets) out += (out.empty() ? "" : ", ") + std::string(p.name);
+  return out;
+}
+
 CostEstimate EstimateCost(const CostInput& in, const MediaParams& m, const CostConstants& c) {
   CostEstimate e;
   const double reads = std::max(0.0, in.read_bytes);

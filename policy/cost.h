@@ -33,6 +33,8 @@ struct MediaParams {
 /// Pond (ASPLOS'23); "dram": a DRAM-backed namespace (e.g. memmap=, emulated).
 std::optional<MediaParams> MediaPreset(std::string_view name);
 std::vector<std::string_view> MediaPresetNames();
+/// The preset names for messages and help: "optane-dcpmm, cxl, dram".
+std::string MediaPresetList();
 
 /// Model constants that do not depend on the device (docs/cost-model.md).
 struct CostConstants {

@@ -778,11 +778,8 @@ class PolicyBuilder {
         if (MediaPreset(*name)) {
           cm.preset = *name;
         } else {
-          std::string names;
-          for (std::string_view p : MediaPresetNames())
-            names += (names.empty() ? "" : ", ") + std::string(p);
-          r.Error(
-              v, "unknown media " + Quote(*name) + " " + ctx + " (expected one of: " + names + ")");
+          r.Error(v, "unknown media " + Quote(*name) + " " + ctx +
+                         " (expected one of: " + MediaPresetList() + ")");
         }
       }
     }

@@ -30,6 +30,21 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// What a media probe would report for these figures.
+MediaSample SampleOf(const std::string& name, const MediaParams& p) {
+  MediaSample s;
+  s.name = name;
+  s.have_latency = true;
+  s.read_latency_ns = p.read_latency_ns;
+  s.latency_ratio = p.read_latency_ns / p.dram_latency_ns;
+  s.have_bandwidth = true;
+  s.read_bandwidth = p.read_bandwidth;
+  s.dram_bandwidth = p.dram_bandwidth;
+  s.write_bandwidth = p.write_bandwidth;
+  s.health = MediaHealth::kOk;
+  return s;
+}
+
 // One page cache shared by the traced files, with a byte budget.
 //
 // Which of the bytes an interval's reads cover are cached: a trace has only
@@ -144,9 +159,8 @@ class Simulator {
     media_.resize(trace_.mounts.size() + 1);
     if (!options_.media.empty()) {
       if (!MediaPreset(options_.media)) {
-        std::string names;
-        for (auto p : MediaPresetNames()) names += (names.empty() ? "" : ", ") + std::string(p);
-        *error = "unknown media '" + options_.media + "' (expected one of: " + names + ")";
+        *error =
+            "unknown media '" + options_.media + "' (expected one of: " + MediaPresetList() + ")";
         return false;
       }
       policy_.cost_mounts.clear();
@@ -164,16 +178,7 @@ class Simulator {
       one.mounts.push_back(MountRecord{1, mount.path, mount.media >= 0 ? 0 : -1, ""});
       if (mount.media >= 0) {
         const TraceMedia& tm = trace_.media[static_cast<size_t>(mount.media)];
-        MediaSample s;
-        s.name = tm.name;
-        s.have_latency = true;
-        s.read_latency_ns = tm.params.read_latency_ns;
-        s.latency_ratio = tm.params.read_latency_ns / tm.params.dram_latency_ns;
-        s.have_bandwidth = true;
-        s.read_bandwidth = tm.params.read_bandwidth;
-        s.dram_bandwidth = tm.params.dram_bandwidth;
-        s.write_bandwidth = tm.params.write_bandwidth;
-        one.media.push_back(s);
+        one.media.push_back(SampleOf(tm.name, tm.params));
       }
       FileRecord rec;
       std::string why;
@@ -348,20 +353,11 @@ class Simulator {
         rec.dev = m + 1;
         rec.mount_point = trace_.mounts[m].path;
         rec.media = static_cast<int>(snap->media.size());
-        const MediaParams& p = media_[m];
-        MediaSample s;
-        s.name = trace_.mounts[m].media >= 0
-                     ? trace_.media[static_cast<size_t>(trace_.mounts[m].media)].name
-                     : "mount" + std::to_string(m);
-        s.have_latency = true;
-        s.read_latency_ns = p.read_latency_ns;
-        s.latency_ratio = p.read_latency_ns / p.dram_latency_ns;
-        s.have_bandwidth = true;
-        s.read_bandwidth = p.read_bandwidth;
-        s.dram_bandwidth = p.dram_bandwidth;
-        s.write_bandwidth = p.write_bandwidth;
-        s.health = MediaHealth::kOk;
-        snap->media.push_back(s);
+        snap->media.push_back(
+            SampleOf(trace_.mounts[m].media >= 0
+                         ? trace_.media[static_cast<size_t>(trace_.mounts[m].media)].name
+                         : "mount" + std::to_string(m),
+                     media_[m]));
         snap->mounts.push_back(rec);
       }
       snap->mounts.push_back(MountRecord{0, "/", -1, ""});  // files outside every mount

@@ -309,7 +309,8 @@ std::string WorkloadHelp() {
   for (const Param& p : CommonParams()) {
     out += "      " + std::string(p.name) + "=" + FormatParam(p) + "  " + p.help + "\n";
   }
-  out += "      media=optane-dcpmm  media preset written to the trace (optane-dcpmm, cxl, dram)\n";
+  out += "      media=" + std::string(MediaPresetNames().front()) +
+         "  media preset written to the trace (" + MediaPresetList() + ")\n";
   return out;
 }
 
@@ -317,7 +318,7 @@ std::optional<Trace> GenerateWorkload(std::string_view spec, std::string* error)
   std::vector<std::pair<const WorkloadDef*, Values>> parts;
   Values common;
   for (const Param& p : CommonParams()) common[p.name] = p.value;
-  std::string media = "optane-dcpmm";
+  std::string media(MediaPresetNames().front());
   size_t pos = 0;
   while (pos <= spec.size()) {
     size_t end = spec.find('+', pos);
@@ -367,7 +368,7 @@ std::optional<Trace> GenerateWorkload(std::string_view spec, std::string* error)
       if (key == "media") {
         if (!MediaPreset(value)) {
           *error = "unknown media '" + std::string(value) +
-                   "' (expected one of: optane-dcpmm, cxl, dram)";
+                   "' (expected one of: " + MediaPresetList() + ")";
           return std::nullopt;
         }
         media = std::string(value);

@@ -31,6 +31,7 @@
 #include "daemon/journal/restore.h"
 #include "daxpolicy/version.h"
 #include "daxpolicy1_proxy.h"
+#include "policy/cost.h"
 #include "policy/workloads.h"
 
 namespace {
@@ -667,8 +668,9 @@ int main(int argc, char** argv) {
   simulate->add_option("--policy", sim.policy_file, "The policy file")->capture_default_str();
   simulate->add_option("--config-dir", sim.dropin_dir,
                        "Drop-in directory (default: policy.d next to the policy file)");
-  simulate->add_option("--media", sim.media,
-                       "Use this media preset for every mount: optane-dcpmm, cxl or dram");
+  simulate->add_option(
+      "--media", sim.media,
+      "Use this media preset for every mount: " + daxpolicy::policy::MediaPresetList());
   simulate->add_option("--budget", sim.budget,
                        "Page cache available to the traced files (default: the trace's)");
   simulate->add_option("--chart", sim.chart_file, "Write an SVG chart of cost over time here");

@@ -59,8 +59,6 @@ bool Positive(double v) { return std::isfinite(v) && v > 0; }
 
 }  // namespace
 
-bool MediaParams::Complete() const { return Problem().empty(); }
-
 std::string MediaParams::Problem() const {
   // Bounds wide enough for any memory a page cache could sit in front of,
   // tight enough to catch a unit mistake (bytes vs GiB, s vs ns).

@@ -24,7 +24,6 @@ struct MediaParams {
   double dram_bandwidth = 0;    ///< DRAM (the page cache's copy to the user buffer)
   double write_bandwidth = 0;   ///< media
   std::string source;           ///< where the figures come from, for explain
-  bool Complete() const;        ///< every figure above is > 0
   std::string Problem() const;  ///< "" when valid, else which figure is out of range
 };
 

@@ -137,14 +137,6 @@ const CostMount* Policy::CostMountOf(std::string_view path) const {
   return best;
 }
 
-bool Policy::UsesAuto() const {
-  if (defaults.dax == DaxSetting::kAuto) return true;
-  for (const Rule& r : rules) {
-    if (r.dax == DaxSetting::kAuto) return true;
-  }
-  return false;
-}
-
 bool Policy::UsesVariable(Var var) const {
   for (const Rule& r : rules) {
     if (r.when && r.when->Uses(var)) return true;

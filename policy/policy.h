@@ -104,8 +104,6 @@ struct Policy {
   bool HasScopeWithin(std::string_view dir) const;
   // The cost.mounts entry with the longest path containing `path`, or nullptr.
   const CostMount* CostMountOf(std::string_view path) const;
-  // True when a rule or the defaults say dax: auto.
-  bool UsesAuto() const;
   // True when some rule's condition reads `var` (telemetry that costs something
   // is only gathered for every file when a rule needs it).
   bool UsesVariable(Var var) const;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <type_traits>
 
 #include "policy/evaluate.h"
 
@@ -203,8 +204,9 @@ class Simulator {
   // Runs one column. `mode_for` decides the mode of each file per interval
   // (nullptr: the policy decides through Evaluate).
   template <class ModeFn>
-  void Run(SimColumn column, ModeFn mode_for, bool use_policy, SimResult* out,
-           std::vector<double>* per_file_time, std::vector<SimHitCheck>* hits) {
+  void Run(SimColumn column, ModeFn mode_for, SimResult* out, std::vector<double>* per_file_time,
+           std::vector<SimHitCheck>* hits) {
+    constexpr bool use_policy = std::is_null_pointer_v<ModeFn>;
     const size_t n = trace_.paths.size();
     PageCacheModel cache(n, budget_);
     std::vector<DaxState> mode(n, DaxState::kUnknown);
@@ -235,13 +237,18 @@ class Simulator {
           out->total.read_bytes += std::max(0.0, f.read_bytes);
           if (mode[id] == DaxState::kUnknown) ++g.files, ++out->total.files;
         }
-        if (mode[id] == DaxState::kUnknown) {
-          mode[id] = use_policy ? first_mode_[id] : mode_for(id, f);
-          if (mode[id] == DaxState::kPageCache && first_mode_[id] == DaxState::kPageCache) {
-            cache.Set(id, first_resident_[id]);
+        if constexpr (use_policy) {
+          if (mode[id] == DaxState::kUnknown) {
+            mode[id] = first_mode_[id];
+            if (mode[id] == DaxState::kPageCache) cache.Set(id, first_resident_[id]);
           }
-        }
-        if (!use_policy) {
+        } else {
+          if (mode[id] == DaxState::kUnknown) {
+            mode[id] = mode_for(id, f);
+            if (mode[id] == DaxState::kPageCache && first_mode_[id] == DaxState::kPageCache) {
+              cache.Set(id, first_resident_[id]);
+            }
+          }
           DaxState want = mode_for(id, f);
           if (want != mode[id]) {
             mode[id] = want;
@@ -281,7 +288,7 @@ class Simulator {
       out->time_per_interval[iv_index][column] = interval_time;
       out->dram_per_interval[iv_index][column] = total_resident;
 
-      if (use_policy) {
+      if constexpr (use_policy) {
         Decide(iv, mode, cache, last_hit, last_read, last_write, &snap, &record_of, &order,
                &rule_state, column, out);
       }
@@ -306,8 +313,6 @@ class Simulator {
     }
     return out;
   }
-
-  double interval_s() const { return interval_s_; }
 
  private:
   const MediaParams& MediaFor(uint32_t id) const {
@@ -421,13 +426,16 @@ class Simulator {
     if (group_of_.empty()) group_of_.assign(trace_.paths.size(), -1);
     if (group_of_[id] >= 0) return group_of_[id];
     const std::string& path = trace_.paths[id];
-    int m = mount_of_[id];
-    std::string rest = m >= 0 ? path.substr(trace_.mounts[static_cast<size_t>(m)].path.size())
-                              : path.substr(0, path.rfind('/'));
-    if (!rest.empty() && rest[0] == '/') rest.erase(0, 1);
-    std::string name = rest.substr(0, rest.find('/'));
-    if (m >= 0 && rest.find('/') == std::string::npos) name = "";  // at the mount root
-    if (m < 0) name = path.substr(0, path.rfind('/'));
+    const int m = mount_of_[id];
+    std::string name;
+    if (m < 0) {  // outside every mount: its directory
+      name = path.substr(0, path.rfind('/'));
+    } else {  // the first directory below the mount, "" for files at the mount root
+      std::string rest = path.substr(trace_.mounts[static_cast<size_t>(m)].path.size());
+      if (!rest.empty() && rest[0] == '/') rest.erase(0, 1);
+      const size_t slash = rest.find('/');
+      if (slash != std::string::npos) name = rest.substr(0, slash);
+    }
     auto [it, added] = group_index_.try_emplace(name, static_cast<int>(out->groups.size()));
     if (added) {
       SimGroup g;
@@ -473,17 +481,16 @@ bool Simulate(const Trace& trace, const Policy& policy, const SimOptions& option
   out->total.name = "total";
   auto fixed = [](DaxState s) { return [s](uint32_t, const TraceFile&) { return s; }; };
   std::vector<double> dax_time, pc_time;
-  sim.Run(kSimAlways, fixed(DaxState::kDax), false, out, &dax_time, nullptr);
-  sim.Run(kSimNever, fixed(DaxState::kPageCache), false, out, &pc_time, nullptr);
+  sim.Run(kSimAlways, fixed(DaxState::kDax), out, &dax_time, nullptr);
+  sim.Run(kSimNever, fixed(DaxState::kPageCache), out, &pc_time, nullptr);
   std::vector<DaxState> oracle = Simulator::Oracle(dax_time, pc_time);
   sim.Run(
-      kSimOracle, [&](uint32_t id, const TraceFile&) { return oracle[id]; }, false, out, nullptr,
-      nullptr);
-  sim.Run(kSimPolicy, fixed(DaxState::kPageCache), true, out, nullptr, nullptr);
+      kSimOracle, [&](uint32_t id, const TraceFile&) { return oracle[id]; }, out, nullptr, nullptr);
+  sim.Run(kSimPolicy, nullptr, out, nullptr, nullptr);
   // The recorded modes, for the page-cache model's hit ratios against the measured ones.
   SimResult scratch = *out;
   sim.Run(
-      kSimPolicy, [](uint32_t, const TraceFile& f) { return f.mode; }, false, &scratch, nullptr,
+      kSimPolicy, [](uint32_t, const TraceFile& f) { return f.mode; }, &scratch, nullptr,
       &out->hits);
   return true;
 }

@@ -867,7 +867,7 @@ void Engine::SetMode(policy::Mode mode) { mode_ = mode; }
 std::optional<ApiFailure> Engine::Locate(const std::string& path, uint32_t* index) const {
   const View& v = *impl_->view;
   const std::string shown = "'" + journal::PrintablePath(path) + "'";
-  if (auto problem = bus::PathProblem(path)) {
+  if (auto problem = bus::RawPathProblem(path)) {
     return ApiFailure{ApiError::kInvalidArgument, *problem};
   }
   if (v.policy->ScopeOf(path) == nullptr) {

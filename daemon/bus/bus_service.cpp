@@ -60,10 +60,13 @@ const T& ValueOrThrow(const ApiResult<T>& result) {
   throw sdbus::Error(kErrorInvalidArgument, message);
 }
 
-// The file a path argument names: checked, then unescaped (see EscapeForBus).
+// The file a path argument names: unescaped (see EscapeForBus), then checked as the name
+// it is: an argument holding \xff names a file whose name has the byte 0xff, and one
+// holding \x2f..\x2f is refused for the ".." it stands for.
 std::string CheckPath(const std::string& path) {
-  if (auto problem = PathProblem(path)) ThrowInvalid(*problem);
-  return UnescapeFromBus(path);
+  std::string file = UnescapeFromBus(path);
+  if (auto problem = RawPathProblem(file)) ThrowInvalid(*problem);
+  return file;
 }
 
 std::optional<policy::FileState> StateFilter(const std::string& state) {
@@ -522,9 +525,10 @@ Result<std::unique_ptr<BusService>> BusService::Create(sdbus::IConnection& conne
 
 Result<void> BusService::EmitStateChanged(const daemon::StateChange& change) {
   try {
-    object_->emitStateChanged(change.path, std::string(policy::FileStateName(change.state)),
-                              std::string(policy::DaxStateName(change.physical)),
-                              std::string(policy::DaxStateName(change.effective)), change.rule);
+    object_->emitStateChanged(
+        EscapeForBus(change.path), std::string(policy::FileStateName(change.state)),
+        std::string(policy::DaxStateName(change.physical)),
+        std::string(policy::DaxStateName(change.effective)), EscapeForBus(change.rule));
     return {};
   } catch (const sdbus::Error& e) {
     return Error{"cannot emit StateChanged: " + e.getMessage()};
@@ -533,7 +537,7 @@ Result<void> BusService::EmitStateChanged(const daemon::StateChange& change) {
 
 Result<void> BusService::EmitSwitchPending(const daemon::PendingSwitch& pending) {
   try {
-    object_->emitSwitchPending(pending.path, DesiredName(pending.desired),
+    object_->emitSwitchPending(EscapeForBus(pending.path), DesiredName(pending.desired),
                                Holders(pending.holders));
     return {};
   } catch (const sdbus::Error& e) {

@@ -114,14 +114,16 @@ std::string QuoteArgument(std::string_view arg) {
          std::to_string(arg.size()) + " bytes)";
 }
 
-std::optional<std::string> PathProblem(std::string_view path) {
+namespace {
+
+std::optional<std::string> ProblemOf(std::string_view path, bool need_utf8) {
   if (path.empty()) return "the path is empty";
   if (path.size() > kMaxPathBytes) {
     return "the path is " + std::to_string(path.size()) + " bytes long, more than the " +
            std::to_string(kMaxPathBytes) + " allowed";
   }
   if (path.find('\0') != std::string_view::npos) return "the path contains a NUL byte";
-  if (!IsValidUtf8(path)) return "the path is not valid UTF-8";
+  if (need_utf8 && !IsValidUtf8(path)) return "the path is not valid UTF-8";
   if (path.front() != '/') return "the path " + QuoteArgument(path) + " is not absolute";
   if (path.size() > 1 && path.back() == '/') {
     return "the path " + QuoteArgument(path) + " ends with '/'";
@@ -142,6 +144,12 @@ std::optional<std::string> PathProblem(std::string_view path) {
   }
   return std::nullopt;
 }
+
+}  // namespace
+
+std::optional<std::string> PathProblem(std::string_view path) { return ProblemOf(path, true); }
+
+std::optional<std::string> RawPathProblem(std::string_view path) { return ProblemOf(path, false); }
 
 std::optional<policy::DaxState> HoldModeByName(std::string_view name) {
   if (name == "dax") return policy::DaxState::kDax;

@@ -49,6 +49,10 @@ std::string QuoteArgument(std::string_view arg);
 /// normalized (no "." or ".." component, no "//", no trailing "/"), valid UTF-8 without NUL,
 /// and at most kMaxPathBytes long.
 std::optional<std::string> PathProblem(std::string_view path);
+/// PathProblem for a file name as the file system holds it (a path argument after
+/// UnescapeFromBus): the same checks except UTF-8, since a name may hold any byte but NUL.
+/// Messages quote the path escaped (QuoteArgument).
+std::optional<std::string> RawPathProblem(std::string_view path);
 
 /// "dax" -> kDax, "page-cache" -> kPageCache; anything else nullopt.
 std::optional<policy::DaxState> HoldModeByName(std::string_view name);

@@ -194,6 +194,36 @@ class ADaemonService : public ::testing::Test {
   }
   bool Alive() { return waitpid(daemon_pid_, nullptr, WNOHANG) == 0; }
 
+  // busctl monitor recording every signal of the daemon into `out`; returns once it listens.
+  pid_t StartMonitor(const fs::path& out) {
+    const fs::path err = out.string() + ".err";
+    pid_t monitor = Spawn({"busctl", "--address=" + address_, "monitor",
+                           "--match=type='signal',sender='org.daxpolicy.DaxPolicy1'"},
+                          {}, out, err);
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    auto started = [&] {
+      for (const fs::path& p : {out, err}) {
+        if (fs::exists(p) && ReadFile(p).find("Monitoring") != std::string::npos) return true;
+      }
+      return false;
+    };
+    while (!started() && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return monitor;
+  }
+
+  // Polls `done` every 20 ms until it holds or `limit` passes.
+  template <class F>
+  bool WaitUntil(F&& done, std::chrono::milliseconds limit) {
+    auto deadline = Clock::now() + limit;
+    while (!done()) {
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  }
+
   TempDir dir_;
   std::unique_ptr<LoopFs> fs_;
   fs::path root_, policy_;
@@ -241,6 +271,40 @@ TEST_F(ADaemonService, AnswersEveryReadMethodAboutRealFiles) {
   CommandResult e = Ctl({"explain", t0});
   EXPECT_EQ(e.exit_code, 0) << e.err;
   EXPECT_NE(e.out.find("MATCHED"), std::string::npos) << e.out;
+}
+
+TEST_F(ADaemonService, AnswersAndSignalsAboutAFileWhoseNameIsNotUtf8) {
+  // A file name may hold any byte but NUL: clients send it escaped (\xff), the daemon
+  // answers about the file it names and signals its changes escaped the same way.
+  const fs::path monitored = dir_.path() / "monitor.out";
+  pid_t monitor = StartMonitor(monitored);
+  const std::string raw = (root_ / "db" / "t\xff.sst").string();
+  const std::string escaped = (root_ / "db").string() + "/t\\xff.sst";
+  WriteFile(raw, "data");
+  ASSERT_TRUE(
+      WaitUntil([&] { return Property("ManagedFiles") == "t 6\n"; }, std::chrono::seconds(10)))
+      << ReadFile(dir_.path() / "daemon.err");
+  const bool signalled = WaitUntil(
+      [&] { return ReadFile(monitored).find("Member=StateChanged") != std::string::npos; },
+      std::chrono::seconds(5));
+  kill(monitor, SIGTERM);
+  waitpid(monitor, nullptr, 0);
+  const std::string signals = ReadFile(monitored);
+  EXPECT_TRUE(signalled) << signals;
+  EXPECT_NE(signals.find("t\\xff.sst"), std::string::npos) << signals;
+
+  CommandResult r = Call("GetFileState", {"s", escaped});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"State\" s \"blocked\""), std::string::npos) << r.out;
+  CommandResult e = Ctl({"explain", raw});
+  EXPECT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_NE(e.out.find("MATCHED"), std::string::npos) << e.out;
+  // An escaped '/' is a '/': "\x2f..\x2f" is a ".." component and refused as one.
+  r = Call("GetFileState", {"s", (root_ / "db").string() + "\\x2f..\\x2fother"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("is not normalized (it contains a '..' component)"), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(Alive());
 }
 
 TEST_F(ADaemonService, HoldsSwitchesModesAndReportsMedia) {
@@ -369,24 +433,12 @@ TEST_F(ADaemonService, SignalsEachReloadOnceAndLogsItOnceWithTheCaller) {
   // busctl monitor records every signal of the daemon while one D-Bus Reload and one SIGHUP
   // reload happen: each emits Reloaded once and PropertiesChanged once.
   const fs::path monitored = dir_.path() / "monitor.out";
-  pid_t monitor = Spawn({"busctl", "--address=" + address_, "monitor",
-                         "--match=type='signal',sender='org.daxpolicy.DaxPolicy1'"},
-                        {}, monitored, dir_.path() / "monitor.err");
-  auto deadline = Clock::now() + std::chrono::seconds(10);
-  auto started = [&] {
-    for (const fs::path& p : {monitored, dir_.path() / "monitor.err"}) {
-      if (fs::exists(p) && ReadFile(p).find("Monitoring") != std::string::npos) return true;
-    }
-    return false;
-  };
-  while (!started() && Clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  pid_t monitor = StartMonitor(monitored);
   CommandResult r = Call("Reload");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(Property("PolicyGeneration"), "t 2\n");
   kill(daemon_pid_, SIGHUP);
-  deadline = Clock::now() + std::chrono::seconds(10);
+  auto deadline = Clock::now() + std::chrono::seconds(10);
   while (Property("PolicyGeneration") != "t 3\n" && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -44,9 +44,17 @@ const char* ErrorName(ApiError error) {
   return kErrorFailed;
 }
 
+// A message as the bus can carry it. The daemon's messages quote names already escaped
+// (journal::PrintablePath, QuoteArgument) and go as they are; only one that is still not
+// valid UTF-8 without NUL is escaped (EscapeForBus), so nothing is escaped twice.
+std::string MessageForBus(const std::string& message) {
+  if (IsValidUtf8(message) && message.find('\0') == std::string::npos) return message;
+  return EscapeForBus(message);
+}
+
 // An error reply whose text is valid UTF-8 whatever the message quotes.
 sdbus::Error BusError(const char* name, const std::string& message) {
-  return sdbus::Error(name, EscapeForBus(message));
+  return sdbus::Error(name, MessageForBus(message));
 }
 
 template <class T>
@@ -280,7 +288,7 @@ class BusService::Object
   std::string Explain(const std::string& path) override {
     return Guarded("Explain", [&] {
       auto result = backend_.Explain(CheckVisiblePath(path));
-      return EscapeForBus(ValueOrThrow(result));
+      return MessageForBus(ValueOrThrow(result));
     });
   }
 

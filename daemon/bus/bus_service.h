@@ -45,9 +45,9 @@ Result<void> RequestBusName(sdbus::IConnection& connection);
 /// SetMode need uid 0; Hold needs uid 0 or the file's owner (checked by the backend on the
 /// file itself); Release needs uid 0, the hold's uid or the bus connection that took it.
 ///
-/// Every string sent is valid UTF-8: file names, messages and reasons go through
-/// EscapeForBus (daemon/bus/validate.h), and path arguments are read back with
-/// UnescapeFromBus.
+/// Every string sent is valid UTF-8: file names and reasons go through EscapeForBus
+/// (daemon/bus/validate.h), messages quote names already escaped and are escaped only when
+/// they are still not valid UTF-8, and path arguments are read back with UnescapeFromBus.
 ///
 /// One funnel for PropertiesChanged: Publish() compares every property that announces its
 /// changes with what it last published and emits one PropertiesChanged with those that

@@ -3,42 +3,12 @@
 
 #include <cstdint>
 
+#include "plugins/utf8.h"
 #include "policy/evaluate.h"
 
 namespace daxpolicy::bus {
 
 namespace {
-
-// Length of the well-formed UTF-8 sequence at text[i], 0 when the byte there starts none.
-size_t SequenceAt(std::string_view text, size_t i) {
-  const auto c = static_cast<uint8_t>(text[i]);
-  size_t len = 0;
-  uint32_t cp = 0;
-  if (c < 0x80) {
-    return 1;
-  } else if ((c & 0xE0) == 0xC0) {
-    len = 2;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > text.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    const auto cc = static_cast<uint8_t>(text[i + k]);
-    if ((cc & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (cc & 0x3F);
-  }
-  // The shortest form only: overlong encodings are a classic way around path checks.
-  static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMinForLength[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -51,7 +21,7 @@ int HexValue(char c) {
 
 bool IsValidUtf8(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
-    size_t len = SequenceAt(text, i);
+    size_t len = Utf8SequenceAt(text, i);
     if (len == 0) return false;
     i += len;
   }
@@ -63,7 +33,7 @@ std::string EscapeForBus(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
-    size_t len = SequenceAt(text, i);
+    size_t len = Utf8SequenceAt(text, i);
     if (len == 1 && text[i] == '\\') {
       out += "\\\\";
     } else if (len == 0 || text[i] == '\0') {

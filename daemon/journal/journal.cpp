@@ -16,6 +16,7 @@
 #include "daemon/journal/identity.h"
 #include "plugins/driver/safe_open.h"
 #include "plugins/unique_fd.h"
+#include "plugins/utf8.h"
 
 namespace daxpolicy::journal {
 
@@ -540,30 +541,13 @@ std::string PrintablePath(std::string_view path) {
     } else if (c < 0x80) {
       out.push_back(static_cast<char>(c));
       ++i;
+    } else if (size_t length = Utf8SequenceAt(path, i); length != 0) {
+      // A well-formed UTF-8 sequence is kept as is.
+      out.append(path.substr(i, length));
+      i += length;
     } else {
-      // A well-formed UTF-8 sequence (no overlongs, no surrogates) is kept as is.
-      size_t length = c >= 0xC2 && c <= 0xDF   ? 2
-                      : c >= 0xE0 && c <= 0xEF ? 3
-                      : c >= 0xF0 && c <= 0xF4 ? 4
-                                               : 0;
-      bool ok = length != 0 && i + length <= path.size();
-      for (size_t k = 1; ok && k < length; ++k) {
-        ok = (static_cast<unsigned char>(path[i + k]) & 0xC0) == 0x80;
-      }
-      if (ok && length >= 3) {
-        const auto c1 = static_cast<unsigned char>(path[i + 1]);
-        if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) ||
-            (c == 0xF4 && c1 >= 0x90)) {
-          ok = false;
-        }
-      }
-      if (ok) {
-        out.append(path.substr(i, length));
-        i += length;
-      } else {
-        hex(c);
-        ++i;
-      }
+      hex(c);
+      ++i;
     }
   }
   return out;

@@ -299,6 +299,11 @@ TEST_F(ADaemonService, AnswersAndSignalsAboutAFileWhoseNameIsNotUtf8) {
   CommandResult e = Ctl({"explain", raw});
   EXPECT_EQ(e.exit_code, 0) << e.err;
   EXPECT_NE(e.out.find("MATCHED"), std::string::npos) << e.out;
+  // The error quotes the name escaped once, as it was sent.
+  r = Call("GetFileState", {"s", (root_ / "db").string() + "/gone\\xff.sst"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("/db/gone\\xff.sst': No such file or directory"), std::string::npos)
+      << r.err;
   // An escaped '/' is a '/': "\x2f..\x2f" is a ".." component and refused as one.
   r = Call("GetFileState", {"s", (root_ / "db").string() + "\\x2f..\\x2fother"});
   EXPECT_NE(r.exit_code, 0);

@@ -200,23 +200,31 @@ class BusService::Object
                      backend_.Degraded(), backend_.ManagedFiles(), backend_.PendingFiles()};
   }
 
-  Caller CurrentCaller() {
+  // Who sent the message being handled, as the bus vouches for it. Each credential costs a
+  // query of the bus, so only those used are asked, once per call: the pid only when
+  // `logged` (it is only for the log), the groups only for a caller other than root (root
+  // reaches every file).
+  Caller CurrentCaller(bool logged) {
     const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
     if (message == nullptr) throw sdbus::Error(kErrorFailed, "no message is being processed");
     Caller caller;
     try {
       caller.sender = message->getSender();
       caller.uid = message->getCredsUid();
-      try {
-        caller.pid = message->getCredsPid();
-      } catch (const sdbus::Error&) {
-        caller.pid = 0;  // only for the log
+      if (logged) {
+        try {
+          caller.pid = message->getCredsPid();
+        } catch (const sdbus::Error&) {
+          caller.pid = 0;  // only for the log
+        }
       }
-      try {
-        caller.gid = message->getCredsGid();
-        caller.groups = message->getCredsSupplementaryGids();
-      } catch (const sdbus::Error&) {
-        caller.groups.clear();  // no group then gives access
+      if (!caller.root()) {
+        try {
+          caller.gid = message->getCredsGid();
+          caller.groups = message->getCredsSupplementaryGids();
+        } catch (const sdbus::Error&) {
+          caller.groups.clear();  // no group then gives access
+        }
       }
     } catch (const sdbus::Error& e) {
       throw sdbus::Error(kErrorPermissionDenied,
@@ -225,19 +233,16 @@ class BusService::Object
     return caller;
   }
 
-  // A path argument of a read method: checked, unescaped, and for a caller other than root
-  // answered like a missing file unless the caller could reach it itself.
-  std::string CheckVisiblePath(const std::string& path) {
-    std::string file = CheckPath(path);
-    Caller caller = CurrentCaller();
+  // A file named by a method's argument (CheckPath), for a caller other than root answered
+  // like a missing file unless the caller could reach it itself.
+  static void RequireVisible(const std::string& file, const Caller& caller) {
     if (!ReachCheck(caller).Reachable(file)) {
-      throw BusError(kErrorNotManaged, NoSuchFileMessage(file));
+      throw sdbus::Error(kErrorNotManaged, NoSuchFileMessage(EscapeForBus(file)));
     }
-    return file;
   }
 
   Caller RequireRoot(const char* member) {
-    Caller caller = CurrentCaller();
+    Caller caller = CurrentCaller(true);
     if (caller.uid != 0) {
       daemon::LogNotice(std::string("refused ") + member + " from " + daemon::Describe(caller));
       throw sdbus::Error(kErrorPermissionDenied, std::string(member) + " needs root (caller uid " +
@@ -269,7 +274,9 @@ class BusService::Object
 
   Dict GetFileState(const std::string& path) override {
     return Guarded("GetFileState", [&] {
-      auto result = backend_.GetFile(CheckVisiblePath(path));
+      const std::string file = CheckPath(path);
+      RequireVisible(file, CurrentCaller(false));
+      auto result = backend_.GetFile(file);
       const daemon::FileView& f = ValueOrThrow(result);
       Dict d;
       d["Path"] = sdbus::Variant(EscapeForBus(f.path));
@@ -287,7 +294,9 @@ class BusService::Object
 
   std::string Explain(const std::string& path) override {
     return Guarded("Explain", [&] {
-      auto result = backend_.Explain(CheckVisiblePath(path));
+      const std::string file = CheckPath(path);
+      RequireVisible(file, CurrentCaller(false));
+      auto result = backend_.Explain(file);
       return MessageForBus(ValueOrThrow(result));
     });
   }
@@ -296,7 +305,7 @@ class BusService::Object
   ListFiles(const std::string& state) override {
     return Guarded("ListFiles", [&] {
       std::optional<policy::FileState> filter = StateFilter(state);
-      Caller caller = CurrentCaller();
+      Caller caller = CurrentCaller(false);
       ReachCheck reach(caller);
       std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>
           out;
@@ -320,7 +329,7 @@ class BusService::Object
   sdbus::UnixFd DumpFiles(const std::string& state) override {
     return Guarded("DumpFiles", [&] {
       std::optional<policy::FileState> filter = StateFilter(state);
-      Caller caller = CurrentCaller();
+      Caller caller = CurrentCaller(false);
       ReachCheck reach(caller);
       auto fd = DumpToMemfd([&](const std::function<void(std::string_view)>& write) {
         std::string line;
@@ -369,7 +378,9 @@ class BusService::Object
   uint32_t Hold(const std::string& path, const std::string& mode,
                 const std::string& reason) override {
     return Guarded("Hold", [&] {
-      const std::string file = CheckVisiblePath(path);
+      const std::string file = CheckPath(path);
+      const Caller caller = CurrentCaller(true);
+      RequireVisible(file, caller);
       auto dax = HoldModeByName(mode);
       if (!dax) {
         ThrowInvalid("unknown hold mode " + QuoteArgument(mode) + ": expected dax or page-cache");
@@ -379,7 +390,6 @@ class BusService::Object
                      " bytes long, more than the " + std::to_string(kMaxReasonBytes) + " allowed");
       }
       if (!IsValidUtf8(reason)) ThrowInvalid("the reason is not valid UTF-8");
-      Caller caller = CurrentCaller();
       auto added = backend_.AddHold(file, *dax, reason, caller);
       if (!added.ok()) {
         daemon::LogNotice("refused Hold on " + EscapeForBus(file) + " from " +
@@ -402,7 +412,7 @@ class BusService::Object
   void Release(const uint32_t& cookie) override {
     Guarded("Release", [&] {
       if (cookie == 0) ThrowInvalid("0 is not a hold cookie");
-      Caller caller = CurrentCaller();
+      Caller caller = CurrentCaller(true);
       // An unknown cookie and another user's cookie get the same answer: a caller learns
       // nothing about holds that are not its own.
       if (!backend_.ReleaseHold(cookie, caller)) {
@@ -421,7 +431,7 @@ class BusService::Object
       sdbus::Struct<uint32_t, std::string, std::string, std::string, std::string, uint32_t, bool>>
   ListHolds() override {
     return Guarded("ListHolds", [&] {
-      Caller caller = CurrentCaller();
+      Caller caller = CurrentCaller(false);
       std::vector<sdbus::Struct<uint32_t, std::string, std::string, std::string, std::string,
                                 uint32_t, bool>>
           out;

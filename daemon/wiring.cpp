@@ -44,21 +44,6 @@ class StateJournal final : public ChangeJournal {
   std::unique_ptr<journal::Journal> j_;
 };
 
-// The eBPF access tracer as a telemetry source.
-class AccessTelemetry final : public plugins::TelemetrySource {
- public:
-  std::string_view Name() const override { return access::AccessSource::kName; }
-  void Sample(plugins::SampleContext& ctx) override {
-    uint64_t errors = 0;
-    source_.Sample(&ctx.snapshot, ctx.mono_ns, &errors);
-    ctx.CountError(Name(), errors);
-  }
-  std::string Degraded() const override { return source_.Degraded(); }
-
- private:
-  access::AccessSource source_{access::AccessSource::Options{}};
-};
-
 }  // namespace
 
 EngineParts MakeEngineParts(const Options& options, const policy::Policy& policy) {
@@ -84,7 +69,7 @@ EngineParts MakeEngineParts(const Options& options, const policy::Policy& policy
         LogDebug("scan: " + journal::PrintablePath(path) + ": " + std::string(what));
       }));
   parts.sources.push_back(std::make_unique<host::SystemSource>(roots));
-  parts.sources.push_back(std::make_unique<AccessTelemetry>());
+  parts.sources.push_back(std::make_unique<access::AccessSource>(access::AccessSource::Options{}));
   media::MediaPluginOptions mopts;
   mopts.sysfs_root = options.sysfs;
   mopts.probe.probe_dir = policy.daemon.probe_dir;

@@ -9,6 +9,8 @@
 ///                                  the file table, size, mtime, page cache,
 ///                                  physical and effective DAX state;
 ///   "system" (host::SystemSource)  memory pressure, page-cache ratio;
+///   "access" (access::AccessSource) per-file read and write rates and cache
+///                                  hit ratios counted with eBPF;
 ///   "media"  (media::MediaSource)  devices behind the mounts, health, latency.
 /// The first source builds the file table (Snapshot::files); sources after it
 /// see every file already scanned and may fill fields of each FileRecord

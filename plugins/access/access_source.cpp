@@ -106,6 +106,12 @@ bool AccessSource::EnsureStarted() {
   return true;
 }
 
+void AccessSource::Sample(plugins::SampleContext& ctx) {
+  uint64_t errors = 0;
+  Sample(&ctx.snapshot, ctx.mono_ns, &errors);
+  ctx.CountError(Name(), errors);
+}
+
 void AccessSource::Sample(policy::Snapshot* snap, int64_t now_ns, uint64_t* errors) {
   if (!EnsureStarted()) {
     ClearSnapshot(failure_, snap);

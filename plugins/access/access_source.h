@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "plugins/access/access_tracer.h"
+#include "plugins/telemetry.h"
 #include "policy/snapshot.h"
 
 namespace daxpolicy::access {
@@ -29,7 +30,7 @@ void FillSnapshot(const AccessCounts& counts, int64_t window_ns, bool misses_tra
 /// Clears every access field and sets why there are no figures.
 void ClearSnapshot(const std::string& why, policy::Snapshot* snap);
 
-class AccessSource {
+class AccessSource final : public plugins::TelemetrySource {
  public:
   struct Options {
     uint32_t max_files = 65536;  ///< files counted per interval before overflow
@@ -41,10 +42,11 @@ class AccessSource {
     std::set<std::string> refuse_attach;
   };
   explicit AccessSource(Options options);
-  ~AccessSource();
+  ~AccessSource() override;
 
-  static constexpr const char* kName = "access";
-
+  std::string_view Name() const override { return "access"; }
+  /// One engine cycle: the interval ending at ctx.mono_ns, errors counted under Name().
+  void Sample(plugins::SampleContext& ctx) override;
   /// One interval: keeps the in-kernel device filter on the snapshot's mounts,
   /// drains the counters and fills the access fields of `snap`. Events dropped
   /// because the counting map was full are added to *errors (they make the
@@ -52,9 +54,7 @@ class AccessSource {
   void Sample(policy::Snapshot* snap, int64_t now_ns, uint64_t* errors);
 
   /// "" when access tracing works for every mount; otherwise why not.
-  std::string Degraded() const;
-  /// The plan in use (strategy kNone when unavailable).
-  const Plan& plan() const { return plan_; }
+  std::string Degraded() const override;
 
  private:
   bool EnsureStarted();

@@ -39,6 +39,8 @@ step "Debian package: Unix Makefiles build with dpkg-buildflags hardening, linti
 ./tools/build-deb.sh --nocheck
 
 step "release: VM tests (emulated NVDIMM)"
+# The VmPackage tests install the package just built (build/deb, the default of
+# DAXPOLICY_DEB_DIR) with apt in a guest with systemd as PID 1.
 (cd build/release && ctest --output-on-failure -L vm)
 
 step "ASan+UBSan build"

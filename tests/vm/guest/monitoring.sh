@@ -1,0 +1,152 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Guest side of the monitoring test (run-vm.sh --systemd, with an NVDIMM): the
+# installed package's daemon, on an fsdax namespace, scraped by a real
+# Prometheus server (Debian's prometheus) every 2 s:
+#   - promtool check rules accepts the alert rules file;
+#   - every query of the Grafana dashboard (panels, annotations, the $instance
+#     variable) returns data, media panels included (the emulated NVDIMM);
+#   - every alert expression evaluates without error;
+#   - DaxpolicyDegraded fires when a scope cannot be used and DaxpolicyDown when
+#     the daemon is stopped (Prometheus evaluates a copy of the rules in which
+#     only the `for:` durations are cut to 2s).
+# Exits STATUS when every check passed.
+#
+#   monitoring.sh DEB_DIR DASHBOARD.json ALERTS.yaml [STATUS]
+source "$(dirname "${BASH_SOURCE[0]}")/../guest-lib.sh"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+deb_dir=${1:?usage: monitoring.sh DEB_DIR DASHBOARD ALERTS [STATUS]}
+dashboard=${2:?usage: monitoring.sh DEB_DIR DASHBOARD ALERTS [STATUS]}
+alerts=${3:?usage: monitoring.sh DEB_DIR DASHBOARD ALERTS [STATUS]}
+status=${4:-0}
+vm_require_cmd systemctl apt-get dpkg curl prometheus promtool python3
+arch=$(dpkg --print-architecture)
+debs=("$deb_dir"/daxpolicy_*_"$arch".deb)
+vm_require "a package built by tools/build-deb.sh in $deb_dir" test -f "${debs[0]}"
+((${#debs[@]} == 1)) || vm_die "more than one package in $deb_dir: ${debs[*]}"
+timeout 120 systemctl is-system-running --wait >/dev/null 2>&1
+
+svc=daxpolicyd.service
+mnt=/srv/pmem
+work=$(mktemp -d)
+prom=http://127.0.0.1:9090
+queries=("python3" "$here/prom-queries.py")
+# apt without the host's package index: the guest has no network and the
+# dependencies are installed already; parsing the 19 MB of lists under
+# software emulation would take a minute per call.
+mkdir -p "$work/apt-lists/partial"
+apt_offline() { apt-get -o Dir::State::Lists="$work/apt-lists" "$@"; }
+# Nor does the guest rebuild the man-db index of all the host's man pages
+# (the package's trigger): minutes under emulation.
+rm -f /var/lib/man-db/auto-update
+# The host's Docker-style policy-rc.d (exit 101) would keep dpkg from starting
+# services; a Debian system has none.
+rm -f /usr/sbin/policy-rc.d
+wait_for() {
+  local end=$((SECONDS + $1))
+  shift
+  while ((SECONDS < end)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  "$@"
+}
+
+vm_expect "promtool check rules $(basename "$alerts")" promtool check rules "$alerts"
+
+# --- the installed daemon on the emulated NVDIMM ---------------------------------
+vm_pmem_mount xfs "$mnt"
+mkdir -p "$mnt/dax" "$mnt/pc"
+for i in 1 2 3 4; do head -c 256K /dev/urandom >"$mnt/dax/f$i"; done
+head -c 256K /dev/urandom >"$mnt/pc/f1"
+apt_offline install -y "$(realpath "${debs[0]}")" >"$work/apt.log" 2>&1 ||
+  { sed 's/^/#   | /' "$work/apt.log" | tail -n 30; vm_die "apt install ${debs[0]}"; }
+mkdir -p /etc/systemd/system/$svc.d
+printf '[Service]\nReadWritePaths=%s\n' "$mnt" >/etc/systemd/system/$svc.d/scopes.conf
+# Four files due and a budget of two switches a minute: suppressed transitions
+# (the "budget" reason) for their panel. A probe every 5 s: media latency panels.
+policy() {  # policy EXTRA_SCOPE
+  cat <<YAML
+apiVersion: daxpolicy/v1
+daemon:
+  interval: 1s
+  mode: enforce
+  metrics: { listen: "127.0.0.1:9847" }
+  probe: { interval: 5s }
+scopes: [ $mnt${1:+, $1} ]
+defaults: { dax: keep, min_dwell: 0s, max_switches_per_minute: 2 }
+rules:
+  - name: to-dax
+    match: { path: "$mnt/dax/*" }
+    dax: on
+  - name: to-page-cache
+    match: { path: "$mnt/pc/*" }
+    dax: off
+YAML
+}
+policy >/etc/daxpolicy/policy.yaml
+systemctl daemon-reload
+vm_expect "daxpolicyd restarts with a policy on $mnt" timeout 120 systemctl restart $svc
+
+# --- Prometheus -------------------------------------------------------------
+sed -E 's/^( *for:) .*/\1 2s/' "$alerts" >"$work/alerts-fast.yaml"
+vm_expect "the fast copy of the rules differs only in its for: lines" \
+  diff <(grep -v '^ *for:' "$alerts") <(grep -v '^ *for:' "$work/alerts-fast.yaml")
+cat >"$work/prometheus.yml" <<YAML
+global:
+  scrape_interval: 2s
+  evaluation_interval: 2s
+rule_files: [ "$work/alerts-fast.yaml" ]
+scrape_configs:
+  - job_name: daxpolicy
+    static_configs:
+      - targets: [ "127.0.0.1:9847" ]
+YAML
+vm_expect "promtool check config" promtool check config "$work/prometheus.yml"
+prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
+  --web.listen-address=127.0.0.1:9090 --log.level=warn >"$work/prometheus.log" 2>&1 &
+prom_pid=$!
+vm_expect "prometheus is ready" wait_for 60 curl -sf $prom/-/ready
+vm_expect "prometheus scrapes daxpolicyd (up == 1)" \
+  wait_for 60 "${queries[@]}" expr $prom 'up{job="daxpolicy"} == 1'
+
+# A good reload (generation changes: the reload annotation), then a refused one
+# (the refused-reload annotation); files switch meanwhile.
+policy "" | sed 's/max_switches_per_minute: 2/max_switches_per_minute: 3/' >/etc/daxpolicy/policy.yaml
+systemctl reload $svc
+sleep 4
+printf '  - name: broken\n    match: { path: "%s/pc/*" }\n    dax: sideways\n' "$mnt" >>/etc/daxpolicy/policy.yaml
+systemctl reload $svc
+vm_expect "the broken policy is refused" \
+  wait_for 20 "${queries[@]}" expr $prom 'daxpolicy_config_last_reload_successful == 0'
+
+t0=$SECONDS
+vm_expect "every query of the dashboard returns data" \
+  "${queries[@]}" dashboard $prom "$dashboard" 2 90
+vm_log "dashboard queries done in $((SECONDS - t0)) s"
+vm_expect "every alert expression evaluates" "${queries[@]}" rules $prom "$alerts"
+
+# --- Degraded: a scope that cannot be used ---------------------------------------------
+policy /srv/not-mounted >/etc/daxpolicy/policy.yaml
+systemctl reload $svc
+vm_expect "daxpolicy_degraded{kind=\"scope\"} is 1" \
+  wait_for 30 "${queries[@]}" expr $prom 'daxpolicy_degraded{kind="scope"} == 1'
+vm_expect "DaxpolicyDegraded fires (kind=scope)" \
+  wait_for 30 "${queries[@]}" firing $prom DaxpolicyDegraded kind=scope
+policy >/etc/daxpolicy/policy.yaml
+systemctl reload $svc
+
+# --- Down: the daemon stopped ---------------------------------------------------
+systemctl stop $svc
+vm_expect "up == 0 once the daemon is stopped" \
+  wait_for 30 "${queries[@]}" expr $prom 'up{job="daxpolicy"} == 0'
+vm_expect "DaxpolicyDown fires" wait_for 30 "${queries[@]}" firing $prom DaxpolicyDown
+
+kill "$prom_pid" 2>/dev/null
+wait "$prom_pid" 2>/dev/null
+if ((vm_failures > 0)); then
+  sed 's/^/#   prometheus: /' "$work/prometheus.log" | tail -n 20
+  journalctl --no-pager -q -o cat -u $svc | tail -n 20 | sed 's/^/#   daemon: /'
+fi
+vm_done "$status"

@@ -203,14 +203,17 @@ class BusService::Object
   // Who sent the message being handled, as the bus vouches for it. Each credential costs a
   // query of the bus, so only those used are asked, once per call: the pid only when
   // `logged` (it is only for the log), the groups only for a caller other than root (root
-  // reaches every file).
+  // reaches every file). The uid, which a connection keeps for its lifetime, is asked once
+  // per connection (the call limit remembers it).
   Caller CurrentCaller(bool logged) {
     const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
     if (message == nullptr) throw sdbus::Error(kErrorFailed, "no message is being processed");
     Caller caller;
     try {
       caller.sender = message->getSender();
-      caller.uid = message->getCredsUid();
+      // Guarded asked the bus for the uid at the sender's first call: no second question.
+      const std::optional<uid_t> known = limiter_.KnownUid(caller.sender);
+      caller.uid = known ? *known : message->getCredsUid();
       if (logged) {
         try {
           caller.pid = message->getCredsPid();

@@ -49,4 +49,10 @@ std::optional<std::string> CallLimiter::Admit(const std::string& sender, int64_t
 
 void CallLimiter::Forget(const std::string& sender) { uids_.erase(sender); }
 
+std::optional<uid_t> CallLimiter::KnownUid(const std::string& sender) const {
+  auto it = uids_.find(sender);
+  if (it == uids_.end()) return std::nullopt;
+  return it->second.uid;
+}
+
 }  // namespace daxpolicy::bus

@@ -42,6 +42,8 @@ class CallLimiter {
                                    const UidLookup& lookup);
   /// A unique name left the bus.
   void Forget(const std::string& sender);
+  /// The uid of `sender` as the bus told it at its first call, if it is remembered.
+  std::optional<uid_t> KnownUid(const std::string& sender) const;
 
   size_t remembered_senders() const { return uids_.size(); }
 

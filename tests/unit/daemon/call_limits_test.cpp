@@ -90,8 +90,10 @@ TEST(ACallLimiter, AsksTheBusAgainForANameThatLeftButKeepsTheUsersCount) {
   FakeBus bus({{":1.5", 1000}});
   CallLimiter limiter(10, 5);
   EXPECT_EQ(Admitted(limiter, bus, ":1.5", 10, 0), 10);
+  EXPECT_EQ(limiter.KnownUid(":1.5"), 1000u);
   limiter.Forget(":1.5");
   EXPECT_EQ(limiter.remembered_senders(), 0u);
+  EXPECT_EQ(limiter.KnownUid(":1.5"), std::nullopt);
   // Leaving the bus and coming back does not reset the user's budget.
   EXPECT_EQ(Admitted(limiter, bus, ":1.5", 1, 0), 0);
   EXPECT_EQ(bus.asked, 2);

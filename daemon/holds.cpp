@@ -140,20 +140,28 @@ size_t HoldTable::ReleaseOwner(const std::string& owner) {
 
 size_t HoldTable::Prune(const std::function<int(uint64_t dev)>& mount_fd) {
   std::vector<std::pair<uint32_t, const char*>> gone;
-  // open_by_handle_at needs a real fd on the filesystem, not an O_PATH one: one per device.
-  std::unordered_map<uint64_t, int> dir_fds;
+  // Per device, asked once: the scope's fd (-1: no scope) and, as open_by_handle_at needs a
+  // real fd on the filesystem, not an O_PATH one, a directory opened from it.
+  struct Mount {
+    int scope_fd = -1;
+    int dir_fd = -1;
+  };
+  std::unordered_map<uint64_t, Mount> mounts;
   for (const auto& [cookie, e] : holds_) {
-    int mfd = mount_fd(e.target.dev);
-    if (mfd < 0) {
+    auto [m, inserted] = mounts.try_emplace(e.target.dev);
+    if (inserted) m->second.scope_fd = mount_fd(e.target.dev);
+    Mount& mount = m->second;
+    if (mount.scope_fd < 0) {
       gone.emplace_back(cookie, "scope gone");
       continue;
     }
     if (e.target.handle.empty()) continue;  // no handles here: kept until released
-    auto [d, inserted] = dir_fds.try_emplace(e.target.dev, -1);
-    if (inserted) d->second = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d->second < 0) continue;
+    if (mount.dir_fd < 0) {
+      mount.dir_fd = openat(mount.scope_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    if (mount.dir_fd < 0) continue;
     std::string copy = e.target.handle;
-    int fd = open_by_handle_at(d->second, reinterpret_cast<file_handle*>(copy.data()),
+    int fd = open_by_handle_at(mount.dir_fd, reinterpret_cast<file_handle*>(copy.data()),
                                O_PATH | O_CLOEXEC);
     if (fd < 0) {
       if (errno == ESTALE || errno == ENOENT) gone.emplace_back(cookie, "file gone");
@@ -165,8 +173,8 @@ size_t HoldTable::Prune(const std::function<int(uint64_t dev)>& mount_fd) {
     close(fd);
     if (!alive) gone.emplace_back(cookie, "file gone");
   }
-  for (const auto& [dev, fd] : dir_fds) {
-    if (fd >= 0) close(fd);
+  for (const auto& [dev, mount] : mounts) {
+    if (mount.dir_fd >= 0) close(mount.dir_fd);
   }
   for (const auto& [cookie, why] : gone) Remove(holds_.find(cookie), why);
   return gone.size();

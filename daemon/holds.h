@@ -15,8 +15,9 @@
 // it ends; ListHolds says which ones are in effect.
 //
 // Limits: kMaxHoldsPerUid holds for each uid but root, kMaxHolds in all; beyond them Add
-// fails with a clear error. Every operation costs O(holds of that file or of that caller),
-// never O(all holds), so one caller's flood does not slow the others.
+// fails with a clear error. Every operation a caller starts costs O(holds of that file or of
+// that caller), never O(all holds), so one caller's flood does not slow the others. Prune,
+// once a cycle, checks every hold: O(all holds) with one scope lookup per filesystem.
 
 #include <sys/types.h>
 
@@ -83,7 +84,7 @@ class HoldTable {
   // Every hold of a unique bus name that left the bus; returns how many.
   size_t ReleaseOwner(const std::string& owner);
   // Drops holds whose file is gone. `mount_fd(dev)` gives an fd on the filesystem of `dev`
-  // (-1: no scope there any more, the hold ends).
+  // (-1: no scope there any more, the hold ends); it is asked once per filesystem.
   size_t Prune(const std::function<int(uint64_t dev)>& mount_fd);
 
   // What the policy evaluation uses: per file, the hold that takes effect.

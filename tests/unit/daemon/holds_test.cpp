@@ -110,5 +110,19 @@ TEST(AHoldTable, EndsHoldsWhoseScopeIsGone) {
   EXPECT_TRUE(table.effective().empty());
 }
 
+TEST(AHoldTable, LooksUpTheScopeOfAFilesystemOncePerPrune) {
+  HoldTable table;
+  for (uint64_t ino = 1; ino <= 3; ++ino) {
+    table.Add(File(ino), "/s/f" + std::to_string(ino), DaxState::kDax, "", User(1000, ":1.1"));
+  }
+  int lookups = 0;
+  auto scope_gone = [&](uint64_t) {
+    ++lookups;
+    return -1;
+  };
+  EXPECT_EQ(table.Prune(scope_gone), 3u);
+  EXPECT_EQ(lookups, 1);
+}
+
 }  // namespace
 }  // namespace daxpolicy::daemon

@@ -193,6 +193,13 @@ void Metrics::Update(const MetricsSource& source, double cycle_seconds_observed)
   generation_series_->Set(static_cast<double>(source.generation()));
   reload_ok_series_->Set(source.last_reload_successful() ? 1 : 0);
   const std::vector<std::string> degraded = source.degraded_kinds();
+  // A telemetry source's kind is its name: one added later gets its series
+  // the first time it is degraded (and keeps it, at 0 once it works).
+  for (const std::string& kind : degraded) {
+    if (!degraded_series_.count(kind)) {
+      degraded_series_.emplace(kind, &degraded_->Add({{"kind", kind}}));
+    }
+  }
   for (auto& [kind, gauge] : degraded_series_) {
     gauge->Set(std::find(degraded.begin(), degraded.end(), kind) != degraded.end() ? 1 : 0);
   }

@@ -50,11 +50,13 @@ class MetricsSource {
   virtual uint64_t generation() const = 0;
   /// False after a reload refused a bad policy, true again after a good one.
   virtual bool last_reload_successful() const = 0;
-  /// The kinds of problem the daemon is degraded by (kDegradedKinds), none when fine.
+  /// The kinds of problem the daemon is degraded by (kDegradedKinds, or the
+  /// Name() of another telemetry source), none when fine.
   virtual std::vector<std::string> degraded_kinds() const { return {}; }
 };
 
-/// The `kind` label values of daxpolicy_degraded, each series always present.
+/// The `kind` label values of daxpolicy_degraded, each series always present;
+/// any other kind (a telemetry source's Name()) gets its series when first reported.
 inline constexpr const char* kDegradedKinds[] = {"scope", "journal", "close-events", "access",
                                                  "media", "metrics", "bus"};
 

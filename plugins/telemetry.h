@@ -21,7 +21,8 @@
 /// to EngineParts::sources in daemon/wiring.cpp. Nothing else changes: the
 /// engine runs every source on the cycle's worker thread, one after the other,
 /// counts the errors a source reports in daxpolicy_sampler_errors_total
-/// {source=...}, and shows its Degraded() text in the Degraded property.
+/// {source=...}, shows its Degraded() text in the Degraded property and sets
+/// daxpolicy_degraded{kind=<its Name()>} while that text is not empty.
 ///
 /// Threads: Sample() runs on the engine's worker thread; Degraded() is called
 /// right after Sample() on the same thread (the engine publishes the text with

@@ -298,6 +298,17 @@ TEST(TheDegradedGauge, HasEveryKindAndMarksTheCurrentOnes) {
   EXPECT_EQ(Value(metrics.Text(), "daxpolicy_degraded{kind=\"media\"}"), 0);
 }
 
+TEST(TheDegradedGauge, AddsTheKindOfASourceItDoesNotKnow) {
+  Metrics metrics("1");
+  FakeMetricsSource source = TypicalSource();
+  source.degraded_ = {"thermal"};  // a telemetry source added after kDegradedKinds
+  metrics.Update(source, -1);
+  EXPECT_EQ(Value(metrics.Text(), "daxpolicy_degraded{kind=\"thermal\"}"), 1);
+  source.degraded_.clear();
+  metrics.Update(source, -1);
+  EXPECT_EQ(Value(metrics.Text(), "daxpolicy_degraded{kind=\"thermal\"}"), 0);
+}
+
 TEST(TheCycleHistogram, ObservesOnlyNonNegativeDurations) {
   Metrics metrics("1");
   FakeMetricsSource source = TypicalSource();

@@ -20,9 +20,9 @@
 /// a job is out, the loop may call every const method, OnCloseEvents, the hold
 /// methods, SetMode, Cancel and ReplacePolicy (which then takes effect at
 /// EndCycle); RunCycle does all steps on the calling thread. The clock is read
-/// on both threads (Clock implementations are thread-safe).
-
-#include <sys/types.h>
+/// on both threads (Clock implementations are thread-safe), and so is the
+/// enforce driver: OnCloseEvents calls its ReadEffective() while the worker
+/// may be in its Apply() (DaxDriver::ReadEffective must allow that).
 
 #include <atomic>
 #include <cstdint>

@@ -87,7 +87,8 @@ struct ApplyOutcome {
   }
 };
 
-/// One DAX driver. Not thread-safe unless an implementation says so.
+/// One DAX driver. Not thread-safe unless an implementation says so, except
+/// ReadEffective() (see there).
 class DaxDriver {
  public:
   virtual ~DaxDriver() = default;
@@ -102,7 +103,10 @@ class DaxDriver {
                                      const ApplyHooks& hooks) = 0;
   /// STATX_ATTR_DAX of the file holding no fd of it (a close event's re-check);
   /// kUnknown if it cannot be read or the path now names another inode. The
-  /// default asks Read().
+  /// default asks Read(). Must be safe to call while another thread is in
+  /// Apply() or Read(): the engine re-checks closed files on its event loop
+  /// while a cycle applies on its worker (the kernel-backed drivers read
+  /// through their const FlagReader).
   virtual DaxState ReadEffective(const FileRef& ref);
 };
 

@@ -5,12 +5,29 @@
 
 namespace daxpolicy::driver {
 
+void FakeDriver::SetFile(const std::string& path, FileFlags flags) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  files_[path] = flags;
+}
+
+void FakeDriver::Block(const std::string& path, Blocked blocked) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  blocks_[path] = std::move(blocked);
+}
+
+void FakeDriver::SetHeld(const std::string& path, bool held) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  held_[path] = held;
+}
+
 const FileFlags* FakeDriver::Find(const std::string& path) const {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
   auto it = files_.find(path);
   return it == files_.end() ? nullptr : &it->second;
 }
 
 Result<FileFlags> FakeDriver::Read(const FileRef& ref) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
   auto it = files_.find(ref.path);
   if (it == files_.end()) return Error{std::string(kReasonVanished), ENOENT};
   if (ref.expected.ino != 0 &&
@@ -22,6 +39,7 @@ Result<FileFlags> FakeDriver::Read(const FileRef& ref) {
 
 Result<ApplyOutcome> FakeDriver::Apply(const FileRef& ref, DaxState desired,
                                        const ApplyHooks& hooks) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
   calls_.push_back(Call{ref.path, desired});
   if (desired == DaxState::kUnknown) {
     return Error{"desired DAX state must be dax or page-cache", EINVAL};

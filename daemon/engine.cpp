@@ -705,7 +705,23 @@ void Engine::Publish(CycleJob& job) {
   std::sort(view->order.begin(), view->order.end(), [&](uint32_t a, uint32_t b) {
     return KeyOf(snap, snap.files[a]) < KeyOf(snap, snap.files[b]);
   });
-  view->published.resize(snap.files.size());
+  // What each file was last published as in the previous view: both orders
+  // are sorted by identity, so one pass over them finds every file's state
+  // (0 for a file new to this cycle). Each is replaced by its state now below.
+  view->published.assign(snap.files.size(), 0);
+  {
+    const policy::Snapshot& old = *previous.snap;
+    const std::vector<uint32_t>& old_order = previous.order;
+    size_t p = 0;
+    for (uint32_t i : view->order) {
+      const FileKey key = KeyOf(snap, snap.files[i]);
+      while (p < old_order.size() && KeyOf(old, old.files[old_order[p]]) < key) ++p;
+      if (p == old_order.size()) break;
+      if (KeyOf(old, old.files[old_order[p]]) == key) {
+        view->published[i] = previous.published[old_order[p]];
+      }
+    }
+  }
   PendingHolders still_pending;
   std::string path;
   for (uint32_t i = 0; i < snap.files.size(); ++i) {
@@ -728,12 +744,8 @@ void Engine::Publish(CycleJob& job) {
       }
     }
     // What this file was last published as: a close event since, or the last view.
-    uint8_t before = 0;
-    if (auto c = m.close_published.find(key); c != m.close_published.end()) {
-      before = c->second;
-    } else if (std::optional<uint32_t> p = previous.Find(key)) {
-      before = previous.published[*p];
-    }
+    uint8_t before = view->published[i];
+    if (auto c = m.close_published.find(key); c != m.close_published.end()) before = c->second;
     const uint8_t packed = Pack(st.state, f.physical, f.effective);
     view->published[i] = packed;
     if (before != packed) {

@@ -99,7 +99,9 @@ void SyntheticFileSource::Sample(plugins::SampleContext& ctx) {
     // Names as bench_bus makes them on disk: 7 bytes.
     const int n = std::snprintf(name, sizeof(name), "%c%06llu", i % 2 ? 'b' : 'a',
                                 static_cast<unsigned long long>(i % 1'000'000));
-    r.ino = 1000 + i;
+    // Inode numbers in no relation to the table's order, as a directory
+    // walk finds them (a bijection: 2654435761 is prime).
+    r.ino = 1000 + (i * 2'654'435'761ULL) % files_;
     r.dir = 1 + static_cast<uint32_t>(i / per_dir);
     r.name_offset = static_cast<uint32_t>(snap.names.size());
     r.name_length = static_cast<uint16_t>(n);

@@ -81,7 +81,8 @@ class FakeFileSource final : public plugins::TelemetrySource {
 /// `files` synthetic regular files in `dirs` directories, for memory
 /// benchmarks: builds each cycle's table from the previous one the way the
 /// scanner does (two tables side by side), no disk, no per-file test state.
-/// Sizes are 4 KiB to 256 KiB; files of 128 KiB and more have the DAX flag.
+/// Sizes are 4 KiB to 256 KiB; files of 128 KiB and more have the DAX flag;
+/// inode numbers are scattered over the table as a directory walk finds them.
 class SyntheticFileSource final : public plugins::TelemetrySource {
  public:
   SyntheticFileSource(uint64_t files, uint32_t dirs) : files_(files), dirs_(dirs) {}

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -464,6 +465,27 @@ TEST_F(EngineTest, AReloadSignalsOnlyFilesWhoseStateChanged) {
   CycleReport r = engine_->RunCycle();
   ASSERT_EQ(r.changes.size(), 1u);
   EXPECT_EQ(r.changes[0].path, root_ + "/y1");
+}
+
+TEST_F(EngineTest, ACycleSignalsOnlyChangedFilesWhileOthersComeAndGo) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  // Created in reverse: identity order is the reverse of the table's (path) order.
+  for (const char* name : {"e", "d", "c", "b"}) AddFile(name, DaxState::kDax, DaxState::kDax);
+  EXPECT_EQ(engine_->RunCycle().changes.size(), 4u);
+  // "b" goes, "a" comes first in the table (every index moves), "d" loses
+  // effective DAX on disk; "c" and "e" stay as they were.
+  parts_.files->files.erase("b");
+  AddFile("a", DaxState::kDax, DaxState::kDax);
+  driver::FileFlags d = *parts_.disk->Find("d");
+  d.effective = DaxState::kPageCache;
+  parts_.disk->SetFile("d", d);
+  CycleReport r = engine_->RunCycle();
+  std::vector<std::string> changed;
+  for (const StateChange& c : r.changes) changed.push_back(c.path);
+  std::sort(changed.begin(), changed.end());
+  EXPECT_EQ(changed, (std::vector<std::string>{root_ + "/a", root_ + "/d"}));
+  EXPECT_EQ(Get("d").state, FileState::kPending);
+  EXPECT_TRUE(engine_->RunCycle().changes.empty());
 }
 
 TEST_F(EngineTest, CancelStopsChangesAndTheNextCycleMakesThem) {

@@ -356,7 +356,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Options& options, policy::P
 void Engine::SetUpScopes() {
   Impl& m = *impl_;
   m.policy = policy_;
-  m.scopes = daemon::SetUpScopes(policy_, ++m.scope_generation, *m.parts.mounts, m.parts.page_size,
+  m.scopes = daemon::SetUpScopes(policy_, ++m.scope_generation, *m.parts.mounts,
                                  m.parts.close_watcher.get(), &m.watcher_problem);
   m.degraded = m.scopes->problems;
   // A journal that cannot be opened or was found damaged shows at start, not at the first change.

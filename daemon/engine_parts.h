@@ -66,6 +66,7 @@ struct EngineParts {
   JournalOpener journal;
   /// Monotonic and wall clock: the only time the engine knows.
   std::shared_ptr<const plugins::Clock> clock;
+  /// The system page size (Snapshot::page_size).
   uint32_t page_size = 4096;
 };
 

@@ -16,7 +16,6 @@
 namespace daxpolicy::daemon {
 
 std::vector<ScopeFacts> HostMountInspector::Inspect(const std::vector<std::string>& paths,
-                                                    uint32_t page_size,
                                                     std::vector<std::string>* problems) {
   std::vector<ScopeFacts> out;
   auto table = host::MountTable::Load(roots_);
@@ -54,13 +53,10 @@ std::vector<ScopeFacts> HostMountInspector::Inspect(const std::vector<std::strin
     f.on_known_mount = true;
     host::DaxCheckInput in;
     in.block_size = fstatfs(f.root_fd, &sfs) == 0 ? static_cast<uint64_t>(sfs.f_bsize) : 0;
-    in.page_size = page_size;
+    in.page_size = page_size_;
     in.kernel = kernel_;
     host::MountDaxCapability cap = host::AssessMountDax(*mount, roots_, in);
-    if (!cap.per_file_flag.ok) {
-      f.flag_blocked = cap.per_file_flag.reason;
-      f.problems.push_back("scope " + path + ": per-file DAX cannot work: " + f.flag_blocked);
-    }
+    if (!cap.per_file_flag.ok) f.flag_blocked = cap.per_file_flag.reason;
     if (!cap.effective.ok) f.mount.effective_blocked_reason = cap.effective.reason;
     f.mount.mount_point = mount->mount_point;
     f.media = media::MountInput{mount->mount_point, mount->major, mount->minor, mount->fs_type, {}};
@@ -83,17 +79,20 @@ ScopeSet::~ScopeSet() {
 
 std::shared_ptr<const ScopeSet> SetUpScopes(std::shared_ptr<const policy::Policy> policy,
                                             uint64_t generation, MountInspector& inspector,
-                                            uint32_t page_size, files::CloseEventSource* watcher,
+                                            files::CloseEventSource* watcher,
                                             std::string* watcher_problem) {
   auto set = std::make_shared<ScopeSet>();
   set->scopes.generation = generation;
-  std::vector<ScopeFacts> facts = inspector.Inspect(policy->scopes, page_size, &set->problems);
+  std::vector<ScopeFacts> facts = inspector.Inspect(policy->scopes, &set->problems);
   facts.resize(policy->scopes.size());
   std::vector<std::string> probe_dirs;
   for (size_t i = 0; i < policy->scopes.size(); ++i) {
     const std::string& path = policy->scopes[i];
     ScopeFacts& f = facts[i];
     for (std::string& p : f.problems) set->problems.push_back(std::move(p));
+    if (f.on_known_mount && !f.flag_blocked.empty()) {
+      set->problems.push_back("scope " + path + ": per-file DAX cannot work: " + f.flag_blocked);
+    }
     plugins::ScopeInfo s;
     s.path = path;
     s.root_fd = f.root_fd;

@@ -23,15 +23,18 @@ namespace daxpolicy::daemon {
 
 /// What the host says about one scope root.
 struct ScopeFacts {
-  int root_fd = -1;             ///< O_PATH directory, owned by the caller from now on; -1: unusable
-  uint64_t dev = 0;             ///< st_dev of the root
-  uint64_t mount_id = 0;        ///< statx STATX_MNT_ID of the root (0 = unknown)
-  bool covered = false;         ///< a mount is over the root: never scanned
-  policy::MountRecord mount;    ///< dev, mount point, why effective DAX cannot work
-  std::string flag_blocked;     ///< why the per-file flag cannot work ("" = it can)
+  int root_fd = -1;           ///< O_PATH directory, owned by the caller from now on; -1: unusable
+  uint64_t dev = 0;           ///< st_dev of the root
+  uint64_t mount_id = 0;      ///< statx STATX_MNT_ID of the root (0 = unknown)
+  bool covered = false;       ///< a mount is over the root: never scanned
+  policy::MountRecord mount;  ///< dev, mount point, why effective DAX cannot work
+  /// Why the per-file flag cannot work ("" = it can): the reason alone;
+  /// SetUpScopes reports it in Degraded for a root on a known mount.
+  std::string flag_blocked;
   media::MountInput media;      ///< mount_point "" when no mount was found
   bool on_known_mount = false;  ///< found in the mount table (close events can be marked)
-  std::vector<std::string> problems;  ///< for Degraded, e.g. "scope /x cannot be opened: ..."
+  /// For Degraded, what keeps the root itself from use, e.g. "scope /x cannot be opened: ...".
+  std::vector<std::string> problems;
 };
 
 /// Looks at scope roots on the host (HostMountInspector) or in a test's table.
@@ -40,22 +43,25 @@ class MountInspector {
   virtual ~MountInspector() = default;
   /// Facts about each path, in order. `problems` gets what concerns all of
   /// them (e.g. an unreadable mount table).
-  virtual std::vector<ScopeFacts> Inspect(const std::vector<std::string>& paths, uint32_t page_size,
+  virtual std::vector<ScopeFacts> Inspect(const std::vector<std::string>& paths,
                                           std::vector<std::string>* problems) = 0;
 };
 
 /// The mount table of <roots.proc>, the DAX capability checks of
-/// plugins/host/dax_capability.h and the running kernel's release.
+/// plugins/host/dax_capability.h, the running kernel's release and the system's
+/// page size (DAX needs blocks of that size).
 class HostMountInspector final : public MountInspector {
  public:
-  HostMountInspector(host::Roots roots, std::optional<host::KernelDaxSupport> kernel)
-      : roots_(std::move(roots)), kernel_(std::move(kernel)) {}
-  std::vector<ScopeFacts> Inspect(const std::vector<std::string>& paths, uint32_t page_size,
+  HostMountInspector(host::Roots roots, std::optional<host::KernelDaxSupport> kernel,
+                     uint32_t page_size)
+      : roots_(std::move(roots)), kernel_(std::move(kernel)), page_size_(page_size) {}
+  std::vector<ScopeFacts> Inspect(const std::vector<std::string>& paths,
                                   std::vector<std::string>* problems) override;
 
  private:
   host::Roots roots_;
   std::optional<host::KernelDaxSupport> kernel_;
+  uint32_t page_size_;
 };
 
 /// The scope list of a policy, holding the root fds open (closed with it).
@@ -69,13 +75,15 @@ struct ScopeSet {
   ~ScopeSet();
 };
 
-/// Sets up the scopes of `policy`: inspects the roots, marks their filesystems
+/// Sets up the scopes of `policy`: inspects the roots (a root on a known mount
+/// where the per-file flag cannot work is reported as "scope X: per-file DAX
+/// cannot work: <ScopeFacts::flag_blocked>"), marks their filesystems
 /// for close events (when `watcher` is given; the first failure goes to
 /// *watcher_problem when it is empty), and excludes protect patterns and the
 /// media probe directories from the file table.
 std::shared_ptr<const ScopeSet> SetUpScopes(std::shared_ptr<const policy::Policy> policy,
                                             uint64_t generation, MountInspector& inspector,
-                                            uint32_t page_size, files::CloseEventSource* watcher,
+                                            files::CloseEventSource* watcher,
                                             std::string* watcher_problem);
 
 }  // namespace daxpolicy::daemon

@@ -172,8 +172,7 @@ void FakeCloseWatcher::Close(const std::string& relative) {
 }
 
 std::vector<daemon::ScopeFacts> FakeMountInspector::Inspect(
-    const std::vector<std::string>& paths, uint32_t /*page_size*/,
-    std::vector<std::string>* /*problems*/) {
+    const std::vector<std::string>& paths, std::vector<std::string>* /*problems*/) {
   std::vector<daemon::ScopeFacts> out;
   for (const std::string& path : paths) {
     daemon::ScopeFacts f;
@@ -190,10 +189,7 @@ std::vector<daemon::ScopeFacts> FakeMountInspector::Inspect(
     f.dev = st.st_dev;
     f.mount.dev = st.st_dev;
     f.on_known_mount = true;
-    if (auto it = flag_blocked.find(path); it != flag_blocked.end()) {
-      f.flag_blocked = it->second;
-      f.problems.push_back("scope " + path + ": per-file DAX cannot work: " + it->second);
-    }
+    if (auto it = flag_blocked.find(path); it != flag_blocked.end()) f.flag_blocked = it->second;
     if (auto it = effective_blocked.find(path); it != effective_blocked.end()) {
       f.mount.effective_blocked_reason = it->second;
     }

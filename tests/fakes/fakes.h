@@ -135,7 +135,7 @@ class FakeCloseWatcher final : public files::CloseEventSource {
 /// real); DAX capability as the test says.
 class FakeMountInspector final : public daemon::MountInspector {
  public:
-  std::vector<daemon::ScopeFacts> Inspect(const std::vector<std::string>& paths, uint32_t page_size,
+  std::vector<daemon::ScopeFacts> Inspect(const std::vector<std::string>& paths,
                                           std::vector<std::string>* problems) override;
   std::map<std::string, std::string> flag_blocked;       ///< by scope path
   std::map<std::string, std::string> effective_blocked;  ///< by scope path

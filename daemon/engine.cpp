@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
-#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -170,7 +169,6 @@ struct Engine::View {
   }
 
   std::optional<uint32_t> Find(const FileKey& key) const {
-    if (!snap) return std::nullopt;
     auto it = std::lower_bound(order.begin(), order.end(), key, [&](uint32_t i, const FileKey& k) {
       return KeyOf(*snap, snap->files[i]) < k;
     });
@@ -328,7 +326,6 @@ struct Engine::Impl {
 Engine::Engine(Options options, policy::Policy policy, EngineParts parts)
     : impl_(std::make_unique<Impl>()),
       options_(std::move(options)),
-      clock_(parts.clock),
       policy_(std::make_shared<const policy::Policy>(std::move(policy))) {
   impl_->parts = std::move(parts);
 }
@@ -388,7 +385,7 @@ CycleJobPtr Engine::BeginCycle() {
   if (cycle_running_) return nullptr;
   Impl& m = *impl_;
   CycleJobPtr job(new CycleJob());
-  job->now = clock_->Now();
+  job->now = m.parts.clock->Now();
   job->mode = mode_.load();
   m.holds.Prune([&m](uint64_t dev) {
     for (const plugins::ScopeInfo& s : m.scopes->scopes.list) {
@@ -465,7 +462,7 @@ void Engine::Sample(CycleJob& job) {
   }
   for (const auto& [name, n] : ctx.errors) job.delta.sampler_errors[name] += n;
   job.report.full_scan = ctx.scanned_full;
-  job.snap.wall_clock_ns = clock_->WallNs();
+  job.snap.wall_clock_ns = m.parts.clock->WallNs();
   job.report.files = job.snap.files.size();
 
   // Rules that read file.holders need every file's count before deciding:
@@ -512,7 +509,6 @@ void Engine::Decide(CycleJob& job) {
     counters.auto_decisions["page-cache"] += decisions.auto_to_page_cache;
   }
 
-  job.to_apply.clear();
   for (const Decision& d : decisions.files) {
     if (!d.apply) continue;
     const plugins::ScopeInfo& scope = m.scopes->scopes.list[job.snap.files[d.file].mount];
@@ -810,7 +806,7 @@ CycleReport Engine::EndCycle(CycleJobPtr job) {
     scopes_stale_ = false;
     SetUpScopes();
   }
-  report.duration_ns = clock_->MonotonicNs() - job->now.mono_ns;
+  report.duration_ns = m.parts.clock->MonotonicNs() - job->now.mono_ns;
   return report;
 }
 
@@ -875,6 +871,8 @@ void Engine::ReplacePolicy(policy::Policy policy) {
 }
 
 void Engine::SetMode(policy::Mode mode) { mode_ = mode; }
+
+const plugins::Clock& Engine::clock() const { return *impl_->parts.clock; }
 
 std::optional<ApiFailure> Engine::Locate(const std::string& path, uint32_t* index) const {
   const View& v = *impl_->view;
@@ -947,7 +945,7 @@ ApiResult<std::string> Engine::Explain(const std::string& path) const {
   // Evaluated now: waits (for, min_dwell, budget) count from the clock's now.
   policy::Explanation e =
       policy::Explain(*v.policy, *v.snap, v.rule_state, impl_->holds.effective(),
-                      {mode_.load(), clock_->MonotonicNs()}, i);
+                      {mode_.load(), impl_->parts.clock->MonotonicNs()}, i);
   std::string text = policy::FormatExplanation(e, *v.snap);
   if (const std::string* refused = v.ApplyReason(i)) {
     text += "  last apply: refused: " + *refused + "\n";
@@ -983,31 +981,31 @@ void Engine::ForEachFile(std::optional<FileState> state,
 
 const media::MediaReport& Engine::media() const { return impl_->view->media_report; }
 
-std::vector<std::string> Engine::DegradedKinds() const {
+std::vector<std::pair<std::string, std::string>> Engine::DegradedParts() const {
   const Impl& m = *impl_;
-  std::vector<std::string> kinds;
-  if (!m.degraded.empty()) kinds.push_back("scope");
+  std::vector<std::pair<std::string, std::string>> parts;
+  for (const std::string& d : m.degraded) parts.emplace_back("scope", d);
   {
     std::lock_guard<std::mutex> lock(m.journal_status_mu);
-    if (!m.journal_status.empty()) kinds.push_back("journal");
+    if (!m.journal_status.empty()) parts.emplace_back("journal", m.journal_status);
   }
-  if (!m.watcher_problem.empty()) kinds.push_back("close-events");
+  if (!m.watcher_problem.empty()) parts.emplace_back("close-events", m.watcher_problem);
   // A telemetry source's kind is its name ("access", "media", ...).
-  for (const auto& [source, d] : m.view->degraded) kinds.push_back(source);
+  for (const auto& [source, d] : m.view->degraded) parts.emplace_back(source, d);
+  return parts;
+}
+
+std::vector<std::string> Engine::DegradedKinds() const {
+  std::vector<std::string> kinds;
+  for (const auto& [kind, text] : DegradedParts()) {
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) kinds.push_back(kind);
+  }
   return kinds;
 }
 
 std::string Engine::Degraded() const {
-  const Impl& m = *impl_;
-  std::vector<std::string> parts = m.degraded;
-  {
-    std::lock_guard<std::mutex> lock(m.journal_status_mu);
-    if (!m.journal_status.empty()) parts.push_back(m.journal_status);
-  }
-  if (!m.watcher_problem.empty()) parts.push_back(m.watcher_problem);
-  for (const auto& [source, d] : m.view->degraded) parts.push_back(d);
   std::string out;
-  for (const std::string& p : parts) out += (out.empty() ? "" : "; ") + p;
+  for (const auto& [kind, text] : DegradedParts()) out += (out.empty() ? "" : "; ") + text;
   return out;
 }
 

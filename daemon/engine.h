@@ -228,7 +228,7 @@ class Engine {
   std::vector<EndedHold> TakeEndedHolds();
 
   const EngineCounters& counters() const { return counters_; }
-  const plugins::Clock& clock() const { return *clock_; }
+  const plugins::Clock& clock() const;
   EngineGauges Gauges() const;
 
   // Blocked files with their reasons (for the --once summary).
@@ -241,12 +241,13 @@ class Engine {
   Engine(Options options, policy::Policy policy, EngineParts parts);
   void SetUpScopes();
   std::string ReasonOf(const View& v, uint32_t file) const;
+  // What Degraded() and DegradedKinds() report: (kind, text), in that order.
+  std::vector<std::pair<std::string, std::string>> DegradedParts() const;
   // Validates a path from a client and finds its record in the published view:
   // the one lookup behind GetFile, Explain and AddHold.
   std::optional<ApiFailure> Locate(const std::string& path, uint32_t* index) const;
   std::unique_ptr<Impl> impl_;
   Options options_;
-  std::shared_ptr<const plugins::Clock> clock_;
   std::shared_ptr<const policy::Policy> policy_;
   uint64_t generation_ = 1;
   std::atomic<policy::Mode> mode_{policy::Mode::kEnforce};

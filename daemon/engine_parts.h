@@ -37,7 +37,8 @@ class ChangeJournal {
   virtual Result<void> SettleBatch() = 0;
   /// What opening found wrong (logged once).
   virtual std::vector<std::string> Problems() const { return {}; }
-  /// Damage found now or earlier (files in corrupt/): shown in Degraded while any.
+  /// Damage found now or earlier (files in corrupt/): shown in Degraded as found
+  /// when the journal was opened (at setup and each policy reload).
   virtual std::vector<std::string> Damage() const { return {}; }
   /// Where it lives, for messages.
   virtual std::string StateDir() const { return {}; }

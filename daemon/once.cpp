@@ -2,18 +2,14 @@
 // daxpolicyd --once: one full cycle, then a summary of what was decided and done.
 
 #include <cstdio>
-#include <iostream>
 
 #include "daemon/engine.h"
 #include "daemon/journal/journal.h"
 #include "daemon/log.h"
 #include "daemon/options.h"
 #include "daemon/wiring.h"
-#include "plugins/media/media_plugin.h"
 
 namespace daxpolicy::daemon {
-
-namespace {}  // namespace
 
 int RunOnce(const Options& options, const policy::Policy& policy) {
   auto engine = Engine::Create(options, policy, MakeEngineParts(options, policy));

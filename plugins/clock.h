@@ -4,7 +4,10 @@
 /// The clocks the daemon reads. Nothing in daemon/ or plugins/ reads a clock
 /// except through a Clock: the engine is given one (daemon/wiring.cpp gives
 /// SystemClock), and tests give a fake one, so time in tests only moves when a
-/// test moves it.
+/// test moves it. One exception: the state journal (Journal::Now in
+/// daemon/journal/journal.cpp) stamps its records with CLOCK_REALTIME_COARSE,
+/// the clock filesystems stamp birth times with, because restore compares the
+/// two.
 
 #include <cstdint>
 

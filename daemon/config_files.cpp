@@ -41,12 +41,34 @@ struct Fd {
   }
 };
 
-// Reads a regular file, never anything else: the path is first opened with
-// O_PATH (which opens no fifo, socket or device) and its type checked on that
-// descriptor; the same inode is then opened for reading through
-// /proc/self/fd, so a file swapped in between is never opened. At most
-// kMaxPolicyFileBytes are read, whatever stat says (a file can grow).
+std::string LimitText(size_t limit) {
+  if (limit >= (size_t{1} << 30) && limit % (size_t{1} << 30) == 0) {
+    return std::to_string(limit >> 30) + " GiB";
+  }
+  if (limit >= (size_t{1} << 20) && limit % (size_t{1} << 20) == 0) {
+    return std::to_string(limit >> 20) + " MiB";
+  }
+  return std::to_string(limit) + " bytes";
+}
+
+// A policy file: a directory and an oversized file are named as not being one.
 bool ReadText(const std::string& path, std::string* out, std::string* error) {
+  if (ReadRegularFile(path, kMaxPolicyFileBytes, out, error)) return true;
+  if (*error == "is a directory, not a regular file") {
+    *error = "is a directory, not a policy file";
+  } else if (error->rfind("larger than ", 0) == 0) {
+    *error += "; not a policy file";
+  }
+  return false;
+}
+
+}  // namespace
+
+// The path is first opened with O_PATH (which opens no fifo, socket or device)
+// and its type checked on that descriptor; the same inode is then opened for
+// reading through /proc/self/fd, so a file swapped in between is never opened.
+// At most `limit` bytes are read, whatever stat says (a file can grow).
+bool ReadRegularFile(const std::string& path, size_t limit, std::string* out, std::string* error) {
   Fd where;
   where.fd = open(path.c_str(), O_PATH | O_CLOEXEC);
   if (where.fd < 0) {
@@ -59,8 +81,7 @@ bool ReadText(const std::string& path, std::string* out, std::string* error) {
     return false;
   }
   if (!S_ISREG(st.st_mode)) {
-    *error = S_ISDIR(st.st_mode) ? "is a directory, not a policy file"
-                                 : "is " + TypeName(st.st_mode) + ", not a regular file";
+    *error = "is " + TypeName(st.st_mode) + ", not a regular file";
     return false;
   }
   Fd in;
@@ -86,17 +107,14 @@ bool ReadText(const std::string& path, std::string* out, std::string* error) {
       return false;
     }
     if (n == 0) return true;
-    if (out->size() + static_cast<size_t>(n) > kMaxPolicyFileBytes) {
-      *error =
-          "larger than " + std::to_string(kMaxPolicyFileBytes >> 20) + " MiB; not a policy file";
+    if (out->size() + static_cast<size_t>(n) > limit) {
+      *error = "larger than " + LimitText(limit);
       out->clear();
       return false;
     }
     out->append(buf, static_cast<size_t>(n));
   }
 }
-
-}  // namespace
 
 std::optional<std::string> ScopeOnFileSystemProblem(const std::string& scope) {
   for (size_t end = scope.find('/', 1);; end = scope.find('/', end + 1)) {

@@ -17,6 +17,11 @@ inline constexpr const char* kDefaultConfig = "/etc/daxpolicy/policy.yaml";
 // Policy files are small: a file longer than this is refused, not read whole.
 inline constexpr size_t kMaxPolicyFileBytes = size_t{4} << 20;
 
+// Reads a regular file and nothing else: a fifo, socket, device or directory is
+// never opened (the error says what it is). A file longer than `limit` bytes is
+// refused ("larger than 4 MiB") instead of being read whole.
+bool ReadRegularFile(const std::string& path, size_t limit, std::string* out, std::string* error);
+
 // The scope inspector the daemon and daxpolicyctl load policies with: refuses a
 // scope when any existing component of it, the scope itself included, is a
 // symbolic link (lstat; a missing component ends the walk, the daemon reports

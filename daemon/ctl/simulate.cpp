@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "daemon/config_files.h"
 #include "daemon/ctl/json.h"
@@ -23,6 +22,7 @@ using policy::SimFigures;
 using policy::SimGroup;
 using policy::SimResult;
 
+// Traces are read whole, so a bigger one is refused (as is a fifo or device).
 constexpr size_t kMaxTraceBytes = size_t{2} << 30;
 
 std::string Seconds(double ns) {
@@ -47,22 +47,6 @@ double OracleShare(const SimGroup& g) {
   const double oracle = g.columns[policy::kSimOracle].time_ns;
   if (policy <= 0) return oracle <= 0 ? 1 : 0;
   return oracle / policy;
-}
-
-bool ReadFile(const std::string& path, std::string* out, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot open " + path;
-    return false;
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
-  if (out->size() > kMaxTraceBytes) {
-    *error = path + " is larger than 2 GiB";
-    return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -261,8 +245,8 @@ int RunSimulate(const SimulateArgs& a) {
     }
   } else if (!a.trace_file.empty()) {
     std::string text;
-    if (!ReadFile(a.trace_file, &text, &error)) {
-      std::cerr << "simulate: " << error << "\n";
+    if (!daemon::ReadRegularFile(a.trace_file, kMaxTraceBytes, &text, &error)) {
+      std::cerr << "simulate: " << a.trace_file << ": " << error << "\n";
       return 1;
     }
     trace = policy::ParseTrace(text, &error);

@@ -114,6 +114,33 @@ TEST(DaxpolicydCheckConfig, ValidatesTheMainFileWithItsDropIns) {
       << r.err;
 }
 
+// A fifo or a device given as the trace is refused before anything is read
+// (/dev/zero would never end); a regular file that is not a trace is refused
+// when parsed.
+TEST(DaxpolicyctlSimulate, RefusesATraceThatIsNotARegularFile) {
+  TempDir dir;
+  const std::string policy = (dir.path() / "policy.yaml").string();
+  WriteFile(policy, "apiVersion: daxpolicy/v1\nscopes: [/srv/pmem]\ndefaults: { dax: auto }\n");
+  const std::string ctl = BinaryPath("daxpolicyctl");
+  const std::string fifo = (dir.path() / "trace").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  pid_t writer = fork();
+  if (writer == 0) _exit(open(fifo.c_str(), O_WRONLY) >= 0 ? 0 : 1);
+  CommandResult r = ::daxpolicy::testing::Run({ctl, "simulate", "--policy", policy, fifo});
+  CommandResult zero =
+      ::daxpolicy::testing::Run({ctl, "simulate", "--policy", policy, "/dev/zero"});
+  int release = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  waitpid(writer, nullptr, 0);
+  if (release >= 0) close(release);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "simulate: " + fifo + ": is a fifo, not a regular file\n");
+  EXPECT_EQ(zero.exit_code, 1);
+  EXPECT_EQ(zero.err, "simulate: /dev/zero: is a character device, not a regular file\n");
+  r = ::daxpolicy::testing::Run({ctl, "simulate", "--policy", policy, policy});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not a daxpolicy trace"), std::string::npos) << r.err;
+}
+
 TEST(Daxpolicyd, RefusesToStartWithAnInvalidPolicy) {
   TempDir dir;
   WriteFile(dir.path() / "policy.yaml", "apiVersion: daxpolicy/v1\n");

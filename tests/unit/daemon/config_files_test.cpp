@@ -109,6 +109,26 @@ TEST(APolicyFile, IsReadOnlyUpToTheLimit) {
   EXPECT_TRUE(LoadPolicyFiles(path, "").policy.has_value());
 }
 
+// Other readers (daxpolicyctl simulate's traces) share the reader with their own limit.
+TEST(ARegularFile, IsReadUpToTheLimitTheCallerGives) {
+  TempDir dir;
+  const std::string path = (dir.path() / "trace").string();
+  WriteFile(path, std::string(100, 'x'));
+  std::string text, error;
+  EXPECT_TRUE(ReadRegularFile(path, 100, &text, &error));
+  EXPECT_EQ(text.size(), 100u);
+  EXPECT_FALSE(ReadRegularFile(path, 99, &text, &error));
+  EXPECT_EQ(error, "larger than 99 bytes");
+  EXPECT_TRUE(text.empty());
+  EXPECT_FALSE(ReadRegularFile("/dev/zero", size_t{2} << 30, &text, &error));
+  EXPECT_EQ(error, "is a character device, not a regular file");
+  const std::string fifo = (dir.path() / "fifo").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  WaitingWriter writer(fifo);
+  EXPECT_FALSE(ReadRegularFile(fifo, 100, &text, &error));
+  EXPECT_EQ(error, "is a fifo, not a regular file");
+}
+
 // Scopes reached through a symlink: the daemon would manage whatever the link
 // points to (root's directories, /proc). Every component is looked at.
 TEST(AScopeThroughASymlink, IsRefusedAtLoadWithItsPosition) {

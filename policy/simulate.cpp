@@ -487,11 +487,13 @@ bool Simulate(const Trace& trace, const Policy& policy, const SimOptions& option
   sim.Run(
       kSimOracle, [&](uint32_t id, const TraceFile&) { return oracle[id]; }, out, nullptr, nullptr);
   sim.Run(kSimPolicy, nullptr, out, nullptr, nullptr);
-  // The recorded modes, for the page-cache model's hit ratios against the measured ones.
-  SimResult scratch = *out;
-  sim.Run(
-      kSimPolicy, [](uint32_t, const TraceFile& f) { return f.mode; }, &scratch, nullptr,
-      &out->hits);
+  if (options.hits) {
+    // The recorded modes, for the page-cache model's hit ratios against the measured ones.
+    SimResult scratch = *out;
+    sim.Run(
+        kSimPolicy, [](uint32_t, const TraceFile& f) { return f.mode; }, &scratch, nullptr,
+        &out->hits);
+  }
   return true;
 }
 

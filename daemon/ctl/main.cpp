@@ -677,7 +677,6 @@ int main(int argc, char** argv) {
   simulate->add_option("--save-trace", sim.save_trace, "Write the replayed trace here");
   simulate->add_flag("--hits", sim.hits,
                      "Compare the page-cache model's hit ratios with the recorded ones");
-  simulate->add_flag("--json", sim.json, "Print JSON");
   bool workload_help = false;
   simulate->add_flag("--help-workloads", workload_help, "List the workload generators");
 
@@ -696,6 +695,7 @@ int main(int argc, char** argv) {
       std::cout << daxpolicy::policy::WorkloadHelp();
       return 0;
     }
+    sim.json = json;  // the global --json, before or after the subcommand
     return daxpolicy::ctl::RunSimulate(sim);
   }
   if (*check) return Check(check_files);

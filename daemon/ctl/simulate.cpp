@@ -10,6 +10,7 @@
 #include "daemon/config_files.h"
 #include "daemon/ctl/json.h"
 #include "daemon/ctl/text.h"
+#include "policy/cost.h"
 #include "policy/units.h"
 #include "policy/workloads.h"
 
@@ -232,18 +233,39 @@ std::string SimulationSvg(const SimResult& r) {
 
 int RunSimulate(const SimulateArgs& a) {
   std::string error;
-  std::optional<policy::Trace> trace;
+  // Usage errors first, before anything is read or written.
   if (!a.generate.empty() && !a.trace_file.empty()) {
     std::cerr << "simulate: give a TRACE file or --generate, not both\n";
-    return 1;
+    return kSimulateUsage;
   }
+  if (a.generate.empty() && a.trace_file.empty()) {
+    std::cerr << "simulate: give a TRACE file or --generate SPEC\n";
+    return kSimulateUsage;
+  }
+  if (!a.media.empty() && !policy::MediaPreset(a.media)) {
+    std::cerr << "simulate: --media: unknown media '" << a.media
+              << "' (expected one of: " << policy::MediaPresetList() << ")\n";
+    return kSimulateUsage;
+  }
+  policy::SimOptions options;
+  options.media = a.media;
+  options.hits = a.hits;
+  if (!a.budget.empty()) {
+    auto b = policy::ParseSize(a.budget, &error);
+    if (!b) {
+      std::cerr << "simulate: --budget: " << error << "\n";
+      return kSimulateUsage;
+    }
+    options.dram_budget = static_cast<double>(*b);
+  }
+  std::optional<policy::Trace> trace;
   if (!a.generate.empty()) {
     trace = policy::GenerateWorkload(a.generate, &error);
     if (!trace) {
       std::cerr << "simulate: --generate " << a.generate << ": " << error << "\n";
-      return 1;
+      return kSimulateUsage;
     }
-  } else if (!a.trace_file.empty()) {
+  } else {
     std::string text;
     if (!daemon::ReadRegularFile(a.trace_file, kMaxTraceBytes, &text, &error)) {
       std::cerr << "simulate: " << a.trace_file << ": " << error << "\n";
@@ -254,9 +276,6 @@ int RunSimulate(const SimulateArgs& a) {
       std::cerr << a.trace_file << ": " << error << "\n";
       return 1;
     }
-  } else {
-    std::cerr << "simulate: give a TRACE file or --generate SPEC\n";
-    return 1;
   }
   if (!a.save_trace.empty()) {
     std::ofstream o(a.save_trace, std::ios::binary | std::ios::trunc);
@@ -273,22 +292,11 @@ int RunSimulate(const SimulateArgs& a) {
     for (const auto& e : loaded.errors) std::cerr << e.ToString() << "\n";
     return 1;
   }
-  policy::SimOptions options;
-  options.media = a.media;
-  if (!a.budget.empty()) {
-    auto b = policy::ParseSize(a.budget, &error);
-    if (!b) {
-      std::cerr << "simulate: --budget: " << error << "\n";
-      return 1;
-    }
-    options.dram_budget = static_cast<double>(*b);
-  }
   policy::SimResult result;
   if (!policy::Simulate(*trace, *loaded.policy, options, &result, &error)) {
     std::cerr << "simulate: " << error << "\n";
     return 1;
   }
-  if (!a.hits) result.hits.clear();
   const double budget = options.dram_budget > 0 ? options.dram_budget : trace->dram_budget;
   if (!a.chart_file.empty()) {
     std::ofstream o(a.chart_file, std::ios::binary | std::ios::trunc);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-/// `daxpolicyctl simulate`: replay a recorded or generated trace through a
+/// `daxpolicyctl simulate`: replay a trace file or a generated one through a
 /// policy and report the policy against dax=always, dax=never and the static
 /// oracle (docs/trace-format.md, docs/cost-model.md).
 
@@ -24,7 +24,14 @@ struct SimulateArgs {
   bool hits = false;  // print predicted against measured hit ratios
 };
 
-/// Runs the command; prints to stdout/stderr; returns the exit status.
+/// The exit status of a usage error (both or neither of TRACE and --generate, a
+/// bad --generate spec, an unknown --media preset, a bad --budget), as for every
+/// daxpolicyctl command.
+inline constexpr int kSimulateUsage = 2;
+
+/// Runs the command; prints to stdout/stderr; returns the exit status: 0, 1
+/// (an unreadable or malformed trace or policy, a file that cannot be written)
+/// or kSimulateUsage.
 int RunSimulate(const SimulateArgs& args);
 
 /// Rendering, exposed for tests.

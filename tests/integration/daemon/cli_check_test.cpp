@@ -141,6 +141,53 @@ TEST(DaxpolicyctlSimulate, RefusesATraceThatIsNotARegularFile) {
   EXPECT_NE(r.err.find("not a daxpolicy trace"), std::string::npos) << r.err;
 }
 
+// simulate prints JSON for the global --json on either side of the subcommand.
+TEST(DaxpolicyctlSimulate, HonoursTheGlobalJson) {
+  TempDir dir;
+  const std::string policy = (dir.path() / "policy.yaml").string();
+  WriteFile(policy, "apiVersion: daxpolicy/v1\nscopes: [/srv/pmem]\ndefaults: { dax: auto }\n");
+  const std::string ctl = BinaryPath("daxpolicyctl");
+  const std::string gen = "kv:duration=1m,tables=2";
+  CommandResult r =
+      ::daxpolicy::testing::Run({ctl, "--json", "simulate", "--policy", policy, "--generate", gen});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("{\"duration_s\":60,", 0), 0u) << r.out;
+  r = ::daxpolicy::testing::Run({ctl, "simulate", "--policy", policy, "--generate", gen, "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("{\"duration_s\":60,", 0), 0u) << r.out;
+  r = ::daxpolicy::testing::Run({ctl, "simulate", "--policy", policy, "--generate", gen});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("simulated 1m0s ", 0), 0u) << r.out;
+}
+
+// Usage errors exit 2, as for every daxpolicyctl command; nothing is simulated.
+TEST(DaxpolicyctlSimulate, ExitsTwoOnAUsageError) {
+  TempDir dir;
+  const std::string policy = (dir.path() / "policy.yaml").string();
+  WriteFile(policy, "apiVersion: daxpolicy/v1\nscopes: [/srv/pmem]\ndefaults: { dax: auto }\n");
+  const std::string ctl = BinaryPath("daxpolicyctl");
+  const std::string gen = "kv:duration=1m,tables=2";
+  struct Usage {
+    std::vector<std::string> args;
+    std::string err;
+  } usage[] = {
+      {{"--generate", gen, policy}, "simulate: give a TRACE file or --generate, not both\n"},
+      {{}, "simulate: give a TRACE file or --generate SPEC\n"},
+      {{"--generate", gen, "--media", "nvdimm"},
+       "simulate: --media: unknown media 'nvdimm' (expected one of: optane-dcpmm, cxl, dram)\n"},
+      {{"--generate", gen, "--budget", "lots"}, "simulate: --budget: "},
+      {{"--generate", "kv+kv"}, "simulate: --generate kv+kv: workload 'kv' appears twice"},
+  };
+  for (const Usage& u : usage) {
+    std::vector<std::string> argv{ctl, "simulate", "--policy", policy};
+    argv.insert(argv.end(), u.args.begin(), u.args.end());
+    CommandResult r = ::daxpolicy::testing::Run(argv);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.err.rfind(u.err, 0), 0u) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+}
+
 TEST(Daxpolicyd, RefusesToStartWithAnInvalidPolicy) {
   TempDir dir;
   WriteFile(dir.path() / "policy.yaml", "apiVersion: daxpolicy/v1\n");

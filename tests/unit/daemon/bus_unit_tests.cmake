@@ -7,6 +7,11 @@ daxpolicy_add_test(NAME ctl_unit_tests
                    SOURCES ctl_text_test.cpp ${PROJECT_SOURCE_DIR}/daemon/ctl/json.cpp
                            ${PROJECT_SOURCE_DIR}/daemon/ctl/text.cpp
                    LIBS daxpolicy_bus LABELS unit)
+daxpolicy_add_test(NAME ctl_simulate_unit_tests
+                   SOURCES ctl_simulate_test.cpp ${PROJECT_SOURCE_DIR}/daemon/ctl/simulate.cpp
+                           ${PROJECT_SOURCE_DIR}/daemon/ctl/json.cpp
+                           ${PROJECT_SOURCE_DIR}/daemon/ctl/text.cpp
+                   LIBS daxpolicy_daemon_base LABELS unit)
 
 # The committed generated D-Bus code matches what the XML generates now.
 add_test(NAME BusGeneratedCodeMatchesTheCommittedCopy

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-/// Access traces: what the daemon measured per interval and per file, in the
-/// versioned text format of docs/trace-format.md. Written by the daemon's
-/// recorder and the workload generators, read by `daxpolicyctl simulate`.
-/// Pure: text in, text out.
+/// Access traces: per interval and per file, the figures the daemon's policy
+/// sees, in the versioned text format of docs/trace-format.md. Written by the
+/// workload generators and tools/validate-pagecache.py, read by
+/// `daxpolicyctl simulate`. Pure: text in, text out.
 
 #include <cstdint>
 #include <optional>

@@ -15,6 +15,7 @@ and the measured hit ratio, for
   tools/validate-pagecache.py --dir /var/tmp/daxval --workload zipf --out zipf.trace
 """
 import argparse
+import bisect
 import os
 import random
 import sys
@@ -23,20 +24,43 @@ PAGE = 4096
 
 
 def cgroup_enter(name, limit):
-    """Moves this process into a fresh memory cgroup limited to `limit` bytes."""
+    """Moves this process into a fresh memory cgroup limited to `limit` bytes.
+
+    Returns (the cgroup, the cgroup it came from) for cgroup_leave."""
     v2 = "/sys/fs/cgroup/cgroup.controllers"
     if os.path.exists(v2):
         path = f"/sys/fs/cgroup/{name}"
         os.makedirs(path, exist_ok=True)
         with open(f"{path}/memory.max", "w") as f:
             f.write(str(limit))
+        with open("/proc/self/cgroup") as f:
+            # "0::/user.slice/..." on a v2-only system.
+            home = "/sys/fs/cgroup" + next(l for l in f.read().splitlines()
+                                           if l.startswith("0::"))[3:].rstrip("/")
     else:
         path = f"/sys/fs/cgroup/memory/{name}"
         os.makedirs(path, exist_ok=True)
         with open(f"{path}/memory.limit_in_bytes", "w") as f:
             f.write(str(limit))
+        home = "/sys/fs/cgroup/memory"
     with open(f"{path}/cgroup.procs", "w") as f:
         f.write(str(os.getpid()))
+    return path, home
+
+
+def cgroup_leave(path, home):
+    """Moves this process back and removes the cgroup cgroup_enter made."""
+    with open(f"{home}/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+    os.rmdir(path)
+
+
+def escape(path):
+    """A path as trace lines write it (policy/trace.cpp EscapeTracePath)."""
+    out = []
+    for c in os.fsencode(path):
+        out.append(f"%{c:02X}" if c <= 0x20 or c >= 0x7F or c in b"%=" else chr(c))
+    return "".join(out)
 
 
 def make_files(directory, files):
@@ -60,6 +84,7 @@ class Recorder:
         self.fds = {p: os.open(p, os.O_RDONLY) for p, _ in files}
         self.io = open("/proc/self/io", "rb", buffering=0)
         self.buf = bytearray(1 << 20)
+        self.last_fetched = self.fetched()
         self.reset()
 
     def reset(self):
@@ -71,9 +96,12 @@ class Recorder:
     def pread(self, path, offset, length):
         fd = self.fds[path]
         view = memoryview(self.buf)[:length]
-        before = self.fetched()
         os.preadv(fd, [view], offset)
-        fetched = self.fetched() - before
+        # Nothing else reads between two calls: the reading after the last
+        # call is the one before this one.
+        now = self.fetched()
+        fetched = now - self.last_fetched
+        self.last_fetched = now
         self.read[path] += length
         self.fetch[path] += fetched
         self.calls[path] += 1
@@ -95,7 +123,7 @@ class Recorder:
             if r == 0:
                 continue
             distinct = min(len(self.pages[path]) * PAGE, sizes[path])
-            out.append(f"f {path} size={sizes[path]} mode=page-cache read={r} "
+            out.append(f"f {escape(path)} size={sizes[path]} mode=page-cache read={r} "
                        f"calls={self.calls[path]} write=0 distinct={distinct} "
                        f"hit={max(0.0, 1 - self.fetch[path] / r):.6f} resident=-")
         self.reset()
@@ -113,7 +141,6 @@ def zipf_cdf(n, s):
 
 
 def sample(cdf, rnd):
-    import bisect
     return min(bisect.bisect_left(cdf, rnd.random()), len(cdf) - 1)
 
 
@@ -141,13 +168,21 @@ def main():
         files = [(f"{d}/moving/part-{i}.dat", 64 * mib) for i in range(8)]
         limit = 192 * mib
     make_files(d, files)
-    cgroup_enter(f"daxpolicy-validate-{os.getpid()}", limit)
+    cgroup, home = cgroup_enter(f"daxpolicy-validate-{os.getpid()}", limit)
+    try:
+        run(a, rnd, d, files, limit)
+    finally:
+        cgroup_leave(cgroup, home)
+
+
+def run(a, rnd, d, files, limit):
+    mib = 1 << 20
     # The cgroup's limit covers this process's own memory too.
     with open("/proc/self/statm") as f:
         rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     rec = Recorder(files)
     out = [f"daxpolicy-trace 1", "interval_ns 1000000000", f"page_size {PAGE}",
-           f"dram_budget {limit - rss}", f"mount {d}", ""]
+           f"dram_budget {limit - rss}", f"mount {escape(d)}", ""]
     table_cdf = zipf_cdf(16, 0.9)
     page_cdf = zipf_cdf(64 * mib // PAGE, 0.9)
     perm = [rnd.randrange(1 << 30) for _ in range(16)]

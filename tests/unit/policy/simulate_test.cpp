@@ -270,11 +270,13 @@ TEST(TheWorkloadGenerators, NameTheParameterAtFault) {
   EXPECT_FALSE(GenerateWorkload("logs:rate=5s", &error));
   EXPECT_EQ(error, "parameter 'rate' needs a rate (e.g. 64MiB/s) (got '5s')");
   EXPECT_FALSE(GenerateWorkload("kv+kv:tables=3", &error));
-  EXPECT_EQ(error, "workload 'kv' appears twice in the spec ('mixed' is all four); name each "
-                   "workload once");
+  EXPECT_EQ(error,
+            "workload 'kv' appears twice in the spec ('mixed' is all four); name each "
+            "workload once");
   EXPECT_FALSE(GenerateWorkload("mixed+logs", &error));
-  EXPECT_EQ(error, "workload 'logs' appears twice in the spec ('mixed' is all four); name each "
-                   "workload once");
+  EXPECT_EQ(error,
+            "workload 'logs' appears twice in the spec ('mixed' is all four); name each "
+            "workload once");
   EXPECT_FALSE(GenerateWorkload("vm:media=nvdimm", &error));
   EXPECT_EQ(error, "unknown media 'nvdimm' (expected one of: optane-dcpmm, cxl, dram)");
 }

@@ -3,7 +3,13 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -105,6 +111,39 @@ TEST_F(AFileSampler, RefusesToFollowAFileReplacedByASymlink) {
   int err = 0;
   EXPECT_EQ(sampler_.SampleFile(dir_.get(), "data", &record_, &err), SampleStatus::kReplaced);
   EXPECT_EQ(err, ELOOP);
+}
+
+// Without openat2 (hidden by a seccomp filter, as systemd's RestrictSUIDSGID= does, or a
+// kernel before 5.6) the sampler still samples, and still refuses a symlink. Run in a child
+// that answers openat2 with ENOSYS; its exit code names the first check that failed.
+int SampleWithoutOpenat2(int dirfd, const char* dir) {
+  struct sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 10;
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) return 11;
+  if (syscall(SYS_openat2, dirfd, "data", nullptr, 0) != -1 || errno != ENOSYS) return 12;
+  FileSampler sampler;
+  policy::FileRecord record;
+  record.ino = InoOf(fs::path(dir) / "data");
+  if (sampler.SampleFile(dirfd, "data", &record) != SampleStatus::kOk) return 1;
+  if (record.size != 3u * 4096 + 5 || !(record.available & policy::kHaveSize)) return 2;
+  if (!(record.available & policy::kHaveEffective)) return 3;
+  fs::create_symlink(fs::path(dir) / "data", fs::path(dir) / "link");
+  int err = 0;
+  if (sampler.SampleFile(dirfd, "link", &record, &err) != SampleStatus::kReplaced) return 4;
+  if (err != ELOOP) return 5;
+  if (sampler.SampleFile(dirfd, "..", &record) == SampleStatus::kOk) return 6;
+  return 0;
+}
+
+TEST_F(AFileSampler, SamplesWhereOpenat2IsUnavailable) {
+  EXPECT_EXIT(std::exit(SampleWithoutOpenat2(dir_.get(), tmp_.path().c_str())),
+              ::testing::ExitedWithCode(0), "");
 }
 
 // A regular file is exchanged with a fifo (and, as root, a character device) under the same

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 namespace daxpolicy::files {
@@ -100,54 +101,65 @@ Result<TreeDrain> TreeWatcher::Drain(std::vector<FsEvent>* out) {
       return ErrnoError(errno, "read fanotify events");
     }
     if (n == 0) break;
-    ssize_t left = n;
-    for (auto* meta = reinterpret_cast<const fanotify_event_metadata*>(buffer_.data());
-         FAN_EVENT_OK(meta, left); meta = FAN_EVENT_NEXT(meta, left)) {
-      if (meta->vers != FANOTIFY_METADATA_VERSION) {
+    // Records with name information are only 4-byte aligned in the buffer: every structure
+    // is copied out with memcpy, never read in place.
+    const char* const buf = reinterpret_cast<const char*>(buffer_.data());
+    const size_t total = static_cast<size_t>(n);
+    fanotify_event_metadata meta{};
+    for (size_t off = 0; total - off >= sizeof meta; off += meta.event_len) {
+      std::memcpy(&meta, buf + off, sizeof meta);
+      if (meta.event_len < sizeof meta || meta.event_len > total - off) break;
+      if (meta.vers != FANOTIFY_METADATA_VERSION) {
         return ErrnoError(EPROTO, "fanotify metadata version mismatch");
       }
       ++result.events;
-      if (meta->fd >= 0) close(meta->fd);  // never in FID mode; do not leak one if it were
-      if (meta->mask & FAN_Q_OVERFLOW) {
+      if (meta.fd >= 0) close(meta.fd);  // never in FID mode; do not leak one if it were
+      if (meta.mask & FAN_Q_OVERFLOW) {
         result.overflow = true;
         FsEvent e;
         e.overflow = true;
         out->push_back(std::move(e));
         continue;
       }
-      if (meta->pid == ignore_pid_) {
+      if (meta.pid == ignore_pid_) {
         ++result.ignored_own;
         continue;
       }
-      const uint32_t mask = ToFsMask(meta->mask);
+      const uint32_t mask = ToFsMask(meta.mask);
       if (mask == 0) continue;
-      const char* info = reinterpret_cast<const char*>(meta) + meta->metadata_len;
-      const char* end = reinterpret_cast<const char*>(meta) + meta->event_len;
+      const char* info = buf + off + meta.metadata_len;
+      const char* const end = buf + off + meta.event_len;
+      constexpr size_t kHandleAt = offsetof(fanotify_event_info_fid, handle);
+      constexpr size_t kBytesAt = kHandleAt + offsetof(file_handle, handle_bytes);
+      constexpr size_t kTypeAt = kHandleAt + offsetof(file_handle, handle_type);
+      constexpr size_t kDataAt = kHandleAt + offsetof(file_handle, f_handle);
       while (info + sizeof(fanotify_event_info_header) <= end) {
-        const auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(info);
-        if (hdr->len == 0 || info + hdr->len > end) break;
-        if (hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
-            hdr->info_type == FAN_EVENT_INFO_TYPE_DFID) {
-          const auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(info);
-          const auto* handle = reinterpret_cast<const file_handle*>(fid->handle);
-          const char* bytes = reinterpret_cast<const char*>(handle->f_handle);
-          const char* name = bytes + handle->handle_bytes;
-          if (name > info + hdr->len) break;  // malformed: the handle runs past the record
+        fanotify_event_info_header hdr{};
+        std::memcpy(&hdr, info, sizeof hdr);
+        if (hdr.len == 0 || info + hdr.len > end) break;
+        if (hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
+            hdr.info_type == FAN_EVENT_INFO_TYPE_DFID) {
+          if (hdr.len < kDataAt) break;  // malformed: too short for a handle
+          unsigned handle_bytes = 0;
+          std::memcpy(&handle_bytes, info + kBytesAt, sizeof handle_bytes);
+          if (handle_bytes > hdr.len - kDataAt) break;  // the handle runs past the record
+          const char* bytes = info + kDataAt;
+          const char* name = bytes + handle_bytes;
           FsEvent e;
-          e.dir_key.resize(12 + handle->handle_bytes);
-          std::memcpy(e.dir_key.data(), &fid->fsid, 8);
-          std::memcpy(e.dir_key.data() + 8, &handle->handle_type, 4);
-          std::memcpy(e.dir_key.data() + 12, bytes, handle->handle_bytes);
-          if (hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
-            const size_t room = static_cast<size_t>(info + hdr->len - name);
+          e.dir_key.resize(12 + handle_bytes);
+          std::memcpy(e.dir_key.data(), info + offsetof(fanotify_event_info_fid, fsid), 8);
+          std::memcpy(e.dir_key.data() + 8, info + kTypeAt, 4);
+          std::memcpy(e.dir_key.data() + 12, bytes, handle_bytes);
+          if (hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
+            const size_t room = static_cast<size_t>(info + hdr.len - name);
             e.name.assign(name, strnlen(name, room));
           }
           e.mask = mask;
-          e.is_dir = (meta->mask & FAN_ONDIR) != 0;
+          e.is_dir = (meta.mask & FAN_ONDIR) != 0;
           out->push_back(std::move(e));
           break;  // one directory record per event in this mode
         }
-        info += hdr->len;
+        info += hdr.len;
       }
     }
   }

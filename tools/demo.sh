@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The main job of daxpolicy, end to end: sets the machine up, builds, and runs
-# daxpolicyd on a real dax=inode filesystem with a private D-Bus, a small
-# workload and a look at what it decided and what is in force.
+# The main job of daxpolicy, end to end.
 #
-#   tools/demo.sh          on a loop-mounted xfs (the loop device cannot do DAX:
-#                          the physical flag follows the policy, the effective
-#                          state stays page cache and the files say why)
-#   tools/demo.sh --vm     the same inside a qemu guest on an emulated NVDIMM
-#                          (fsdax namespace): the effective state really changes,
-#                          a held file stays pending until its holder exits
+#   tools/demo.sh          builds the Debian package and, in a qemu guest with
+#                          systemd as PID 1, the real system bus and an emulated
+#                          NVDIMM (fsdax namespace, xfs dax=inode), installs it
+#                          with apt, enables the unit with a policy on that
+#                          mount, runs a workload and shows what was decided and
+#                          what is in force (status, files, explain, metrics,
+#                          the journal); then a broken policy is refused on
+#                          systemctl reload. The effective state really changes.
+#   tools/demo.sh --host   quicker, on the host: a build tree's daemon with a
+#                          private D-Bus on a loop-mounted xfs (the loop device
+#                          cannot do DAX: the physical flag follows the policy,
+#                          the effective state stays page cache and the files
+#                          say why)
 set -euo pipefail
 here=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 build=${DAXPOLICY_BUILD:-$here/build/demo}
@@ -132,35 +137,147 @@ YAML
 }
 
 # ---------------------------------------------------------------------------
+# In the systemd guest: the installed package on an fsdax mount at $1.
+demo_installed() {
+  local deb=$1 mnt=/srv/pmem holder_pid
+  say "an fsdax namespace on the emulated NVDIMM, xfs mounted -o dax=inode at $mnt"
+  vm_pmem_mount xfs "$mnt"
+  findmnt -no SOURCE,FSTYPE,OPTIONS "$mnt"
+
+  say "apt install $(basename "$deb")"
+  # Offline (the guest has no network; the dependencies are installed): apt
+  # gets an empty package index instead of parsing the host's.
+  mkdir -p /tmp/demo-apt-lists/partial
+  rm -f /var/lib/man-db/auto-update   # no man-db index rebuild: minutes under emulation
+  apt-get -o Dir::State::Lists=/tmp/demo-apt-lists install -y "$deb" 2>&1 | grep -E '^(Unpacking|Setting up|Created symlink)' || true
+  systemctl --no-pager status daxpolicyd | sed -n '1,4p'
+
+  say "workload on $mnt"
+  mkdir -p "$mnt/db" "$mnt/logs" "$mnt/vm" "$mnt/keep"
+  for i in 1 2 3; do head -c 4M /dev/urandom >"$mnt/db/table-$i.sst"; done
+  for i in 1 2 3; do cat "$mnt"/db/*.sst >/dev/null; done   # re-read: cached
+  for f in "$mnt"/db/*.sst; do xfs_io -c 'chattr +x' "$f"; done   # flagged DAX by hand
+  dd if=/dev/urandom of="$mnt/logs/stream.log" bs=1M count=8 status=none
+  sync "$mnt/logs/stream.log"
+  echo 1 >/proc/sys/vm/drop_caches   # the log was streamed once: nothing cached
+  head -c 8M /dev/zero >"$mnt/vm/guest.img"
+  echo "keep me" >"$mnt/keep/notes.txt"
+  # A process holding the image open: its switch waits until it exits.
+  sleep 600 <"$mnt/vm/guest.img" &
+  holder_pid=$!
+
+  say "the policy (/etc/daxpolicy/policy.yaml) and the scopes drop-in"
+  cat >/etc/daxpolicy/policy.yaml <<YAML
+apiVersion: daxpolicy/v1
+daemon:
+  interval: 2s
+  mode: enforce
+scopes: [ $mnt ]
+protect: [ "$mnt/keep/**" ]
+defaults: { dax: keep, min_dwell: 1m, max_switches_per_minute: 600 }
+rules:
+  - name: hot-tables-in-page-cache
+    match: { path: "$mnt/db/*.sst", size: ">= 1MiB" }
+    dax: off
+  - name: streamed-logs-to-dax
+    match: { path: "$mnt/logs/**" }
+    when: "file.cache_resident_ratio < 0.5"
+    dax: on
+  - name: log-directory-inherits-dax
+    match: { path: "$mnt/logs", type: directory }
+    dax: on
+  - name: vm-images-to-dax
+    match: { path: "$mnt/vm/*.img" }
+    dax: on
+YAML
+  cat /etc/daxpolicy/policy.yaml
+  mkdir -p /etc/systemd/system/daxpolicyd.service.d
+  printf '[Service]\nReadWritePaths=%s\n' "$mnt" | tee /etc/systemd/system/daxpolicyd.service.d/scopes.conf
+  daxpolicyd --check-config
+  systemctl daemon-reload
+  say "systemctl enable daxpolicyd; systemctl restart daxpolicyd (returns once READY=1)"
+  systemctl enable daxpolicyd 2>&1
+  systemctl restart daxpolicyd
+  systemctl --no-pager status daxpolicyd | sed -n '1,5p'
+  sleep 5   # a couple of cycles
+
+  say "daxpolicyctl status"
+  daxpolicyctl status
+  say "daxpolicyctl files"
+  daxpolicyctl files
+  say "daxpolicyctl explain $mnt/db/table-1.sst"
+  daxpolicyctl explain "$mnt/db/table-1.sst"
+  say "daxpolicyctl explain $mnt/vm/guest.img (held open)"
+  daxpolicyctl explain "$mnt/vm/guest.img"
+  say "what the kernel says (lsattr: the physical flag; statx attributes 0x200000: effective DAX)"
+  for f in "$mnt"/db/table-1.sst "$mnt"/logs/stream.log "$mnt"/vm/guest.img "$mnt"/keep/notes.txt; do
+    printf '%-28s flags %s  %s\n' "$f" "$(xfs_io -c 'lsattr -v' "$f" | sed 's/\].*/]/')" \
+      "$(xfs_io -c 'statx -r' "$f" 2>/dev/null | grep -m1 'stat.attributes' || true)"
+  done
+  say "the holder of $mnt/vm/guest.img exits"
+  kill "$holder_pid"
+  wait "$holder_pid" 2>/dev/null || true
+  sleep 5
+  daxpolicyctl files
+  printf '%-28s %s\n' "$mnt/vm/guest.img" "$(xfs_io -c 'statx -r' "$mnt/vm/guest.img" | grep -m1 'stat.attributes')"
+
+  say "key metrics (curl http://127.0.0.1:9847/metrics, series with a value of 0 left out)"
+  curl -s http://127.0.0.1:9847/metrics |
+    grep -E '^daxpolicy_(files|files_effective|mode|policy_generation|rule_matched_files|transitions_total|media_read_latency_seconds|media_latency_ratio|degraded)' |
+    grep -v ' 0$' || true
+
+  say "the journal (journalctl -u daxpolicyd)"
+  journalctl --no-pager -q -u daxpolicyd -o short | cut -c17- | tail -n 25
+
+  say "a broken policy: systemctl reload daxpolicyd"
+  printf '  - name: broken\n    match: { path: "%s/db/*" }\n    dax: sideways\n' "$mnt" \
+    >>/etc/daxpolicy/policy.yaml
+  tail -n 3 /etc/daxpolicy/policy.yaml
+  systemctl reload daxpolicyd
+  sleep 2
+  journalctl --no-pager -q -u daxpolicyd -o cat MESSAGE_ID=815fca0738cd45faadb7fc75a7ac3738 | tail -n 1
+  daxpolicyctl status
+  systemctl --no-pager status daxpolicyd | sed -n '1,3p'
+  metrics_reload=$(curl -s http://127.0.0.1:9847/metrics | grep '^daxpolicy_config_last_reload_successful')
+  echo "$metrics_reload"
+}
+
+# ---------------------------------------------------------------------------
 if [[ ${1:-} == --inside-vm ]]; then
-  # In the guest: an fsdax namespace on the emulated NVDIMM, xfs dax=inode.
+  # In the systemd guest, as root.
   # shellcheck source=/dev/null
   source "$here/tests/vm/guest-lib.sh"
-  ip link set lo up 2>/dev/null || true   # the metrics endpoint listens on 127.0.0.1
-  mnt=/mnt/pmem
-  mkdir -p "$mnt"
-  vm_pmem_mount xfs "$mnt"
-  demo_body "$mnt"
+  timeout 120 systemctl is-system-running --wait >/dev/null 2>&1 || true
+  demo_installed "${2:?--inside-vm needs the package}"
   exit 0
 fi
 
-vm=false
-[[ ${1:-} == --vm ]] && vm=true
+host=false
+case ${1:-} in
+  --host) host=true ;;
+  "") ;;
+  -h | --help) sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  *) echo "demo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+esac
 if [[ $(id -u) -ne 0 ]]; then
   echo "demo.sh: run as root (it installs packages and mounts filesystems)" >&2
   exit 1
 fi
 "$here/tools/setup.sh"
+
+if ! $host; then
+  say "build the Debian package (tools/build-deb.sh: dpkg-buildpackage, lintian)"
+  "$here/tools/build-deb.sh" --nocheck | tail -n 3
+  deb=$(ls "$here"/build/deb/daxpolicy_*_"$(dpkg --print-architecture)".deb)
+  say "booting a qemu guest: systemd, the system bus, an emulated NVDIMM (software emulation: a few minutes)"
+  exec "$here/tests/vm/run-vm.sh" --systemd --pmem-gib 1 --timeout 900 \
+    "$here/tools/demo.sh" --inside-vm "$deb"
+fi
+
 say "build"
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDAXPOLICY_TESTS=OFF \
   -DDAXPOLICY_BENCH=OFF >/dev/null
 ninja -C "$build" daxpolicyd daxpolicyctl
-
-if $vm; then
-  say "booting a qemu guest with an emulated NVDIMM (software emulation: about a minute)"
-  exec "$here/tests/vm/run-vm.sh" --pmem-gib 1 --timeout 900 \
-    --env DAXPOLICY_BUILD="$build" "$here/tools/demo.sh" --inside-vm
-fi
 
 img=$(mktemp /tmp/daxpolicy-demo-fs.XXXXXX)
 mnt=$(mktemp -d /tmp/daxpolicy-demo-mnt.XXXXXX)

@@ -149,6 +149,7 @@ demo_installed() {
   # gets an empty package index instead of parsing the host's.
   mkdir -p /tmp/demo-apt-lists/partial
   rm -f /var/lib/man-db/auto-update   # no man-db index rebuild: minutes under emulation
+  rm -f /usr/sbin/policy-rc.d   # a container host's policy-rc.d would keep dpkg from starting it
   apt-get -o Dir::State::Lists=/tmp/demo-apt-lists install -y "$deb" 2>&1 | grep -E '^(Unpacking|Setting up|Created symlink)' || true
   systemctl --no-pager status daxpolicyd | sed -n '1,4p'
 

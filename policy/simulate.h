@@ -23,7 +23,7 @@ struct SimOptions {
   double dram_budget =
       0;              // bytes of page cache for the traced files; 0: the trace's, else no limit
   std::string media;  // a MediaPreset name to use for every mount instead of the trace's
-  bool hits = true;   // fill SimResult::hits (one more run, with the recorded modes)
+  bool hits = false;  // fill SimResult::hits (one more run, with the recorded modes)
 };
 
 struct SimFigures {

@@ -46,6 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!again || FormatTrace(*again) != written) __builtin_trap();
   SimOptions options;
   options.media = "cxl";
+  options.hits = true;
   SimResult result;
   if (!Simulate(*trace, AutoPolicy(), options, &result, &error)) __builtin_trap();
   return 0;

@@ -26,7 +26,9 @@ policy::SimResult Simulated() {
                           "    dax: auto\n"});
   EXPECT_TRUE(loaded.policy);
   policy::SimResult r;
-  EXPECT_TRUE(policy::Simulate(*trace, *loaded.policy, {}, &r, &error)) << error;
+  policy::SimOptions options;
+  options.hits = true;
+  EXPECT_TRUE(policy::Simulate(*trace, *loaded.policy, options, &r, &error)) << error;
   return r;
 }
 

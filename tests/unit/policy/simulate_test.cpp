@@ -222,6 +222,10 @@ TEST(TheSimulator, ComparesItsHitRatiosWithTheRecordedOnes) {
   SimResult r;
   std::string error;
   ASSERT_TRUE(Simulate(Parse(text), Load(""), {}, &r, &error)) << error;
+  EXPECT_TRUE(r.hits.empty()) << "the replay with the recorded modes runs only when asked for";
+  SimOptions o;
+  o.hits = true;
+  ASSERT_TRUE(Simulate(Parse(text), Load(""), o, &r, &error)) << error;
   ASSERT_EQ(r.hits.size(), 1u);
   EXPECT_DOUBLE_EQ(r.hits[0].measured, (0.75 + 3) / 4);
   EXPECT_DOUBLE_EQ(r.hits[0].predicted, (0.75 + 3) / 4);

@@ -67,8 +67,17 @@ std::string PermissionHint(int err) {
          "that allows bpf and perf_event_open)";
 }
 
-// The limits of a plan, from its flags.
-void SetLimits(Plan* plan) {
+// What a plan counts, from its programs, and the limits that follow: the one
+// place that says which program counts what.
+void SetCounts(Plan* plan) {
+  auto has = [&](const char* program) {
+    return std::find(plan->programs.begin(), plan->programs.end(), program) != plan->programs.end();
+  };
+  plan->reads_other = has("fexit_filemap_read") || has("tp_get_pages");
+  plan->reads_xfs = plan->reads_other || has("tp_xfs_buffered_read");
+  plan->dax_reads = has("fexit_dax_iomap_rw") || has("tp_xfs_dax_read");
+  plan->misses = has("tp_add_to_page_cache");
+  plan->faults = has("tp_filemap_fault");
   plan->limits.clear();
   if (!plan->misses) plan->limits.emplace_back(kMissesUnseen);
   if (!plan->reads_other) plan->limits.emplace_back(kOtherFsUnseen);
@@ -152,10 +161,8 @@ Plan ChoosePlan(const KernelOffer& offer) {
     plan.strategy = Strategy::kFentry;
     add("fentry_filemap_read");
     add("fexit_filemap_read");
-    plan.reads_xfs = plan.reads_other = true;
     if (fn("dax_iomap_rw")) {
       add("fexit_dax_iomap_rw");
-      plan.dax_reads = true;
     } else if (tp("xfs/xfs_file_dax_write")) {
       add("tp_xfs_dax_write");
     }
@@ -163,17 +170,9 @@ Plan ChoosePlan(const KernelOffer& offer) {
     plan.strategy = Strategy::kTracepoint;
     if (xfs_read_events) {
       add("tp_xfs_buffered_read");
-      plan.reads_xfs = true;
-      if (tp("xfs/xfs_file_dax_read")) {
-        add("tp_xfs_dax_read");
-        plan.dax_reads = true;
-      }
+      if (tp("xfs/xfs_file_dax_read")) add("tp_xfs_dax_read");
     }
-    if (tp("filemap/mm_filemap_get_pages")) {
-      add("tp_get_pages");
-      plan.reads_other = true;
-      plan.reads_xfs = true;
-    }
+    if (tp("filemap/mm_filemap_get_pages")) add("tp_get_pages");
     if (tp("xfs/xfs_file_dax_write")) add("tp_xfs_dax_write");
   } else {
     plan.unavailable =
@@ -192,27 +191,14 @@ Plan ChoosePlan(const KernelOffer& offer) {
       if (p.tracepoint != nullptr && std::string_view(p.tracepoint) == t) add(p.name);
     }
   }
-  plan.misses = tp("filemap/mm_filemap_add_to_page_cache");
-  plan.faults = tp("filemap/mm_filemap_fault");
-  SetLimits(&plan);
+  SetCounts(&plan);
   return plan;
 }
 
 Plan NarrowToAttached(Plan plan, const std::function<bool(const std::string&)>& attached) {
   if (plan.strategy == Strategy::kNone) return plan;
-  if (plan.strategy == Strategy::kFentry) {
-    plan.reads_xfs = plan.reads_other = plan.reads_other && attached("fexit_filemap_read");
-    plan.dax_reads = plan.dax_reads && attached("fexit_dax_iomap_rw");
-  } else {
-    const bool get_pages = attached("tp_get_pages");
-    plan.reads_xfs = plan.reads_xfs && (attached("tp_xfs_buffered_read") || get_pages);
-    plan.reads_other = plan.reads_other && get_pages;
-    plan.dax_reads = plan.dax_reads && attached("tp_xfs_dax_read");
-  }
-  plan.misses = plan.misses && attached("tp_add_to_page_cache");
-  plan.faults = plan.faults && attached("tp_filemap_fault");
   std::erase_if(plan.programs, [&](const std::string& p) { return !attached(p); });
-  SetLimits(&plan);
+  SetCounts(&plan);
   return plan;
 }
 

@@ -44,7 +44,8 @@ KernelOffer ProbeKernel();
 enum class Strategy : uint8_t { kNone, kFentry, kTracepoint };
 std::string_view StrategyName(Strategy s);
 
-/// Which programs to load, and what the result can and cannot see.
+/// Which programs to load, and what the result can and cannot see (the flags
+/// and limits follow from the programs).
 struct Plan {
   Strategy strategy = Strategy::kNone;
   std::vector<std::string> programs;  ///< BPF program names to load and attach
@@ -71,7 +72,8 @@ std::string CoverageOf(const Plan& plan, bool xfs);
 Plan ChoosePlan(const KernelOffer& offer);
 
 /// The plan narrowed to the programs that attached: what a program that failed
-/// to attach would have counted is not claimed (pure).
+/// to attach would have counted is not claimed (pure; the flags and limits are
+/// derived from the remaining programs as ChoosePlan derives them).
 Plan NarrowToAttached(Plan plan, const std::function<bool(const std::string&)>& attached);
 
 struct FileKey {

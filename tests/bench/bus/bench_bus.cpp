@@ -36,6 +36,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/bench/bench_support.h"
+
 #ifndef DAXPOLICY_BENCH_DAXPOLICYD
 #define DAXPOLICY_BENCH_DAXPOLICYD "daxpolicyd"
 #endif
@@ -54,15 +56,8 @@ std::atomic<bool> g_stop{false};
 
 void OnStopSignal(int) { g_stop = true; }
 
-bool InCi() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && *ci != '\0' && std::string(ci) != "false";
-}
-
-int Shell(const std::string& cmd) {
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
+using daxpolicy::bench::Shell;
+using daxpolicy::testing::InCi;
 
 double Seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -472,20 +467,12 @@ bool SystemdAnswers() {
 
 int Run(const Options& o) {
   World w;
-  const char* tmp = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmp && *tmp ? tmp : "/var/tmp") + "/bench-bus-XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) return 1;
-  w.work = tmpl;
+  w.work = daxpolicy::bench::MakeWorkDir("bench-bus");
+  if (w.work.empty()) return 1;
   w.mount_point = w.work + "/mnt";
   mkdir(w.mount_point.c_str(), 0755);
-
-  // mkfs.xfs refuses images under 300 MiB; per file an inode (512 B) and a data block
-  // (4 KiB), plus a quarter for metadata.
-  const uint64_t mib = 320 + static_cast<uint64_t>(o.files) * (4096 + 512) * 5 / 4 / (1 << 20);
-  const std::string image = w.work + "/xfs.img";
-  if (Shell("truncate -s " + std::to_string(mib) + "M '" + image + "'") != 0 ||
-      Shell("mkfs.xfs -q -m reflink=0 '" + image + "'") != 0 ||
-      Shell("mount -o loop,dax=inode '" + image + "' '" + w.mount_point + "' 2>/dev/null") != 0) {
+  if (!daxpolicy::bench::MountXfsFor(static_cast<uint64_t>(o.files), w.work + "/xfs.img",
+                                     w.mount_point)) {
     std::fprintf(stderr, "cannot create the loop-mounted xfs in %s\n", w.work.c_str());
     return 1;
   }

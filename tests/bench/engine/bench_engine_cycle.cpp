@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,20 +36,13 @@
 #include "daemon/wiring.h"
 #include "plugins/unique_fd.h"
 #include "policy/loader.h"
+#include "tests/bench/bench_support.h"
 
 namespace {
 
 using namespace daxpolicy;
-
-bool InCi() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && *ci != '\0' && std::string(ci) != "false";
-}
-
-int Shell(const std::string& cmd) {
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
+using daxpolicy::bench::Shell;
+using daxpolicy::testing::InCi;
 
 double CpuSeconds() {
   rusage ru{};
@@ -259,9 +251,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "needs root (loop mount, fanotify, /proc of other processes)\n");
     return InCi() ? 1 : 77;
   }
-  const char* tmp = std::getenv("TMPDIR");
-  std::string work = std::string(tmp && *tmp ? tmp : "/var/tmp") + "/bench-cycle-XXXXXX";
-  if (mkdtemp(work.data()) == nullptr) {
+  const std::string work = bench::MakeWorkDir("bench-cycle");
+  if (work.empty()) {
     std::perror("mkdtemp");
     return 1;
   }
@@ -270,11 +261,7 @@ int main(int argc, char** argv) {
   if (root.empty()) {
     mount_point = work + "/mnt";
     mkdir(mount_point.c_str(), 0755);
-    const uint64_t mib = 320 + c.files * (4096 + 512) * 5 / 4 / (1 << 20);
-    const std::string image = work + "/xfs.img";
-    if (Shell("truncate -s " + std::to_string(mib) + "M '" + image + "'") != 0 ||
-        Shell("mkfs.xfs -q -m reflink=0 '" + image + "'") != 0 ||
-        Shell("mount -o loop,dax=inode '" + image + "' '" + mount_point + "'") != 0) {
+    if (!bench::MountXfsFor(c.files, work + "/xfs.img", mount_point)) {
       std::fprintf(stderr, "cannot set up the loop-mounted xfs\n");
       Shell("rm -rf '" + work + "'");
       return InCi() ? 1 : 77;

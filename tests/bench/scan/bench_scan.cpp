@@ -23,21 +23,15 @@
 #include "plugins/files/sampler.h"
 #include "plugins/files/scanner.h"
 #include "plugins/unique_fd.h"
+#include "tests/bench/bench_support.h"
 
 namespace {
 
 using daxpolicy::UniqueFd;
 using Clock = std::chrono::steady_clock;
 
-bool InCi() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && *ci != '\0' && std::string(ci) != "false";
-}
-
-int Shell(const std::string& cmd) {
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
+using daxpolicy::bench::Shell;
+using daxpolicy::testing::InCi;
 
 // Resident set size in bytes (/proc/self/statm, second field in pages).
 uint64_t RssBytes() {
@@ -135,19 +129,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "needs root for the loop-mounted xfs (or pass --dir)\n");
       return InCi() ? 1 : 77;
     }
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp && *tmp ? tmp : "/var/tmp") + "/bench-scan-XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) return 1;
-    work = tmpl;
+    work = daxpolicy::bench::MakeWorkDir("bench-scan");
+    if (work.empty()) return 1;
     mount_point = work + "/mnt";
     mkdir(mount_point.c_str(), 0755);
-    // mkfs.xfs refuses images under 300 MiB; per file: an inode (512 B) and a
-    // data block (4 KiB), plus a quarter for metadata.
-    const uint64_t mib = 320 + static_cast<uint64_t>(o.files) * (4096 + 512) * 5 / 4 / (1 << 20);
-    const std::string image = work + "/xfs.img";
-    if (Shell("truncate -s " + std::to_string(mib) + "M '" + image + "'") != 0 ||
-        Shell("mkfs.xfs -q -m reflink=0 '" + image + "'") != 0 ||
-        Shell("mount -o loop,dax=inode '" + image + "' '" + mount_point + "'") != 0) {
+    if (!daxpolicy::bench::MountXfsFor(static_cast<uint64_t>(o.files), work + "/xfs.img",
+                                       mount_point)) {
       std::fprintf(stderr, "cannot create the loop-mounted xfs in %s\n", work.c_str());
       Shell("umount '" + mount_point + "' 2>/dev/null; rm -rf '" + work + "'");
       return 1;

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "tests/bench/bench_support.h"
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+
+namespace daxpolicy::bench {
+
+int Shell(const std::string& cmd) {
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+std::string MakeWorkDir(const std::string& prefix) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir = std::string(tmp && *tmp ? tmp : "/var/tmp") + "/" + prefix + "-XXXXXX";
+  return mkdtemp(dir.data()) != nullptr ? dir : "";
+}
+
+bool MountXfsFor(uint64_t files, const std::string& image, const std::string& mount_point) {
+  // mkfs.xfs refuses images under 300 MiB; per file an inode (512 B) and a
+  // data block (4 KiB), plus a quarter for metadata.
+  const uint64_t mib = 320 + files * (4096 + 512) * 5 / 4 / (1 << 20);
+  return Shell("truncate -s " + std::to_string(mib) + "M '" + image + "'") == 0 &&
+         Shell("mkfs.xfs -q -m reflink=0 '" + image + "'") == 0 &&
+         Shell("mount -o loop,dax=inode '" + image + "' '" + mount_point + "'") == 0;
+}
+
+}  // namespace daxpolicy::bench

@@ -5,7 +5,11 @@
 // given. Needs root for the loop mount. Exit 77 = skipped (no root, not CI).
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -62,7 +66,22 @@ struct Options {
   std::string dir;  // existing directory instead of a fresh loop-mounted xfs
   bool keep = false;
   bool check = false;
+  bool without_openat2 = false;
 };
+
+// Answers openat2 with ENOSYS from now on, as the seccomp filter of systemd's
+// RestrictSUIDSGID= does under the shipped unit: the daemon then opens by its fallback.
+bool HideOpenat2() {
+  struct sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
 
 double Seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -113,6 +132,8 @@ int main(int argc, char** argv) {
   app.add_option("--fincore-batch", o.fincore_batch, "files per fincore invocation (xargs -n)");
   app.add_option("--dir", o.dir, "use this existing empty directory instead of a loop-mounted xfs");
   app.add_flag("--keep", o.keep, "keep the loop image mounted (prints where)");
+  app.add_flag("--without-openat2", o.without_openat2,
+               "answer openat2 with ENOSYS (seccomp), as under the unit's RestrictSUIDSGID=");
   app.add_flag("--check", o.check,
                "exit 1 unless: <= 1.5x the floor, >= 5x fincore, <= 200 bytes per file");
   CLI11_PARSE(app, argc, argv);
@@ -173,6 +194,10 @@ int main(int argc, char** argv) {
                 Seconds(start));
   }
 
+  if (o.without_openat2 && !HideOpenat2()) {
+    std::fprintf(stderr, "cannot install the seccomp filter: %s\n", std::strerror(errno));
+    return 1;
+  }
   // Warm the dentry and inode caches once, so every method sees the same state.
   uint64_t floor_pages = 0;
   (void)RunFloor(root, o, &floor_pages);

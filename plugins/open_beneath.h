@@ -6,6 +6,7 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,10 +28,28 @@ inline constexpr int kOpenBeneathRetries = 64;
 /// it (systemd's RestrictSUIDSGID= does, because it cannot inspect openat2's mode).
 inline std::atomic<bool> g_openat2_usable{true};
 
+/// The mount an inode was reached through, as statx reports it: the device, and the mount id
+/// where the kernel gives one (STATX_MNT_ID, Linux 5.8+; 0 when it does not).
+struct MountIdentity {
+  uint64_t dev = 0;
+  uint64_t mnt_id = 0;
+
+  static MountIdentity Of(const struct statx& stx) {
+    return {makedev(stx.stx_dev_major, stx.stx_dev_minor),
+            (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0};
+  }
+  /// Whether `stx` (asked with STATX_MNT_ID) is on this mount: the same device, and the same
+  /// mount id where both are known (a bind mount of the same filesystem has the same device).
+  bool Holds(const struct statx& stx) const {
+    if (makedev(stx.stx_dev_major, stx.stx_dev_minor) != dev) return false;
+    return mnt_id == 0 || !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == mnt_id;
+  }
+};
+
 /// Without openat2, one name directly below dirfd: openat with O_NOFOLLOW (a symlink is
-/// opened as itself with O_PATH, or refused with ELOOP), never "." or "..", and the same
-/// mount as dirfd (mount id where statx reports it, else the device), else EXDEV.
-inline int OpenOneNameBeneath(int dirfd, const char* name, uint64_t flags) {
+/// opened as itself with O_PATH, or refused with ELOOP), never "." or "..". Its mount is not
+/// checked here (see OpenBeneathLeavingMount).
+inline int OpenOneName(int dirfd, const char* name, uint64_t flags) {
   if (name[0] == '\0' || std::strchr(name, '/') != nullptr || std::strcmp(name, ".") == 0 ||
       std::strcmp(name, "..") == 0) {
     errno = ENOSYS;  // a path of several components needs openat2 (or a walk by the caller)
@@ -40,37 +59,21 @@ inline int OpenOneNameBeneath(int dirfd, const char* name, uint64_t flags) {
   do {
     fd = openat(dirfd, name, static_cast<int>(flags) | O_NOFOLLOW);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return -1;
-  struct statx dir {
-  }, file{};
-  constexpr unsigned kMask = STATX_MNT_ID;
-  if (statx(dirfd, "", AT_EMPTY_PATH, kMask, &dir) != 0 ||
-      statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, kMask, &file) != 0) {
-    const int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  bool same = dir.stx_dev_major == file.stx_dev_major && dir.stx_dev_minor == file.stx_dev_minor;
-  if ((dir.stx_mask & STATX_MNT_ID) && (file.stx_mask & STATX_MNT_ID)) {
-    same = same && dir.stx_mnt_id == file.stx_mnt_id;
-  }
-  if (!same) {
-    close(fd);
-    errno = EXDEV;
-    return -1;
-  }
   return fd;
 }
 
 /// openat2(dirfd, name, flags, kResolveBeneath) (Linux 5.6+), retried on EAGAIN and EINTR.
-/// Where openat2 is unavailable, a single name is opened by OpenOneNameBeneath; a path of
-/// several components then fails with ENOSYS (the caller walks it).
-/// Returns the fd, or -1 with errno set (ELOOP: a symlink, EXDEV: a mount or an escape,
-/// ENOSYS: no openat2 for a path of several components).
-inline int OpenBeneath(int dirfd, const char* name, uint64_t flags) {
+/// Where openat2 is unavailable, a single name is opened by OpenOneName and *check_mount is
+/// set: the caller must then compare the fd's mount with dirfd's (MountIdentity::Holds on a
+/// statx of the fd asked with STATX_MNT_ID) before trusting it, which costs nothing where the
+/// caller statx's the fd anyway. A path of several components then fails with ENOSYS (the
+/// caller walks it). Returns the fd, or -1 with errno set (ELOOP: a symlink, EXDEV: a mount or
+/// an escape, ENOSYS: no openat2 for a path of several components).
+inline int OpenBeneathLeavingMount(int dirfd, const char* name, uint64_t flags, bool* check_mount) {
+  *check_mount = false;
   if (!g_openat2_usable.load(std::memory_order_relaxed)) {
-    return OpenOneNameBeneath(dirfd, name, flags);
+    *check_mount = true;
+    return OpenOneName(dirfd, name, flags);
   }
   open_how how{};
   how.flags = flags;
@@ -82,7 +85,32 @@ inline int OpenBeneath(int dirfd, const char* name, uint64_t flags) {
   }
   if (fd < 0 && errno == ENOSYS) {
     g_openat2_usable.store(false, std::memory_order_relaxed);
-    return OpenOneNameBeneath(dirfd, name, flags);
+    *check_mount = true;
+    return OpenOneName(dirfd, name, flags);
+  }
+  return fd;
+}
+
+/// OpenBeneathLeavingMount with the mount check done here where it was left: without openat2
+/// a name on another mount than dirfd (a mount point, a bind mount over a file included) is
+/// refused with EXDEV, at the cost of a statx of dirfd and one of the fd.
+inline int OpenBeneath(int dirfd, const char* name, uint64_t flags) {
+  bool check_mount = false;
+  const int fd = OpenBeneathLeavingMount(dirfd, name, flags, &check_mount);
+  if (fd < 0 || !check_mount) return fd;
+  struct statx dir {
+  }, file{};
+  if (statx(dirfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &dir) != 0 ||
+      statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &file) != 0) {
+    const int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  if (!MountIdentity::Of(dir).Holds(file)) {
+    close(fd);
+    errno = EXDEV;
+    return -1;
   }
   return fd;
 }

@@ -19,7 +19,9 @@ namespace daxpolicy::files {
 namespace {
 
 constexpr size_t kMaxReportedErrors = 100;
-constexpr unsigned kStatxMask = STATX_TYPE | STATX_INO | STATX_SIZE | STATX_MTIME | STATX_UID;
+// STATX_MNT_ID: where openat2 is unavailable, the mount is checked on this statx.
+constexpr unsigned kStatxMask =
+    STATX_TYPE | STATX_INO | STATX_SIZE | STATX_MTIME | STATX_UID | STATX_MNT_ID;
 
 bool KernelAtLeast(int want_major, int want_minor) {
   utsname u{};
@@ -76,6 +78,16 @@ SampleStatus FileSampler::Count(SampleStatus status, int err, std::string_view n
 
 SampleStatus FileSampler::SampleFile(int dirfd, std::string_view name, policy::FileRecord* record,
                                      int* err) {
+  return Sample(dirfd, nullptr, name, record, err);
+}
+
+SampleStatus FileSampler::SampleFile(int dirfd, const MountIdentity& dir_mount,
+                                     std::string_view name, policy::FileRecord* record, int* err) {
+  return Sample(dirfd, &dir_mount, name, record, err);
+}
+
+SampleStatus FileSampler::Sample(int dirfd, const MountIdentity* dir_mount, std::string_view name,
+                                 policy::FileRecord* record, int* err) {
   char cname[256];
   if (!CopyName(name, cname)) {
     if (err) *err = ENAMETOOLONG;
@@ -83,7 +95,10 @@ SampleStatus FileSampler::SampleFile(int dirfd, std::string_view name, policy::F
   }
   // 1. Pin the inode with O_PATH: no open() method of the file runs, so a fifo, socket or
   //    device node swapped in after the directory was read is looked at, never opened.
-  UniqueFd pinned(OpenBeneath(dirfd, cname, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  //    Without openat2 the mount is checked below, on the statx this needs anyway.
+  bool check_mount = false;
+  UniqueFd pinned(
+      OpenBeneathLeavingMount(dirfd, cname, O_PATH | O_NOFOLLOW | O_CLOEXEC, &check_mount));
   if (!pinned.valid()) {
     const int e = errno;
     if (err) *err = e;
@@ -103,6 +118,18 @@ SampleStatus FileSampler::SampleFile(int dirfd, std::string_view name, policy::F
     const int e = errno;
     if (err) *err = e;
     return Count(SampleStatus::kError, e, name);
+  }
+  if (check_mount) {
+    struct statx dir {};
+    if (dir_mount == nullptr && statx(dirfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &dir) != 0) {
+      const int e = errno;
+      if (err) *err = e;
+      return Count(SampleStatus::kError, e, name);
+    }
+    if (!(dir_mount != nullptr ? *dir_mount : MountIdentity::Of(dir)).Holds(stx)) {
+      if (err) *err = EXDEV;  // became a mount point (a bind mount over the file included)
+      return Count(SampleStatus::kReplaced, EXDEV, name);
+    }
   }
   if (!S_ISREG(stx.stx_mode) || stx.stx_ino != record->ino) {
     const int e = S_ISLNK(stx.stx_mode) ? ELOOP : 0;  // became a symlink

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "plugins/files/cache_stat.h"
+#include "plugins/open_beneath.h"
 #include "policy/snapshot.h"
 
 namespace daxpolicy::files {
@@ -46,7 +47,9 @@ struct SampleStats {
 /// A name is first resolved to an O_PATH fd with
 /// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV (openat2, Linux 5.6+), so a name
 /// that became a symlink or a mount point is refused by the kernel; the type and inode are
-/// checked on that fd. Only a regular file is then opened for real, through the
+/// checked on that fd. Where openat2 is unavailable the name is opened with
+/// openat(O_PATH|O_NOFOLLOW) and its mount compared with the directory's on that same statx,
+/// so the per-file cost stays the same. Only a regular file is then opened for real, through the
 /// <procfs>/self/fd/N magic link of the O_PATH fd, which reopens the very inode checked: a
 /// fifo, socket or device node swapped in under the name at any moment is never opened
 /// (opening one can block or have side effects in its driver). The real open is
@@ -70,6 +73,11 @@ class FileSampler {
   /// leaves the record untouched. On kError, *err (if given) holds the errno.
   SampleStatus SampleFile(int dirfd, std::string_view name, policy::FileRecord* record,
                           int* err = nullptr);
+  /// Same, for a dirfd the caller knows to be on the mount `dir_mount` (as the scanner knows
+  /// of every directory it walks): where openat2 is unavailable, a file's mount is then
+  /// compared with it instead of with a statx of dirfd per file.
+  SampleStatus SampleFile(int dirfd, const MountIdentity& dir_mount, std::string_view name,
+                          policy::FileRecord* record, int* err = nullptr);
 
   /// Samples an already open fd (e.g. a directory the scanner opened) whose statx
   /// result `stx` the caller already has: size, mtime, effective and physical
@@ -83,6 +91,8 @@ class FileSampler {
   CacheProbe& cache_probe() { return cache_; }
 
  private:
+  SampleStatus Sample(int dirfd, const MountIdentity* dir_mount, std::string_view name,
+                      policy::FileRecord* record, int* err);
   SampleStatus Count(SampleStatus status, int err, std::string_view name);
 
   Options options_;

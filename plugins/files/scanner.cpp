@@ -14,6 +14,7 @@
 #include <cstring>
 #include <utility>
 
+#include "plugins/open_beneath.h"
 #include "plugins/unique_fd.h"
 
 namespace daxpolicy::files {
@@ -97,15 +98,11 @@ struct Scanner::Walk {
   // The scope being walked.
   uint16_t scope = 0;
   uint16_t mount = 0;
-  uint64_t dev = 0;
-  uint64_t mnt_id = 0;  // 0: the kernel does not report mount ids
-  std::string path;     // scratch: paths for the predicate and error reports, never for syscalls
+  MountIdentity scope_mount;  // every directory walked is on it
+  std::string path;  // scratch: paths for the predicate and error reports, never for syscalls
   std::unordered_map<std::string_view, uint32_t> old_by_name;  // scratch
 
-  bool OnScopeMount(const struct statx& stx) const {
-    if (DevOf(stx) != dev) return false;
-    return mnt_id == 0 || !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id == mnt_id;
-  }
+  bool OnScopeMount(const struct statx& stx) const { return scope_mount.Holds(stx); }
 };
 
 Scanner::Scanner(std::vector<ScanScope> scopes, ExcludePredicate is_excluded, ScanLimits limits)
@@ -203,8 +200,7 @@ ScanStats Scanner::Scan(const policy::Snapshot* previous, policy::Snapshot* snap
     if (scope.mount_id == 0) scopes_[s].mount_id = mnt_id;
     w.scope = static_cast<uint16_t>(s);
     w.mount = scope.mount;
-    w.dev = DevOf(stx);
-    w.mnt_id = scope.mount_id != 0 ? scope.mount_id : mnt_id;
+    w.scope_mount = {DevOf(stx), scope.mount_id != 0 ? scope.mount_id : mnt_id};
     const uint32_t index = static_cast<uint32_t>(snapshot->dir_paths.size());
     snapshot->dir_paths.push_back(scope.path);
     DirState st;
@@ -327,7 +323,7 @@ bool Scanner::ReuseDir(Walk& w, int fd, uint32_t dir_index, const DirState& old)
         return false;
       }
     } else if (w.sampler != nullptr) {
-      const SampleStatus status = w.sampler->SampleFile(fd, name, &rec);
+      const SampleStatus status = w.sampler->SampleFile(fd, w.scope_mount, name, &rec);
       if (status == SampleStatus::kVanished || status == SampleStatus::kReplaced) {
         // Changed while the directory's timestamps stayed the same: read it again.
         return false;
@@ -449,7 +445,7 @@ bool Scanner::ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old) 
       rec.mount = w.mount;
       if (statx_done) FillFromStatx(stx, &rec);
       if (!is_dir && w.sampler != nullptr) {
-        SampleStatus status = w.sampler->SampleFile(fd, name, &rec);
+        SampleStatus status = w.sampler->SampleFile(fd, w.scope_mount, name, &rec);
         if (status == SampleStatus::kReplaced && !statx_done) {
           // The name changed under us: classify it properly and try once more.
           if (statx(fd, cname, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, kEntryMask, &stx) != 0) {
@@ -471,7 +467,7 @@ bool Scanner::ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old) 
           rec = policy::FileRecord();
           rec.mount = w.mount;
           FillFromStatx(stx, &rec);
-          status = w.sampler->SampleFile(fd, name, &rec);
+          status = w.sampler->SampleFile(fd, w.scope_mount, name, &rec);
         }
         if (status == SampleStatus::kVanished) continue;
         if (status == SampleStatus::kReplaced) reusable = false;

@@ -6,7 +6,9 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <stddef.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -19,6 +21,7 @@
 #include <thread>
 
 #include "plugins/files/scanner.h"
+#include "plugins/open_beneath.h"
 #include "plugins/unique_fd.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/files/files_test_util.h"
@@ -116,7 +119,7 @@ TEST_F(AFileSampler, RefusesToFollowAFileReplacedByASymlink) {
 // Without openat2 (hidden by a seccomp filter, as systemd's RestrictSUIDSGID= does, or a
 // kernel before 5.6) the sampler still samples, and still refuses a symlink. Run in a child
 // that answers openat2 with ENOSYS; its exit code names the first check that failed.
-int SampleWithoutOpenat2(int dirfd, const char* dir) {
+bool HideOpenat2() {
   struct sock_filter filter[] = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
@@ -124,9 +127,13 @@ int SampleWithoutOpenat2(int dirfd, const char* dir) {
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
   struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 10;
-  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) return 11;
-  if (syscall(SYS_openat2, dirfd, "data", nullptr, 0) != -1 || errno != ENOSYS) return 12;
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0 &&
+         syscall(SYS_openat2, AT_FDCWD, ".", nullptr, 0) == -1 && errno == ENOSYS;
+}
+
+int SampleWithoutOpenat2(int dirfd, const char* dir) {
+  if (!HideOpenat2()) return 10;
   FileSampler sampler;
   policy::FileRecord record;
   record.ino = InoOf(fs::path(dir) / "data");
@@ -143,6 +150,51 @@ int SampleWithoutOpenat2(int dirfd, const char* dir) {
 
 TEST_F(AFileSampler, SamplesWhereOpenat2IsUnavailable) {
   EXPECT_EXIT(std::exit(SampleWithoutOpenat2(dir_.get(), tmp_.path().c_str())),
+              ::testing::ExitedWithCode(0), "");
+}
+
+// Without openat2, a file with another file of the same filesystem bind-mounted over it (same
+// device, another mount) is refused, by the sampler whether or not it is told the directory's
+// mount, and by OpenBeneath. Run in a child with its own mount namespace, so the bind mount
+// goes with it; its exit code names the first check that failed.
+int RefuseBindMountWithoutOpenat2(const char* dir) {
+  const fs::path data = fs::path(dir) / "data";
+  const fs::path other = fs::path(dir) / "other";
+  WriteFile(other, "other");
+  if (unshare(CLONE_NEWNS) != 0) return 20;
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 21;
+  if (mount(other.c_str(), data.c_str(), nullptr, MS_BIND, nullptr) != 0) return 22;
+  // Opened in the new namespace: a lookup from an fd of the old one would not see the mount.
+  UniqueFd dir_fd(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  const int dirfd = dir_fd.get();
+  struct statx dir_stx {};
+  if (statx(dirfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &dir_stx) != 0) return 23;
+  if (!HideOpenat2()) return 10;
+  FileSampler sampler;
+  policy::FileRecord record;
+  record.ino = InoOf(data);  // the inode the mount shows, so only the mount check can refuse it
+  if (record.ino != InoOf(other)) return 24;
+  int err = 0;
+  if (sampler.SampleFile(dirfd, "data", &record, &err) != SampleStatus::kReplaced) return 1;
+  if (err != EXDEV) return 2;
+  err = 0;
+  if (sampler.SampleFile(dirfd, MountIdentity::Of(dir_stx), "data", &record, &err) !=
+      SampleStatus::kReplaced) {
+    return 3;
+  }
+  if (err != EXDEV) return 4;
+  if (sampler.SampleFile(dirfd, MountIdentity::Of(dir_stx), "other", &record) !=
+      SampleStatus::kOk) {
+    return 5;  // the same inode under its own name, on the directory's mount
+  }
+  errno = 0;
+  if (OpenBeneath(dirfd, "data", O_PATH | O_NOFOLLOW | O_CLOEXEC) != -1 || errno != EXDEV) return 6;
+  return 0;
+}
+
+TEST_F(AFileSampler, RefusesABindMountedFileWhereOpenat2IsUnavailable) {
+  DAXPOLICY_REQUIRE(::daxpolicy::testing::IsRoot(), "root (CAP_SYS_ADMIN) for a bind mount");
+  EXPECT_EXIT(std::exit(RefuseBindMountWithoutOpenat2(tmp_.path().c_str())),
               ::testing::ExitedWithCode(0), "");
 }
 

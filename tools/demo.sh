@@ -21,6 +21,45 @@ build=${DAXPOLICY_BUILD:-$here/build/demo}
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# The demo's policy for a scope at $1 (the same on the host and in the VM).
+demo_policy() {
+  local mnt=$1
+  cat <<YAML
+apiVersion: daxpolicy/v1
+daemon:
+  interval: 2s
+  mode: enforce
+scopes: [ $mnt ]
+protect: [ "$mnt/keep/**" ]
+defaults: { dax: keep, min_dwell: 1m, max_switches_per_minute: 600 }
+rules:
+  - name: hot-tables-in-page-cache
+    match: { path: "$mnt/db/*.sst", size: ">= 1MiB" }
+    dax: off
+  - name: streamed-logs-to-dax
+    match: { path: "$mnt/logs/**" }
+    when: "file.cache_resident_ratio < 0.5"
+    dax: on
+  - name: log-directory-inherits-dax
+    match: { path: "$mnt/logs", type: directory }
+    dax: on
+  - name: vm-images-to-dax
+    match: { path: "$mnt/vm/*.img" }
+    dax: on
+YAML
+}
+
+# What the kernel says of each FILE: the physical flag and the statx attributes.
+demo_kernel_view() {
+  say "what the kernel says (lsattr: the physical flag; statx attributes 0x200000: effective DAX)"
+  local f width=0
+  for f in "$@"; do if ((${#f} > width)); then width=${#f}; fi; done
+  for f in "$@"; do
+    printf '%-*s flags %s  %s\n' "$width" "$f" "$(xfs_io -c 'lsattr -v' "$f" | sed 's/\].*/]/')" \
+      "$(xfs_io -c 'statx -r' "$f" 2>/dev/null | grep -m1 'stat.attributes' || true)"
+  done
+}
+
 # ---------------------------------------------------------------------------
 # The demo itself, on a mounted dax=inode filesystem at $1.
 demo_body() {
@@ -64,29 +103,7 @@ PY
   holder_pid=$!
   ls -lR "$mnt" | sed -n '1,40p'
 
-  cat >"$work/policy.yaml" <<YAML
-apiVersion: daxpolicy/v1
-daemon:
-  interval: 2s
-  mode: enforce
-scopes: [ $mnt ]
-protect: [ "$mnt/keep/**" ]
-defaults: { dax: keep, min_dwell: 1m, max_switches_per_minute: 600 }
-rules:
-  - name: hot-tables-in-page-cache
-    match: { path: "$mnt/db/*.sst", size: ">= 1MiB" }
-    dax: off
-  - name: streamed-logs-to-dax
-    match: { path: "$mnt/logs/**" }
-    when: "file.cache_resident_ratio < 0.5"
-    dax: on
-  - name: log-directory-inherits-dax
-    match: { path: "$mnt/logs", type: directory }
-    dax: on
-  - name: vm-images-to-dax
-    match: { path: "$mnt/vm/*.img" }
-    dax: on
-YAML
+  demo_policy "$mnt" >"$work/policy.yaml"
   # The tables start out flagged DAX, as if someone had run chattr +x on them.
   for f in "$mnt"/db/*.sst; do xfs_io -c 'chattr +x' "$f"; done
   say "the policy"
@@ -116,11 +133,7 @@ YAML
   $ctl explain "$mnt/db/table-1.sst"
   say "daxpolicyctl explain $mnt/vm/guest.img"
   $ctl explain "$mnt/vm/guest.img"
-  say "what the kernel says (lsattr: the physical flag; statx attributes 0x200000: effective DAX)"
-  for f in "$mnt"/db/table-1.sst "$mnt"/logs/stream.log "$mnt"/vm/guest.img; do
-    printf '%-60s flags %s  %s\n' "$f" "$(xfs_io -c 'lsattr -v' "$f" | sed 's/\].*/]/')" \
-      "$(xfs_io -c 'statx -r' "$f" 2>/dev/null | grep -m1 'stat.attributes' || true)"
-  done
+  demo_kernel_view "$mnt"/db/table-1.sst "$mnt"/logs/stream.log "$mnt"/vm/guest.img
   say "the holder of $mnt/vm/guest.img exits"
   kill "$holder_pid"
   wait "$holder_pid" 2>/dev/null || true
@@ -145,12 +158,8 @@ demo_installed() {
   findmnt -no SOURCE,FSTYPE,OPTIONS "$mnt"
 
   say "apt install $(basename "$deb")"
-  # Offline (the guest has no network; the dependencies are installed): apt
-  # gets an empty package index instead of parsing the host's.
-  mkdir -p /tmp/demo-apt-lists/partial
-  rm -f /var/lib/man-db/auto-update   # no man-db index rebuild: minutes under emulation
-  rm -f /usr/sbin/policy-rc.d   # a container host's policy-rc.d would keep dpkg from starting it
-  apt-get -o Dir::State::Lists=/tmp/demo-apt-lists install -y "$deb" 2>&1 | grep -E '^(Unpacking|Setting up|Created symlink)' || true
+  # Offline: the guest has no network and the dependencies are installed (vm_apt).
+  vm_apt install -y "$deb" 2>&1 | grep -E '^(Unpacking|Setting up|Created symlink)' || true
   systemctl --no-pager status daxpolicyd | sed -n '1,4p'
 
   say "workload on $mnt"
@@ -168,29 +177,7 @@ demo_installed() {
   holder_pid=$!
 
   say "the policy (/etc/daxpolicy/policy.yaml) and the scopes drop-in"
-  cat >/etc/daxpolicy/policy.yaml <<YAML
-apiVersion: daxpolicy/v1
-daemon:
-  interval: 2s
-  mode: enforce
-scopes: [ $mnt ]
-protect: [ "$mnt/keep/**" ]
-defaults: { dax: keep, min_dwell: 1m, max_switches_per_minute: 600 }
-rules:
-  - name: hot-tables-in-page-cache
-    match: { path: "$mnt/db/*.sst", size: ">= 1MiB" }
-    dax: off
-  - name: streamed-logs-to-dax
-    match: { path: "$mnt/logs/**" }
-    when: "file.cache_resident_ratio < 0.5"
-    dax: on
-  - name: log-directory-inherits-dax
-    match: { path: "$mnt/logs", type: directory }
-    dax: on
-  - name: vm-images-to-dax
-    match: { path: "$mnt/vm/*.img" }
-    dax: on
-YAML
+  demo_policy "$mnt" >/etc/daxpolicy/policy.yaml
   cat /etc/daxpolicy/policy.yaml
   mkdir -p /etc/systemd/system/daxpolicyd.service.d
   printf '[Service]\nReadWritePaths=%s\n' "$mnt" | tee /etc/systemd/system/daxpolicyd.service.d/scopes.conf
@@ -210,11 +197,8 @@ YAML
   daxpolicyctl explain "$mnt/db/table-1.sst"
   say "daxpolicyctl explain $mnt/vm/guest.img (held open)"
   daxpolicyctl explain "$mnt/vm/guest.img"
-  say "what the kernel says (lsattr: the physical flag; statx attributes 0x200000: effective DAX)"
-  for f in "$mnt"/db/table-1.sst "$mnt"/logs/stream.log "$mnt"/vm/guest.img "$mnt"/keep/notes.txt; do
-    printf '%-28s flags %s  %s\n' "$f" "$(xfs_io -c 'lsattr -v' "$f" | sed 's/\].*/]/')" \
-      "$(xfs_io -c 'statx -r' "$f" 2>/dev/null | grep -m1 'stat.attributes' || true)"
-  done
+  demo_kernel_view "$mnt"/db/table-1.sst "$mnt"/logs/stream.log "$mnt"/vm/guest.img \
+    "$mnt"/keep/notes.txt
   say "the holder of $mnt/vm/guest.img exits"
   kill "$holder_pid"
   wait "$holder_pid" 2>/dev/null || true

@@ -141,3 +141,29 @@ vm_pmem_mount() {
   vm_mkfs "$1" "$dev"
   vm_mount_dax "$dev" "$2"
 }
+
+# vm_wait_for SECONDS COMMAND...: runs COMMAND every half second, quietly, until it
+# succeeds or SECONDS have passed; then once more with its output and status.
+vm_wait_for() {
+  local end=$((SECONDS + $1))
+  shift
+  while ((SECONDS < end)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  "$@"
+}
+
+# vm_apt ARGS...: apt-get for installing a local .deb in the guest, offline. The
+# guest has no network and the dependencies are installed already, so apt gets
+# an empty package index (parsing the host's 19 MB of lists under software
+# emulation takes a minute per call). Only the guest's tmpfs overlay changes:
+#  - no man-db index rebuild of all the host's man pages (the package's
+#    trigger): minutes under emulation;
+#  - no container host's policy-rc.d (exit 101), which would keep dpkg from
+#    starting services; a Debian system has none.
+vm_apt() {
+  mkdir -p /tmp/vm-apt-lists/partial
+  rm -f /var/lib/man-db/auto-update /usr/sbin/policy-rc.d
+  apt-get -o Dir::State::Lists=/tmp/vm-apt-lists "$@"
+}

@@ -32,26 +32,6 @@ mnt=/srv/pmem
 work=$(mktemp -d)
 prom=http://127.0.0.1:9090
 queries=("python3" "$here/prom-queries.py")
-# apt without the host's package index: the guest has no network and the
-# dependencies are installed already; parsing the 19 MB of lists under
-# software emulation would take a minute per call.
-mkdir -p "$work/apt-lists/partial"
-apt_offline() { apt-get -o Dir::State::Lists="$work/apt-lists" "$@"; }
-# Nor does the guest rebuild the man-db index of all the host's man pages
-# (the package's trigger): minutes under emulation.
-rm -f /var/lib/man-db/auto-update
-# The host's Docker-style policy-rc.d (exit 101) would keep dpkg from starting
-# services; a Debian system has none.
-rm -f /usr/sbin/policy-rc.d
-wait_for() {
-  local end=$((SECONDS + $1))
-  shift
-  while ((SECONDS < end)); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 1
-  done
-  "$@"
-}
 
 vm_expect "promtool check rules $(basename "$alerts")" promtool check rules "$alerts"
 
@@ -60,7 +40,7 @@ vm_pmem_mount xfs "$mnt"
 mkdir -p "$mnt/dax" "$mnt/pc"
 for i in 1 2 3 4; do head -c 256K /dev/urandom >"$mnt/dax/f$i"; done
 head -c 256K /dev/urandom >"$mnt/pc/f1"
-apt_offline install -y "$(realpath "${debs[0]}")" >"$work/apt.log" 2>&1 ||
+vm_apt install -y "$(realpath "${debs[0]}")" >"$work/apt.log" 2>&1 ||
   { sed 's/^/#   | /' "$work/apt.log" | tail -n 30; vm_die "apt install ${debs[0]}"; }
 mkdir -p /etc/systemd/system/$svc.d
 printf '[Service]\nReadWritePaths=%s\n' "$mnt" >/etc/systemd/system/$svc.d/scopes.conf
@@ -107,9 +87,9 @@ vm_expect "promtool check config" promtool check config "$work/prometheus.yml"
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
   --web.listen-address=127.0.0.1:9090 --log.level=warn >"$work/prometheus.log" 2>&1 &
 prom_pid=$!
-vm_expect "prometheus is ready" wait_for 60 curl -sf $prom/-/ready
+vm_expect "prometheus is ready" vm_wait_for 60 curl -sf $prom/-/ready
 vm_expect "prometheus scrapes daxpolicyd (up == 1)" \
-  wait_for 60 "${queries[@]}" expr $prom 'up{job="daxpolicy"} == 1'
+  vm_wait_for 60 "${queries[@]}" expr $prom 'up{job="daxpolicy"} == 1'
 
 # A good reload (generation changes: the reload annotation), then a refused one
 # (the refused-reload annotation); files switch meanwhile.
@@ -119,7 +99,7 @@ sleep 4
 printf '  - name: broken\n    match: { path: "%s/pc/*" }\n    dax: sideways\n' "$mnt" >>/etc/daxpolicy/policy.yaml
 systemctl reload $svc
 vm_expect "the broken policy is refused" \
-  wait_for 20 "${queries[@]}" expr $prom 'daxpolicy_config_last_reload_successful == 0'
+  vm_wait_for 20 "${queries[@]}" expr $prom 'daxpolicy_config_last_reload_successful == 0'
 
 t0=$SECONDS
 vm_expect "every query of the dashboard returns data" \
@@ -131,17 +111,17 @@ vm_expect "every alert expression evaluates" "${queries[@]}" rules $prom "$alert
 policy /srv/not-mounted >/etc/daxpolicy/policy.yaml
 systemctl reload $svc
 vm_expect "daxpolicy_degraded{kind=\"scope\"} is 1" \
-  wait_for 30 "${queries[@]}" expr $prom 'daxpolicy_degraded{kind="scope"} == 1'
+  vm_wait_for 30 "${queries[@]}" expr $prom 'daxpolicy_degraded{kind="scope"} == 1'
 vm_expect "DaxpolicyDegraded fires (kind=scope)" \
-  wait_for 30 "${queries[@]}" firing $prom DaxpolicyDegraded kind=scope
+  vm_wait_for 30 "${queries[@]}" firing $prom DaxpolicyDegraded kind=scope
 policy >/etc/daxpolicy/policy.yaml
 systemctl reload $svc
 
 # --- Down: the daemon stopped ---------------------------------------------------
 systemctl stop $svc
 vm_expect "up == 0 once the daemon is stopped" \
-  wait_for 30 "${queries[@]}" expr $prom 'up{job="daxpolicy"} == 0'
-vm_expect "DaxpolicyDown fires" wait_for 30 "${queries[@]}" firing $prom DaxpolicyDown
+  vm_wait_for 30 "${queries[@]}" expr $prom 'up{job="daxpolicy"} == 0'
+vm_expect "DaxpolicyDown fires" vm_wait_for 30 "${queries[@]}" firing $prom DaxpolicyDown
 
 kill "$prom_pid" 2>/dev/null
 wait "$prom_pid" 2>/dev/null

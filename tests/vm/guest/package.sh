@@ -47,27 +47,6 @@ effective() {
   [[ -n $a ]] || { echo unknown; return; }
   if (((a & 0x200000) != 0)); then echo dax; else echo page-cache; fi
 }
-# wait_for SECONDS COMMAND...: polls COMMAND every half second.
-# apt without the host's package index: the guest has no network and the
-# dependencies are installed already; parsing the 19 MB of lists under
-# software emulation would take a minute per call.
-mkdir -p "$work/apt-lists/partial"
-apt_offline() { apt-get -o Dir::State::Lists="$work/apt-lists" "$@"; }
-# Nor does the guest rebuild the man-db index of all the host's man pages
-# (the package's trigger): minutes under emulation.
-rm -f /var/lib/man-db/auto-update
-# The host's Docker-style policy-rc.d (exit 101) would keep dpkg from starting
-# services; a Debian system has none.
-rm -f /usr/sbin/policy-rc.d
-wait_for() {
-  local end=$((SECONDS + $1))
-  shift
-  while ((SECONDS < end)); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.5
-  done
-  "$@"
-}
 is_eff() { [[ $(effective "$2") == "$1" ]]; }
 journal_has() {  # journal_has MESSAGE_ID [GREP]
   journalctl --no-pager -q -o cat -u "$svc" "MESSAGE_ID=$1" | grep -q -- "${2:-.}"
@@ -91,7 +70,7 @@ vm_expect_eq "before: dax/f1 is in the page cache" page-cache "$(effective "$mnt
 # --- install ----------------------------------------------------------------
 vm_log "t=${SECONDS}s: install"
 t0=$SECONDS
-apt_offline install -y "$deb" >"$work/apt-install.log" 2>&1
+vm_apt install -y "$deb" >"$work/apt-install.log" 2>&1
 vm_expect_eq "apt install ./daxpolicy_*.deb succeeds offline" 0 "$?" ||
   sed 's/^/#   | /' "$work/apt-install.log" | tail -n 30
 vm_log "apt install took $((SECONDS - t0)) s"
@@ -143,10 +122,10 @@ vm_expect "StatusText comes from sd_notify STATUS=" \
   bash -c "systemctl show -P StatusText $svc | grep -q managed"
 vm_expect_eq "the watchdog is armed (WatchdogUSec)" 20s "$(systemctl show -P WatchdogUSec $svc)"
 pid1=$(systemctl show -P MainPID $svc)
-vm_expect "pc/f1 moves to the page cache (statx)" wait_for 30 is_eff page-cache "$mnt/pc/f1"
-vm_expect "pc/f2 moves to the page cache (statx)" wait_for 5 is_eff page-cache "$mnt/pc/f2"
-vm_expect "dax/f1 moves to DAX (statx)" wait_for 10 is_eff dax "$mnt/dax/f1"
-vm_expect "dax/f2 moves to DAX (statx)" wait_for 5 is_eff dax "$mnt/dax/f2"
+vm_expect "pc/f1 moves to the page cache (statx)" vm_wait_for 30 is_eff page-cache "$mnt/pc/f1"
+vm_expect "pc/f2 moves to the page cache (statx)" vm_wait_for 5 is_eff page-cache "$mnt/pc/f2"
+vm_expect "dax/f1 moves to DAX (statx)" vm_wait_for 10 is_eff dax "$mnt/dax/f1"
+vm_expect "dax/f2 moves to DAX (statx)" vm_wait_for 5 is_eff dax "$mnt/dax/f2"
 if ((vm_failures > 0)); then
   { daxpolicyctl status; daxpolicyctl files; daxpolicyctl explain "$mnt/dax/f1"
     journalctl --no-pager -q -o cat -u $svc | tail -n 30; } 2>&1 | sed 's/^/#   diag: /'
@@ -164,9 +143,9 @@ sed -i 's|^  - name: to-page-cache|  - name: late-to-dax\n    match: { path: "'"
 cp /etc/daxpolicy/policy.yaml "$work/first.yaml"
 cp "$work/good.yaml" /etc/daxpolicy/policy.yaml
 vm_expect "systemctl reload with a good policy" timeout 60 systemctl reload $svc
-vm_expect "the reload is logged (reload ok MESSAGE_ID)" wait_for 10 journal_has 7c96c7783ad6431a8edafdf54bfa4786
+vm_expect "the reload is logged (reload ok MESSAGE_ID)" vm_wait_for 10 journal_has 7c96c7783ad6431a8edafdf54bfa4786
 vm_expect "PolicyGeneration went up" bash -c "[[ '$(prop PolicyGeneration)' != '$gen' ]]"
-vm_expect "late/f1 moves to DAX under the new rule (statx)" wait_for 15 is_eff dax "$mnt/late/f1"
+vm_expect "late/f1 moves to DAX under the new rule (statx)" vm_wait_for 15 is_eff dax "$mnt/late/f1"
 
 cp /etc/daxpolicy/policy.yaml "$work/good.yaml"
 cat >>/etc/daxpolicy/policy.yaml <<'YAML'
@@ -176,7 +155,7 @@ cat >>/etc/daxpolicy/policy.yaml <<'YAML'
 YAML
 vm_expect "systemctl reload with a broken policy returns" timeout 60 systemctl reload $svc
 vm_expect "the refusal is logged (reload failed MESSAGE_ID)" \
-  wait_for 10 journal_has 815fca0738cd45faadb7fc75a7ac3738 "policy.yaml:[0-9]*:[0-9]*"
+  vm_wait_for 10 journal_has 815fca0738cd45faadb7fc75a7ac3738 "policy.yaml:[0-9]*:[0-9]*"
 vm_expect "LastReloadResult names FILE:LINE:COL" \
   bash -c "busctl --system get-property ${bus[*]} LastReloadResult | grep -q 'policy.yaml:[0-9]*:[0-9]*'"
 vm_expect_eq "the daemon keeps running after the refusal" "active $pid1" \
@@ -223,29 +202,29 @@ cp "$work/stall.yaml" /etc/daxpolicy/policy.yaml
 systemctl reload $svc
 t0=$SECONDS
 vm_expect "STATUS= says the cycle is stuck" \
-  wait_for 60 bash -c "systemctl show -P StatusText $svc | grep -q 'cycle stuck'"
+  vm_wait_for 60 bash -c "systemctl show -P StatusText $svc | grep -q 'cycle stuck'"
 vm_expect "systemd reports the watchdog timeout" \
-  wait_for 90 bash -c "journalctl --no-pager -q -u $svc | grep -q 'Watchdog timeout'"
+  vm_wait_for 90 bash -c "journalctl --no-pager -q -u $svc | grep -q 'Watchdog timeout'"
 vm_log "watchdog fired $((SECONDS - t0)) s after the reload on the frozen filesystem"
 fsfreeze -u "$mnt"
 vm_expect "the daemon is restarted (NRestarts=1)" \
-  wait_for 60 bash -c "[[ \$(systemctl show -P NRestarts $svc) == 1 ]]"
+  vm_wait_for 60 bash -c "[[ \$(systemctl show -P NRestarts $svc) == 1 ]]"
 vm_expect_eq "the first run ended with Result=watchdog" 1 \
   "$(journalctl --no-pager -q -u $svc | grep -c "Failed with result 'watchdog'")"
-vm_expect "the restarted daemon is ready again" wait_for 60 \
+vm_expect "the restarted daemon is ready again" vm_wait_for 60 \
   bash -c "[[ \$(systemctl is-active $svc) == active && \$(systemctl show -P MainPID $svc) != $pid1 ]]"
-vm_expect "stall/f1 reaches DAX after the restart (statx)" wait_for 30 is_eff dax "$mnt/stall/f1"
+vm_expect "stall/f1 reaches DAX after the restart (statx)" vm_wait_for 30 is_eff dax "$mnt/stall/f1"
 
 # --- apt remove, apt purge -------------------------------------------------
 vm_log "t=${SECONDS}s: apt remove, apt purge"
-apt_offline remove -y daxpolicy >"$work/apt-remove.log" 2>&1
+vm_apt remove -y daxpolicy >"$work/apt-remove.log" 2>&1
 vm_expect_eq "apt remove succeeds" 0 "$?" || sed 's/^/#   | /' "$work/apt-remove.log" | tail -n 20
 vm_expect "the service is stopped" bash -c "! systemctl is-active -q $svc"
 vm_expect "the daemon is gone" test ! -e /usr/sbin/daxpolicyd
 vm_expect "the policy stays after remove" test -f /etc/daxpolicy/policy.yaml
 vm_expect "the journal stays after remove" test -d /var/lib/daxpolicy
 vm_expect "flags stay as the daemon left them: dax/f1 DAX" is_eff dax "$mnt/dax/f1"
-apt_offline purge -y daxpolicy >"$work/apt-purge.log" 2>&1
+vm_apt purge -y daxpolicy >"$work/apt-purge.log" 2>&1
 vm_expect_eq "apt purge succeeds" 0 "$?"
 sed -n 's/^daxpolicy: /#   | daxpolicy: /p' "$work/apt-purge.log"
 vm_expect "purge says it keeps the journal" grep -q "NOT removing /var/lib/daxpolicy" "$work/apt-purge.log"

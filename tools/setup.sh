@@ -23,6 +23,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # running and testing: buses, filesystems, metrics checks, fincore (util-linux)
   dbus-daemon dbus systemd curl xfsprogs e2fsprogs util-linux prometheus
+  # the demo and the monitoring test's query checker (it reads the alert rules)
+  python3 python3-yaml
   # the emulated-NVDIMM virtual machine
   ndctl daxctl qemu-system-x86 linux-image-amd64 busybox-static
 )

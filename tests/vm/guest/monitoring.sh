@@ -20,7 +20,8 @@ deb_dir=${1:?usage: monitoring.sh DEB_DIR DASHBOARD ALERTS [STATUS]}
 dashboard=${2:?usage: monitoring.sh DEB_DIR DASHBOARD ALERTS [STATUS]}
 alerts=${3:?usage: monitoring.sh DEB_DIR DASHBOARD ALERTS [STATUS]}
 status=${4:-0}
-vm_require_cmd systemctl apt-get dpkg curl prometheus promtool python3
+vm_require_cmd systemctl apt-get dpkg curl prometheus promtool
+vm_require "python3 with its yaml module (python3-yaml)" /usr/bin/python3 -c "import yaml"
 arch=$(dpkg --print-architecture)
 debs=("$deb_dir"/daxpolicy_*_"$arch".deb)
 vm_require "a package built by tools/build-deb.sh in $deb_dir" test -f "${debs[0]}"
@@ -31,7 +32,7 @@ svc=daxpolicyd.service
 mnt=/srv/pmem
 work=$(mktemp -d)
 prom=http://127.0.0.1:9090
-queries=("python3" "$here/prom-queries.py")
+queries=("/usr/bin/python3" "$here/prom-queries.py")
 
 vm_expect "promtool check rules $(basename "$alerts")" promtool check rules "$alerts"
 

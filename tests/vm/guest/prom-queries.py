@@ -8,7 +8,8 @@ Prometheus server through its HTTP API (guest side of the monitoring VM test).
       template variable queries) must succeed and return data. Template
       variables are replaced as Grafana would: $instance by the values of its
       own variable query (regex-escaped, (a|b) when several), $__rate_interval
-      by max(4 x scrape interval, interval + scrape interval), $__interval by the
+      by 4 x the scrape interval (Grafana's max(4 x scrape, $__interval +
+      scrape) with $__interval = scrape), $__interval by the
       scrape interval, $__range by 5m. A query that names any other variable
       fails. Empty results are retried for up to WAIT_SECONDS in all.
   prom-queries.py rules URL RULES.yaml
@@ -28,6 +29,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+import yaml
 
 
 def api(url, path, params=None):
@@ -123,7 +126,9 @@ def cmd_dashboard(url, path, scrape_s, wait_s):
     deadline = time.monotonic() + wait_s
     scrape_s = int(scrape_s)
     variables = {
-        "__rate_interval": f"{max(4 * scrape_s, scrape_s + scrape_s)}s",
+        # Grafana: max(4 x scrape interval, $__interval + scrape interval), and
+        # $__interval is the scrape interval here.
+        "__rate_interval": f"{4 * scrape_s}s",
         "__interval": f"{scrape_s}s",
         "__range": "5m",
     }
@@ -165,23 +170,11 @@ def cmd_dashboard(url, path, scrape_s, wait_s):
 
 
 def rule_exprs(path):
-    """(alert, expr) of each alert rule; a small reader for the rules file's layout
-    (the guest has no YAML module): `- alert: NAME` then `expr: ...` on one line."""
-    out = []
-    name = None
-    for line in open(path):
-        m = re.match(r"\s*-\s*alert:\s*(\S+)", line)
-        if m:
-            name = m.group(1)
-            continue
-        m = re.match(r"\s*expr:\s*(.+?)\s*$", line)
-        if m and name:
-            expr = m.group(1)
-            if expr[:1] in "|>'\"":
-                raise SystemExit(f"{path}: expr of {name} is not a plain one-line scalar")
-            out.append((name, expr))
-            name = None
-    return out
+    """(alert, expr) of each alert rule of a Prometheus rules file."""
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    return [(r["alert"], str(r["expr"])) for g in doc.get("groups", []) for r in g.get("rules", [])
+            if "alert" in r]
 
 
 def cmd_rules(url, path):

@@ -3,7 +3,10 @@
 
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <cstdlib>
+
+#include "policy/loader.h"
 
 namespace daxpolicy::bench {
 
@@ -25,6 +28,27 @@ bool MountXfsFor(uint64_t files, const std::string& image, const std::string& mo
   return Shell("truncate -s " + std::to_string(mib) + "M '" + image + "'") == 0 &&
          Shell("mkfs.xfs -q -m reflink=0 '" + image + "'") == 0 &&
          Shell("mount -o loop,dax=inode '" + image + "' '" + mount_point + "'") == 0;
+}
+
+std::optional<policy::Policy> SizeSplitPolicy(const std::string& root, const std::string& min_size,
+                                              const std::string& settings) {
+  const std::string text = "apiVersion: daxpolicy/v1\n" + settings + "scopes: [ " + root +
+                           " ]\n"
+                           "rules:\n"
+                           "  - name: big-on-dax\n"
+                           "    match: { path: \"" +
+                           root + "/**\", size: \">= " + min_size +
+                           "\" }\n"
+                           "    dax: on\n"
+                           "  - name: rest-on-page-cache\n"
+                           "    match: { path: \"" +
+                           root + "/**\" }\n    dax: off\n";
+  policy::LoadResult loaded = policy::LoadPolicy({"bench.yaml", text});
+  if (!loaded.policy) {
+    std::fprintf(stderr, "policy: %s\n", loaded.errors.front().ToString().c_str());
+    return std::nullopt;
+  }
+  return std::move(*loaded.policy);
 }
 
 }  // namespace daxpolicy::bench

@@ -6,8 +6,10 @@
 // exits 77 (skipped) outside CI and 1 under CI (daxpolicy::testing::InCi).
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "policy/policy.h"
 #include "tests/support/test_support.h"
 
 namespace daxpolicy::bench {
@@ -23,5 +25,12 @@ std::string MakeWorkDir(const std::string& prefix);
 // files of up to 4 KiB, and mounts it -o loop,dax=inode on `mount_point` (an
 // existing directory). False when a step fails.
 bool MountXfsFor(uint64_t files, const std::string& image, const std::string& mount_point);
+
+// The engine benchmarks' policy over the scope `root`: files of at least
+// `min_size` (e.g. "1MiB") on DAX, the rest in the page cache; `settings` (YAML
+// lines such as daemon: and defaults:) come before the rules. Nothing, with the
+// first error on stderr, when it does not load.
+std::optional<policy::Policy> SizeSplitPolicy(const std::string& root, const std::string& min_size,
+                                              const std::string& settings);
 
 }  // namespace daxpolicy::bench

@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,6 @@
 #include "daemon/log.h"
 #include "daemon/wiring.h"
 #include "plugins/unique_fd.h"
-#include "policy/loader.h"
 #include "tests/bench/bench_support.h"
 
 namespace {
@@ -164,34 +164,18 @@ const char* ModeName(Mode m) {
 }
 
 Figures Run(Mode mode, const std::string& root, const std::string& state_dir, const Config& c) {
-  const std::string text =
-      "apiVersion: daxpolicy/v1\ndaemon: { interval: " + std::to_string(int(c.interval_s)) +
-      "s, mode: observe }\n"
-      "scopes: [ " +
-      root +
-      " ]\n"
-      "rules:\n"
-      "  - name: big-on-dax\n"
-      "    match: { path: \"" +
-      root +
-      "/**\", size: \">= 1MiB\" }\n"
-      "    dax: on\n"
-      "  - name: rest-on-page-cache\n"
-      "    match: { path: \"" +
-      root + "/**\" }\n    dax: off\n";
-  policy::LoadResult loaded = policy::LoadPolicy({"bench.yaml", text});
-  if (!loaded.policy) {
-    std::fprintf(stderr, "policy: %s\n", loaded.errors.front().ToString().c_str());
-    return {};
-  }
+  std::optional<policy::Policy> loaded = bench::SizeSplitPolicy(
+      root, "1MiB",
+      "daemon: { interval: " + std::to_string(int(c.interval_s)) + "s, mode: observe }\n");
+  if (!loaded) return {};
   daemon::Options options;
   options.state_dir = state_dir;
   options.observe = true;
-  daemon::EngineParts parts = daemon::MakeEngineParts(options, *loaded.policy);
+  daemon::EngineParts parts = daemon::MakeEngineParts(options, *loaded);
   double files_cpu = 0;
   parts.sources.front() = std::make_unique<TimedFiles>(std::move(parts.sources.front()),
                                                        mode == Mode::kFull, &files_cpu);
-  auto engine = daemon::Engine::Create(options, *loaded.policy, std::move(parts));
+  auto engine = daemon::Engine::Create(options, *loaded, std::move(parts));
   if (!engine.ok()) {
     std::fprintf(stderr, "engine: %s\n", engine.error().message.c_str());
     return {};

@@ -22,11 +22,12 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "daemon/engine.h"
-#include "policy/loader.h"
+#include "tests/bench/bench_support.h"
 #include "tests/fakes/fakes.h"
 
 namespace {
@@ -59,29 +60,14 @@ int64_t NowNs() {
 
 // The engine over `files` synthetic files: peak after `cycles` cycles.
 Sample RunEngine(const std::string& root, uint64_t files, uint32_t dirs, int cycles) {
-  std::string text =
-      "apiVersion: daxpolicy/v1\ndaemon: { interval: 10s, mode: enforce }\n"
-      "scopes: [ " +
-      root +
-      " ]\n"
-      "defaults: { dax: keep, min_dwell: 5m, max_switches_per_minute: 100 }\n"
-      "rules:\n"
-      "  - name: big-files-on-dax\n"
-      "    match: { path: \"" +
-      root +
-      "/**\", size: \">= 128KiB\" }\n"
-      "    dax: on\n"
-      "  - name: rest-on-page-cache\n"
-      "    match: { path: \"" +
-      root + "/**\" }\n    dax: off\n";
-  policy::LoadResult loaded = policy::LoadPolicy({"bench.yaml", text});
-  if (!loaded.policy) {
-    std::fprintf(stderr, "policy: %s\n", loaded.errors.front().ToString().c_str());
-    return {};
-  }
+  std::optional<policy::Policy> loaded = bench::SizeSplitPolicy(
+      root, "128KiB",
+      "daemon: { interval: 10s, mode: enforce }\n"
+      "defaults: { dax: keep, min_dwell: 5m, max_switches_per_minute: 100 }\n");
+  if (!loaded) return {};
   fakes::FakeParts parts(std::make_unique<fakes::SyntheticFileSource>(files, dirs));
   std::shared_ptr<fakes::FakeClock> clock = parts.clock;
-  auto engine = daemon::Engine::Create(daemon::Options{}, *loaded.policy, parts.Take());
+  auto engine = daemon::Engine::Create(daemon::Options{}, *loaded, parts.Take());
   if (!engine.ok()) {
     std::fprintf(stderr, "engine: %s\n", engine.error().message.c_str());
     return {};

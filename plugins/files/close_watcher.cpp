@@ -7,11 +7,11 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <unordered_set>
 
+#include "plugins/files/fanotify_events.h"
 #include "plugins/open_beneath.h"
 
 namespace daxpolicy::files {
@@ -23,15 +23,6 @@ constexpr uint64_t kCloseMask = FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE;
 #ifndef FAN_MARK_EVICTABLE
 #define FAN_MARK_EVICTABLE 0x00000200
 #endif
-
-// Fills `key` (reused: no allocation per event once it has grown).
-void MakeKey(const void* fsid, int handle_type, const unsigned char* handle, size_t handle_bytes,
-             std::string* key) {
-  key->resize(8 + 4 + handle_bytes);
-  std::memcpy(key->data(), fsid, 8);
-  std::memcpy(key->data() + 8, &handle_type, 4);
-  std::memcpy(key->data() + 12, handle, handle_bytes);
-}
 
 // The magic link of an fd: marking through it names exactly the inode the fd holds.
 std::string FdLink(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
@@ -110,7 +101,7 @@ Result<void> CloseWatcher::TrackPinned(int pinned_fd, int dirfd, const std::stri
   struct statfs sfs {};
   if (fstatfs(pinned_fd, &sfs) != 0) return ErrnoError(errno, "fstatfs " + what);
   std::string key;
-  MakeKey(&sfs.f_fsid, handle->handle_type, handle->f_handle, handle->handle_bytes, &key);
+  MakeHandleKey(&sfs.f_fsid, handle->handle_type, handle->f_handle, handle->handle_bytes, &key);
   if (auto it = key_by_token_.find(token); it != key_by_token_.end() && it->second == key) {
     return {};  // already tracked and marked
   }
@@ -149,17 +140,9 @@ Result<void> CloseWatcher::Track(int dirfd, std::string_view name, uint64_t toke
 }
 
 void CloseWatcher::RemoveMark(const std::string& key) {
-  if (!evictable_ || key.size() < 12) return;
-  auto mount = mount_fds_.find(key.substr(0, 8));
-  if (mount == mount_fds_.end()) return;
-  alignas(file_handle) unsigned char storage[sizeof(file_handle) + kMaxHandleBytes];
-  auto* handle = reinterpret_cast<file_handle*>(storage);
-  const size_t bytes = std::min<size_t>(key.size() - 12, kMaxHandleBytes);
-  handle->handle_bytes = static_cast<unsigned>(bytes);
-  std::memcpy(&handle->handle_type, key.data() + 8, 4);
-  std::memcpy(handle->f_handle, key.data() + 12, bytes);
+  if (!evictable_) return;
   // ESTALE: the file is gone, and its mark with it.
-  UniqueFd file(open_by_handle_at(mount->second.get(), handle, O_PATH | O_CLOEXEC));
+  UniqueFd file = OpenByHandleKey(mount_fds_, key, O_PATH | O_CLOEXEC);
   if (!file.valid()) return;
   fanotify_mark(fd_.get(), FAN_MARK_REMOVE, kCloseMask, AT_FDCWD, FdLink(file.get()).c_str());
 }
@@ -177,61 +160,34 @@ bool CloseWatcher::Untrack(uint64_t token) {
 Result<DrainResult> CloseWatcher::Drain() {
   DrainResult result;
   std::unordered_set<uint64_t> seen;
-  for (int reads = 0;; ++reads) {
-    if (reads == kMaxReadsPerDrain) {
-      result.more = true;
-      break;
-    }
-    const ssize_t n = read(fd_.get(), buffer_.data(), buffer_.size());
-    if (n < 0) {
-      if (errno == EAGAIN) break;
-      if (errno == EINTR) continue;
-      return ErrnoError(errno, "read fanotify events");
-    }
-    if (n == 0) break;
-    const char* p = buffer_.data();
-    ssize_t left = n;
-    for (auto* meta = reinterpret_cast<const fanotify_event_metadata*>(p); FAN_EVENT_OK(meta, left);
-         meta = FAN_EVENT_NEXT(meta, left)) {
-      if (meta->vers != FANOTIFY_METADATA_VERSION) {
-        return ErrnoError(EPROTO, "fanotify metadata version mismatch");
-      }
-      ++result.events;
-      if (meta->mask & FAN_Q_OVERFLOW) {
-        result.overflow = true;
-        continue;
-      }
-      if (meta->pid == ignore_pid_) {
-        ++result.ignored_own;
-        continue;
-      }
-      bool matched = false;
-      const char* info = reinterpret_cast<const char*>(meta) + meta->metadata_len;
-      const char* end = reinterpret_cast<const char*>(meta) + meta->event_len;
-      while (info + sizeof(fanotify_event_info_header) <= end) {
-        const auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(info);
-        if (hdr->len == 0 || info + hdr->len > end) break;
-        if (hdr->info_type == FAN_EVENT_INFO_TYPE_FID) {
-          const auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(info);
-          const auto* handle = reinterpret_cast<const file_handle*>(fid->handle);
-          MakeKey(&fid->fsid, handle->handle_type, handle->f_handle, handle->handle_bytes,
-                  &scratch_key_);
-          if (auto it = token_by_key_.find(scratch_key_); it != token_by_key_.end()) {
-            matched = true;
-            if (seen.insert(it->second).second) {
-              result.closed.push_back({it->second, (meta->mask & FAN_CLOSE_WRITE) != 0});
-            } else if (meta->mask & FAN_CLOSE_WRITE) {
-              for (CloseEvent& e : result.closed) {
-                if (e.token == it->second) e.wrote = true;
-              }
-            }
+  Result<bool> more = ReadFanotifyEvents(
+      fd_.get(), &buffer_, kMaxReadsPerDrain,
+      [&](const fanotify_event_metadata& meta, const FanotifyFid* fid) {
+        ++result.events;
+        if (meta.mask & FAN_Q_OVERFLOW) {
+          result.overflow = true;
+          return;
+        }
+        if (meta.pid == ignore_pid_) {
+          ++result.ignored_own;
+          return;
+        }
+        if (fid != nullptr) {
+          MakeHandleKey(fid->fsid, fid->handle_type, fid->handle, fid->handle_bytes, &scratch_key_);
+        }
+        auto it = fid != nullptr ? token_by_key_.find(scratch_key_) : token_by_key_.end();
+        if (it == token_by_key_.end()) {
+          ++result.untracked;
+        } else if (seen.insert(it->second).second) {
+          result.closed.push_back({it->second, (meta.mask & FAN_CLOSE_WRITE) != 0});
+        } else if (meta.mask & FAN_CLOSE_WRITE) {
+          for (CloseEvent& e : result.closed) {
+            if (e.token == it->second) e.wrote = true;
           }
         }
-        info += hdr->len;
-      }
-      if (!matched) ++result.untracked;
-    }
-  }
+      });
+  if (!more.ok()) return more.error();
+  result.more = *more;
   return result;
 }
 

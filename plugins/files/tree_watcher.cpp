@@ -8,15 +8,14 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstddef>
 #include <cstring>
+
+#include "plugins/files/fanotify_events.h"
 
 namespace daxpolicy::files {
 namespace {
 
 constexpr size_t kBufferBytes = 64 * 1024;
-constexpr unsigned kMaxHandleBytes = 128;  // MAX_HANDLE_SZ in the kernel
 constexpr std::string_view kDeleted = " (deleted)";
 
 uint32_t ToFsMask(uint64_t mask) {
@@ -89,98 +88,44 @@ Result<void> TreeWatcher::WatchFilesystem(const std::string& path) {
 
 Result<TreeDrain> TreeWatcher::Drain(std::vector<FsEvent>* out) {
   TreeDrain result;
-  for (int reads = 0;; ++reads) {
-    if (reads == kMaxTreeReadsPerDrain) {
-      result.more = true;
-      break;
-    }
-    const ssize_t n = read(fd_.get(), buffer_.data(), buffer_.size());
-    if (n < 0) {
-      if (errno == EAGAIN) break;
-      if (errno == EINTR) continue;
-      return ErrnoError(errno, "read fanotify events");
-    }
-    if (n == 0) break;
-    // Records with name information are only 4-byte aligned in the buffer: every structure
-    // is copied out with memcpy, never read in place.
-    const char* const buf = reinterpret_cast<const char*>(buffer_.data());
-    const size_t total = static_cast<size_t>(n);
-    fanotify_event_metadata meta{};
-    for (size_t off = 0; total - off >= sizeof meta; off += meta.event_len) {
-      std::memcpy(&meta, buf + off, sizeof meta);
-      if (meta.event_len < sizeof meta || meta.event_len > total - off) break;
-      if (meta.vers != FANOTIFY_METADATA_VERSION) {
-        return ErrnoError(EPROTO, "fanotify metadata version mismatch");
-      }
-      ++result.events;
-      if (meta.fd >= 0) close(meta.fd);  // never in FID mode; do not leak one if it were
-      if (meta.mask & FAN_Q_OVERFLOW) {
-        result.overflow = true;
-        FsEvent e;
-        e.overflow = true;
-        out->push_back(std::move(e));
-        continue;
-      }
-      if (meta.pid == ignore_pid_) {
-        ++result.ignored_own;
-        continue;
-      }
-      const uint32_t mask = ToFsMask(meta.mask);
-      if (mask == 0) continue;
-      const char* info = buf + off + meta.metadata_len;
-      const char* const end = buf + off + meta.event_len;
-      constexpr size_t kHandleAt = offsetof(fanotify_event_info_fid, handle);
-      constexpr size_t kBytesAt = kHandleAt + offsetof(file_handle, handle_bytes);
-      constexpr size_t kTypeAt = kHandleAt + offsetof(file_handle, handle_type);
-      constexpr size_t kDataAt = kHandleAt + offsetof(file_handle, f_handle);
-      while (info + sizeof(fanotify_event_info_header) <= end) {
-        fanotify_event_info_header hdr{};
-        std::memcpy(&hdr, info, sizeof hdr);
-        if (hdr.len == 0 || info + hdr.len > end) break;
-        if (hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
-            hdr.info_type == FAN_EVENT_INFO_TYPE_DFID) {
-          if (hdr.len < kDataAt) break;  // malformed: too short for a handle
-          unsigned handle_bytes = 0;
-          std::memcpy(&handle_bytes, info + kBytesAt, sizeof handle_bytes);
-          if (handle_bytes > hdr.len - kDataAt) break;  // the handle runs past the record
-          const char* bytes = info + kDataAt;
-          const char* name = bytes + handle_bytes;
+  Result<bool> more = ReadFanotifyEvents(
+      fd_.get(), &buffer_, kMaxTreeReadsPerDrain,
+      [&](const fanotify_event_metadata& meta, const FanotifyFid* fid) {
+        ++result.events;
+        if (meta.mask & FAN_Q_OVERFLOW) {
+          result.overflow = true;
           FsEvent e;
-          e.dir_key.resize(12 + handle_bytes);
-          std::memcpy(e.dir_key.data(), info + offsetof(fanotify_event_info_fid, fsid), 8);
-          std::memcpy(e.dir_key.data() + 8, info + kTypeAt, 4);
-          std::memcpy(e.dir_key.data() + 12, bytes, handle_bytes);
-          if (hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
-            const size_t room = static_cast<size_t>(info + hdr.len - name);
-            e.name.assign(name, strnlen(name, room));
-          }
-          e.mask = mask;
-          e.is_dir = (meta.mask & FAN_ONDIR) != 0;
+          e.overflow = true;
           out->push_back(std::move(e));
-          break;  // one directory record per event in this mode
+          return;
         }
-        info += hdr.len;
-      }
-    }
-  }
+        if (meta.pid == ignore_pid_) {
+          ++result.ignored_own;
+          return;
+        }
+        const uint32_t mask = ToFsMask(meta.mask);
+        // One directory record per event in this mode.
+        if (mask == 0 || fid == nullptr || fid->info_type == FAN_EVENT_INFO_TYPE_FID) return;
+        FsEvent e;
+        MakeHandleKey(fid->fsid, fid->handle_type, fid->handle, fid->handle_bytes, &e.dir_key);
+        e.name = fid->name;
+        e.mask = mask;
+        e.is_dir = (meta.mask & FAN_ONDIR) != 0;
+        out->push_back(std::move(e));
+      });
+  if (!more.ok()) return more.error();
+  result.more = *more;
   return result;
 }
 
 DirResolution TreeWatcher::ResolveDir(std::string_view dir_key) {
   if (dir_key.size() < 12) return {DirResolution::kError, "", "a handle too short"};
-  auto mount = mount_fds_.find(std::string(dir_key.substr(0, 8)));
-  if (mount == mount_fds_.end()) {
-    return {DirResolution::kError, "", "a handle of a filesystem that is not marked"};
-  }
-  alignas(file_handle) unsigned char storage[sizeof(file_handle) + kMaxHandleBytes];
-  auto* handle = reinterpret_cast<file_handle*>(storage);
-  const size_t bytes = std::min<size_t>(dir_key.size() - 12, kMaxHandleBytes);
-  handle->handle_bytes = static_cast<unsigned>(bytes);
-  std::memcpy(&handle->handle_type, dir_key.data() + 8, 4);
-  std::memcpy(handle->f_handle, dir_key.data() + 12, bytes);
-  UniqueFd dir(open_by_handle_at(mount->second.get(), handle, O_PATH | O_CLOEXEC));
+  UniqueFd dir = OpenByHandleKey(mount_fds_, dir_key, O_PATH | O_CLOEXEC);
   if (!dir.valid()) {
     const int err = errno;
+    if (err == ENODEV) {
+      return {DirResolution::kError, "", "a handle of a filesystem that is not marked"};
+    }
     if (err == ESTALE || err == ENOENT) return {DirResolution::kGone, "", ""};
     return {DirResolution::kError, "", std::string("open_by_handle_at: ") + std::strerror(err)};
   }

@@ -256,6 +256,39 @@ TEST_F(ACloseWatcher, FallsBackToAFilesystemMarkWithoutEvictableMarks) {
   EXPECT_EQ(result.untracked, 1u);
 }
 
+// ext4's file handles are 8 bytes, so its FID records leave every second event's metadata at
+// an offset that is not 8-byte aligned in the read buffer (52 after the first): both closes
+// must be read out of one buffer intact (and without a misaligned read under UBSan).
+TEST(ACloseWatcherOnExt4, ReadsEventsPackedAtFourByteAlignment) {
+  DAXPOLICY_REQUIRE(IsRoot(), "root (CAP_SYS_ADMIN) for fanotify marks");
+  const std::optional<std::string> why = LoopFs::Unavailable();
+  DAXPOLICY_REQUIRE(!why.has_value(), why.value_or(""));
+  std::string error;
+  std::unique_ptr<LoopFs> fs = LoopFs::Create(FsType::kExt4, &error, 64);
+  ASSERT_NE(fs, nullptr) << error;
+  const fs::path dir = fs->mount_point();
+  WriteFile(dir / "a", "a");
+  WriteFile(dir / "b", "b");
+  Result<std::unique_ptr<CloseWatcher>> watcher = CloseWatcher::Create(getpid());
+  ASSERT_TRUE(watcher.ok()) << watcher.error().message;
+  ASSERT_TRUE((*watcher)->WatchFilesystem(dir.string()).ok());
+  UniqueFd dirfd(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE((*watcher)->Track(dirfd.get(), "a", 1).ok());
+  ASSERT_TRUE((*watcher)->Track(dirfd.get(), "b", 2).ok());
+  InChild([&] {
+    OpenAndClose(dir / "a", O_RDONLY);
+    OpenAndClose(dir / "b", O_WRONLY);
+  });
+  Result<DrainResult> result = (*watcher)->Drain();
+  ASSERT_TRUE(result.ok()) << result.error().message;
+  EXPECT_EQ(result->events, 2u);
+  EXPECT_THAT(result->closed,
+              ElementsAre(Field(&CloseEvent::token, 1u), Field(&CloseEvent::token, 2u)));
+  ASSERT_EQ(result->closed.size(), 2u);
+  EXPECT_FALSE(result->closed[0].wrote);
+  EXPECT_TRUE(result->closed[1].wrote);
+}
+
 TEST(ACloseWatcherMark, ExplainsAFilesystemThatCannotBeMarked) {
   DAXPOLICY_REQUIRE(IsRoot(), "root (CAP_SYS_ADMIN) for fanotify");
   Result<std::unique_ptr<CloseWatcher>> watcher = CloseWatcher::Create(getpid());

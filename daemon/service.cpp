@@ -675,7 +675,6 @@ policy::Mode Service::mode() const { return engine_->mode(); }
 void Service::SetMode(policy::Mode mode) {
   if (mode == engine_->mode()) return;
   engine_->SetMode(mode);
-  LogNotice("mode set to " + std::string(policy::ModeName(mode)) + " over D-Bus");
   metrics_->Update(*metrics_source_, -1);
   UpdateStatus();
 }

@@ -322,6 +322,12 @@ TEST_F(ADaemonService, HoldsSwitchesModesAndReportsMedia) {
   CommandResult r = Call("SetMode", {"s", "observe"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Property("Mode"), "s \"observe\"\n");
+  // Logged once, with the caller.
+  const std::string mode_log = ReadFile(dir_.path() / "daemon.err");
+  const size_t logged = mode_log.find("mode set to observe");
+  ASSERT_NE(logged, std::string::npos) << mode_log;
+  EXPECT_EQ(mode_log.find("mode set to observe", logged + 1), std::string::npos) << mode_log;
+  EXPECT_NE(mode_log.find("mode set to observe by :1."), std::string::npos) << mode_log;
   r = Call("SetMode", {"s", "sideways"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("unknown mode 'sideways': expected enforce or observe"), std::string::npos)

@@ -332,8 +332,8 @@ int Service::OnCloseEvent(sd_event_source* /*source*/, int /*fd*/, uint32_t /*re
   auto* self = static_cast<Service*>(userdata);
   std::vector<StateChange> changes = self->engine_->OnCloseEvents();
   if (!changes.empty()) {
-    self->Publish(changes, {});
     self->UpdateStatus();
+    self->Publish(changes, {});
   }
   return 0;
 }
@@ -348,7 +348,7 @@ int Service::OnWatchdog(sd_event_source* source, uint64_t usec, void* userdata) 
     if (self->stuck_.empty()) LogError(*stuck + "; systemd restarts the daemon");
     self->stuck_ = *stuck;
     sd_notify(0, ("STATUS=" + *stuck).c_str());
-    if (self->bus_) (void)self->bus_->Publish();  // Degraded says it too
+    self->Publish({}, {});  // Degraded says it too
   }
   // Half the watchdog period, and often enough to notice a stuck cycle soon after its bound.
   uint64_t period = self->watchdog_usec_ > 0 ? self->watchdog_usec_ / 2 : 5'000'000;
@@ -411,12 +411,12 @@ void Service::EndCycle() {
   if (!bus_problem_.empty()) service_degraded.push_back("bus");
   metrics_source_->set_service_degraded(std::move(service_degraded));
   metrics_->Update(*metrics_source_, static_cast<double>(report.duration_ns) / 1e9);
-  Publish(report.changes, report.pending);
   if (report.unreported_changes != 0) {
     LogInfo(std::to_string(report.unreported_changes) +
             " more state changes this cycle were not signalled (see ListFiles)");
   }
   UpdateStatus();
+  Publish(report.changes, report.pending);
   if (!ready_sent_) {
     sd_notify(0, "READY=1");
     ready_sent_ = true;
@@ -439,6 +439,8 @@ void Service::Publish(const std::vector<StateChange>& changes,
     if (auto r = bus_->EmitSwitchPending(p); !r.ok())
       LogDebug("SwitchPending: " + r.error().message);
   }
+  // The bus layer compares with what it last published and sends only what changed.
+  if (auto r = bus_->Publish(); !r.ok()) LogDebug(r.error().message);
 }
 
 void Service::UpdateStatus() {
@@ -453,10 +455,6 @@ void Service::UpdateStatus() {
     }
   }
   last_degraded_ = degraded;
-  // The bus layer compares with what it last published and sends only what changed.
-  if (bus_) {
-    if (auto r = bus_->Publish(); !r.ok()) LogDebug(r.error().message);
-  }
   std::string status = "STATUS=" + std::to_string(managed) + " managed, " +
                        std::to_string(pending) + " pending, mode " +
                        std::string(policy::ModeName(engine_->mode())) +

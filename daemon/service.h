@@ -96,7 +96,12 @@ class Service final : public bus::ManagerBackend {
   void EndReload(const ApiResult<bool>& result);
   // Ends the reloads still asked for when the daemon stops: their callers get an error.
   void AbandonReloads();
+  // Signals the state changes and pending switches of the loop's own events (a cycle, close
+  // events, a stuck cycle), then the properties that changed and the holds that ended. The
+  // bus methods that change something (SetMode, Release) publish themselves, after their
+  // log, and a reload publishes in EndReload, after Reloaded: nothing else publishes.
   void Publish(const std::vector<StateChange>& changes, const std::vector<PendingSwitch>& pending);
+  // The degraded log and the status line systemd shows.
   void UpdateStatus();
   bool StartMetrics(const std::string& listen);  // false: logged, and Degraded() says why
   // False when the bus name is owned by another process (exit 1).

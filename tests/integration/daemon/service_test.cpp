@@ -440,6 +440,27 @@ TEST_F(ADaemonService, KeepsItsPolicyWhenAReloadIsBrokenAndReportsIt) {
   EXPECT_NE(m.out.find("daxpolicy_config_last_reload_successful 1"), std::string::npos) << m.out;
 }
 
+TEST_F(ADaemonService, SignalsAFailedReloadBeforeTheResultItPublishes) {
+  // Like a reload that succeeds: Reloaded first, then PropertiesChanged with LastReloadResult.
+  const fs::path monitored = dir_.path() / "monitor.out";
+  pid_t monitor = StartMonitor(monitored);
+  WriteFile(policy_, GoodPolicy() + "  - name: tables\n    dax: off\n");  // duplicate name
+  CommandResult r = Call("Reload");
+  EXPECT_NE(r.exit_code, 0);
+  const bool both = WaitUntil(
+      [&] {
+        const std::string s = ReadFile(monitored);
+        return s.find("Member=Reloaded") != std::string::npos &&
+               s.find("\"LastReloadResult\"") != std::string::npos;
+      },
+      std::chrono::seconds(10));
+  kill(monitor, SIGTERM);
+  waitpid(monitor, nullptr, 0);
+  const std::string signals = ReadFile(monitored);
+  ASSERT_TRUE(both) << signals;
+  EXPECT_LT(signals.find("Member=Reloaded"), signals.find("\"LastReloadResult\"")) << signals;
+}
+
 TEST_F(ADaemonService, SignalsEachReloadOnceAndLogsItOnceWithTheCaller) {
   // busctl monitor records every signal of the daemon while one D-Bus Reload and one SIGHUP
   // reload happen: each emits Reloaded once and PropertiesChanged once.

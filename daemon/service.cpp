@@ -33,10 +33,6 @@ namespace daxpolicy::daemon {
 
 namespace {
 
-// A storm of signals helps nobody: beyond this many per cycle, the rest is
-// counted in the log and left to ListFiles/metrics.
-constexpr size_t kMaxSignalsPerCycle = 1000;
-
 // Nice value of the cycle worker thread (Linux applies it per thread).
 constexpr int kWorkerNice = 10;
 
@@ -333,7 +329,7 @@ int Service::OnCloseEvent(sd_event_source* /*source*/, int /*fd*/, uint32_t /*re
   std::vector<StateChange> changes = self->engine_->OnCloseEvents();
   if (!changes.empty()) {
     self->UpdateStatus();
-    self->Publish(changes, {});
+    self->Publish(changes, {}, 0);
   }
   return 0;
 }
@@ -348,7 +344,7 @@ int Service::OnWatchdog(sd_event_source* source, uint64_t usec, void* userdata) 
     if (self->stuck_.empty()) LogError(*stuck + "; systemd restarts the daemon");
     self->stuck_ = *stuck;
     sd_notify(0, ("STATUS=" + *stuck).c_str());
-    self->Publish({}, {});  // Degraded says it too
+    self->Publish({}, {}, 0);  // Degraded says it too
   }
   // Half the watchdog period, and often enough to notice a stuck cycle soon after its bound.
   uint64_t period = self->watchdog_usec_ > 0 ? self->watchdog_usec_ / 2 : 5'000'000;
@@ -411,12 +407,8 @@ void Service::EndCycle() {
   if (!bus_problem_.empty()) service_degraded.push_back("bus");
   metrics_source_->set_service_degraded(std::move(service_degraded));
   metrics_->Update(*metrics_source_, static_cast<double>(report.duration_ns) / 1e9);
-  if (report.unreported_changes != 0) {
-    LogInfo(std::to_string(report.unreported_changes) +
-            " more state changes this cycle were not signalled (see ListFiles)");
-  }
   UpdateStatus();
-  Publish(report.changes, report.pending);
+  Publish(report.changes, report.pending, report.unreported_changes);
   if (!ready_sent_) {
     sd_notify(0, "READY=1");
     ready_sent_ = true;
@@ -424,16 +416,18 @@ void Service::EndCycle() {
 }
 
 void Service::Publish(const std::vector<StateChange>& changes,
-                      const std::vector<PendingSwitch>& pending) {
-  if (!bus_) return;
-  size_t sent = 0;
-  for (const StateChange& c : changes) {
-    if (sent++ >= kMaxSignalsPerCycle) break;
-    if (auto r = bus_->EmitStateChanged(c); !r.ok()) LogDebug("StateChanged: " + r.error().message);
-  }
-  if (changes.size() > kMaxSignalsPerCycle) {
-    LogInfo(std::to_string(changes.size() - kMaxSignalsPerCycle) +
+                      const std::vector<PendingSwitch>& pending, uint64_t unreported) {
+  const size_t signalled = std::min(changes.size(), CycleReport::kMaxReportedChanges);
+  unreported += changes.size() - signalled;
+  if (unreported != 0) {
+    LogInfo(std::to_string(unreported) +
             " more state changes this cycle were not signalled (see ListFiles)");
+  }
+  if (!bus_) return;
+  for (size_t i = 0; i < signalled; ++i) {
+    if (auto r = bus_->EmitStateChanged(changes[i]); !r.ok()) {
+      LogDebug("StateChanged: " + r.error().message);
+    }
   }
   for (const PendingSwitch& p : pending) {
     if (auto r = bus_->EmitSwitchPending(p); !r.ok())

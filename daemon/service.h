@@ -100,7 +100,10 @@ class Service final : public bus::ManagerBackend {
   // events, a stuck cycle), then the properties that changed and the holds that ended. The
   // bus methods that change something (SetMode, Release) publish themselves, after their
   // log, and a reload publishes in EndReload, after Reloaded: nothing else publishes.
-  void Publish(const std::vector<StateChange>& changes, const std::vector<PendingSwitch>& pending);
+  // At most CycleReport::kMaxReportedChanges changes are signalled; the log says how many
+  // more, with the `unreported` ones the engine left out already.
+  void Publish(const std::vector<StateChange>& changes, const std::vector<PendingSwitch>& pending,
+               uint64_t unreported);
   // The degraded log and the status line systemd shows.
   void UpdateStatus();
   bool StartMetrics(const std::string& listen);  // false: logged, and Degraded() says why

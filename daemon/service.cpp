@@ -17,9 +17,9 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
-#include "daemon/bus/bus_names.h"
 #include "daemon/bus/bus_service.h"
 #include "daemon/bus/sd_event_glue.h"
 #include "daemon/config_files.h"
@@ -245,17 +245,15 @@ bool Service::StartMetrics(const std::string& listen) {
 
 bool Service::ConnectBus() {
   try {
-    connection_ =
-        options_.session ? sdbus::createSessionBusConnection() : sdbus::createSystemBusConnection();
-    try {
-      connection_->requestName(bus::kBusName);
-    } catch (const sdbus::Error& e) {
+    auto connection = bus::OpenBusConnection(options_.session);
+    if (!connection.ok()) throw std::runtime_error(connection.error().message);
+    connection_ = std::move(*connection);
+    if (auto named = bus::RequestBusName(*connection_); !named.ok()) {
       // The bus answers but the name is not ours: another daxpolicyd owns it
       // (two daemons would fight over the same files), or the bus policy
       // does not let us own it. Either way: exit 1, do not run half-way.
-      LogError(std::string("cannot own ") + bus::kBusName + " on the " +
-               (options_.session ? "session" : "system") +
-               " bus (is another daxpolicyd running?): " + e.getMessage());
+      LogError(std::string(options_.session ? "session" : "system") +
+               " bus: " + named.error().message + " (is another daxpolicyd running?)");
       connection_.reset();
       return false;
     }

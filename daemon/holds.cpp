@@ -60,7 +60,6 @@ HoldTable::AddResult HoldTable::Add(const HoldTarget& target, std::string path,
   e.info.reason = std::move(reason);
   e.info.owner = caller.sender;
   e.info.uid = caller.uid;
-  e.info.pid = caller.pid;
   e.info.dev = target.dev;
   e.info.ino = target.ino;
   e.target = target;

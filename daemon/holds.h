@@ -46,7 +46,6 @@ struct HoldInfo {
   std::string reason;
   std::string owner;  // unique bus name of the holder
   uid_t uid = 0;
-  pid_t pid = 0;
   bool in_effect = false;     // false: a page-cache hold on the same file wins over this dax hold
   uint64_t dev = 0, ino = 0;  // the file held
 };
@@ -91,7 +90,6 @@ class HoldTable {
   const policy::Holds& effective() const { return effective_; }
   // Holds `caller` may see (root: all; others: their own), oldest first.
   void ForEach(const Caller& caller, const std::function<void(const HoldInfo&)>& visit) const;
-  size_t size() const { return holds_.size(); }
   // Holds that ended since the last call (for the HoldEnded signal).
   std::vector<EndedHold> TakeEnded();
 

@@ -57,16 +57,11 @@ ApiResult<uint32_t> FakeBackend::AddHold(const std::string& path, policy::DaxSta
     return ApiFail<uint32_t>(ApiError::kNotManaged, path + " is not managed by daxpolicyd");
   }
   if (!caller.root()) {
-    uid_t owner = 0;
-    if (auto o = owners.find(path); o != owners.end()) {
-      owner = o->second;
-    } else {
-      struct stat st;
-      if (lstat(path.c_str(), &st) != 0) {
-        return ApiFail<uint32_t>(ApiError::kNotManaged, path + ": " + std::strerror(errno));
-      }
-      owner = st.st_uid;
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) {
+      return ApiFail<uint32_t>(ApiError::kNotManaged, path + ": " + std::strerror(errno));
     }
+    const uid_t owner = st.st_uid;
     if (owner != caller.uid) {
       return ApiFail<uint32_t>(ApiError::kPermissionDenied,
                                "uid " + std::to_string(caller.uid) + " may not hold " + path +
@@ -81,7 +76,6 @@ ApiResult<uint32_t> FakeBackend::AddHold(const std::string& path, policy::DaxSta
   hold.reason = reason;
   hold.owner = caller.sender;
   hold.uid = caller.uid;
-  hold.pid = caller.pid;
   hold.in_effect = true;
   holds.push_back(hold);
   return ApiOk(hold.cookie);

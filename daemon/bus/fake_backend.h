@@ -27,8 +27,6 @@ class FakeBackend : public ManagerBackend {
   std::map<std::string, std::string> explanations;
   media::MediaReport media_report;
   std::string degraded;
-  /// AddHold takes the owner of a path from here first, else lstat()s the path.
-  std::map<std::string, uid_t> owners;
   policy::Mode current_mode = policy::Mode::kEnforce;
   uint64_t current_generation = 1;
   std::string last_reload_result = "loaded at start";

@@ -16,7 +16,8 @@ namespace daxpolicy::daemon {
 namespace {
 LogLevel g_level = LogLevel::kInfo;
 std::mutex g_mutex;  // the loop and the cycle worker both log: keep lines whole
-std::string g_identifier = "daxpolicyd";
+// SYSLOG_IDENTIFIER and the stderr prefix.
+constexpr std::string_view kIdentifier = "daxpolicyd";
 
 // True when stderr is the journal stream systemd connected us to: the
 // JOURNAL_STREAM variable names its device and inode (systemd.exec(5)). A
@@ -85,7 +86,7 @@ void Emit(const Event* event, LogLevel level, std::string_view message,
     for (std::string& s : record) iov.push_back({s.data(), s.size()});
     if (sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) >= 0) return;
   }
-  std::string line = StderrLine(event, level, message, fields);
+  std::string line = StderrLine(level, message);
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
@@ -107,14 +108,7 @@ void SetLogLevel(LogLevel level) { g_level = level; }
 
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) <= static_cast<int>(g_level); }
 
-void SetLogIdentifier(std::string_view name) { g_identifier = std::string(name); }
-
 void Log(LogLevel level, std::string_view message) { Emit(nullptr, level, message, {}); }
-
-void LogEvent(Event event, LogLevel level, std::string_view message,
-              std::initializer_list<LogField> fields) {
-  Emit(&event, level, message, std::vector<LogField>(fields));
-}
 
 void LogEvent(Event event, LogLevel level, std::string_view message,
               const std::vector<LogField>& fields) {
@@ -147,7 +141,7 @@ std::vector<std::string> JournalRecord(const Event* event, LogLevel level, std::
   std::vector<std::string> r;
   r.push_back("MESSAGE=" + OneLine(message));
   r.push_back("PRIORITY=" + std::to_string(static_cast<int>(level)));
-  r.push_back("SYSLOG_IDENTIFIER=" + g_identifier);
+  r.push_back("SYSLOG_IDENTIFIER=" + std::string(kIdentifier));
   if (event != nullptr) {
     r.push_back("MESSAGE_ID=" + std::string(EventMessageId(*event)));
     r.push_back("DAXPOLICY_EVENT=" + std::string(EventName(*event)));
@@ -156,9 +150,8 @@ std::vector<std::string> JournalRecord(const Event* event, LogLevel level, std::
   return r;
 }
 
-std::string StderrLine(const Event* /*event*/, LogLevel level, std::string_view message,
-                       const std::vector<LogField>& /*fields*/) {
-  return g_identifier + ": " + Tag(level) + ": " + OneLine(message);
+std::string StderrLine(LogLevel level, std::string_view message) {
+  return std::string(kIdentifier) + ": " + Tag(level) + ": " + OneLine(message);
 }
 
 namespace field {

@@ -18,7 +18,6 @@
 
 #include <sys/types.h>
 
-#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,7 +53,7 @@ enum class Event {
 
 // The MESSAGE_ID of an event: 32 lowercase hex digits.
 std::string_view EventMessageId(Event event);
-// Its short name ("switch-applied"), for the plain stderr format.
+// Its short name ("switch-applied"), the journal's DAXPOLICY_EVENT field.
 std::string_view EventName(Event event);
 
 // One structured field: key without the leading underscore, uppercase
@@ -79,9 +78,7 @@ LogField Degraded(std::string_view what);
 }  // namespace field
 
 void LogEvent(Event event, LogLevel level, std::string_view message,
-              std::initializer_list<LogField> fields = {});
-void LogEvent(Event event, LogLevel level, std::string_view message,
-              const std::vector<LogField>& fields);
+              const std::vector<LogField>& fields = {});
 
 // The message as logged: newlines as "\n", other control characters as \xNN
 // (backslashes stay: paths in messages are already escaped by PrintablePath).
@@ -90,11 +87,8 @@ std::string OneLine(std::string_view message);
 // What goes to the journal: "MESSAGE=...", "PRIORITY=...", ... (for tests).
 std::vector<std::string> JournalRecord(const Event* event, LogLevel level, std::string_view message,
                                        const std::vector<LogField>& fields);
-// What goes to stderr when not under systemd, without the final newline.
-std::string StderrLine(const Event* event, LogLevel level, std::string_view message,
-                       const std::vector<LogField>& fields);
-
-// The program name in SYSLOG_IDENTIFIER and the stderr prefix ("daxpolicyd").
-void SetLogIdentifier(std::string_view name);
+// What goes to stderr when not under systemd, without the final newline: the level and the
+// message (the journal alone keeps the event and its fields).
+std::string StderrLine(LogLevel level, std::string_view message);
 
 }  // namespace daxpolicy::daemon

@@ -23,8 +23,7 @@ TEST(LogTest, MessagesAreOneLine) {
   EXPECT_EQ(OneLine("a\nb"), "a\\nb");
   EXPECT_EQ(OneLine("tab\there\r"), "tab\\x09here\\x0d");
   EXPECT_EQ(OneLine("plain /srv/p\\x0amem"), "plain /srv/p\\x0amem");
-  std::string line =
-      StderrLine(nullptr, LogLevel::kError, "reload: a.yaml:1:2: bad\nb.yaml:3:4: worse", {});
+  std::string line = StderrLine(LogLevel::kError, "reload: a.yaml:1:2: bad\nb.yaml:3:4: worse");
   EXPECT_EQ(line, "daxpolicyd: error: reload: a.yaml:1:2: bad\\nb.yaml:3:4: worse");
 }
 

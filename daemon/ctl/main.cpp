@@ -313,14 +313,7 @@ int Files(bool session, bool json, const std::string& state) {
         }
       });
       auto print = [&](const std::vector<std::string>& cells) {
-        std::string line;
-        for (size_t i = 0; i < cells.size(); ++i) {
-          std::string cell = ctl::Printable(cells[i]);
-          line += cell;
-          if (i + 1 < cells.size()) line.append(width[i] - cell.size() + 2, ' ');
-        }
-        while (!line.empty() && line.back() == ' ') line.pop_back();
-        std::cout << line << '\n';
+        std::cout << ctl::FormatRow(cells, width) << '\n';
       };
       print(header);
       ok = ok && ForEachDumpLine(fd.get(), print);

@@ -32,23 +32,28 @@ std::string FormatTable(const std::vector<std::string>& header,
   std::vector<size_t> width(header.size(), 0);
   for (auto& row : cells) {
     row.resize(header.size());
-    for (size_t i = 0; i < row.size(); ++i) {
-      row[i] = Printable(row[i]);
-      width[i] = std::max(width[i], row[i].size());
-    }
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], Printable(row[i]).size());
   }
   std::string out;
   for (const auto& row : cells) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line;
+    out += FormatRow(row, width);
     out += '\n';
   }
   return out;
+}
+
+std::string FormatRow(const std::vector<std::string>& cells, const std::vector<size_t>& width) {
+  std::string line;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const std::string cell = Printable(cells[i]);
+    line += cell;
+    if (i + 1 < cells.size()) {
+      const size_t column = i < width.size() ? std::max(width[i], cell.size()) : cell.size();
+      line.append(column - cell.size() + 2, ' ');
+    }
+  }
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  return line;
 }
 
 std::string AbsolutePath(std::string_view arg, std::string_view cwd) {

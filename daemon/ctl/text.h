@@ -14,6 +14,10 @@ namespace daxpolicy::ctl {
 /// last column is not padded. Cells go through Printable.
 std::string FormatTable(const std::vector<std::string>& header,
                         const std::vector<std::vector<std::string>>& rows);
+/// One line of such a table, without the newline, for a caller that knows the column widths
+/// (of the cells through Printable) before it has every row. A cell wider than its column
+/// pushes the rest of the line right.
+std::string FormatRow(const std::vector<std::string>& cells, const std::vector<size_t>& width);
 
 /// `text` with control characters (and DEL) shown as \xNN, so a file name cannot move the
 /// cursor or forge table lines.

@@ -53,6 +53,13 @@ TEST(ATable, ShowsControlCharactersInCellsEscaped) {
   EXPECT_EQ(Printable("x\x1b[2Jy"), "x\\x1b[2Jy");
 }
 
+TEST(ATableRow, IsLaidOutLikeARowOfTheTable) {
+  EXPECT_EQ(FormatRow({"/b", "in\x1b"}, {12, 7}), "/b            in\\x1b");
+  EXPECT_EQ(FormatRow({"/b", ""}, {12, 7}), "/b");
+  // A cell wider than its column (the widths came from an earlier read) is not cut.
+  EXPECT_EQ(FormatRow({"/a/longer/path", "x"}, {4}), "/a/longer/path  x");
+}
+
 TEST(AnAbsolutePath, JoinsRelativeArgumentsToTheCurrentDirectory) {
   EXPECT_EQ(AbsolutePath("a.sst", "/srv/pmem/db"), "/srv/pmem/db/a.sst");
   EXPECT_EQ(AbsolutePath("./x/../a.sst", "/srv/pmem"), "/srv/pmem/a.sst");

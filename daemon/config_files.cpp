@@ -51,15 +51,8 @@ std::string LimitText(size_t limit) {
   return std::to_string(limit) + " bytes";
 }
 
-// A policy file: a directory and an oversized file are named as not being one.
 bool ReadText(const std::string& path, std::string* out, std::string* error) {
-  if (ReadRegularFile(path, kMaxPolicyFileBytes, out, error)) return true;
-  if (*error == "is a directory, not a regular file") {
-    *error = "is a directory, not a policy file";
-  } else if (error->rfind("larger than ", 0) == 0) {
-    *error += "; not a policy file";
-  }
-  return false;
+  return ReadRegularFile(path, kMaxPolicyFileBytes, out, error, "a policy file");
 }
 
 }  // namespace
@@ -68,7 +61,8 @@ bool ReadText(const std::string& path, std::string* out, std::string* error) {
 // and its type checked on that descriptor; the same inode is then opened for
 // reading through /proc/self/fd, so a file swapped in between is never opened.
 // At most `limit` bytes are read, whatever stat says (a file can grow).
-bool ReadRegularFile(const std::string& path, size_t limit, std::string* out, std::string* error) {
+bool ReadRegularFile(const std::string& path, size_t limit, std::string* out, std::string* error,
+                     std::string_view kind) {
   Fd where;
   where.fd = open(path.c_str(), O_PATH | O_CLOEXEC);
   if (where.fd < 0) {
@@ -81,7 +75,8 @@ bool ReadRegularFile(const std::string& path, size_t limit, std::string* out, st
     return false;
   }
   if (!S_ISREG(st.st_mode)) {
-    *error = "is " + TypeName(st.st_mode) + ", not a regular file";
+    *error = "is " + TypeName(st.st_mode) + ", not " +
+             std::string(S_ISDIR(st.st_mode) && !kind.empty() ? kind : "a regular file");
     return false;
   }
   Fd in;
@@ -109,6 +104,7 @@ bool ReadRegularFile(const std::string& path, size_t limit, std::string* out, st
     if (n == 0) return true;
     if (out->size() + static_cast<size_t>(n) > limit) {
       *error = "larger than " + LimitText(limit);
+      if (!kind.empty()) *error += "; not " + std::string(kind);
       out->clear();
       return false;
     }

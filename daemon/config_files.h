@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policy/loader.h"
@@ -19,8 +20,11 @@ inline constexpr size_t kMaxPolicyFileBytes = size_t{4} << 20;
 
 // Reads a regular file and nothing else: a fifo, socket, device or directory is
 // never opened (the error says what it is). A file longer than `limit` bytes is
-// refused ("larger than 4 MiB") instead of being read whole.
-bool ReadRegularFile(const std::string& path, size_t limit, std::string* out, std::string* error);
+// refused ("larger than 4 MiB") instead of being read whole. `kind` (e.g. "a
+// policy file") names what the caller reads: a directory and an oversized file
+// are said not to be one.
+bool ReadRegularFile(const std::string& path, size_t limit, std::string* out, std::string* error,
+                     std::string_view kind = {});
 
 // The scope inspector the daemon and daxpolicyctl load policies with: refuses a
 // scope when any existing component of it, the scope itself included, is a

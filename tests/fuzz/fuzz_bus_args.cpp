@@ -8,7 +8,10 @@
 // UTF-8 and bounded; every refusal message is valid UTF-8 (it goes on the bus
 // as a D-Bus string) and non-empty; the UTF-8 check agrees with an independent
 // decoder; names map to values and back; JSON output is a valid UTF-8 string
-// literal with no raw control characters.
+// literal with no raw control characters; what EscapeForBus and QuoteArgument
+// send is valid UTF-8 without NUL, and UnescapeFromBus gives back the bytes that
+// were escaped; RawPathProblem (the check of unescaped names) accepts exactly
+// what PathProblem accepts except for UTF-8.
 
 #include <cstddef>
 #include <cstdint>
@@ -140,6 +143,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto state = bus::FileStateByName(name)) {
     if (policy::FileStateName(*state) != name) __builtin_trap();
   }
+  for (std::string_view text : {path, reason}) {
+    const std::string sent = bus::EscapeForBus(text);
+    if (!ReferenceUtf8(sent) || sent.find('\0') != std::string::npos) __builtin_trap();
+    if (bus::UnescapeFromBus(sent) != text) __builtin_trap();
+    const std::string quoted = bus::QuoteArgument(text);
+    if (!ReferenceUtf8(quoted) || quoted.find('\0') != std::string::npos) __builtin_trap();
+  }
+  const auto raw_problem = bus::RawPathProblem(path);
+  if (raw_problem) CheckMessage(*raw_problem);
+  const bool raw_ok = path.size() <= bus::kMaxPathBytes &&
+                      path.find('\0') == std::string_view::npos && ReferenceNormalized(path);
+  if (raw_problem.has_value() == raw_ok) __builtin_trap();
+  if (ReferenceUtf8(path) && raw_problem != bus::PathProblem(path)) __builtin_trap();
+
   CheckJson(path);
   CheckJson(reason);
   return 0;

@@ -5,6 +5,8 @@
 // programs, and the rule that a missing requirement skips only outside CI.
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <optional>
@@ -31,6 +33,21 @@ bool InCi();
   } while (0)
 
 bool IsRoot();
+
+// Runs `body` in a child process (another pid than this one, e.g. for a watcher that ignores
+// its own process's events) and waits for it; the test fails unless the child exits with 0.
+template <class F>
+void InChild(F body) {
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    body();
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
 
 // A fresh directory under $TMPDIR (or /tmp), removed recursively on destruction.
 class TempDir {

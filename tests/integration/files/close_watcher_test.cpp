@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -23,26 +22,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::daxpolicy::testing::FsType;
+using ::daxpolicy::testing::InChild;
 using ::daxpolicy::testing::IsRoot;
 using ::daxpolicy::testing::LoopFs;
 using ::daxpolicy::testing::WriteFile;
 using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::IsEmpty;
-
-// Runs `body` in a child process (a different pid than the watcher's) and waits.
-template <class F>
-void InChild(F body) {
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    body();
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
 
 void OpenAndClose(const fs::path& path, int flags) {
   const int fd = open(path.c_str(), flags | O_CLOEXEC);

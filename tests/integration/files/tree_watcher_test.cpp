@@ -9,7 +9,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -26,26 +25,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::daxpolicy::testing::FsType;
+using ::daxpolicy::testing::InChild;
 using ::daxpolicy::testing::IsRoot;
 using ::daxpolicy::testing::LoopFs;
 using ::daxpolicy::testing::WriteFile;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
-
-// Runs `body` in a child process (another pid than the watcher's) and waits.
-template <class F>
-void InChild(F body) {
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    body();
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
 
 void Append(const fs::path& path, const std::string& data) {
   std::ofstream out(path, std::ios::app);

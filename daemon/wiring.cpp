@@ -12,6 +12,7 @@
 #include "plugins/access/access_source.h"
 #include "plugins/files/close_watcher.h"
 #include "plugins/files/file_source.h"
+#include "plugins/files/tree_watcher.h"
 #include "plugins/host/dax_capability.h"
 #include "plugins/host/holders.h"
 #include "plugins/host/system_source.h"
@@ -64,10 +65,20 @@ EngineParts MakeEngineParts(const Options& options, const policy::Policy& policy
   parts.observe_driver = plugins::MakeDriver("observe", ds);
 
   // Telemetry sources, in this order (the first builds the file table).
-  parts.sources.push_back(
-      std::make_unique<files::FileSource>([](std::string_view path, std::string_view what) {
+  // Tree events (fanotify filesystem marks): a cycle samples again only what changed.
+  std::unique_ptr<files::TreeEventSource> tree_events;
+  std::string tree_problem;
+  if (auto tw = files::TreeWatcher::Create(getpid(), options.procfs); tw.ok()) {
+    tree_events = std::move(*tw);
+  } else {
+    tree_problem =
+        "tree events unavailable (" + tw.error().message + "); every file is sampled every cycle";
+  }
+  parts.sources.push_back(std::make_unique<files::FileSource>(
+      [](std::string_view path, std::string_view what) {
         LogDebug("scan: " + journal::PrintablePath(path) + ": " + std::string(what));
-      }));
+      },
+      files::ScanLimits{}, std::move(tree_events), std::move(tree_problem)));
   parts.sources.push_back(std::make_unique<host::SystemSource>(roots));
   parts.sources.push_back(std::make_unique<access::AccessSource>(access::AccessSource::Options{}));
   media::MediaPluginOptions mopts;

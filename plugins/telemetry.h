@@ -5,9 +5,11 @@
 /// telemetry source fills part of the cycle's working policy::Snapshot.
 ///
 /// Sources today (built in daemon/wiring.cpp, run in this order every cycle):
-///   "files"  (files::FileSource)   scans the scopes and samples every file:
-///                                  the file table, size, mtime, page cache,
-///                                  physical and effective DAX state;
+///   "files"  (files::FileSource)   scans the scopes and samples the files
+///                                  (all of them in a full walk, else those
+///                                  fanotify tree events and access figures
+///                                  name): the file table, size, mtime, page
+///                                  cache, physical and effective DAX state;
 ///   "system" (host::SystemSource)  memory pressure, page-cache ratio;
 ///   "access" (access::AccessSource) per-file read and write rates and cache
 ///                                  hit ratios counted with eBPF;

@@ -87,6 +87,10 @@ struct Scanner::Walk {
   policy::Snapshot* snap = nullptr;
   FileSampler* sampler = nullptr;
   bool full = false;
+  // kEvents: what to look at again (nullptr: everything, as in the other modes),
+  // and the names to sample in the directory being read (nullptr: none).
+  const ScanHints* hints = nullptr;
+  const std::unordered_set<std::string>* dir_sample = nullptr;
   int64_t racy_after_ns = 0;
   ScanStats stats;
   // The previous scan's table, read while the new one is built.
@@ -140,8 +144,26 @@ ScanStats Scanner::Scan(policy::Snapshot* snapshot, ScanMode mode, FileSampler* 
   return Scan(&previous, snapshot, mode, sampler, limits_.clock->WallNs());
 }
 
+bool Scanner::MustSample(const Walk& w, std::string_view name, const policy::FileRecord& rec) {
+  if (w.hints == nullptr) return true;
+  // A pending switch becomes effective when the inode is evicted, which no
+  // event reports: a file whose flag and effective state differ is looked at
+  // every cycle.
+  constexpr uint16_t kBoth = policy::kHavePhysical | policy::kHaveEffective;
+  if ((rec.available & kBoth) == kBoth && rec.physical != rec.effective) return true;
+  // Reads and faults change the page-cache figures without a tree event: a
+  // file the access source saw read or written in the last interval, or has
+  // no figures for (tracing unavailable there), is looked at again.
+  if (rec.kind == policy::FileKind::kRegular &&
+      (!(rec.available & policy::kHaveAccess) || rec.read_bytes_rate > 0 ||
+       rec.write_bytes_rate > 0)) {
+    return true;
+  }
+  return w.dir_sample != nullptr && w.dir_sample->count(std::string(name)) != 0;
+}
+
 ScanStats Scanner::Scan(const policy::Snapshot* previous, policy::Snapshot* snapshot, ScanMode mode,
-                        FileSampler* sampler, int64_t wall_now_ns) {
+                        FileSampler* sampler, int64_t wall_now_ns, const ScanHints* hints) {
   Walk w;
   w.snap = snapshot;
   w.sampler = sampler;
@@ -149,7 +171,11 @@ ScanStats Scanner::Scan(const policy::Snapshot* previous, policy::Snapshot* snap
                           previous->names.size() == last_names_ &&
                           previous->dir_paths.size() == last_dirs_ && dirs_.size() == last_dirs_;
   w.full = mode == ScanMode::kFull || force_full_ || !consistent ||
-           (limits_.full_rescan_every != 0 && scans_since_full_ + 1 >= limits_.full_rescan_every);
+           (mode == ScanMode::kIncremental && limits_.full_rescan_every != 0 &&
+            scans_since_full_ + 1 >= limits_.full_rescan_every);
+  static const ScanHints kNoHints;
+  const ScanHints* events =
+      mode == ScanMode::kEvents && !w.full ? (hints ? hints : &kNoHints) : nullptr;
   w.stats.full = w.full;
   if (consistent) {
     // Kept even for a full scan: surviving records keep their telemetry.
@@ -199,6 +225,9 @@ ScanStats Scanner::Scan(const policy::Snapshot* previous, policy::Snapshot* snap
     if (scope.dev == 0) scopes_[s].dev = DevOf(stx);
     if (scope.mount_id == 0) scopes_[s].mount_id = mnt_id;
     w.scope = static_cast<uint16_t>(s);
+    w.hints = events != nullptr && !(s < events->whole_scope.size() && events->whole_scope[s])
+                  ? events
+                  : nullptr;
     w.mount = scope.mount;
     w.scope_mount = {DevOf(stx), scope.mount_id != 0 ? scope.mount_id : mnt_id};
     const uint32_t index = static_cast<uint32_t>(snapshot->dir_paths.size());
@@ -237,9 +266,17 @@ void Scanner::WalkDir(Walk& w, int fd, uint32_t dir_index, uint32_t depth) {
   }
   const size_t block_start = snap.files.size();
   const size_t names_start = snap.names.size();
+  const std::unordered_set<std::string>* dir_sample = nullptr;
+  bool must_read = false;
+  if (w.hints != nullptr) {
+    const std::string& path = snap.dir_paths[dir_index];
+    must_read = w.hints->read_dirs.count(path) != 0;
+    if (auto it = w.hints->sample.find(path); it != w.hints->sample.end()) dir_sample = &it->second;
+  }
+  w.dir_sample = dir_sample;
   bool done = false;
-  if (!w.full && old != nullptr && old->reusable && old->mtime_ns == dirs_[dir_index].mtime_ns &&
-      old->ctime_ns == dirs_[dir_index].ctime_ns) {
+  if (!w.full && !must_read && old != nullptr && old->reusable &&
+      old->mtime_ns == dirs_[dir_index].mtime_ns && old->ctime_ns == dirs_[dir_index].ctime_ns) {
     done = ReuseDir(w, fd, dir_index, *old);
     if (done) {
       ++w.stats.dirs_reused;
@@ -292,7 +329,11 @@ void Scanner::WalkDir(Walk& w, int fd, uint32_t dir_index, uint32_t depth) {
       dirs_[dir_index].reusable = false;
       continue;
     }
-    if (w.sampler != nullptr) w.sampler->SampleOpen(sub.get(), stx, &snap.files[i]);
+    if (w.sampler != nullptr &&
+        (w.hints == nullptr || w.old_by_ino[w.scope].count(stx.stx_ino) == 0 ||
+         (dir_sample != nullptr && dir_sample->count(std::string(name)) != 0))) {
+      w.sampler->SampleOpen(sub.get(), stx, &snap.files[i]);
+    }
     const uint32_t sub_index = static_cast<uint32_t>(snap.dir_paths.size());
     snap.dir_paths.push_back(child_path());
     DirState st;
@@ -314,15 +355,18 @@ bool Scanner::ReuseDir(Walk& w, int fd, uint32_t dir_index, const DirState& old)
     const std::string_view name = w.old_names.substr(rec.name_offset, rec.name_length);
     if (rec.kind == policy::FileKind::kDirectory) {
       // Still the same directory on the same mount? Something may have been
-      // mounted on it, which does not change the parent's timestamps.
-      char cname[256];
-      struct statx stx {};
-      if (!CopyName(name, cname) ||
-          statx(fd, cname, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, kEntryMask, &stx) != 0 ||
-          !S_ISDIR(stx.stx_mode) || stx.stx_ino != rec.ino || !w.OnScopeMount(stx)) {
-        return false;
+      // mounted on it, which does not change the parent's timestamps. (With
+      // events, WalkDir's open and statx of each subdirectory checks that.)
+      if (w.hints == nullptr) {
+        char cname[256];
+        struct statx stx {};
+        if (!CopyName(name, cname) ||
+            statx(fd, cname, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, kEntryMask, &stx) != 0 ||
+            !S_ISDIR(stx.stx_mode) || stx.stx_ino != rec.ino || !w.OnScopeMount(stx)) {
+          return false;
+        }
       }
-    } else if (w.sampler != nullptr) {
+    } else if (w.sampler != nullptr && MustSample(w, name, rec)) {
       const SampleStatus status = w.sampler->SampleFile(fd, w.scope_mount, name, &rec);
       if (status == SampleStatus::kVanished || status == SampleStatus::kReplaced) {
         // Changed while the directory's timestamps stayed the same: read it again.
@@ -435,16 +479,20 @@ bool Scanner::ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old) 
         continue;
       }
       // Keep the previous record (and the telemetry other samplers put in it)
-      // when the name still names the same inode.
+      // when the name still names the same inode; with events, unsampled
+      // unless they name it.
+      bool keep = false;
       if (auto it = w.old_by_name.find(name); it != w.old_by_name.end()) {
         const policy::FileRecord& prev = (*w.old_files)[it->second];
-        if (prev.ino == rec.ino && (prev.kind == policy::FileKind::kDirectory) == is_dir)
+        if (prev.ino == rec.ino && (prev.kind == policy::FileKind::kDirectory) == is_dir) {
           rec = prev;
+          keep = w.hints != nullptr && !MustSample(w, name, prev);
+        }
       }
       rec.kind = is_dir ? policy::FileKind::kDirectory : policy::FileKind::kRegular;
       rec.mount = w.mount;
       if (statx_done) FillFromStatx(stx, &rec);
-      if (!is_dir && w.sampler != nullptr) {
+      if (!is_dir && w.sampler != nullptr && !keep) {
         SampleStatus status = w.sampler->SampleFile(fd, w.scope_mount, name, &rec);
         if (status == SampleStatus::kReplaced && !statx_done) {
           // The name changed under us: classify it properly and try once more.

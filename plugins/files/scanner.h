@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "plugins/clock.h"
@@ -36,6 +37,22 @@ struct ScanLimits {
 enum class ScanMode {
   kIncremental,  ///< reuse entry lists of directories whose (ino, mtime, ctime) did not change
   kFull,         ///< read every directory again
+  /// As kIncremental, and sample again only what ScanHints name: every other
+  /// record keeps the telemetry it had (filesystem events say it did not change).
+  kEvents,
+};
+
+/// What filesystem events say changed since the last scan (ScanMode::kEvents).
+/// Directories are absolute paths as in Snapshot::dir_paths.
+struct ScanHints {
+  /// Directories whose entries must be read again (an entry appeared, went or
+  /// was replaced); a directory not met before is read anyway.
+  std::unordered_set<std::string> read_dirs;
+  /// Per directory, the names whose telemetry must be sampled again.
+  std::unordered_map<std::string, std::unordered_set<std::string>> sample;
+  /// Per scope (ScanScope order): true to scan that scope as kIncremental
+  /// (its events cannot be trusted); missing entries are false.
+  std::vector<bool> whole_scope;
 };
 
 /// One failure during a scan: the path it concerns and the errno.
@@ -125,7 +142,7 @@ class Scanner {
   /// third copy is made. `wall_now_ns` is CLOCK_REALTIME at the start (for the
   /// racy window). Fields of `next` other than the file table are left alone.
   ScanStats Scan(const policy::Snapshot* previous, policy::Snapshot* next, ScanMode mode,
-                 FileSampler* sampler, int64_t wall_now_ns);
+                 FileSampler* sampler, int64_t wall_now_ns, const ScanHints* hints = nullptr);
 
   /// Replaces the predicate; the next scan is full.
   void SetExcludePredicate(ExcludePredicate is_excluded);
@@ -151,6 +168,8 @@ class Scanner {
   void WalkDir(Walk& w, int fd, uint32_t dir_index, uint32_t depth);
   bool ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old);
   bool ReuseDir(Walk& w, int fd, uint32_t dir_index, const DirState& old);
+  // In kEvents mode: whether `name` in the directory being read must be sampled again.
+  static bool MustSample(const Walk& w, std::string_view name, const policy::FileRecord& rec);
   void AddError(Walk& w, std::string path, int err, const char* what);
 
   std::vector<ScanScope> scopes_;

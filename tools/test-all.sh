@@ -4,7 +4,7 @@
 #   1. clang-format check of every C++ file
 #   2. release build: unit and host integration tests (root, loop devices, private buses)
 #   3. the Debian package (a Unix Makefiles build with dpkg-buildflags; lintian),
-#      then the VM tests
+#      apt install/remove/purge of it on this machine, then the VM tests
 #   4. ASan+UBSan build: unit and host integration tests again
 #   5. libFuzzer targets (clang) for a bounded time each
 #   6. a short run of the benchmarks, so they keep working
@@ -37,6 +37,10 @@ step "Debian package: Unix Makefiles build with dpkg-buildflags hardening, linti
 # hardening flags under -Werror: this is the project's Makefiles build. The
 # release build ran the unit tests already (--nocheck).
 ./tools/build-deb.sh --nocheck
+
+step "Debian package: apt install, reinstall, remove and purge on this machine"
+# Runs under CI=true (a fresh machine); elsewhere only with DAXPOLICY_HOST_INSTALL=1.
+./tests/package/host-install.sh build/deb/daxpolicy_*_"$(dpkg --print-architecture)".deb
 
 step "release: VM tests (emulated NVDIMM)"
 # The VmPackage tests install the package just built (build/deb, the default of

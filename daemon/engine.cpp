@@ -409,6 +409,7 @@ CycleJobPtr Engine::BeginCycle() {
 
 void Engine::RunWork(CycleJob& job) {
   Sample(job);
+  Record(job);
   Decide(job);
   Journal(job);
   Apply(job);
@@ -484,6 +485,13 @@ void Engine::Sample(CycleJob& job) {
     }
   }
 }
+
+void Engine::Record(CycleJob& job) {
+  Impl& m = *impl_;
+  if (m.parts.recorder) m.parts.recorder->Record(job.snap, *m.policy, job.now.mono_ns);
+}
+
+TraceRecorder* Engine::recorder() const { return impl_->parts.recorder.get(); }
 
 void Engine::Decide(CycleJob& job) {
   Impl& m = *impl_;

@@ -10,7 +10,7 @@
 /// the daemon's; tests give fakes.
 ///
 /// Threads: the event loop owns the engine. A cycle's slow part runs in
-/// RunWork() = Sample(), Decide(), Journal(), Apply(), Publish(), which may run
+/// RunWork() = Sample(), Record(), Decide(), Journal(), Apply(), Publish(), which may run
 /// on a worker thread between BeginCycle() and EndCycle(): it touches only the
 /// engine's working state (sources, working snapshot, rule timers, journal,
 /// drivers, holder finder) and the job, and reads the published view's
@@ -167,6 +167,9 @@ class Engine {
   // Runs every telemetry source into a new working snapshot; finds holders
   // first when a rule reads file.holders.
   void Sample(CycleJob& job);
+  // Hands the snapshot Sample made to the trace recorder (which writes only
+  // while recording is on).
+  void Record(CycleJob& job);
   // Evaluates the policy (rule timers, holds, mode) into per-file decisions.
   void Decide(CycleJob& job);
   // Records the originals of every file about to change in one durable write;
@@ -226,6 +229,10 @@ class Engine {
   size_t ReleaseHoldsOf(const std::string& owner);          // when a client leaves the bus
   void ForEachHold(const Caller& caller, const std::function<void(const HoldInfo&)>& visit) const;
   std::vector<EndedHold> TakeEndedHolds();
+
+  // The trace recorder (D-Bus StartRecording, StopRecording), nullptr when
+  // the parts gave none. Its Start, Stop and Status are for the loop thread.
+  TraceRecorder* recorder() const;
 
   const EngineCounters& counters() const { return counters_; }
   const plugins::Clock& clock() const;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "daemon/journal/segment.h"
+#include "daemon/recorder.h"
 #include "daemon/scopes.h"
 #include "plugins/clock.h"
 #include "plugins/driver/dax_driver.h"
@@ -69,6 +70,9 @@ struct EngineParts {
   std::shared_ptr<const plugins::Clock> clock;
   /// The system page size (Snapshot::page_size).
   uint32_t page_size = 4096;
+  /// Writes each cycle's snapshot to a trace while recording (off until
+  /// started); nullptr: the daemon cannot record.
+  std::unique_ptr<TraceRecorder> recorder;
 };
 
 }  // namespace daxpolicy::daemon

@@ -109,6 +109,7 @@ EngineParts MakeEngineParts(const Options& options, const policy::Policy& policy
     auto s = host::AssessKernelRelease(u.release);
     if (s.ok()) support = *s;
   }
+  parts.recorder = std::make_unique<TraceRecorder>();
   parts.mounts = std::make_unique<HostMountInspector>(roots, support, parts.page_size);
   parts.journal = [state_dir = options.state_dir,
                    procfs = options.procfs]() -> Result<std::unique_ptr<ChangeJournal>> {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "policy/loader.h"
+#include "policy/trace.h"
 #include "tests/fakes/fakes.h"
 #include "tests/support/test_support.h"
 
@@ -604,6 +605,42 @@ TEST_F(EngineTest, AVanishedFileLeavesTheViewAndListingsFollowTheState) {
   EXPECT_EQ(engine_->ManagedFiles(), 1u);
   auto gone = engine_->GetFile(root_ + "/a");
   EXPECT_FALSE(gone.ok());
+}
+
+TEST_F(EngineTest, EachCycleHandsItsSnapshotToTheRecorderWhileItRecords) {
+  AddFile("cached", DaxState::kPageCache, DaxState::kPageCache, {8192, 0, 2});
+  AddFile("idle", DaxState::kPageCache, DaxState::kPageCache, {4096, 0, 0});
+  daemon::EngineParts parts = parts_.Take();
+  parts.recorder = std::make_unique<TraceRecorder>();
+  TraceRecorder* recorder = parts.recorder.get();
+  auto engine = Engine::Create(options_, MakePolicy(Rule("all", "**", "keep")), std::move(parts));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  engine_ = std::move(*engine);
+  EXPECT_EQ(engine_->recorder(), recorder);
+  engine_->RunCycle();  // not recording: nothing to write to
+
+  TempDir out;
+  const std::string path = (out.path() / "cycles.trace").string();
+  auto sink = CreateTraceFile(path);
+  ASSERT_TRUE(sink.ok()) << sink.error().message;
+  ASSERT_TRUE(recorder->Start(std::move(*sink), path, kDefaultTraceMaxBytes, "test").ok());
+  parts_.clock->Advance(kSecond);
+  const int64_t first = parts_.clock->MonotonicNs();
+  engine_->RunCycle();
+  parts_.clock->Advance(kSecond);
+  engine_->RunCycle();
+  EXPECT_EQ(recorder->Status().intervals, 2u);
+
+  std::string error;
+  auto trace = policy::ParseTrace(::daxpolicy::testing::ReadFile(path), &error);
+  ASSERT_TRUE(trace) << error;
+  EXPECT_EQ(trace->interval_ns, kSecond);
+  ASSERT_EQ(trace->intervals.size(), 2u);
+  EXPECT_EQ(trace->intervals[0].t_ns, first);
+  EXPECT_EQ(trace->intervals[1].t_ns, first + kSecond);
+  ASSERT_EQ(trace->intervals[1].files.size(), 1u);  // the idle file is left out
+  EXPECT_EQ(trace->paths[trace->intervals[1].files[0].path], root_ + "/cached");
+  EXPECT_EQ(trace->intervals[1].files[0].resident_bytes, 8192);
 }
 
 TEST_F(EngineTest, CreateRefusesMissingParts) {

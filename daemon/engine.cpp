@@ -241,7 +241,11 @@ struct CycleJob {
   policy::Snapshot snap;  // the working snapshot this cycle builds
   media::MediaReport media_report;
   std::vector<std::pair<std::string, std::string>> degraded;
-  policy::Decisions decisions;
+  // Each file's decision as the view keeps it (Decide writes them as the
+  // policy is evaluated: a whole Decision per file is never held), and the
+  // waits of the few files that have one, by file.
+  std::vector<Status> status;
+  std::vector<std::pair<uint32_t, int64_t>> waits;
   std::vector<uint32_t> to_apply;  // files whose flag Apply() changes
   std::vector<std::string> apply_reasons;
   std::vector<std::pair<uint32_t, uint32_t>> apply_reason_of;
@@ -259,7 +263,7 @@ struct CycleJob {
     auto [it, added] = reason_ids.emplace(text, static_cast<uint32_t>(apply_reasons.size()));
     if (added) apply_reasons.push_back(text);
     apply_reason_of.emplace_back(file, it->second);
-    decisions.files[file].state = FileState::kBlocked;
+    status[file].state = FileState::kBlocked;
   }
 };
 
@@ -497,9 +501,19 @@ void Engine::Decide(CycleJob& job) {
   Impl& m = *impl_;
   const policy::Policy& pol = *m.policy;
   EngineCounters& counters = job.delta;
-  job.decisions =
-      policy::Evaluate(pol, job.snap, m.rule_state, job.holds, {job.mode, job.now.mono_ns});
-  const policy::Decisions& decisions = job.decisions;
+  job.status.reserve(job.snap.files.size());
+  const policy::Decisions decisions = policy::Evaluate(
+      pol, job.snap, m.rule_state, job.holds, {job.mode, job.now.mono_ns}, [&](const Decision& d) {
+        job.status.push_back(Status{d.rule, d.state, d.desired, d.held, d.reason});
+        if (d.wait_ns != 0) job.waits.emplace_back(d.file, d.wait_ns);
+        if (!d.apply) return;
+        const plugins::ScopeInfo& scope = m.scopes->scopes.list[job.snap.files[d.file].mount];
+        if (!scope.flag_blocked.empty()) {
+          job.Refuse(d.file, scope.flag_blocked);
+        } else {
+          job.to_apply.push_back(d.file);
+        }
+      });
   for (size_t r = 0; r < decisions.rules.size(); ++r) {
     const policy::RuleCounters& c = decisions.rules[r];
     const std::string& name = pol.rules[r].name;
@@ -515,16 +529,6 @@ void Engine::Decide(CycleJob& job) {
   if (decisions.auto_to_dax) counters.auto_decisions["dax"] += decisions.auto_to_dax;
   if (decisions.auto_to_page_cache) {
     counters.auto_decisions["page-cache"] += decisions.auto_to_page_cache;
-  }
-
-  for (const Decision& d : decisions.files) {
-    if (!d.apply) continue;
-    const plugins::ScopeInfo& scope = m.scopes->scopes.list[job.snap.files[d.file].mount];
-    if (!scope.flag_blocked.empty()) {
-      job.Refuse(d.file, scope.flag_blocked);
-      continue;
-    }
-    job.to_apply.push_back(d.file);
   }
 }
 
@@ -573,7 +577,7 @@ void Engine::Journal(CycleJob& job) {
 void Engine::Apply(CycleJob& job) {
   Impl& m = *impl_;
   const ScopeSet& scopes = *m.scopes;
-  std::vector<Decision>& status = job.decisions.files;
+  std::vector<Status>& status = job.status;
   EngineCounters& counters = job.delta;
   // The cycle's one pass over /proc, unless Sample made it: holders of files
   // that were or may become pending, and MAP_SYNC users of files losing DAX.
@@ -584,9 +588,9 @@ void Engine::Apply(CycleJob& job) {
       const FileRecord& f = job.snap.files[i];
       if (f.kind == FileKind::kRegular) ids.push_back({DevOf(job.snap, f), f.ino});
     }
-    for (const Decision& d : status) {
-      const FileRecord& f = job.snap.files[d.file];
-      if (d.state == FileState::kPending && f.kind == FileKind::kRegular) {
+    for (uint32_t i = 0; i < status.size(); ++i) {
+      const FileRecord& f = job.snap.files[i];
+      if (status[i].state == FileState::kPending && f.kind == FileKind::kRegular) {
         ids.push_back({DevOf(job.snap, f), f.ino});
       }
     }
@@ -609,7 +613,7 @@ void Engine::Apply(CycleJob& job) {
   std::string path;
   for (uint32_t i : job.to_apply) {
     FileRecord& f = job.snap.files[i];
-    Decision& st = status[i];
+    Status& st = status[i];
     // The mode may become observe while this runs (SetMode from the loop), and
     // a shutdown may cancel: from then on nothing changes; the rest is observed.
     const bool change = enforce && mode_.load() == policy::Mode::kEnforce && !cancel_.load();
@@ -695,14 +699,8 @@ void Engine::Publish(CycleJob& job) {
   const policy::Snapshot& snap = job.snap;
   const View& previous = *job.previous;
   auto view = std::make_unique<View>();
-  // The view keeps 8 bytes of each decision; the decisions go first.
-  view->status.resize(job.decisions.files.size());
-  for (uint32_t i = 0; i < view->status.size(); ++i) {
-    const Decision& d = job.decisions.files[i];
-    view->status[i] = Status{d.rule, d.state, d.desired, d.held, d.reason};
-    if (d.wait_ns != 0) view->waits.emplace_back(i, d.wait_ns);
-  }
-  job.decisions = policy::Decisions();
+  view->status = std::move(job.status);
+  view->waits = std::move(job.waits);
   const std::vector<Status>& status = view->status;
   view->order.resize(snap.files.size());
   for (uint32_t i = 0; i < view->order.size(); ++i) view->order[i] = i;

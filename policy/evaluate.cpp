@@ -455,8 +455,18 @@ class Evaluator {
 
 Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& state,
                    const Holds& holds, const EvalOptions& options) {
+  std::vector<Decision> files;
+  files.reserve(snapshot.files.size());
+  Decisions out = Evaluate(policy, snapshot, state, holds, options,
+                           [&](const Decision& d) { files.push_back(d); });
+  out.files = std::move(files);
+  return out;
+}
+
+Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& state,
+                   const Holds& holds, const EvalOptions& options,
+                   const std::function<void(const Decision&)>& each) {
   Decisions out;
-  out.files.reserve(snapshot.files.size());
   out.rules.resize(policy.rules.size());
   ++state.round_;
   while (!state.switches_.empty() && state.switches_.front() <= options.now_ns - kMinute) {
@@ -466,7 +476,7 @@ Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& st
   std::string path;
   for (uint32_t i = 0; i < snapshot.files.size(); ++i) {
     snapshot.PathOf(snapshot.files[i], &path);
-    out.files.push_back(ev.Decide(i, path, &state, state, nullptr, &out));
+    each(ev.Decide(i, path, &state, state, nullptr, &out));
   }
   // A condition not timed this round is broken (or its file vanished); a switch
   // is remembered until min_dwell has passed.

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -119,7 +120,7 @@ class RuleState {
  private:
   friend class Evaluator;
   friend Decisions Evaluate(const Policy&, const Snapshot&, RuleState&, const Holds&,
-                            const EvalOptions&);
+                            const EvalOptions&, const std::function<void(const Decision&)>&);
   struct PerFile {
     int64_t last_switch_ns = 0;
     bool switched = false;
@@ -134,6 +135,12 @@ class RuleState {
 
 Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& state,
                    const Holds& holds, const EvalOptions& options);
+// The same evaluation, handing each file's decision to `each` in file order
+// instead of keeping them (Decisions::files stays empty): a caller that keeps
+// less than a whole Decision per file never holds them all.
+Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& state,
+                   const Holds& holds, const EvalOptions& options,
+                   const std::function<void(const Decision&)>& each);
 
 // Text for a decision's reason, e.g. "condition of rule 'x' has held for 1m of 5m".
 std::string ReasonText(const Policy& policy, const Snapshot& snapshot, const Decision& d);

@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
 #include "policy/loader.h"
 #include "tests/unit/policy/snapshot_builder.h"
 
@@ -275,6 +279,55 @@ TEST(Evaluation, IsDeterministicForTheSameInputs) {
   for (size_t i = 0; i < a.files.size(); ++i) {
     EXPECT_EQ(a.files[i].state, c.files[i].state);
     EXPECT_EQ(a.files[i].apply, c.files[i].apply);
+  }
+}
+
+TEST(Evaluation, HandsEachDecisionInFileOrderWithoutKeepingThem) {
+  Policy p = Load(kRules + std::string("  - name: slow\n    when: \"file.size > 0\"\n    for: 5m\n"
+                                       "    dax: on\n"),
+                  "defaults: { dax: on, max_switches_per_minute: 2 }\n");
+  SnapshotBuilder b;
+  for (int i = 0; i < 20; ++i) b.File("/srv/pmem/logs/f" + std::to_string(i), i * 1000);
+  for (int i = 0; i < 3; ++i) b.File("/srv/pmem/logs/big" + std::to_string(i), 2ull << 30);
+  for (int i = 0; i < 5; ++i) b.File("/srv/pmem/other/f" + std::to_string(i), 10);
+  b.File("/srv/pmem/keep/x", 10);
+  RuleState kept, streamed;
+  for (int64_t t : {0, 90}) {
+    const EvalOptions at{Mode::kEnforce, t * kSec};
+    Decisions all = Evaluate(p, b.snapshot(), kept, {}, at);
+    std::vector<Decision> seen;
+    Decisions counts =
+        Evaluate(p, b.snapshot(), streamed, {}, at, [&](const Decision& d) { seen.push_back(d); });
+    EXPECT_TRUE(counts.files.empty());
+    ASSERT_EQ(seen.size(), all.files.size());
+    for (size_t i = 0; i < seen.size(); ++i) {
+      const Decision& x = seen[i];
+      const Decision& y = all.files[i];
+      EXPECT_EQ(x.file, i);
+      EXPECT_EQ(std::tie(x.file, x.rule, x.held, x.by_auto, x.desired, x.state, x.reason, x.apply,
+                         x.wait_ns),
+                std::tie(y.file, y.rule, y.held, y.by_auto, y.desired, y.state, y.reason, y.apply,
+                         y.wait_ns))
+          << "t=" << t << " file " << i;
+    }
+    // Applies, budget waits and sustained-condition waits are all among them.
+    if (t == 0) {
+      EXPECT_EQ(all.applies, 2u);
+      EXPECT_TRUE(std::any_of(seen.begin(), seen.end(),
+                              [](const Decision& d) { return d.reason == Reason::kBudget; }));
+    }
+    EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [&](const Decision& d) {
+      return d.reason == Reason::kFor && d.wait_ns == (t == 0 ? 300 : 210) * kSec;
+    }));
+    EXPECT_EQ(counts.applies, all.applies);
+    EXPECT_EQ(counts.rule_checks, all.rule_checks);
+    ASSERT_EQ(counts.rules.size(), all.rules.size());
+    for (size_t r = 0; r < all.rules.size(); ++r) {
+      EXPECT_EQ(counts.rules[r].matched, all.rules[r].matched);
+      EXPECT_EQ(counts.rules[r].suppressed_for, all.rules[r].suppressed_for);
+      EXPECT_EQ(counts.rules[r].suppressed_budget, all.rules[r].suppressed_budget);
+    }
+    EXPECT_EQ(streamed.TrackedFilesForTest(), kept.TrackedFilesForTest());
   }
 }
 

@@ -18,7 +18,8 @@ namespace daxpolicy::access {
 
 namespace {
 
-// Where each program attaches: a tracepoint "category/name" or a kernel function.
+// Where each program attaches: a tracepoint "category/name" (as a raw tracepoint,
+// found through tracefs) or a kernel function (fentry/fexit, found in BTF).
 struct ProgramInfo {
   const char* name;
   const char* tracepoint;  // nullptr for fentry/fexit
@@ -60,11 +61,11 @@ constexpr const char* kOtherFsUnseen =
 
 std::string Errno(int err) { return std::strerror(err < 0 ? -err : err); }
 
-// The hint that goes with EPERM from bpf() or perf_event_open().
+// The hint that goes with EPERM from bpf().
 std::string PermissionHint(int err) {
   if (err != -EPERM && err != EPERM && err != -EACCES && err != EACCES) return "";
   return " (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, and a system-call filter "
-         "that allows bpf and perf_event_open)";
+         "that allows bpf)";
 }
 
 // What a plan counts, from its programs, and the limits that follow: the one

@@ -7,12 +7,14 @@
 /// The BPF object (bpf/access.bpf.c) is compiled at build time and embedded in
 /// the binary as a bpftool skeleton: nothing is compiled at run time.
 ///
-/// Privileges: loading tracing programs needs CAP_BPF and attaching them to
-/// tracepoints (perf_event_open) CAP_PERFMON; CAP_SYS_ADMIN implies both.
+/// Privileges: loading tracing programs (fentry/fexit, raw tracepoints) needs
+/// CAP_BPF and CAP_PERFMON; CAP_SYS_ADMIN implies both. Every program attaches
+/// by bpf() alone (raw tracepoints, not perf-event tracepoints), so
+/// perf_event_open is never called.
 /// Since Linux 5.11 BPF memory is charged to the memory cgroup, not to
 /// RLIMIT_MEMLOCK, so CAP_SYS_RESOURCE is not needed on Debian 12's 6.1.
 /// Tracepoints are found through tracefs (/sys/kernel/tracing), which must be
-/// mounted and readable. A system-call filter must allow bpf and perf_event_open.
+/// mounted and readable. A system-call filter must allow bpf.
 
 #include <sys/types.h>
 

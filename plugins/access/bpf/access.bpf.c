@@ -23,7 +23,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define PAGE_SIZE (1ull << PAGE_SHIFT)
 #define VM_FAULT_ERROR 0x73u /* OOM | SIGBUS | SIGSEGV | HWPOISON | HWPOISON_LARGE */
 #define VM_FAULT_FALLBACK 0x800u
-#define FAULT_FLAG_WRITE 0x1u
 #define PMD_PAGES 512ull
 
 __u64 overflow = 0; /* inserts dropped because a counting map was full */
@@ -246,20 +245,59 @@ int BPF_PROG(tp_get_pages, struct address_space* mapping, pgoff_t index, pgoff_t
 
 /* ---- both strategies ---- */
 
+/* Everything below attaches as raw tracepoints too: by bpf() alone, with the
+ * tracepoint's arguments read here the way the kernel fills its trace record,
+ * so no perf event (perf_event_open) is needed and no record is built. */
+
+static __always_inline __u32 dev_of_mapping(struct address_space* mapping, __u64* ino) {
+  /* As the filemap tracepoints do: the superblock's device, else i_rdev. */
+  struct inode* host = BPF_CORE_READ(mapping, host);
+  if (!host) return 0;
+  struct super_block* sb = BPF_CORE_READ(host, i_sb);
+  __u32 dev = sb ? BPF_CORE_READ(sb, s_dev) : BPF_CORE_READ(host, i_rdev);
+  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
+  *ino = BPF_CORE_READ(host, i_ino);
+  return dev;
+}
+
+/* folio_order(): 0 unless the folio is large (PG_head set in its first word). */
+static __always_inline __u64 folio_pages(struct folio* folio) {
+  unsigned long flags = 0;
+  if (bpf_core_field_exists(((struct folio___memdesc_flags*)0)->flags.f))
+    flags = BPF_CORE_READ((struct folio___memdesc_flags*)folio, flags.f);
+  else
+    flags = BPF_CORE_READ((struct folio___word_flags*)folio, flags);
+  if (!(flags & (1ul << (bpf_core_enum_value(enum pageflags, PG_head) & 63)))) return 1;
+  __u32 order;
+  if (bpf_core_field_exists(folio->_folio_order))
+    order = BPF_CORE_READ(folio, _folio_order);
+  else
+    order = BPF_CORE_READ(folio, _flags_1) & 0xff;
+  return 1ull << (order & 31);
+}
+
 /* A page (or large folio) entered the page cache. Outside a write by the same
  * task on the same file it was needed by a read, a fault or readahead: a miss.
  * Readahead pages count when they are added, which is when the read path
- * decided it needs them, so a stream shows misses, not false hits. */
-SEC("tracepoint/filemap/mm_filemap_add_to_page_cache")
-int tp_add_to_page_cache(struct trace_event_raw_mm_filemap_op_page_cache* ctx) {
-  __u32 dev = BPF_CORE_READ(ctx, s_dev);
-  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
-  __u64 ino = BPF_CORE_READ(ctx, i_ino);
+ * decided it needs them, so a stream shows misses, not false hits. The
+ * argument is a struct folio on Linux 5.16+ and a struct page before (then
+ * one page: the kernel had no large page-cache folios). */
+SEC("raw_tp/mm_filemap_add_to_page_cache")
+int BPF_PROG(tp_add_to_page_cache, void* folio_or_page) {
+  struct address_space* mapping;
+  const int is_folio = bpf_core_type_exists(struct folio);
+  if (is_folio)
+    mapping = BPF_CORE_READ((struct folio*)folio_or_page, mapping);
+  else
+    mapping = BPF_CORE_READ((struct page*)folio_or_page, mapping);
+  if (!mapping) return 0;
+  __u64 ino;
+  __u32 dev = dev_of_mapping(mapping, &ino);
+  if (!dev) return 0;
   __u64 id = bpf_get_current_pid_tgid();
   struct task_state* t = bpf_map_lookup_elem(&tasks, &id);
   if (t && t->op == TASK_WRITE && t->dev == dev && t->ino == ino) return 0;
-  __u64 pages = 1;
-  if (bpf_core_field_exists(ctx->order)) pages = 1ull << (BPF_CORE_READ(ctx, order) & 31);
+  __u64 pages = is_folio ? folio_pages((struct folio*)folio_or_page) : 1;
   struct access_counts* c = counts_of(dev, ino);
   if (c) __sync_fetch_and_add(&c->miss_pages, pages);
   return 0;
@@ -272,48 +310,47 @@ static __always_inline void count_fault(__u32 dev, __u64 ino, __u64 pages, int d
   if (!dax) __sync_fetch_and_add(&c->pc_pages, pages);
 }
 
-SEC("tracepoint/filemap/mm_filemap_fault")
-int tp_filemap_fault(struct trace_event_raw_mm_filemap_fault* ctx) {
-  __u32 dev = BPF_CORE_READ(ctx, s_dev);
-  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
-  __u64 ino = BPF_CORE_READ(ctx, i_ino);
+SEC("raw_tp/mm_filemap_fault")
+int BPF_PROG(tp_filemap_fault, struct address_space* mapping, pgoff_t index) {
+  __u64 ino;
+  __u32 dev = dev_of_mapping(mapping, &ino);
+  if (!dev) return 0;
   set_task(dev, ino, TASK_READ);
   count_fault(dev, ino, 1, 0);
   return 0;
 }
 
-SEC("tracepoint/filemap/mm_filemap_map_pages")
-int tp_filemap_map_pages(struct trace_event_raw_mm_filemap_op_page_cache_range* ctx) {
-  __u32 dev = BPF_CORE_READ(ctx, s_dev);
-  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
-  __u64 index = BPF_CORE_READ(ctx, index);
-  __u64 last = BPF_CORE_READ(ctx, last_index);
-  if (last < index) return 0;
-  count_fault(dev, BPF_CORE_READ(ctx, i_ino), last - index + 1, 0);
+SEC("raw_tp/mm_filemap_map_pages")
+int BPF_PROG(tp_filemap_map_pages, struct address_space* mapping, pgoff_t index, pgoff_t last) {
+  __u64 ino;
+  __u32 dev = dev_of_mapping(mapping, &ino);
+  if (!dev || last < index) return 0;
+  count_fault(dev, ino, last - index + 1, 0);
   return 0;
 }
 
-static __always_inline void dax_fault(__u32 dev, __u64 ino, __u32 flags, __u32 result,
+static __always_inline void dax_fault(struct inode* inode, struct vm_fault* vmf, int result,
                                       __u64 pages) {
+  __u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
   if (!(watched(dev) & ACCESS_DEV_WATCHED)) return;
-  if (result & (VM_FAULT_ERROR | VM_FAULT_FALLBACK)) return;
-  if (flags & FAULT_FLAG_WRITE)
+  if ((__u32)result & (VM_FAULT_ERROR | VM_FAULT_FALLBACK)) return;
+  __u64 ino = BPF_CORE_READ(inode, i_ino);
+  if (BPF_CORE_READ(vmf, flags) & FAULT_FLAG_WRITE)
     count_write(dev, ino, pages * PAGE_SIZE);
   else
     count_fault(dev, ino, pages, 1);
 }
 
-SEC("tracepoint/fs_dax/dax_pte_fault_done")
-int tp_dax_pte_fault_done(struct trace_event_raw_dax_pte_fault_class* ctx) {
-  dax_fault(BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, flags),
-            (__u32)BPF_CORE_READ(ctx, result), 1);
+SEC("raw_tp/dax_pte_fault_done")
+int BPF_PROG(tp_dax_pte_fault_done, struct inode* inode, struct vm_fault* vmf, int result) {
+  dax_fault(inode, vmf, result, 1);
   return 0;
 }
 
-SEC("tracepoint/fs_dax/dax_pmd_fault_done")
-int tp_dax_pmd_fault_done(struct trace_event_raw_dax_pmd_fault_class* ctx) {
-  dax_fault(BPF_CORE_READ(ctx, dev), BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, flags),
-            (__u32)BPF_CORE_READ(ctx, result), PMD_PAGES);
+SEC("raw_tp/dax_pmd_fault_done")
+int BPF_PROG(tp_dax_pmd_fault_done, struct inode* inode, struct vm_fault* vmf,
+             unsigned long max_pgoff, int result) {
+  dax_fault(inode, vmf, result, PMD_PAGES);
   return 0;
 }
 
@@ -321,40 +358,43 @@ int tp_dax_pmd_fault_done(struct trace_event_raw_dax_pmd_fault_class* ctx) {
  * page-cache chunk a write copies (its DAX writes are seen by fexit on
  * dax_iomap_rw in the fentry strategy). The task is marked as writing so the
  * pages the write adds are not misses. */
-SEC("tracepoint/xfs/xfs_file_buffered_write")
-int tp_xfs_buffered_write(struct trace_event_raw_xfs_file_class* ctx) {
-  __u32 dev = BPF_CORE_READ(ctx, dev);
-  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
-  __u64 ino = BPF_CORE_READ(ctx, ino);
+SEC("raw_tp/xfs_file_buffered_write")
+int BPF_PROG(tp_xfs_buffered_write, struct kiocb* iocb, struct iov_iter* iter) {
+  __u32 dev;
+  __u64 ino;
+  if (!inode_of(iocb, &dev, &ino, 0)) return 0;
   set_task(dev, ino, TASK_WRITE);
-  count_write(dev, ino, BPF_CORE_READ(ctx, count));
+  count_write(dev, ino, BPF_CORE_READ(iter, count));
   return 0;
 }
 
-SEC("tracepoint/xfs/xfs_file_dax_write")
-int tp_xfs_dax_write(struct trace_event_raw_xfs_file_class* ctx) {
-  __u32 dev = BPF_CORE_READ(ctx, dev);
-  if (!(watched(dev) & ACCESS_DEV_WATCHED)) return 0;
-  count_write(dev, BPF_CORE_READ(ctx, ino), BPF_CORE_READ(ctx, count));
+SEC("raw_tp/xfs_file_dax_write")
+int BPF_PROG(tp_xfs_dax_write, struct kiocb* iocb, struct iov_iter* iter) {
+  __u32 dev;
+  __u64 ino;
+  if (!inode_of(iocb, &dev, &ino, 0)) return 0;
+  count_write(dev, ino, BPF_CORE_READ(iter, count));
   return 0;
 }
 
-static __always_inline void ext4_write(struct trace_event_raw_ext4__write_begin* ctx) {
-  __u32 dev = BPF_CORE_READ(ctx, dev);
+/* (inode, pos, len) on every kernel since 4.x; before 5.19 a fourth argument
+ * (flags) followed, which is not read. */
+static __always_inline void ext4_write(struct inode* inode, unsigned int len) {
+  __u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
   if (!(watched(dev) & ACCESS_DEV_WATCHED)) return;
-  __u64 ino = BPF_CORE_READ(ctx, ino);
+  __u64 ino = BPF_CORE_READ(inode, i_ino);
   set_task(dev, ino, TASK_WRITE);
-  count_write(dev, ino, BPF_CORE_READ(ctx, len));
+  count_write(dev, ino, len);
 }
 
-SEC("tracepoint/ext4/ext4_da_write_begin")
-int tp_ext4_da_write_begin(struct trace_event_raw_ext4__write_begin* ctx) {
-  ext4_write(ctx);
+SEC("raw_tp/ext4_da_write_begin")
+int BPF_PROG(tp_ext4_da_write_begin, struct inode* inode, loff_t pos, unsigned int len) {
+  ext4_write(inode, len);
   return 0;
 }
 
-SEC("tracepoint/ext4/ext4_write_begin")
-int tp_ext4_write_begin(struct trace_event_raw_ext4__write_begin* ctx) {
-  ext4_write(ctx);
+SEC("raw_tp/ext4_write_begin")
+int BPF_PROG(tp_ext4_write_begin, struct inode* inode, loff_t pos, unsigned int len) {
+  ext4_write(inode, len);
   return 0;
 }

@@ -28,8 +28,6 @@ typedef unsigned long size_t;
 typedef long ssize_t;
 typedef unsigned long pgoff_t;
 typedef unsigned long long u64;
-typedef __u64 xfs_ino_t;
-typedef long long xfs_fsize_t;
 
 enum bpf_map_type {
   BPF_MAP_TYPE_HASH = 1,
@@ -52,6 +50,7 @@ struct super_block {
 };
 struct inode {
   unsigned long i_ino;
+  dev_t i_rdev;
   loff_t i_size;
   struct super_block* i_sb;
 };
@@ -70,61 +69,40 @@ struct iov_iter {
   size_t count;     /* bytes left (inside an anonymous union on newer kernels) */
 };
 
-struct trace_entry {
-  unsigned short type;
-  unsigned char flags;
-  unsigned char preempt_count;
-  int pid;
+/* The fault flags of a vm_fault: an enum in the kernel, so declared as one
+ * (CO-RE matches an enum field only with an enum). */
+enum fault_flag {
+  FAULT_FLAG_WRITE = 1,
 };
-struct trace_event_raw_mm_filemap_op_page_cache {
-  struct trace_entry ent;
-  unsigned long pfn;
-  unsigned long i_ino;
-  unsigned long index;
-  dev_t s_dev;
-  unsigned char order; /* 6.x with large folios; absent before */
+struct vm_fault {
+  enum fault_flag flags;
 };
-struct trace_event_raw_mm_filemap_op_page_cache_range {
-  struct trace_entry ent;
-  unsigned long i_ino;
-  dev_t s_dev;
-  unsigned long index;
-  unsigned long last_index;
+
+/* The page-cache tracepoint passes a struct folio (Linux 5.16+) or, before, a
+ * struct page; both start with the flags word and have the mapping at the
+ * same offset. A large folio's order is in its own byte up to Linux 6.5
+ * (_folio_order) and in the low byte of _flags_1 since. Its first word is an
+ * unsigned long up to 6.17 and a memdesc_flags_t since 6.18: two flavours,
+ * one of which matches the running kernel. */
+struct page {
+  struct address_space* mapping;
 };
-struct trace_event_raw_mm_filemap_fault {
-  struct trace_entry ent;
-  unsigned long i_ino;
-  dev_t s_dev;
-  unsigned long index;
+struct folio {
+  struct address_space* mapping;
+  unsigned long _flags_1;
+  unsigned char _folio_order;
 };
-struct trace_event_raw_xfs_file_class {
-  struct trace_entry ent;
-  dev_t dev;
-  xfs_ino_t ino;
-  xfs_fsize_t size;
-  loff_t offset;
-  size_t count;
+struct folio___word_flags {
+  unsigned long flags;
 };
-struct trace_event_raw_ext4__write_begin {
-  struct trace_entry ent;
-  dev_t dev;
-  unsigned long ino;
-  loff_t pos;
-  unsigned int len;
+typedef struct {
+  unsigned long f;
+} memdesc_flags_t;
+struct folio___memdesc_flags {
+  memdesc_flags_t flags;
 };
-struct trace_event_raw_dax_pte_fault_class {
-  struct trace_entry ent;
-  unsigned long ino;
-  dev_t dev;
-  unsigned int flags;
-  int result;
-};
-struct trace_event_raw_dax_pmd_fault_class {
-  struct trace_entry ent;
-  unsigned long ino;
-  dev_t dev;
-  unsigned int flags;
-  int result;
+enum pageflags {
+  PG_head = 16, /* relocated: 16 on 6.1, 6 on 6.18 */
 };
 
 #pragma clang attribute pop

@@ -23,6 +23,7 @@
 #include "daemon/bus/bus_service.h"
 #include "daemon/bus/sd_event_glue.h"
 #include "daemon/config_files.h"
+#include "daemon/journal/journal.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/wiring.h"
@@ -450,6 +451,7 @@ void Service::UpdateStatus() {
   std::string status = "STATUS=" + std::to_string(managed) + " managed, " +
                        std::to_string(pending) + " pending, mode " +
                        std::string(policy::ModeName(engine_->mode())) +
+                       (Recording().recording ? ", recording a trace" : "") +
                        (degraded.empty() ? "" : "; degraded: " + degraded);
   sd_notify(0, status.c_str());
 }
@@ -669,5 +671,69 @@ void Service::SetMode(policy::Mode mode) {
   UpdateStatus();
 }
 uint64_t Service::generation() const { return engine_->generation(); }
+
+ApiResult<std::string> Service::StartRecording(const std::string& path, uint64_t max_bytes,
+                                               const Caller& caller) {
+  ApiResult<std::string> r;
+  TraceRecorder* recorder = engine_->recorder();
+  if (recorder == nullptr) {
+    r.failure = ApiFailure{ApiError::kFailed, "this daxpolicyd cannot record traces"};
+    return r;
+  }
+  if (max_bytes == 0) max_bytes = kDefaultTraceMaxBytes;
+  if (max_bytes < kMinTraceMaxBytes || max_bytes > kMaxTraceMaxBytes) {
+    r.failure = ApiFailure{ApiError::kInvalidArgument,
+                           "the maximum trace size must be between 64 KiB and 2 GiB (what "
+                           "daxpolicyctl simulate reads), not " +
+                               std::to_string(max_bytes) + " bytes"};
+    return r;
+  }
+  if (recorder->Status().recording) {
+    r.failure = ApiFailure{ApiError::kFailed, "a trace is being recorded to '" +
+                                                  journal::PrintablePath(recorder->Status().path) +
+                                                  "' already: stop it first"};
+    return r;
+  }
+  std::string file = path;
+  if (file.empty()) {
+    auto def = DefaultTracePath(options_.state_dir, engine_->clock().WallNs());
+    if (!def.ok()) {
+      r.failure = ApiFailure{ApiError::kFailed, def.error().message};
+      return r;
+    }
+    file = *def;
+  }
+  auto sink = CreateTraceFile(file);
+  if (!sink.ok()) {
+    r.failure =
+        ApiFailure{sink.error().code == EINVAL ? ApiError::kInvalidArgument : ApiError::kFailed,
+                   sink.error().message};
+    return r;
+  }
+  auto started = recorder->Start(std::move(*sink), file, max_bytes, Describe(caller));
+  if (!started.ok()) {
+    unlink(file.c_str());  // created above, never written
+    r.failure = ApiFailure{ApiError::kFailed, started.error().message};
+    return r;
+  }
+  r.value = file;
+  return r;
+}
+
+ApiResult<bool> Service::StopRecording(const Caller& caller) {
+  ApiResult<bool> r;
+  TraceRecorder* recorder = engine_->recorder();
+  if (recorder == nullptr || !recorder->Stop(Describe(caller))) {
+    r.failure = ApiFailure{ApiError::kFailed, "no trace is being recorded"};
+    return r;
+  }
+  r.value = true;
+  return r;
+}
+
+RecorderStatus Service::Recording() const {
+  TraceRecorder* recorder = engine_->recorder();
+  return recorder ? recorder->Status() : RecorderStatus{};
+}
 
 }  // namespace daxpolicy::daemon

@@ -72,6 +72,10 @@ class Service final : public bus::ManagerBackend {
   uint64_t generation() const override;
   void Reload(const Caller& caller, ReloadDone done) override;
   std::string LastReloadResult() const override;
+  ApiResult<std::string> StartRecording(const std::string& path, uint64_t max_bytes,
+                                        const Caller& caller) override;
+  ApiResult<bool> StopRecording(const Caller& caller) override;
+  RecorderStatus Recording() const override;
 
  private:
   static int OnExtendStartTimeout(sd_event_source* source, uint64_t usec, void* userdata);

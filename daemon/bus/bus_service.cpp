@@ -145,6 +145,13 @@ class BusService::Object
     if (now.degraded != published_.degraded) changed.push_back("Degraded");
     if (now.managed != published_.managed) changed.push_back("ManagedFiles");
     if (now.pending != published_.pending) changed.push_back("PendingFiles");
+    if (now.recording.recording != published_.recording.recording) {
+      changed.push_back("Recording");
+    }
+    if (now.recording.path != published_.recording.path) changed.push_back("RecordingFile");
+    if (now.recording.result != published_.recording.result) {
+      changed.push_back("RecordingResult");
+    }
     if (changed.empty()) return;
     // Recorded first: a failed emission is not retried with every later change.
     published_ = std::move(now);
@@ -194,10 +201,12 @@ class BusService::Object
     uint64_t generation = 0;
     std::string last_reload, degraded;
     uint64_t managed = 0, pending = 0;
+    daemon::RecorderStatus recording;
   };
   Published Read() const {
     return Published{backend_.mode(),     backend_.generation(),   backend_.LastReloadResult(),
-                     backend_.Degraded(), backend_.ManagedFiles(), backend_.PendingFiles()};
+                     backend_.Degraded(), backend_.ManagedFiles(), backend_.PendingFiles(),
+                     backend_.Recording()};
   }
 
   // Who sent the message being handled, as the bus vouches for it. Each credential costs a
@@ -485,6 +494,29 @@ class BusService::Object
     });
   }
 
+  std::string StartRecording(const std::string& path, const uint64_t& max_size) override {
+    return Guarded("StartRecording", [&] {
+      Caller caller = RequireRoot("StartRecording");
+      const std::string file = path.empty() ? path : CheckPath(path);
+      auto started = backend_.StartRecording(file, max_size, caller);
+      if (!started.ok() && started.failure) {
+        daemon::LogNotice("refused StartRecording from " + daemon::Describe(caller) + ": " +
+                          started.failure->message);
+      }
+      std::string out = EscapeForBus(ValueOrThrow(started));
+      Publish();
+      return out;
+    });
+  }
+
+  void StopRecording() override {
+    Guarded("StopRecording", [&] {
+      Caller caller = RequireRoot("StopRecording");
+      ValueOrThrow(backend_.StopRecording(caller));
+      Publish();
+    });
+  }
+
   std::string Mode() override {
     return Converted("Mode", [&] { return std::string(policy::ModeName(backend_.mode())); });
   }
@@ -502,6 +534,15 @@ class BusService::Object
   }
   uint64_t PendingFiles() override {
     return Converted("PendingFiles", [&] { return backend_.PendingFiles(); });
+  }
+  bool Recording() override {
+    return Converted("Recording", [&] { return backend_.Recording().recording; });
+  }
+  std::string RecordingFile() override {
+    return Converted("RecordingFile", [&] { return EscapeForBus(backend_.Recording().path); });
+  }
+  std::string RecordingResult() override {
+    return Converted("RecordingResult", [&] { return MessageForBus(backend_.Recording().result); });
   }
   std::string Version() override { return kVersion; }
 

@@ -41,9 +41,10 @@ Result<void> RequestBusName(sdbus::IConnection& connection);
 /// ApiError -> org.daxpolicy.DaxPolicy1.Error.{NotManaged,PermissionDenied,InvalidArgument,
 /// PolicyInvalid}, anything unexpected -> org.freedesktop.DBus.Error.Failed.
 ///
-/// Authorization uses the caller's credentials as the bus daemon reports them: Reload and
-/// SetMode need uid 0; Hold needs uid 0 or the file's owner (checked by the backend on the
-/// file itself); Release needs uid 0, the hold's uid or the bus connection that took it.
+/// Authorization uses the caller's credentials as the bus daemon reports them: Reload,
+/// SetMode, StartRecording and StopRecording need uid 0; Hold needs uid 0 or the file's owner
+/// (checked by the backend on the file itself); Release needs uid 0, the hold's uid or the bus
+/// connection that took it.
 ///
 /// Every string sent is valid UTF-8: file names and reasons go through EscapeForBus
 /// (daemon/bus/validate.h), messages quote names already escaped and are escaped only when

@@ -127,4 +127,32 @@ void FakeBackend::Reload(const Caller& /*caller*/, ReloadDone done) {
   if (done) done(result);
 }
 
+ApiResult<std::string> FakeBackend::StartRecording(const std::string& path, uint64_t max_bytes,
+                                                   const Caller& caller) {
+  if (recording.recording) {
+    return ApiFail<std::string>(ApiError::kFailed,
+                                "a recording to '" + recording.path + "' runs already");
+  }
+  if (max_bytes != 0 &&
+      (max_bytes < daemon::kMinTraceMaxBytes || max_bytes > daemon::kMaxTraceMaxBytes)) {
+    return ApiFail<std::string>(ApiError::kInvalidArgument,
+                                "the maximum trace size must be between 64 KiB and 2 GiB");
+  }
+  if (recording_error) return ApiFail<std::string>(ApiError::kFailed, *recording_error);
+  recording =
+      daemon::RecorderStatus{true, path.empty() ? default_trace : path,
+                             0,    max_bytes == 0 ? daemon::kDefaultTraceMaxBytes : max_bytes,
+                             0,    "recording since started by " + daemon::Describe(caller)};
+  return ApiOk(recording.path);
+}
+
+ApiResult<bool> FakeBackend::StopRecording(const Caller& caller) {
+  if (!recording.recording) {
+    return ApiFail<bool>(ApiError::kFailed, "no trace is being recorded");
+  }
+  recording.recording = false;
+  recording.result = "stopped by " + daemon::Describe(caller) + " after 0 interval(s), 0 bytes";
+  return ApiOk(true);
+}
+
 }  // namespace daxpolicy::bus

@@ -38,6 +38,12 @@ class FakeBackend : public ManagerBackend {
   std::function<void(bool ok, const std::string& message)> on_reloaded;
   uint32_t next_cookie = 1;
   int reload_calls = 0;
+  /// What Recording() answers; StartRecording and StopRecording change it.
+  daemon::RecorderStatus recording;
+  /// The file StartRecording("") records to.
+  std::string default_trace = "/var/lib/daxpolicy/traces/daxpolicy-test.trace";
+  /// When set, StartRecording fails with kFailed and this message.
+  std::optional<std::string> recording_error;
 
   ApiResult<FileView> GetFile(const std::string& path) const override;
   ApiResult<std::string> Explain(const std::string& path) const override;
@@ -60,6 +66,10 @@ class FakeBackend : public ManagerBackend {
   /// Reloads at once: `done` is called before Reload returns.
   void Reload(const Caller& caller, ReloadDone done) override;
   std::string LastReloadResult() const override { return last_reload_result; }
+  ApiResult<std::string> StartRecording(const std::string& path, uint64_t max_bytes,
+                                        const Caller& caller) override;
+  ApiResult<bool> StopRecording(const Caller& caller) override;
+  daemon::RecorderStatus Recording() const override { return recording; }
 };
 
 /// Shorthands for ApiResult values.

@@ -91,6 +91,17 @@ class ManagerBackend {
   virtual void Reload(const Caller& caller, ReloadDone done) = 0;
   /// Property LastReloadResult: human-readable outcome of the last reload (SIGHUP or bus).
   virtual std::string LastReloadResult() const = 0;
+
+  /// StartRecording(path, max_size) (root only; checked by the bus layer): records a trace
+  /// into a new file at `path` ("": a new file under the state directory) of at most
+  /// `max_bytes` (0: the default). Returns the file. kInvalidArgument for a bad path or
+  /// size, kFailed when the file cannot be created or a recording runs already.
+  virtual ApiResult<std::string> StartRecording(const std::string& path, uint64_t max_bytes,
+                                                const Caller& caller) = 0;
+  /// StopRecording() (root only). kFailed when no recording runs.
+  virtual ApiResult<bool> StopRecording(const Caller& caller) = 0;
+  /// Properties Recording, RecordingFile, RecordingResult.
+  virtual daemon::RecorderStatus Recording() const = 0;
 };
 
 }  // namespace daxpolicy::bus

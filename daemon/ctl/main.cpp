@@ -32,6 +32,7 @@
 #include "daxpolicy/version.h"
 #include "daxpolicy1_proxy.h"
 #include "policy/cost.h"
+#include "policy/units.h"
 #include "policy/workloads.h"
 
 namespace {
@@ -219,14 +220,23 @@ std::string DictJson(const Dict& d, const std::vector<std::string>& order) {
   return o.str();
 }
 
+// The status line of the recorder: "no", "yes, to FILE: RESULT", or the last recording.
+std::string RecordingText(const Dict& all) {
+  const std::string file = VariantText(all, "RecordingFile");
+  const std::string result = VariantText(all, "RecordingResult");
+  if (VariantText(all, "Recording") == "yes") return "yes, to " + file + " (" + result + ")";
+  if (file.empty() || file == "-") return "no";
+  return "no; last trace " + file + ": " + result;
+}
+
 // ---- subcommands ----
 
 int Status(bool session, bool json) {
   return WithDaemon(session, [&](ManagerProxy& p) {
     Dict all = p.GetAll();
     static const std::vector<std::string> kOrder = {
-        "Mode",         "PolicyGeneration", "LastReloadResult", "Degraded",
-        "ManagedFiles", "PendingFiles",     "Version"};
+        "Mode",         "PolicyGeneration", "LastReloadResult", "Degraded",        "ManagedFiles",
+        "PendingFiles", "Recording",        "RecordingFile",    "RecordingResult", "Version"};
     if (json) {
       std::cout << DictJson(all, kOrder) << "\n";
       return 0;
@@ -239,6 +249,7 @@ int Status(bool session, bool json) {
         {"Degraded:", degraded.empty() ? "no" : degraded},
         {"Managed files:", VariantText(all, "ManagedFiles")},
         {"Pending files:", VariantText(all, "PendingFiles")},
+        {"Recording:", RecordingText(all)},
         {"Version:", VariantText(all, "Version")},
     };
     std::string table = ctl::FormatTable({"", ""}, rows);
@@ -511,6 +522,39 @@ int Mode(bool session, const std::string& mode) {
   });
 }
 
+int RecordStart(bool session, const std::string& output, const std::string& max_size) {
+  uint64_t max_bytes = 0;  // the daemon's default
+  if (!max_size.empty()) {
+    std::string error;
+    auto parsed = daxpolicy::policy::ParseSize(max_size, &error);
+    if (!parsed) {
+      std::cerr << "daxpolicyctl: --max-size '" << ctl::Printable(max_size) << "': " << error
+                << "\n";
+      return kExitUsage;
+    }
+    max_bytes = *parsed;
+  }
+  std::string path;
+  if (!output.empty()) {
+    auto absolute = AbsoluteArgument(output);
+    if (!absolute) return 1;
+    path = *absolute;
+  }
+  return WithDaemon(session, [&](ManagerProxy& p) {
+    std::string file = p.StartRecording(path, max_bytes);
+    std::cout << "recording to " << file << "\n";
+    return 0;
+  });
+}
+
+int RecordStop(bool session) {
+  return WithDaemon(session, [&](ManagerProxy& p) {
+    p.StopRecording();
+    std::cout << p.RecordingFile() << ": " << p.RecordingResult() << "\n";
+    return 0;
+  });
+}
+
 // `restore --list`: the files the journal records, one per line, changing nothing.
 int RestoreList(const std::string& state_dir) {
   struct stat st {};
@@ -636,6 +680,20 @@ int main(int argc, char** argv) {
   auto* mode = app.add_subcommand("mode", "Switch between enforce and observe (root only)");
   mode->add_option("MODE", new_mode, "enforce or observe")->required();
 
+  auto* record = app.add_subcommand(
+      "record", "Record a trace of what daxpolicyd measures, for simulate (root only)");
+  record->require_subcommand(1);
+  std::string record_output, record_max_size;
+  auto* record_start =
+      record->add_subcommand("start", "Start recording into a new trace file (root only)");
+  record_start->add_option("--output", record_output,
+                           "The new trace file (default: a new file in /var/lib/daxpolicy/traces)");
+  record_start->add_option("--max-size", record_max_size,
+                           "Stop at this size, e.g. 1GiB (64KiB to 2GiB; default 256MiB)");
+  auto* record_stop = record->add_subcommand("stop", "Stop recording (root only)");
+  // Global options after `record start` / `record stop` too.
+  for (CLI::App* sub : {record, record_start, record_stop}) sub->fallthrough();
+
   std::string state_dir = "/var/lib/daxpolicy";
   bool restore_all = false;
   std::vector<std::string> restore_paths;
@@ -677,6 +735,9 @@ int main(int argc, char** argv) {
   for (CLI::App* sub : app.get_subcommands({})) {
     sub->footer(std::string(kGlobalOptionsHelp) + "\n" + kExitCodesHelp);
   }
+  for (CLI::App* sub : {record_start, record_stop}) {
+    sub->footer(std::string(kGlobalOptionsHelp) + "\n" + kExitCodesHelp);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -700,6 +761,8 @@ int main(int argc, char** argv) {
   if (*holds) return Holds(session, json);
   if (*reload) return Reload(session);
   if (*mode) return Mode(session, new_mode);
+  if (*record_start) return RecordStart(session, record_output, record_max_size);
+  if (*record_stop) return RecordStop(session);
   if (*restore) return Restore(state_dir, restore_all, restore_list, restore_paths);
   return 0;
 }

@@ -33,6 +33,8 @@ protected:
         object_.registerMethod("ListHolds").onInterface(INTERFACE_NAME).withOutputParamNames("holds").implementedAs([this](){ return this->ListHolds(); });
         object_.registerMethod("Reload").onInterface(INTERFACE_NAME).implementedAs([this](sdbus::Result<>&& result){ this->Reload(std::move(result)); });
         object_.registerMethod("SetMode").onInterface(INTERFACE_NAME).withInputParamNames("mode").implementedAs([this](const std::string& mode){ return this->SetMode(mode); });
+        object_.registerMethod("StartRecording").onInterface(INTERFACE_NAME).withInputParamNames("path", "max_size").withOutputParamNames("file").implementedAs([this](const std::string& path, const uint64_t& max_size){ return this->StartRecording(path, max_size); });
+        object_.registerMethod("StopRecording").onInterface(INTERFACE_NAME).implementedAs([this](){ return this->StopRecording(); });
         object_.registerSignal("StateChanged").onInterface(INTERFACE_NAME).withParameters<std::string, std::string, std::string, std::string, std::string>("path", "state", "physical", "effective", "rule");
         object_.registerSignal("SwitchPending").onInterface(INTERFACE_NAME).withParameters<std::string, std::string, std::vector<sdbus::Struct<uint32_t, std::string>>>("path", "desired", "holders");
         object_.registerSignal("HoldEnded").onInterface(INTERFACE_NAME).withParameters<uint32_t, std::string, std::string>("cookie", "path", "why");
@@ -43,6 +45,9 @@ protected:
         object_.registerProperty("Degraded").onInterface(INTERFACE_NAME).withGetter([this](){ return this->Degraded(); }).withUpdateBehavior(sdbus::Flags::EMITS_CHANGE_SIGNAL);
         object_.registerProperty("ManagedFiles").onInterface(INTERFACE_NAME).withGetter([this](){ return this->ManagedFiles(); }).withUpdateBehavior(sdbus::Flags::EMITS_CHANGE_SIGNAL);
         object_.registerProperty("PendingFiles").onInterface(INTERFACE_NAME).withGetter([this](){ return this->PendingFiles(); }).withUpdateBehavior(sdbus::Flags::EMITS_CHANGE_SIGNAL);
+        object_.registerProperty("Recording").onInterface(INTERFACE_NAME).withGetter([this](){ return this->Recording(); }).withUpdateBehavior(sdbus::Flags::EMITS_CHANGE_SIGNAL);
+        object_.registerProperty("RecordingFile").onInterface(INTERFACE_NAME).withGetter([this](){ return this->RecordingFile(); }).withUpdateBehavior(sdbus::Flags::EMITS_CHANGE_SIGNAL);
+        object_.registerProperty("RecordingResult").onInterface(INTERFACE_NAME).withGetter([this](){ return this->RecordingResult(); }).withUpdateBehavior(sdbus::Flags::EMITS_CHANGE_SIGNAL);
         object_.registerProperty("Version").onInterface(INTERFACE_NAME).withGetter([this](){ return this->Version(); }).withUpdateBehavior(sdbus::Flags::CONST_PROPERTY_VALUE);
     }
 
@@ -80,6 +85,8 @@ private:
     virtual std::vector<sdbus::Struct<uint32_t, std::string, std::string, std::string, std::string, uint32_t, bool>> ListHolds() = 0;
     virtual void Reload(sdbus::Result<>&& result) = 0;
     virtual void SetMode(const std::string& mode) = 0;
+    virtual std::string StartRecording(const std::string& path, const uint64_t& max_size) = 0;
+    virtual void StopRecording() = 0;
 
 private:
     virtual std::string Mode() = 0;
@@ -88,6 +95,9 @@ private:
     virtual std::string Degraded() = 0;
     virtual uint64_t ManagedFiles() = 0;
     virtual uint64_t PendingFiles() = 0;
+    virtual bool Recording() = 0;
+    virtual std::string RecordingFile() = 0;
+    virtual std::string RecordingResult() = 0;
     virtual std::string Version() = 0;
 
 private:

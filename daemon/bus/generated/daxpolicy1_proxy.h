@@ -101,6 +101,18 @@ public:
         proxy_.callMethod("SetMode").onInterface(INTERFACE_NAME).withArguments(mode);
     }
 
+    std::string StartRecording(const std::string& path, const uint64_t& max_size)
+    {
+        std::string result;
+        proxy_.callMethod("StartRecording").onInterface(INTERFACE_NAME).withArguments(path, max_size).storeResultsTo(result);
+        return result;
+    }
+
+    void StopRecording()
+    {
+        proxy_.callMethod("StopRecording").onInterface(INTERFACE_NAME);
+    }
+
 public:
     std::string Mode()
     {
@@ -130,6 +142,21 @@ public:
     uint64_t PendingFiles()
     {
         return proxy_.getProperty("PendingFiles").onInterface(INTERFACE_NAME);
+    }
+
+    bool Recording()
+    {
+        return proxy_.getProperty("Recording").onInterface(INTERFACE_NAME);
+    }
+
+    std::string RecordingFile()
+    {
+        return proxy_.getProperty("RecordingFile").onInterface(INTERFACE_NAME);
+    }
+
+    std::string RecordingResult()
+    {
+        return proxy_.getProperty("RecordingResult").onInterface(INTERFACE_NAME);
     }
 
     std::string Version()

@@ -161,6 +161,9 @@ TEST_F(ABusService, ServesEveryPropertyAndRefusesToSetThem) {
       {"Degraded", "s \"\"\n"},
       {"ManagedFiles", "t 4\n"},
       {"PendingFiles", "t 1\n"},
+      {"Recording", "b false\n"},
+      {"RecordingFile", "s \"\"\n"},
+      {"RecordingResult", "s \"\"\n"},
       {"Version", "s \"" + std::string(kVersion) + "\"\n"},
   };
   for (const auto& [name, value] : expected) {
@@ -199,6 +202,11 @@ TEST_F(ABusService, IntrospectsTheContractMembers) {
            ".Release method u - -\n",
            ".Reload method - - -\n",
            ".SetMode method s - -\n",
+           ".StartRecording method st s -\n",
+           ".StopRecording method - - -\n",
+           ".Recording property b false emits-change\n",
+           ".RecordingFile property s \"\" emits-change\n",
+           ".RecordingResult property s \"\" emits-change\n",
            ".Degraded property s \"\" emits-change\n",
            ".LastReloadResult property s \"loaded at start\" emits-change\n",
            ".ManagedFiles property t 4 emits-change\n",
@@ -281,7 +289,7 @@ TEST_F(ABusService, LetsAnUnprivilegedUserReadEverything) {
                               "org.freedesktop.DBus.Properties", "GetAll", "s", bus::kInterface},
                              true);
   EXPECT_EQ(all.exit_code, 0) << all.err;
-  EXPECT_EQ(all.out.rfind("a{sv} 7 ", 0), 0u) << all.out;
+  EXPECT_EQ(all.out.rfind("a{sv} 10 ", 0), 0u) << all.out;
 }
 
 TEST_F(ABusService, AnswersAnUnprivilegedUserOnlyAboutPathsItCouldReach) {
@@ -353,6 +361,45 @@ TEST_F(ABusService, RefusesReloadAndSetModeToAnUnprivilegedUser) {
       Busctl({"get-property", bus::kBusName, bus::kObjectPath, bus::kInterface, "PolicyGeneration"})
           .out,
       "t 1\n");
+}
+
+TEST_F(ABusService, StartsAndStopsRecordingForRootOnly) {
+  auto property = [&](const std::string& name) {
+    return Busctl({"get-property", bus::kBusName, bus::kObjectPath, bus::kInterface, name}).out;
+  };
+  const std::string uid = std::to_string(NobodyUid());
+  for (const auto& [member, args] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"StartRecording", {"st", "", "0"}}, {"StopRecording", {}}}) {
+    CommandResult r = Call(member, args, /*as_nobody=*/true);
+    EXPECT_NE(r.exit_code, 0) << member;
+    EXPECT_NE(r.err.find(member + " needs root (caller uid " + uid + ")"), std::string::npos)
+        << r.err;
+  }
+  EXPECT_EQ(property("Recording"), "b false\n");
+
+  CommandResult relative = Call("StartRecording", {"st", "x.trace", "0"});
+  EXPECT_NE(relative.exit_code, 0);
+  CommandResult small = Call("StartRecording", {"st", "", "4096"});
+  EXPECT_NE(small.exit_code, 0);
+  EXPECT_NE(small.err.find("between 64 KiB and 2 GiB"), std::string::npos) << small.err;
+
+  CommandResult start = Call("StartRecording", {"st", "", "0"});
+  ASSERT_EQ(start.exit_code, 0) << start.err;
+  EXPECT_EQ(start.out, "s \"/var/lib/daxpolicy/traces/daxpolicy-test.trace\"\n");
+  EXPECT_EQ(property("Recording"), "b true\n");
+  EXPECT_EQ(property("RecordingFile"), "s \"/var/lib/daxpolicy/traces/daxpolicy-test.trace\"\n");
+  CommandResult stop = Call("StopRecording");
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_EQ(property("Recording"), "b false\n");
+  const std::string result = property("RecordingResult");
+  EXPECT_EQ(result.rfind("s \"stopped by :", 0), 0u) << result;
+  EXPECT_NE(result.find(" (uid 0, pid "), std::string::npos) << result;
+  CommandResult again = Call("StopRecording");
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("no trace is being recorded"), std::string::npos) << again.err;
+  CommandResult chosen = Call("StartRecording", {"st", Path("t.trace"), "1048576"});
+  ASSERT_EQ(chosen.exit_code, 0) << chosen.err;
+  EXPECT_EQ(chosen.out, "s \"" + Path("t.trace") + "\"\n");
 }
 
 TEST_F(ABusService, LetsAnUnprivilegedUserHoldOnlyItsOwnFiles) {

@@ -43,7 +43,9 @@ expect() {
   fi
 }
 
-expect "reload restore" daxpolicyctl re
+expect "record reload restore" daxpolicyctl re
+expect "start stop" daxpolicyctl record ""
+expect "--max-size" daxpolicyctl record start --ma
 expect "status" daxpolicyctl st
 expect "--session" daxpolicyctl --se
 expect "--state" daxpolicyctl files --st

@@ -29,13 +29,16 @@ TEST_F(Daxpolicyctl, ShowsTheStatus) {
                                "Degraded:           no\n"
                                "Managed files:      4\n"
                                "Pending files:      1\n"
+                               "Recording:          no\n"
                                "Version:            ") +
                        kVersion + "\n");
   CommandResult json = Ctl({"status", "--json"});
   ASSERT_EQ(json.exit_code, 0) << json.err;
   EXPECT_EQ(json.out, std::string("{\"Mode\":\"enforce\",\"PolicyGeneration\":1,"
                                   "\"LastReloadResult\":\"loaded at start\",\"Degraded\":\"\","
-                                  "\"ManagedFiles\":4,\"PendingFiles\":1,\"Version\":\"") +
+                                  "\"ManagedFiles\":4,\"PendingFiles\":1,\"Recording\":false,"
+                                  "\"RecordingFile\":\"\",\"RecordingResult\":\"\","
+                                  "\"Version\":\"") +
                           kVersion + "\"}\n");
 }
 
@@ -142,6 +145,59 @@ TEST_F(Daxpolicyctl, TellsAnUnprivilegedUserThatReloadAndModeNeedRoot) {
   EXPECT_EQ(Ctl({"files", "--json"}, true).exit_code, 0);
   EXPECT_EQ(Ctl({"media"}, true).exit_code, 0);
   EXPECT_EQ(Ctl({"explain", Path("db/a.sst")}, true).exit_code, 0);
+}
+
+TEST_F(Daxpolicyctl, StartsAndStopsARecordingAndShowsItInTheStatus) {
+  CommandResult start = Ctl({"record", "start", "--max-size", "1GiB"});
+  ASSERT_EQ(start.exit_code, 0) << start.err;
+  EXPECT_EQ(start.out, "recording to /var/lib/daxpolicy/traces/daxpolicy-test.trace\n");
+  CommandResult status = Ctl({"status"});
+  EXPECT_NE(status.out.find("Recording:          yes, to "
+                            "/var/lib/daxpolicy/traces/daxpolicy-test.trace (recording since "
+                            "started by :"),
+            std::string::npos)
+      << status.out;
+  CommandResult again = Ctl({"record", "start", "--output", Path("x.trace")});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("runs already"), std::string::npos) << again.err;
+  CommandResult stop = Ctl({"record", "stop"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_EQ(stop.out.rfind("/var/lib/daxpolicy/traces/daxpolicy-test.trace: stopped by :", 0), 0u)
+      << stop.out;
+  EXPECT_NE(Ctl({"status"})
+                .out.find("Recording:          no; last trace "
+                          "/var/lib/daxpolicy/traces/daxpolicy-test.trace: stopped by"),
+            std::string::npos);
+  CommandResult none = Ctl({"record", "stop"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_EQ(none.err, "daxpolicyctl: no trace is being recorded\n");
+  // --output relative to the current directory, global options after the subcommand.
+  CommandResult output = ::daxpolicy::testing::Run(
+      {"sh", "-c",
+       "cd " + Path("db") + " && DBUS_SYSTEM_BUS_ADDRESS=" + address() + " " +
+           BinaryPath("daxpolicyctl") + " record start --output new.trace --json"});
+  ASSERT_EQ(output.exit_code, 0) << output.err;
+  EXPECT_EQ(output.out, "recording to " + Path("db/new.trace") + "\n");
+}
+
+TEST_F(Daxpolicyctl, RefusesABadMaxSizeAndAnUnprivilegedRecorder) {
+  CommandResult bad = Ctl({"record", "start", "--max-size", "lots"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("daxpolicyctl: --max-size 'lots': "), std::string::npos) << bad.err;
+  CommandResult small = Ctl({"record", "start", "--max-size", "1KiB"});
+  EXPECT_EQ(small.exit_code, 1);
+  EXPECT_NE(small.err.find("between 64 KiB and 2 GiB"), std::string::npos) << small.err;
+  EXPECT_EQ(Ctl({"record"}).exit_code, 2);
+  const std::string uid = std::to_string(NobodyUid());
+  CommandResult start = Ctl({"record", "start"}, true);
+  EXPECT_EQ(start.exit_code, 4);
+  EXPECT_EQ(start.err, "daxpolicyctl: permission denied: StartRecording needs root (caller uid " +
+                           uid + ")\n");
+  CommandResult stop = Ctl({"record", "stop"}, true);
+  EXPECT_EQ(stop.exit_code, 4);
+  EXPECT_EQ(stop.err,
+            "daxpolicyctl: permission denied: StopRecording needs root (caller uid " + uid + ")\n");
+  EXPECT_NE(Ctl({"status"}, true).out.find("Recording:          no\n"), std::string::npos);
 }
 
 TEST_F(Daxpolicyctl, HoldsAFileForTheLifetimeOfACommand) {

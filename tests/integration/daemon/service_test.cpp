@@ -235,6 +235,77 @@ class ADaemonService : public ::testing::Test {
   std::mutex mutex_;
 };
 
+// The number in "recording: N interval(s)" of RecordingResult, or -1.
+int RecordedIntervals(const std::string& result) {
+  std::smatch m;
+  if (!std::regex_search(result, m, std::regex(R"(recording: (\d+) interval)"))) return -1;
+  return std::stoi(m[1].str());
+}
+
+TEST_F(ADaemonService, RecordsCyclesIntoATraceThatSimulateReplays) {
+  EXPECT_EQ(Property("Recording"), "b false\n");
+  const fs::path trace = dir_.path() / "cycles.trace";
+  CommandResult start = Ctl({"record", "start", "--output", trace.string()});
+  ASSERT_EQ(start.exit_code, 0) << start.err;
+  EXPECT_EQ(start.out, "recording to " + trace.string() + "\n");
+  struct stat st {};
+  ASSERT_EQ(stat(trace.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  // Reads while it records; the files are in the page cache since they were written.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (int i = 0; i < 5; ++i) ReadFile(root_ / "db" / ("t" + std::to_string(i) + ".sst"));
+        return RecordedIntervals(Property("RecordingResult")) >= 3;
+      },
+      std::chrono::seconds(30)))
+      << Property("RecordingResult") << ReadFile(dir_.path() / "daemon.err");
+  EXPECT_NE(Ctl({"status"}).out.find("Recording:          yes, to " + trace.string()),
+            std::string::npos);
+  CommandResult stop = Ctl({"record", "stop"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_EQ(Property("Recording"), "b false\n");
+
+  const std::string text = ReadFile(trace);
+  EXPECT_EQ(text.rfind("daxpolicy-trace 1\n", 0), 0u) << text;
+  EXPECT_NE(text.find("\ninterval_ns 1000000000\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nmount " + root_.string() + " media=-\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nf " + (root_ / "db" / "t0.sst").string() + " size=4 mode=page-cache "),
+            std::string::npos)
+      << text;
+  // The loop device has no media figures: a preset stands in for them.
+  CommandResult sim =
+      ::daxpolicy::testing::Run({BinaryPath("daxpolicyctl"), "simulate", trace.string(), "--policy",
+                                 policy_.string(), "--media", "optane-dcpmm"});
+  ASSERT_EQ(sim.exit_code, 0) << sim.err << text;
+  EXPECT_NE(sim.out.find("6 files"), std::string::npos) << sim.out;
+  EXPECT_NE(sim.out.find("TOTAL"), std::string::npos) << sim.out;
+}
+
+TEST_F(ADaemonService, StopsRecordingWhenItsFileIsRemovedAndGoesOn) {
+  CommandResult start = Ctl({"record", "start"});
+  ASSERT_EQ(start.exit_code, 0) << start.err;
+  // The default file: new, under the state directory.
+  const std::string prefix =
+      "recording to " + (dir_.path() / "state" / "traces").string() + "/daxpolicy-";
+  ASSERT_EQ(start.out.rfind(prefix, 0), 0u) << start.out;
+  const std::string file = start.out.substr(13, start.out.size() - 14);
+  ASSERT_TRUE(WaitUntil([&] { return RecordedIntervals(Property("RecordingResult")) >= 1; },
+                        std::chrono::seconds(30)))
+      << Property("RecordingResult");
+  ASSERT_EQ(unlink(file.c_str()), 0) << file;
+  ASSERT_TRUE(
+      WaitUntil([&] { return Property("Recording") == "b false\n"; }, std::chrono::seconds(30)));
+  EXPECT_NE(Property("RecordingResult").find("the trace file was removed while recording"),
+            std::string::npos);
+  EXPECT_NE(ReadFile(dir_.path() / "daemon.err").find("the trace file was removed"),
+            std::string::npos);
+  EXPECT_TRUE(Alive());
+  EXPECT_EQ(Ctl({"status"}).exit_code, 0);
+  // And records again.
+  CommandResult again = Ctl({"record", "start", "--output", (dir_.path() / "2.trace").string()});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+}
+
 TEST_F(ADaemonService, AnswersEveryReadMethodAboutRealFiles) {
   const std::string t0 = (root_ / "db" / "t0.sst").string();
   CommandResult r = Call("GetFileState", {"s", t0});

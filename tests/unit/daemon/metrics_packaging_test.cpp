@@ -524,8 +524,8 @@ TEST(TheDaemonManPage, DocumentsEveryOptionOfTheContract) {
 
 TEST(TheCtlManPage, DocumentsEverySubcommand) {
   const std::string page = ReadFile(kSource / "docs/man/daxpolicyctl.1");
-  for (const char* command :
-       {"check", "status", "files", "explain", "media", "hold", "reload", "mode", "restore"}) {
+  for (const char* command : {"check", "status", "files", "explain", "media", "hold", "reload",
+                              "mode", "record", "restore", "simulate"}) {
     EXPECT_THAT(page, HasSubstr(std::string(".B ") + command)) << command;
   }
 }

@@ -20,18 +20,21 @@ namespace {
 
 // Where each program attaches: a tracepoint "category/name" (as a raw tracepoint,
 // found through tracefs) or a kernel function (fentry/fexit, found in BTF).
+// Programs on the per-read tracepoints are BTF-typed (tp_btf): their tracepoint
+// must also be in the BTF of the kernel or of its module.
 struct ProgramInfo {
   const char* name;
   const char* tracepoint;  // nullptr for fentry/fexit
   const char* function;    // nullptr for tracepoints
+  bool btf = false;        // tp_btf: needs btf_trace_NAME in BTF
 };
 constexpr ProgramInfo kPrograms[] = {
     {"fentry_filemap_read", nullptr, "filemap_read"},
     {"fexit_filemap_read", nullptr, "filemap_read"},
     {"fexit_dax_iomap_rw", nullptr, "dax_iomap_rw"},
-    {"tp_xfs_buffered_read", "xfs/xfs_file_buffered_read", nullptr},
-    {"tp_xfs_dax_read", "xfs/xfs_file_dax_read", nullptr},
-    {"tp_get_pages", "filemap/mm_filemap_get_pages", nullptr},
+    {"tp_xfs_buffered_read", "xfs/xfs_file_buffered_read", nullptr, true},
+    {"tp_xfs_dax_read", "xfs/xfs_file_dax_read", nullptr, true},
+    {"tp_get_pages", "filemap/mm_filemap_get_pages", nullptr, true},
     {"tp_add_to_page_cache", "filemap/mm_filemap_add_to_page_cache", nullptr},
     {"tp_filemap_fault", "filemap/mm_filemap_fault", nullptr},
     {"tp_filemap_map_pages", "filemap/mm_filemap_map_pages", nullptr},
@@ -126,9 +129,31 @@ KernelOffer ProbeKernel() {
   }
   struct btf* vmlinux = offer.btf ? btf__load_vmlinux_btf() : nullptr;
   if (vmlinux != nullptr && libbpf_get_error(vmlinux) != 0) vmlinux = nullptr;
+  // A tracepoint's BTF prototype is the typedef btf_trace_NAME, in vmlinux or,
+  // for a module's tracepoint, in /sys/kernel/btf/MODULE (the category: xfs).
+  std::map<std::string, struct btf*> modules;
+  auto in_btf = [&](std::string_view tracepoint) {
+    if (vmlinux == nullptr) return false;
+    const size_t slash = tracepoint.find('/');
+    const std::string type = "btf_trace_" + std::string(tracepoint.substr(slash + 1));
+    if (btf__find_by_name_kind(vmlinux, type.c_str(), BTF_KIND_TYPEDEF) > 0) return true;
+    const std::string module(tracepoint.substr(0, slash));
+    auto it = modules.find(module);
+    if (it == modules.end()) {
+      struct btf* b = nullptr;
+      if (::access(("/sys/kernel/btf/" + module).c_str(), R_OK) == 0) {
+        b = btf__load_module_btf(module.c_str(), vmlinux);
+        if (libbpf_get_error(b) != 0) b = nullptr;
+      }
+      it = modules.emplace(module, b).first;
+    }
+    return it->second != nullptr &&
+           btf__find_by_name_kind(it->second, type.c_str(), BTF_KIND_TYPEDEF) > 0;
+  };
   for (const ProgramInfo& p : kPrograms) {
     if (p.tracepoint != nullptr && !offer.tracefs.empty() &&
-        ::access((offer.tracefs + "/events/" + p.tracepoint).c_str(), F_OK) == 0) {
+        ::access((offer.tracefs + "/events/" + p.tracepoint).c_str(), F_OK) == 0 &&
+        (!p.btf || in_btf(p.tracepoint))) {
       offer.tracepoints.insert(p.tracepoint);
     }
     if (p.function != nullptr && vmlinux != nullptr &&
@@ -136,6 +161,7 @@ KernelOffer ProbeKernel() {
       offer.functions.insert(p.function);
     }
   }
+  for (auto& [name, b] : modules) btf__free(b);
   btf__free(vmlinux);
   return offer;
 }
@@ -311,6 +337,21 @@ std::unique_ptr<AccessTracer> AccessTracer::StartBest(KernelOffer offer, const O
 
 bool AccessTracer::Attached(const std::string& name) const {
   return impl_->programs.count(name) > 0;
+}
+
+int AccessTracer::EnableRunTimeStats() { return bpf_enable_stats(BPF_STATS_RUN_TIME); }
+
+bool AccessTracer::RunTime(uint64_t* ns, uint64_t* runs) const {
+  *ns = 0;
+  *runs = 0;
+  for (const auto& [name, prog] : impl_->programs) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) return false;
+    *ns += info.run_time_ns;
+    *runs += info.run_cnt;
+  }
+  return true;
 }
 
 bool AccessTracer::SetDevices(const std::vector<Device>& devices, std::string* error) {

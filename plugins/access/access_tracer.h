@@ -36,6 +36,7 @@ struct KernelOffer {
   std::string tracefs;                ///< tracefs root, "" when not mounted
   bool tracing_programs = true;       ///< fentry/fexit may be tried (false once a load failed)
   std::set<std::string> tracepoints;  ///< "category/name" of the ones we use that exist
+                                      ///< (per-read ones: also in BTF, for tp_btf)
   std::set<std::string> functions;    ///< kernel functions (BTF) of the ones we use that exist
 };
 
@@ -134,6 +135,14 @@ class AccessTracer {
   const std::vector<std::string>& attach_failures() const { return attach_failures_; }
   /// Whether the program `name` attached at start.
   bool Attached(const std::string& name) const;
+  /// Time spent in the loaded programs and how many times they ran, summed
+  /// over all of them; counted by the kernel only while statistics are on
+  /// (bpf_enable_stats(BPF_STATS_RUN_TIME) or kernel.bpf_stats_enabled=1).
+  /// For benchmarks.
+  bool RunTime(uint64_t* ns, uint64_t* runs) const;
+  /// Turns the kernel's run-time statistics on until the returned fd is
+  /// closed (-1 on failure: needs CAP_SYS_ADMIN).
+  static int EnableRunTimeStats();
 
  private:
   struct Impl;

@@ -99,22 +99,32 @@ static __always_inline __u64 pages_spanned(__u64 pos, __u64 bytes) {
   return ((pos + bytes - 1) >> PAGE_SHIFT) - (pos >> PAGE_SHIFT) + 1;
 }
 
+/* How many entries of `tasks` say TASK_WRITE (more after the LRU evicted one:
+ * then reads just keep looking). While it is 0, a read has no state to change
+ * back and skips the lookup: read-only workloads never touch `tasks`. */
+__s64 writing = 0;
+
 static __always_inline void set_task(__u32 dev, __u64 ino, __u32 op) {
+  if (op == TASK_READ && *(volatile __s64*)&writing <= 0) return;
   __u64 id = bpf_get_current_pid_tgid();
   struct task_state* t = bpf_map_lookup_elem(&tasks, &id);
   if (op == TASK_READ) {
     /* Only a task that wrote needs its state changed back. */
-    if (t && t->op == TASK_WRITE) t->op = TASK_READ;
+    if (t && t->op == TASK_WRITE) {
+      t->op = TASK_READ;
+      __sync_fetch_and_add(&writing, -1);
+    }
     return;
   }
   if (t) {
     t->dev = dev;
     t->ino = ino;
+    if (t->op != TASK_WRITE) __sync_fetch_and_add(&writing, 1);
     t->op = op;
     return;
   }
   struct task_state fresh = {.dev = dev, .op = op, .ino = ino};
-  bpf_map_update_elem(&tasks, &id, &fresh, BPF_ANY);
+  if (bpf_map_update_elem(&tasks, &id, &fresh, BPF_ANY) == 0) __sync_fetch_and_add(&writing, 1);
 }
 
 static __always_inline void count_read(__u32 dev, __u64 ino, __u64 pos, __u64 bytes, int dax) {
@@ -133,6 +143,21 @@ static __always_inline void count_write(__u32 dev, __u64 ino, __u64 bytes) {
 
 /* ---- fentry strategy: exact bytes from the generic read paths, any filesystem ---- */
 
+/* The arguments of fentry/fexit and tp_btf programs are typed by the kernel's
+ * BTF: they are read with plain loads (the verifier guards them), several
+ * times cheaper than the bpf_probe_read_kernel() calls a raw tracepoint's
+ * untyped arguments need. A read of an unrelated file costs the four loads to
+ * its device and the scan of scope_devs. */
+static __always_inline int inode_of_btf(struct kiocb* iocb, __u32* dev, __u64* ino, __u64* size) {
+  struct inode* inode = iocb->ki_filp->f_inode;
+  if (!inode) return 0;
+  *dev = inode->i_sb->s_dev;
+  if (!(watched(*dev) & ACCESS_DEV_WATCHED)) return 0;
+  *ino = inode->i_ino;
+  if (size) *size = inode->i_size;
+  return 1;
+}
+
 static __always_inline int inode_of(struct kiocb* iocb, __u32* dev, __u64* ino, __u64* size) {
   struct inode* inode = BPF_CORE_READ(iocb, ki_filp, f_inode);
   if (!inode) return 0;
@@ -147,7 +172,7 @@ SEC("fentry/filemap_read")
 int BPF_PROG(fentry_filemap_read, struct kiocb* iocb) {
   __u32 dev;
   __u64 ino;
-  if (inode_of(iocb, &dev, &ino, 0)) set_task(dev, ino, TASK_READ);
+  if (inode_of_btf(iocb, &dev, &ino, 0)) set_task(dev, ino, TASK_READ);
   return 0;
 }
 
@@ -156,9 +181,9 @@ int BPF_PROG(fexit_filemap_read, struct kiocb* iocb, struct iov_iter* iter, ssiz
              ssize_t ret) {
   __u32 dev;
   __u64 ino;
-  if (ret <= already_read || !inode_of(iocb, &dev, &ino, 0)) return 0;
+  if (ret <= already_read || !inode_of_btf(iocb, &dev, &ino, 0)) return 0;
   __u64 bytes = (__u64)(ret - already_read);
-  __u64 end = (__u64)BPF_CORE_READ(iocb, ki_pos); /* advanced past what was read */
+  __u64 end = (__u64)iocb->ki_pos; /* advanced past what was read */
   count_read(dev, ino, end - bytes, bytes, 0);
   return 0;
 }
@@ -168,8 +193,8 @@ int BPF_PROG(fexit_dax_iomap_rw, struct kiocb* iocb, struct iov_iter* iter, void
              ssize_t ret) {
   __u32 dev;
   __u64 ino;
-  if (ret <= 0 || !inode_of(iocb, &dev, &ino, 0)) return 0;
-  if (BPF_CORE_READ(iter, data_source))
+  if (ret <= 0 || !inode_of_btf(iocb, &dev, &ino, 0)) return 0;
+  if (iter->data_source)
     count_write(dev, ino, (__u64)ret);
   else
     count_read(dev, ino, 0, (__u64)ret, 1);
@@ -184,27 +209,27 @@ static __always_inline __u64 clamp_to_size(__s64 size, __s64 offset, __u64 count
   return count < left ? count : left;
 }
 
-/* The per-read events are raw tracepoints: no trace record is built, which
- * keeps the cost on reads of unrelated files to a few loads and the scan of
- * scope_devs. */
-SEC("raw_tp/xfs_file_buffered_read")
+/* The per-read events are BTF-typed raw tracepoints (tp_btf; the plan uses
+ * them only where the tracepoint is in the kernel's or its module's BTF): no
+ * trace record is built and the arguments are read with plain loads. */
+SEC("tp_btf/xfs_file_buffered_read")
 int BPF_PROG(tp_xfs_buffered_read, struct kiocb* iocb, struct iov_iter* iter) {
   __u32 dev;
   __u64 ino, size;
-  if (!inode_of(iocb, &dev, &ino, &size)) return 0;
-  __s64 pos = BPF_CORE_READ(iocb, ki_pos);
+  if (!inode_of_btf(iocb, &dev, &ino, &size)) return 0;
+  __s64 pos = iocb->ki_pos;
   set_task(dev, ino, TASK_READ);
-  count_read(dev, ino, (__u64)pos, clamp_to_size((__s64)size, pos, BPF_CORE_READ(iter, count)), 0);
+  count_read(dev, ino, (__u64)pos, clamp_to_size((__s64)size, pos, iter->count), 0);
   return 0;
 }
 
-SEC("raw_tp/xfs_file_dax_read")
+SEC("tp_btf/xfs_file_dax_read")
 int BPF_PROG(tp_xfs_dax_read, struct kiocb* iocb, struct iov_iter* iter) {
   __u32 dev;
   __u64 ino, size;
-  if (!inode_of(iocb, &dev, &ino, &size)) return 0;
-  __s64 pos = BPF_CORE_READ(iocb, ki_pos);
-  count_read(dev, ino, (__u64)pos, clamp_to_size((__s64)size, pos, BPF_CORE_READ(iter, count)), 1);
+  if (!inode_of_btf(iocb, &dev, &ino, &size)) return 0;
+  __s64 pos = iocb->ki_pos;
+  count_read(dev, ino, (__u64)pos, clamp_to_size((__s64)size, pos, iter->count), 1);
   return 0;
 }
 
@@ -213,14 +238,14 @@ int BPF_PROG(tp_xfs_dax_read, struct kiocb* iocb, struct iov_iter* iter) {
  * range covers the later ones. A range is a continuation of the task's
  * previous one when it is on the same file, ends on the same page and starts
  * further on; only a new read is counted. */
-SEC("raw_tp/mm_filemap_get_pages")
+SEC("tp_btf/mm_filemap_get_pages")
 int BPF_PROG(tp_get_pages, struct address_space* mapping, pgoff_t index, pgoff_t last) {
-  struct inode* inode = BPF_CORE_READ(mapping, host);
+  struct inode* inode = mapping->host;
   if (!inode) return 0;
-  __u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+  __u32 dev = inode->i_sb->s_dev;
   __u32 flags = watched(dev);
   if (!(flags & ACCESS_DEV_WATCHED) || (flags & ACCESS_DEV_XFS)) return 0;
-  __u64 ino = BPF_CORE_READ(inode, i_ino);
+  __u64 ino = inode->i_ino;
   if (last < index) return 0;
   __u64 id = bpf_get_current_pid_tgid();
   struct task_state* t = bpf_map_lookup_elem(&tasks, &id);
@@ -231,10 +256,12 @@ int BPF_PROG(tp_get_pages, struct address_space* mapping, pgoff_t index, pgoff_t
   }
   struct task_state now = {
       .dev = dev, .op = TASK_READ, .ino = ino, .index = index, .last_index = last};
-  if (t)
+  if (t) {
+    if (t->op == TASK_WRITE) __sync_fetch_and_add(&writing, -1);
     *t = now;
-  else
+  } else {
     bpf_map_update_elem(&tasks, &id, &now, BPF_ANY);
+  }
   struct access_counts* c = counts_of(dev, ino);
   if (!c) return 0;
   __u64 pages = last - index + 1;

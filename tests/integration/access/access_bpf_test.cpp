@@ -317,6 +317,36 @@ TEST_F(AccessOnXfs, MappedReadsAndExt4WritesAreCounted) {
   EXPECT_EQ(it->second.miss_pages, 0u) << "pages added by a write are not misses";
 }
 
+// Pages a task adds by writing a file are not misses; once it reads the file
+// again, the pages its reads add are.
+TEST_F(AccessOnXfs, ReadsAfterAWriteCountTheirMisses) {
+  DAXPOLICY_REQUIRE(plan_.misses, "the tracepoint filemap:mm_filemap_add_to_page_cache");
+  const fs::path file = fs_->mount_point() / "rewritten";
+  MakeFile(file, 0);
+  std::string error;
+  auto tracer = AccessTracer::StartBest(ProbeKernel(), {}, &plan_);
+  ASSERT_NE(tracer, nullptr) << plan_.unavailable;
+  struct stat st {};
+  ASSERT_EQ(stat(file.c_str(), &st), 0);
+  ASSERT_TRUE(tracer->SetDevices({{st.st_dev, true}}, &error)) << error;
+  AccessCounts counts;
+  ASSERT_TRUE(tracer->Drain(&counts, &error)) << error;
+
+  MakeFile(file, 4 * kMiB);  // this task writes: 4 MiB of pages added, no miss
+  ASSERT_TRUE(tracer->Drain(&counts, &error)) << error;
+  auto it = counts.files.find(FileKey{KernelDev(st.st_dev), st.st_ino});
+  ASSERT_NE(it, counts.files.end());
+  EXPECT_EQ(it->second.write_bytes, 4 * kMiB);
+  EXPECT_EQ(it->second.miss_pages, 0u);
+
+  EXPECT_EQ(ReadFile(file, 1, kMiB, true), 4 * kMiB);  // dropped first: every page a miss
+  ASSERT_TRUE(tracer->Drain(&counts, &error)) << error;
+  it = counts.files.find(FileKey{KernelDev(st.st_dev), st.st_ino});
+  ASSERT_NE(it, counts.files.end());
+  EXPECT_EQ(it->second.read_bytes, 4 * kMiB);
+  EXPECT_GE(it->second.miss_pages, 4 * kMiB / 4096 * 95 / 100);
+}
+
 // A program that fails to attach takes its figures with it: without the
 // page-cache insert tracepoint no miss is counted, so there is no hit ratio
 // (rather than 1.0 for a file whose every page was a miss).

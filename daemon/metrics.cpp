@@ -133,6 +133,17 @@ Metrics::Metrics(std::string version) : registry_(std::make_shared<prometheus::R
                              "once for:, min_dwell and the budget let them through")
                          .Register(r);
 
+  trace_recording_ = &BuildGauge()
+                          .Name("daxpolicy_trace_recording")
+                          .Help("1 while the daemon records a trace (daxpolicyctl record), else 0")
+                          .Register(r);
+  trace_stops_ = &BuildCounter()
+                      .Name("daxpolicy_trace_recording_stops_total")
+                      .Help(
+                          "Trace recordings that ended, by reason: stopped by a caller, "
+                          "size-limit reached, error (a failed write or a removed file)")
+                      .Register(r);
+
   build_info_->Add({{"version", std::move(version)}}).Set(1);
   for (const char* m : kModes) mode_series_[m] = &mode_->Add({{"mode", m}});
   mode_series_["enforce"]->Set(1);
@@ -162,6 +173,10 @@ Metrics::Metrics(std::string version) : registry_(std::make_shared<prometheus::R
   }
   for (const char* to : {"dax", "page-cache"})
     auto_series_[to] = &auto_decisions_->Add({{"to", to}});
+  trace_recording_series_ = &trace_recording_->Add({});
+  for (const char* reason : {"stopped", "size-limit", "error"}) {
+    trace_stop_series_[reason] = &trace_stops_->Add({{"reason", reason}});
+  }
 }
 
 Metrics::~Metrics() = default;
@@ -182,7 +197,9 @@ std::vector<std::string> Metrics::FamilyNames() {
           "daxpolicy_media_health",
           "daxpolicy_cycle_duration_seconds",
           "daxpolicy_sampler_errors_total",
-          "daxpolicy_auto_decisions_total"};
+          "daxpolicy_auto_decisions_total",
+          "daxpolicy_trace_recording",
+          "daxpolicy_trace_recording_stops_total"};
 }
 
 void Metrics::Update(const MetricsSource& source, double cycle_seconds_observed) {
@@ -192,6 +209,15 @@ void Metrics::Update(const MetricsSource& source, double cycle_seconds_observed)
   }
   generation_series_->Set(static_cast<double>(source.generation()));
   reload_ok_series_->Set(source.last_reload_successful() ? 1 : 0);
+  const RecorderStatus recording = source.recording();
+  trace_recording_series_->Set(recording.recording ? 1 : 0);
+  for (const auto& [reason, value] :
+       {std::pair<std::string, uint64_t>{"stopped", recording.stopped},
+        {"size-limit", recording.size_limits},
+        {"error", recording.errors}}) {
+    const uint64_t delta = Delta(value, &last_trace_stops_[reason]);
+    if (delta > 0) trace_stop_series_[reason]->Increment(static_cast<double>(delta));
+  }
   const std::vector<std::string> degraded = source.degraded_kinds();
   // A telemetry source's kind is its name: one added later gets its series
   // the first time it is degraded (and keeps it, at 0 once it works).

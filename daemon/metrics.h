@@ -53,6 +53,8 @@ class MetricsSource {
   /// The kinds of problem the daemon is degraded by (kDegradedKinds, or the
   /// Name() of another telemetry source), none when fine.
   virtual std::vector<std::string> degraded_kinds() const { return {}; }
+  /// The trace recorder's state and its stops by reason.
+  virtual RecorderStatus recording() const { return {}; }
 };
 
 /// The `kind` label values of daxpolicy_degraded, each series always present;
@@ -81,6 +83,9 @@ class EngineMetricsSource final : public MetricsSource {
     std::vector<std::string> kinds = engine_.DegradedKinds();
     kinds.insert(kinds.end(), service_degraded_.begin(), service_degraded_.end());
     return kinds;
+  }
+  RecorderStatus recording() const override {
+    return engine_.recorder() ? engine_.recorder()->Status() : RecorderStatus{};
   }
 
  private:
@@ -169,6 +174,11 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* cycle_duration_;
   prometheus::Family<prometheus::Counter>* sampler_errors_;
   prometheus::Family<prometheus::Counter>* auto_decisions_;
+  prometheus::Family<prometheus::Gauge>* trace_recording_;
+  prometheus::Family<prometheus::Counter>* trace_stops_;
+  prometheus::Gauge* trace_recording_series_;
+  std::map<std::string, prometheus::Counter*> trace_stop_series_;  // by reason
+  std::map<std::string, uint64_t> last_trace_stops_;
 
   std::map<std::string, prometheus::Gauge*> mode_series_;  // by mode name
   prometheus::Gauge* generation_series_;

@@ -262,13 +262,13 @@ Result<void> TraceRecorder::Start(std::unique_ptr<TraceSink> sink, const std::st
   max_bytes_ = max_bytes;
   path_ = path;
   std::lock_guard<std::mutex> lock(mu_);
-  status_ = RecorderStatus{true,
-                           path,
-                           0,
-                           max_bytes,
-                           0,
-                           "recording since started by " + started_by +
-                               "; the first interval comes with the next cycle"};
+  status_.recording = true;
+  status_.path = path;
+  status_.bytes = 0;
+  status_.max_bytes = max_bytes;
+  status_.intervals = 0;
+  status_.result =
+      "recording since started by " + started_by + "; the first interval comes with the next cycle";
   LogNotice("recording a trace to " + Printable(path) + " (at most " +
             policy::FormatSize(static_cast<double>(max_bytes)) + "), started by " + started_by);
   return {};
@@ -279,6 +279,7 @@ bool TraceRecorder::Stop(const std::string& stopped_by) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!status_.recording) return false;
     status_.recording = false;
+    ++status_.stopped;
     stopped_by_ = stopped_by;
     status_.result = StoppedText();
     LogNotice("trace recording to " + Printable(status_.path) + " " + status_.result);
@@ -312,6 +313,7 @@ void TraceRecorder::Finish(const std::string& result, bool error) {
     status_.recording = false;
     stop_pending_ = false;
     status_.result = result;
+    ++(error ? status_.errors : status_.size_limits);
     path = status_.path;
   }
   const std::string message = "trace recording to " + Printable(path) + " " + result;

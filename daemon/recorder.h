@@ -77,6 +77,11 @@ struct RecorderStatus {
   uint64_t intervals = 0;
   // "" before the first recording; else what it is doing or why it stopped.
   std::string result;
+  // Recordings ended since the daemon started, by why: a caller stopped it,
+  // its size limit, a failed write or sync or a removed file.
+  uint64_t stopped = 0;
+  uint64_t size_limits = 0;
+  uint64_t errors = 0;
 };
 
 class TraceRecorder {

@@ -716,6 +716,8 @@ ApiResult<std::string> Service::StartRecording(const std::string& path, uint64_t
     r.failure = ApiFailure{ApiError::kFailed, started.error().message};
     return r;
   }
+  metrics_->Update(*metrics_source_, -1);
+  UpdateStatus();
   r.value = file;
   return r;
 }
@@ -727,6 +729,8 @@ ApiResult<bool> Service::StopRecording(const Caller& caller) {
     r.failure = ApiFailure{ApiError::kFailed, "no trace is being recorded"};
     return r;
   }
+  metrics_->Update(*metrics_source_, -1);
+  UpdateStatus();
   r.value = true;
   return r;
 }

@@ -139,10 +139,10 @@ ApiResult<std::string> FakeBackend::StartRecording(const std::string& path, uint
                                 "the maximum trace size must be between 64 KiB and 2 GiB");
   }
   if (recording_error) return ApiFail<std::string>(ApiError::kFailed, *recording_error);
-  recording =
-      daemon::RecorderStatus{true, path.empty() ? default_trace : path,
-                             0,    max_bytes == 0 ? daemon::kDefaultTraceMaxBytes : max_bytes,
-                             0,    "recording since started by " + daemon::Describe(caller)};
+  recording.recording = true;
+  recording.path = path.empty() ? default_trace : path;
+  recording.max_bytes = max_bytes == 0 ? daemon::kDefaultTraceMaxBytes : max_bytes;
+  recording.result = "recording since started by " + daemon::Describe(caller);
   return ApiOk(recording.path);
 }
 
@@ -151,6 +151,7 @@ ApiResult<bool> FakeBackend::StopRecording(const Caller& caller) {
     return ApiFail<bool>(ApiError::kFailed, "no trace is being recorded");
   }
   recording.recording = false;
+  ++recording.stopped;
   recording.result = "stopped by " + daemon::Describe(caller) + " after 0 interval(s), 0 bytes";
   return ApiOk(true);
 }

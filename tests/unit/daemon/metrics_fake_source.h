@@ -20,6 +20,7 @@ class FakeMetricsSource : public MetricsSource {
   uint64_t generation() const override { return generation_; }
   bool last_reload_successful() const override { return reload_ok_; }
   std::vector<std::string> degraded_kinds() const override { return degraded_; }
+  RecorderStatus recording() const override { return recording_; }
 
   EngineCounters counters_;
   EngineGauges gauges_;
@@ -28,6 +29,7 @@ class FakeMetricsSource : public MetricsSource {
   uint64_t generation_ = 1;
   bool reload_ok_ = true;
   std::vector<std::string> degraded_;
+  RecorderStatus recording_;
 };
 
 // A device as the media plugin reports it; latency_ns <= 0: not measured.

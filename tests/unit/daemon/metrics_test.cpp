@@ -80,6 +80,33 @@ TEST(TheSerializedRegistry, MatchesTheGoldenTextForATypicalSource) {
       << "regenerate with DAXPOLICY_UPDATE_GOLDEN=1 after an intended change";
 }
 
+TEST(TheMetrics, ShowWhetherATraceIsRecordedAndCountItsStopsByReason) {
+  Metrics metrics("1");
+  FakeMetricsSource source;
+  metrics.Update(source, -1);
+  std::string text = metrics.Text();
+  EXPECT_EQ(Value(text, "daxpolicy_trace_recording"), 0);
+  for (const char* reason : {"stopped", "size-limit", "error"}) {
+    EXPECT_EQ(Value(text, std::string("daxpolicy_trace_recording_stops_total{reason=\"") + reason +
+                              "\"}"),
+              0)
+        << reason;
+  }
+  source.recording_.recording = true;
+  metrics.Update(source, -1);
+  EXPECT_EQ(Value(metrics.Text(), "daxpolicy_trace_recording"), 1);
+  source.recording_.recording = false;
+  source.recording_.errors = 1;
+  source.recording_.size_limits = 2;
+  metrics.Update(source, -1);
+  metrics.Update(source, -1);  // counted once
+  text = metrics.Text();
+  EXPECT_EQ(Value(text, "daxpolicy_trace_recording"), 0);
+  EXPECT_EQ(Value(text, "daxpolicy_trace_recording_stops_total{reason=\"error\"}"), 1);
+  EXPECT_EQ(Value(text, "daxpolicy_trace_recording_stops_total{reason=\"size-limit\"}"), 2);
+  EXPECT_EQ(Value(text, "daxpolicy_trace_recording_stops_total{reason=\"stopped\"}"), 0);
+}
+
 TEST(TheSerializedRegistry, NeverCarriesAPathPidOrInodeLabel) {
   Metrics metrics("1");
   FakeMetricsSource source = TypicalSource();

@@ -262,6 +262,8 @@ TEST_F(RecorderTest, StopsAtItsSizeLimitWithAValidTraceThatSaysSo) {
   EXPECT_NE(st.result.find("size limit of 64 KiB reached after 2 interval(s)"), std::string::npos)
       << st.result;
   EXPECT_TRUE(sink->closed);
+  EXPECT_EQ(st.size_limits, 1u);
+  EXPECT_EQ(st.errors + st.stopped, 0u);
   EXPECT_LE(sink->text.size(), max);
   EXPECT_EQ(st.bytes, sink->text.size());
   EXPECT_EQ(sink->text.substr(sink->text.size() - 4), "end\n");
@@ -288,6 +290,8 @@ TEST_F(RecorderTest, AFailedWriteCutsTheFileBackToItsLastWholeIntervalAndStops) 
   EXPECT_NE(st.result.find("No space left on device"), std::string::npos) << st.result;
   EXPECT_NE(st.result.find("keeps its 2 whole interval(s)"), std::string::npos) << st.result;
   EXPECT_EQ(sink->truncations, 1);
+  EXPECT_EQ(st.errors, 1u);
+  EXPECT_EQ(st.size_limits + st.stopped, 0u);
   EXPECT_TRUE(sink->closed);
   EXPECT_EQ(sink->text, two);
   EXPECT_EQ(Parse(sink->text).intervals.size(), 2u);
@@ -322,6 +326,7 @@ TEST_F(RecorderTest, StopClosesTheFileAtOnceAndNothingMoreIsWritten) {
   EXPECT_TRUE(sink->closed);
   RecorderStatus st = recorder_.Status();
   EXPECT_FALSE(st.recording);
+  EXPECT_EQ(st.stopped, 1u);
   EXPECT_EQ(st.result, "stopped by uid 0 (daxpolicyctl) after 1 interval(s), " +
                            std::to_string(sink->text.size()) + " bytes");
   const std::string before = sink->text;

@@ -261,9 +261,18 @@ TEST_F(ADaemonService, RecordsCyclesIntoATraceThatSimulateReplays) {
       << Property("RecordingResult") << ReadFile(dir_.path() / "daemon.err");
   EXPECT_NE(Ctl({"status"}).out.find("Recording:          yes, to " + trace.string()),
             std::string::npos);
+  const std::string url = metrics_url_ + "/metrics";
+  EXPECT_NE(
+      ::daxpolicy::testing::Run({"curl", "-sS", url}).out.find("\ndaxpolicy_trace_recording 1\n"),
+      std::string::npos);
   CommandResult stop = Ctl({"record", "stop"});
   ASSERT_EQ(stop.exit_code, 0) << stop.err;
   EXPECT_EQ(Property("Recording"), "b false\n");
+  const std::string scrape = ::daxpolicy::testing::Run({"curl", "-sS", url}).out;
+  EXPECT_NE(scrape.find("\ndaxpolicy_trace_recording 0\n"), std::string::npos) << scrape;
+  EXPECT_NE(scrape.find("\ndaxpolicy_trace_recording_stops_total{reason=\"stopped\"} 1\n"),
+            std::string::npos)
+      << scrape;
 
   const std::string text = ReadFile(trace);
   EXPECT_EQ(text.rfind("daxpolicy-trace 1\n", 0), 0u) << text;

@@ -260,7 +260,6 @@ Result<void> TraceRecorder::Start(std::unique_ptr<TraceSink> sink, const std::st
   header_written_ = false;
   written_ = 0;
   max_bytes_ = max_bytes;
-  path_ = path;
   std::lock_guard<std::mutex> lock(mu_);
   status_.recording = true;
   status_.path = path;

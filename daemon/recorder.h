@@ -118,7 +118,6 @@ class TraceRecorder {
   bool header_written_ = false;
   uint64_t written_ = 0;
   uint64_t max_bytes_ = 0;
-  std::string path_;
 };
 
 }  // namespace daxpolicy::daemon

@@ -272,7 +272,8 @@ void CycleJobDeleter::operator()(CycleJob* job) const { delete job; }
 struct Engine::Impl {
   EngineParts parts;
   // --- Loop thread ---
-  std::vector<std::string> degraded;  // per-scope and feature problems (set by SetUpScopes)
+  // The scope set whose per-scope and feature problems Degraded() reports (set by SetUpScopes).
+  std::shared_ptr<const ScopeSet> degraded_scopes;
   std::string watcher_problem;
   HoldTable holds;
   std::unique_ptr<View> view;
@@ -350,16 +351,22 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Options& options, policy::P
   Impl& m = *e->impl_;
   m.watcher_problem = m.parts.close_watcher_problem;
   e->mode_ = options.observe ? policy::Mode::kObserve : e->policy_->daemon.mode;
-  e->SetUpScopes();
+  e->SetUpScopes(e->PrepareScopes(e->policy_));
   return e;
 }
 
-void Engine::SetUpScopes() {
+std::shared_ptr<ScopeSet> Engine::PrepareScopes(
+    std::shared_ptr<const policy::Policy> policy) const {
+  return daemon::PrepareScopes(std::move(policy), *impl_->parts.mounts);
+}
+
+void Engine::SetUpScopes(std::shared_ptr<ScopeSet> prepared) {
   Impl& m = *impl_;
   m.policy = policy_;
-  m.scopes = daemon::SetUpScopes(policy_, ++m.scope_generation, *m.parts.mounts,
-                                 m.parts.close_watcher.get(), &m.watcher_problem);
-  m.degraded = m.scopes->problems;
+  prepared->scopes.generation = ++m.scope_generation;
+  WatchScopes(*prepared, m.parts.close_watcher.get(), &m.watcher_problem);
+  m.scopes = std::move(prepared);
+  m.degraded_scopes = m.scopes;
   // A journal that cannot be opened or was found damaged shows at start, not at the first change.
   if (mode_.load() == policy::Mode::kEnforce) m.OpenJournal();
   // A new policy may change scopes and what is protected: start from a full scan.
@@ -808,10 +815,7 @@ CycleReport Engine::EndCycle(CycleJobPtr job) {
   counters_.cycles += job->delta.cycles;
   m.retired = std::move(m.view);
   m.view = std::move(view);
-  if (scopes_stale_) {
-    scopes_stale_ = false;
-    SetUpScopes();
-  }
+  if (pending_scopes_) SetUpScopes(std::move(pending_scopes_));
   report.duration_ns = m.parts.clock->MonotonicNs() - job->now.mono_ns;
   return report;
 }
@@ -867,13 +871,17 @@ int Engine::close_watcher_fd() const {
 }
 
 void Engine::ReplacePolicy(policy::Policy policy) {
-  policy_ = std::make_shared<const policy::Policy>(std::move(policy));
+  auto shared = std::make_shared<const policy::Policy>(std::move(policy));
+  std::shared_ptr<ScopeSet> scopes = PrepareScopes(shared);
+  ReplacePolicy(std::move(shared), std::move(scopes));
+}
+
+void Engine::ReplacePolicy(std::shared_ptr<const policy::Policy> policy,
+                           std::shared_ptr<ScopeSet> scopes) {
+  policy_ = std::move(policy);
   ++generation_;
-  if (cycle_running_) {
-    scopes_stale_ = true;
-  } else {
-    SetUpScopes();
-  }
+  pending_scopes_ = std::move(scopes);
+  if (!cycle_running_) SetUpScopes(std::move(pending_scopes_));
 }
 
 void Engine::SetMode(policy::Mode mode) { mode_ = mode; }
@@ -990,7 +998,15 @@ const media::MediaReport& Engine::media() const { return impl_->view->media_repo
 std::vector<std::pair<std::string, std::string>> Engine::DegradedParts() const {
   const Impl& m = *impl_;
   std::vector<std::pair<std::string, std::string>> parts;
-  for (const std::string& d : m.degraded) parts.emplace_back("scope", d);
+  // Scope problems are listed up to a bound, so that a policy of many unusable scopes
+  // does not make Degraded (and every status update) megabytes long.
+  const std::vector<std::string>& scope_problems = m.degraded_scopes->problems;
+  const size_t shown = std::min(scope_problems.size(), kDegradedScopeProblems);
+  for (size_t i = 0; i < shown; ++i) parts.emplace_back("scope", scope_problems[i]);
+  if (shown < scope_problems.size()) {
+    parts.emplace_back(
+        "scope", "and " + std::to_string(scope_problems.size() - shown) + " more scope problems");
+  }
   {
     std::lock_guard<std::mutex> lock(m.journal_status_mu);
     if (!m.journal_status.empty()) parts.emplace_back("journal", m.journal_status);

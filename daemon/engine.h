@@ -38,6 +38,7 @@
 #include "daemon/engine_parts.h"
 #include "daemon/holds.h"
 #include "daemon/options.h"
+#include "daemon/scopes.h"
 #include "policy/evaluate.h"
 #include "policy/policy.h"
 #include "policy/result.h"
@@ -190,9 +191,17 @@ class Engine {
   std::vector<StateChange> OnCloseEvents();
   int close_watcher_fd() const;  // -1 when there is none
 
-  // A validated policy replaces the running one (SIGHUP, Reload()). While a job
-  // is out, the new scopes are set up at its EndCycle; until the first cycle
-  // under the new policy ends, queries are answered from the last view.
+  // The scopes of `policy`, prepared for ReplacePolicy on any thread: it opens the roots
+  // and reads the mount table through the mount inspector only (which must allow that
+  // beside the loop), so a reload of any size prepares them off the loop thread.
+  std::shared_ptr<ScopeSet> PrepareScopes(std::shared_ptr<const policy::Policy> policy) const;
+  // A validated policy replaces the running one (SIGHUP, Reload()), with its scopes from
+  // PrepareScopes: the loop only marks each new filesystem for close events and swaps
+  // pointers. While a job is out, the new scopes are swapped in at its EndCycle; until the
+  // first cycle under the new policy ends, queries are answered from the last view.
+  void ReplacePolicy(std::shared_ptr<const policy::Policy> policy,
+                     std::shared_ptr<ScopeSet> scopes);
+  // The same, preparing the scopes on the calling thread.
   void ReplacePolicy(policy::Policy policy);
   // The newest policy (the one the next cycle uses).
   const policy::Policy& policy() const { return *policy_; }
@@ -212,7 +221,10 @@ class Engine {
                    const std::function<void(const FileView&)>& visit) const;
 
   const media::MediaReport& media() const;
-  std::string Degraded() const;  // "" when everything works
+  // "" when everything works. Lists at most kDegradedScopeProblems scope problems, then
+  // "and N more scope problems".
+  std::string Degraded() const;
+  static constexpr size_t kDegradedScopeProblems = 20;
   // The kinds of what Degraded() reports: "scope" (a scope or its mount
   // cannot be used), "journal" (the state journal), "close-events"
   // (fanotify), "access" (eBPF access tracing), "media" (no NVDIMM data).
@@ -246,7 +258,7 @@ class Engine {
   struct Impl;
   struct View;
   Engine(Options options, policy::Policy policy, EngineParts parts);
-  void SetUpScopes();
+  void SetUpScopes(std::shared_ptr<ScopeSet> prepared);
   std::string ReasonOf(const View& v, uint32_t file) const;
   // What Degraded() and DegradedKinds() report: (kind, text), in that order.
   std::vector<std::pair<std::string, std::string>> DegradedParts() const;
@@ -260,7 +272,8 @@ class Engine {
   std::atomic<policy::Mode> mode_{policy::Mode::kEnforce};
   std::atomic<bool> cancel_{false};
   bool cycle_running_ = false;
-  bool scopes_stale_ = false;  // ReplacePolicy during a job: SetUpScopes at EndCycle
+  // ReplacePolicy during a job: the prepared scopes, set up at EndCycle.
+  std::shared_ptr<ScopeSet> pending_scopes_;
   EngineCounters counters_;
 };
 

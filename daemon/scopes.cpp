@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <unordered_set>
 #include <utility>
 
 #include "plugins/host/mount_table.h"
@@ -77,15 +78,16 @@ ScopeSet::~ScopeSet() {
   }
 }
 
-std::shared_ptr<const ScopeSet> SetUpScopes(std::shared_ptr<const policy::Policy> policy,
-                                            uint64_t generation, MountInspector& inspector,
-                                            files::CloseEventSource* watcher,
-                                            std::string* watcher_problem) {
+std::shared_ptr<ScopeSet> PrepareScopes(std::shared_ptr<const policy::Policy> policy,
+                                        MountInspector& inspector) {
   auto set = std::make_shared<ScopeSet>();
-  set->scopes.generation = generation;
   std::vector<ScopeFacts> facts = inspector.Inspect(policy->scopes, &set->problems);
   facts.resize(policy->scopes.size());
+  set->scopes.list.reserve(policy->scopes.size());
+  set->mounts.reserve(policy->scopes.size());
   std::vector<std::string> probe_dirs;
+  std::unordered_set<uint64_t> watched_devs;
+  std::unordered_set<std::string> probe_mounts;
   for (size_t i = 0; i < policy->scopes.size(); ++i) {
     const std::string& path = policy->scopes[i];
     ScopeFacts& f = facts[i];
@@ -102,15 +104,10 @@ std::shared_ptr<const ScopeSet> SetUpScopes(std::shared_ptr<const policy::Policy
     s.mount_id = f.mount_id;
     s.flag_blocked = std::move(f.flag_blocked);
     s.media = std::move(f.media);
-    if (f.on_known_mount && watcher != nullptr) {
-      auto w = watcher->WatchFilesystem(path);
-      if (!w.ok() && watcher_problem->empty()) {
-        *watcher_problem = "close events unavailable on " + path + " (" + w.error().message +
-                           "); pending files are re-checked every cycle";
-      }
-    }
+    // Close events are watched per filesystem: one root of each is enough.
+    if (f.on_known_mount && watched_devs.insert(f.dev).second) set->watch_roots.push_back(path);
     // The file table never holds the media probe files.
-    if (!s.media.mount_point.empty()) {
+    if (!s.media.mount_point.empty() && probe_mounts.insert(s.media.mount_point).second) {
       std::string root = s.media.mount_point == "/" ? "" : s.media.mount_point;
       probe_dirs.push_back(root + "/" + policy->daemon.probe_dir);
     }
@@ -124,6 +121,18 @@ std::shared_ptr<const ScopeSet> SetUpScopes(std::shared_ptr<const policy::Policy
     return policy->ProtectedBy(path) != nullptr;
   };
   return set;
+}
+
+void WatchScopes(const ScopeSet& set, files::CloseEventSource* watcher,
+                 std::string* watcher_problem) {
+  if (watcher == nullptr) return;
+  for (const std::string& path : set.watch_roots) {
+    auto w = watcher->WatchFilesystem(path);
+    if (!w.ok() && watcher_problem->empty()) {
+      *watcher_problem = "close events unavailable on " + path + " (" + w.error().message +
+                         "); pending files are re-checked every cycle";
+    }
+  }
 }
 
 }  // namespace daxpolicy::daemon

@@ -5,7 +5,8 @@
 /// per-file DAX flag and effective DAX can work there, the mount the media
 /// source maps to a device, the fanotify mark for close events, and what the
 /// file table must leave out. Run when the engine starts and for every new
-/// policy.
+/// policy; a reload prepares the set off the loop thread (PrepareScopes) and the
+/// loop only marks each filesystem once (WatchScopes) and swaps it in.
 
 #include <cstdint>
 #include <memory>
@@ -29,7 +30,7 @@ struct ScopeFacts {
   bool covered = false;       ///< a mount is over the root: never scanned
   policy::MountRecord mount;  ///< dev, mount point, why effective DAX cannot work
   /// Why the per-file flag cannot work ("" = it can): the reason alone;
-  /// SetUpScopes reports it in Degraded for a root on a known mount.
+  /// PrepareScopes reports it in Degraded for a root on a known mount.
   std::string flag_blocked;
   media::MountInput media;      ///< mount_point "" when no mount was found
   bool on_known_mount = false;  ///< found in the mount table (close events can be marked)
@@ -69,21 +70,26 @@ struct ScopeSet {
   plugins::ScopeList scopes;
   std::vector<policy::MountRecord> mounts;  ///< Snapshot::mounts, parallel to scopes.list
   std::vector<std::string> problems;        ///< per-scope and feature problems (Degraded)
+  /// One scope root per filesystem whose closes can be watched (on a known mount), for
+  /// WatchScopes.
+  std::vector<std::string> watch_roots;
   ScopeSet() = default;
   ScopeSet(const ScopeSet&) = delete;
   ScopeSet& operator=(const ScopeSet&) = delete;
   ~ScopeSet();
 };
 
-/// Sets up the scopes of `policy`: inspects the roots (a root on a known mount
+/// Prepares the scopes of `policy`: inspects the roots (a root on a known mount
 /// where the per-file flag cannot work is reported as "scope X: per-file DAX
-/// cannot work: <ScopeFacts::flag_blocked>"), marks their filesystems
-/// for close events (when `watcher` is given; the first failure goes to
-/// *watcher_problem when it is empty), and excludes protect patterns and the
-/// media probe directories from the file table.
-std::shared_ptr<const ScopeSet> SetUpScopes(std::shared_ptr<const policy::Policy> policy,
-                                            uint64_t generation, MountInspector& inspector,
-                                            files::CloseEventSource* watcher,
-                                            std::string* watcher_problem);
+/// cannot work: <ScopeFacts::flag_blocked>") and excludes protect patterns and the
+/// media probe directories from the file table. Touches nothing but `inspector`,
+/// so a reload runs it off the loop thread; scopes.generation is left 0.
+std::shared_ptr<ScopeSet> PrepareScopes(std::shared_ptr<const policy::Policy> policy,
+                                        MountInspector& inspector);
+
+/// Marks the filesystems of a prepared set for close events: one WatchFilesystem per
+/// filesystem, not per scope. The first failure goes to *watcher_problem when it is empty.
+void WatchScopes(const ScopeSet& set, files::CloseEventSource* watcher,
+                 std::string* watcher_problem);
 
 }  // namespace daxpolicy::daemon

@@ -488,11 +488,22 @@ void Service::Reload(const Caller& caller, ReloadDone done) {
 void Service::ReadPolicyForReload() {
   sd_notify(0, "RELOADING=1\nSTATUS=reloading the policy");
   // Reading, parsing and validating a policy of any size happens here, off the loop: D-Bus
-  // and the watchdog go on answering. Nothing else is shared with the worker.
-  reload_worker_->Post([this, config = config_, dropin_dir = dropin_dir_] {
+  // and the watchdog go on answering. So does preparing its scopes (opening the roots,
+  // the mount table and DAX checks), when the policy is valid and keeps the probe
+  // directory: the loop then only swaps. Only the engine's mount inspector is shared.
+  reload_worker_->Post([this, config = config_, dropin_dir = dropin_dir_,
+                        probe_dir = engine_->policy().daemon.probe_dir] {
     policy::LoadResult loaded = LoadPolicyFiles(config, dropin_dir);
+    ReloadRead read;
+    read.errors = std::move(loaded.errors);
+    if (loaded.policy) {
+      read.policy = std::make_shared<const policy::Policy>(std::move(*loaded.policy));
+      if (read.policy->daemon.probe_dir == probe_dir) {
+        read.scopes = engine_->PrepareScopes(read.policy);
+      }
+    }
     std::lock_guard<std::mutex> lock(reload_mutex_);
-    reload_read_ = std::move(loaded);
+    reload_read_ = std::move(read);
   });
 }
 
@@ -514,17 +525,18 @@ void Service::AbandonReloads() {
 }
 
 void Service::FinishReload() {
-  std::optional<policy::LoadResult> read;
+  std::optional<ReloadRead> read;
   {
     std::lock_guard<std::mutex> lock(reload_mutex_);
     read.swap(reload_read_);
   }
   if (!read || !reloads_.reading()) return;
-  // Staged like Kea: the files were loaded and validated on the worker; here what depends on
-  // the running daemon is checked and what the new policy needs (its metrics listener) is
-  // prepared, and only then the policy is swapped. Any failure leaves the running policy and
-  // all of its resources as they were and is reported as a failure everywhere.
-  policy::LoadResult& loaded = *read;
+  // Staged like Kea: the files were loaded and validated, and the scopes prepared, on the
+  // worker; here what depends on the running daemon is checked and what the new policy
+  // needs (its metrics listener) is prepared, and only then the policy is swapped. Any
+  // failure leaves the running policy and all of its resources as they were and is reported
+  // as a failure everywhere.
+  ReloadRead& loaded = *read;
   const Caller caller = reloads_.current().front().caller;
   const size_t others = reloads_.current().size() - 1;
   const std::string asked_by =
@@ -584,7 +596,8 @@ void Service::FinishReload() {
     return;
   }
   policy::Mode mode = options_.observe ? policy::Mode::kObserve : loaded.policy->daemon.mode;
-  engine_->ReplacePolicy(std::move(*loaded.policy));
+  if (!loaded.scopes) loaded.scopes = engine_->PrepareScopes(loaded.policy);
+  engine_->ReplacePolicy(std::move(loaded.policy), std::move(loaded.scopes));
   engine_->SetMode(mode);
   if (listen != metrics_listen_) {
     exposer_ = std::move(new_exposer);

@@ -147,7 +147,13 @@ class Service final : public bus::ManagerBackend {
   std::unique_ptr<CycleWorker> reload_worker_;  // reads the policy files of a reload
   sd_event_source* reload_source_ = nullptr;
   std::mutex reload_mutex_;
-  std::optional<policy::LoadResult> reload_read_;  // by reload_worker_, under reload_mutex_
+  // What reload_worker_ read, validated and prepared for a reload.
+  struct ReloadRead {
+    std::vector<policy::Diagnostic> errors;
+    std::shared_ptr<const policy::Policy> policy;  // set only when errors is empty
+    std::shared_ptr<ScopeSet> scopes;  // the policy's scopes (Engine::PrepareScopes), or null
+  };
+  std::optional<ReloadRead> reload_read_;  // by reload_worker_, under reload_mutex_
   bool ready_sent_ = false;
   std::string last_degraded_;
 };

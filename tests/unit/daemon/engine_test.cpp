@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -455,6 +456,46 @@ TEST_F(EngineTest, AReloadDuringACycleTakesEffectWhenItEnds) {
   EXPECT_EQ(Get("a").rule, "none");
   ASSERT_EQ(r.changes.size(), 1u);
   EXPECT_EQ(r.changes[0].rule, "none");
+}
+
+// A reload prepares its scopes off the loop (PrepareScopes touches no part but the mount
+// inspector); the loop swaps them in and marks each filesystem for close events once,
+// at the end of the job that was out. Degraded lists a bounded number of scope problems.
+TEST_F(EngineTest, AReloadsPreparedScopesAreMarkedOncePerFilesystemWhenSwappedIn) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  std::string text = "apiVersion: daxpolicy/v1\nscopes:\n";
+  for (const char* d : {"a", "b", "c"}) {
+    ASSERT_EQ(mkdir((root_ + "/" + d).c_str(), 0700), 0);
+    text += "  - " + root_ + "/" + d + "\n";
+  }
+  const size_t kMissing = Engine::kDegradedScopeProblems + 5;
+  for (size_t i = 0; i < kMissing; ++i) text += "  - " + root_ + "/gone" + std::to_string(i) + "\n";
+  policy::LoadResult loaded = policy::LoadPolicy({"test.yaml", text});
+  ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().ToString();
+  auto next = std::make_shared<const policy::Policy>(std::move(*loaded.policy));
+  parts_.watcher->watched.clear();
+
+  std::shared_ptr<ScopeSet> scopes = engine_->PrepareScopes(next);
+  ASSERT_EQ(scopes->scopes.list.size(), 3 + kMissing);
+  EXPECT_TRUE(parts_.watcher->watched.empty()) << "nothing is marked before the swap";
+  EXPECT_EQ(engine_->Degraded().find("gone"), std::string::npos);
+  CycleJobPtr job = engine_->BeginCycle();
+  ASSERT_NE(job, nullptr);
+  engine_->ReplacePolicy(next, scopes);
+  EXPECT_EQ(engine_->generation(), 2u);
+  EXPECT_TRUE(parts_.watcher->watched.empty()) << "the job out still uses the old scopes";
+  engine_->RunWork(*job);
+  engine_->EndCycle(std::move(job));
+  EXPECT_EQ(parts_.watcher->watched, (std::set<std::string>{root_ + "/a"}));
+
+  const std::string degraded = engine_->Degraded();
+  size_t listed = 0;
+  for (size_t at = degraded.find("cannot be opened"); at != std::string::npos;
+       at = degraded.find("cannot be opened", at + 1)) {
+    ++listed;
+  }
+  EXPECT_EQ(listed, Engine::kDegradedScopeProblems) << degraded;
+  EXPECT_NE(degraded.find("and 5 more scope problems"), std::string::npos) << degraded;
 }
 
 TEST_F(EngineTest, AReloadSignalsOnlyFilesWhoseStateChanged) {

@@ -524,10 +524,11 @@ class BusService::Object
     return Converted("PolicyGeneration", [&] { return backend_.generation(); });
   }
   std::string LastReloadResult() override {
-    return Converted("LastReloadResult", [&] { return backend_.LastReloadResult(); });
+    return Converted("LastReloadResult",
+                     [&] { return MessageForBus(backend_.LastReloadResult()); });
   }
   std::string Degraded() override {
-    return Converted("Degraded", [&] { return backend_.Degraded(); });
+    return Converted("Degraded", [&] { return MessageForBus(backend_.Degraded()); });
   }
   uint64_t ManagedFiles() override {
     return Converted("ManagedFiles", [&] { return backend_.ManagedFiles(); });

@@ -211,6 +211,28 @@ TEST_F(Daxpolicyctl, HoldsAFileForTheLifetimeOfACommand) {
   EXPECT_TRUE(server_->WaitForError("hold 1 released by :", kTimeoutMs)) << server_->err();
 }
 
+TEST_F(Daxpolicyctl, ListsTheHoldsWhileACommandHoldsAFile) {
+  // The held command itself lists the holds: its own, with path, mode and reason.
+  CommandResult r = Ctl({"hold", "--mode", "page-cache", "--reason", "nightly scan",
+                         Path("db/b.sst"), "--", BinaryPath("daxpolicyctl"), "holds"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("COOKIE", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(Path("db/b.sst")), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("page-cache"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("nightly scan"), std::string::npos) << r.out;
+  r = Ctl({"hold", "--mode", "dax", Path("db/a.sst"), "--", BinaryPath("daxpolicyctl"), "holds",
+           "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("[", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\"Path\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(Path("db/a.sst")), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"InEffect\""), std::string::npos) << r.out;
+  // Once the commands have ended, no hold is left to list.
+  r = Ctl({"holds"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find(Path("db/")), std::string::npos) << r.out;
+}
+
 TEST_F(Daxpolicyctl, HoldsOnlyFilesTheUserOwns) {
   CommandResult own =
       Ctl({"hold", "--mode", "dax", Path("user/mine"), "--", "true"}, /*as_nobody=*/true);

@@ -30,6 +30,8 @@ enum FileField : uint16_t {
   kHaveHitRatio = 1u << 7,     // cache_hit_ratio (access tracing saw page-cache reads)
 };
 
+// 64 bytes: the daemon holds two tables of every file during a cycle (the
+// published one and the one the cycle builds), so each byte here counts twice.
 struct FileRecord {
   uint64_t ino = 0;
   uint64_t size = 0;         // bytes
@@ -37,19 +39,22 @@ struct FileRecord {
   uint32_t dir = 0;          // index into Snapshot::dir_paths: the parent directory
   uint32_t name_offset = 0;  // into Snapshot::names
   uint16_t name_length = 0;
-  uint16_t mount = 0;        // index into Snapshot::mounts
-  uint16_t available = 0;    // FileField bits
-  uint16_t holders = 0;      // open file descriptions + mappings by other processes
-  uint32_t cache_pages = 0;  // resident page-cache pages
+  uint16_t mount = 0;    // index into Snapshot::mounts
+  uint16_t holders = 0;  // open file descriptions + mappings by other processes
+  // The FileField bits and the three small enums share two bytes.
+  uint16_t available : 10 = 0;  // FileField bits
+  FileKind kind : 2 = FileKind::kRegular;
+  DaxState physical : 2 = DaxState::kUnknown;   // FS_XFLAG_DAX
+  DaxState effective : 2 = DaxState::kUnknown;  // STATX_ATTR_DAX
+  uint32_t cache_pages = 0;                     // resident page-cache pages
   uint32_t dirty_pages = 0;
   uint32_t recently_evicted_pages = 0;
   float read_bytes_rate = 0;   // B/s, from access tracing
   float cache_hit_ratio = 0;   // 0..1, from access tracing (page-cache mode only)
   float write_bytes_rate = 0;  // B/s, from access tracing
-  FileKind kind = FileKind::kRegular;
-  DaxState physical = DaxState::kUnknown;   // FS_XFLAG_DAX
-  DaxState effective = DaxState::kUnknown;  // STATX_ATTR_DAX
 };
+static_assert(sizeof(FileRecord) == 64);
+static_assert(kHaveHitRatio < (1u << 10), "every FileField bit fits FileRecord::available");
 
 enum class MediaHealth : uint8_t { kUnknown, kOk, kWarning, kCritical };
 

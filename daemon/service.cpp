@@ -215,6 +215,17 @@ int Service::Run(policy::Policy policy) {
       r < 0) {
     LogWarning(std::string("cannot arm the start-timeout extension: ") + std::strerror(-r));
   }
+  // daemon.record: a trace from the first cycle on; a failure is logged, the daemon runs.
+  if (const uint64_t max = engine_->policy().daemon.record_max_bytes; max > 0) {
+    Caller policy_caller;
+    policy_caller.sender = "daemon.record";
+    policy_caller.uid = geteuid();
+    policy_caller.pid = getpid();
+    auto recording = StartRecording("", max, policy_caller);
+    if (!recording.ok() && recording.failure) {
+      LogError("daemon.record: cannot record a trace: " + recording.failure->message);
+    }
+  }
   LogNotice("started: " + std::to_string(engine_->policy().scopes.size()) + " scope(s), " +
             std::to_string(engine_->policy().rules.size()) + " rule(s), mode " +
             std::string(policy::ModeName(engine_->mode())));

@@ -534,7 +534,8 @@ class PolicyBuilder {
  private:
   void Daemon(Reader& r, const YAML::Node& n) {
     const std::string ctx = "in 'daemon'";
-    auto m = r.Map(n, "daemon", {"interval", "mode", "metrics", "holds", "rescan", "probe"}, ctx);
+    auto m = r.Map(n, "daemon",
+                   {"interval", "mode", "metrics", "holds", "rescan", "probe", "record"}, ctx);
     if (!m) return;
     DaemonSettings& d = policy_.daemon;
     if (auto v = m->Get("interval"); v.IsDefined()) {
@@ -611,6 +612,31 @@ class PolicyBuilder {
           }
         }
       }
+    }
+    if (auto v = m->Get("record"); v.IsDefined()) Record(r, v, &d);
+  }
+
+  // daemon.record: { max_size: SIZE } (both optional: `record: {}` records at
+  // most 256 MiB). The bounds are those of StartRecording.
+  static void Record(Reader& r, const YAML::Node& v, DaemonSettings* d) {
+    const std::string rctx = "in 'daemon.record'";
+    auto rm = r.Map(v, "record", {"max_size"}, rctx);
+    if (!rm) return;
+    constexpr uint64_t kMin = uint64_t{64} << 10, kMax = uint64_t{2} << 30;
+    d->record_max_bytes = uint64_t{256} << 20;
+    auto ms = rm->Get("max_size");
+    if (!ms.IsDefined()) return;
+    auto s = r.String(ms, "max_size", rctx);
+    if (!s) return;
+    std::string error;
+    auto bytes = ParseSize(*s, &error);
+    if (!bytes) {
+      r.Error(ms, "bad size for 'max_size' " + rctx + ": " + error);
+    } else if (*bytes < kMin || *bytes > kMax) {
+      r.Error(ms,
+              "key 'max_size' " + rctx + " must be between 64KiB and 2GiB (got " + Quote(*s) + ")");
+    } else {
+      d->record_max_bytes = *bytes;
     }
   }
 

@@ -68,6 +68,9 @@ struct DaemonSettings {
   int64_t probe_interval_ns = 600 * kNanosPerSecond;
   std::string probe_dir = ".daxpolicy-probe";  // relative to each DAX-capable mount's root
   SourceLocation probe_dir_where;              // of daemon.probe.dir; line 0 when not set
+  // daemon.record: record a trace from start, into a new file under the state
+  // directory, of at most this many bytes; 0: no recording at start.
+  uint64_t record_max_bytes = 0;
 };
 
 struct Defaults {

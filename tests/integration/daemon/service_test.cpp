@@ -315,6 +315,30 @@ TEST_F(ADaemonService, StopsRecordingWhenItsFileIsRemovedAndGoesOn) {
   EXPECT_EQ(again.exit_code, 0) << again.err;
 }
 
+TEST_F(ADaemonService, RecordsFromStartWhenThePolicySaysSo) {
+  kill(daemon_pid_, SIGTERM);
+  waitpid(daemon_pid_, nullptr, 0);
+  std::string policy = GoodPolicy();
+  policy.replace(policy.find("daemon: { interval: 1s }"), 24,
+                 "daemon: { interval: 1s, record: { max_size: 1MiB } }");
+  WriteFile(policy_, policy);
+  daemon_pid_ =
+      Spawn({BinaryPath("daxpolicyd"), "--session", "--config", policy_.string(), "--state-dir",
+             (dir_.path() / "state").string(), "--metrics-listen", "127.0.0.1:0"},
+            {"DBUS_SESSION_BUS_ADDRESS=" + address_}, dir_.path() / "daemon2.out",
+            dir_.path() / "daemon2.err");
+  ASSERT_TRUE(
+      WaitUntil([&] { return Property("Recording") == "b true\n"; }, std::chrono::seconds(30)))
+      << ReadFile(dir_.path() / "daemon2.err");
+  const std::string file = Property("RecordingFile");
+  EXPECT_EQ(file.rfind("s \"" + (dir_.path() / "state" / "traces").string() + "/daxpolicy-", 0), 0u)
+      << file;
+  EXPECT_NE(
+      ReadFile(dir_.path() / "daemon2.err").find("(at most 1 MiB), started by daemon.record (uid "),
+      std::string::npos)
+      << ReadFile(dir_.path() / "daemon2.err");
+}
+
 TEST_F(ADaemonService, AnswersEveryReadMethodAboutRealFiles) {
   const std::string t0 = (root_ / "db" / "t0.sst").string();
   CommandResult r = Call("GetFileState", {"s", t0});

@@ -79,9 +79,17 @@ TEST(AValidPolicy, UsesDocumentedDefaultsForOmittedSections) {
   EXPECT_EQ(p.daemon.mode, Mode::kEnforce);
   EXPECT_EQ(p.daemon.metrics_listen, "127.0.0.1:9847");
   EXPECT_EQ(p.daemon.probe_dir, ".daxpolicy-probe");
+  EXPECT_EQ(p.daemon.record_max_bytes, 0u);  // no recording at start
   EXPECT_EQ(p.defaults.dax, DaxSetting::kKeep);
   EXPECT_TRUE(p.rules.empty());
   EXPECT_TRUE(p.protect.empty());
+}
+
+TEST(AValidPolicy, RecordsFromStartWithTheDefaultSizeWhenRecordIsEmpty) {
+  LoadResult r = LoadPolicy(
+      {"p.yaml", "apiVersion: daxpolicy/v1\ndaemon: { record: {} }\nscopes: [/mnt/pmem0]\n"});
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
+  EXPECT_EQ(r.policy->daemon.record_max_bytes, uint64_t{256} << 20);
 }
 
 TEST(AValidPolicy, AcceptsPathListsTypesAndEveryOption) {
@@ -93,6 +101,7 @@ daemon:
   rescan: 1h
   metrics: { listen: "off" }
   probe: { interval: 30m, dir: .probe }
+  record: { max_size: 1GiB }
 scopes: [/a, /b]
 defaults: { dax: on, min_dwell: 0s, max_switches_per_minute: 5 }
 rules:
@@ -112,6 +121,7 @@ rules:
   EXPECT_EQ(p.daemon.metrics_listen, "off");
   EXPECT_EQ(p.daemon.probe_interval_ns, 1800 * kNanosPerSecond);
   EXPECT_EQ(p.daemon.probe_dir, ".probe");
+  EXPECT_EQ(p.daemon.record_max_bytes, uint64_t{1} << 30);
   EXPECT_EQ(p.defaults.dax, DaxSetting::kOn);
   EXPECT_EQ(p.defaults.min_dwell_ns, 0);
   EXPECT_EQ(p.defaults.max_switches_per_minute, 5u);

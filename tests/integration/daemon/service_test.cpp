@@ -708,7 +708,8 @@ TEST_F(ADaemonService, ServesMetricsThatPromtoolAcceptsAndSurvivesStrayRequests)
 TEST_F(ADaemonService, StopsTheWatchdogKeepAliveWhileACycleIsStuck) {
   // A daemon whose procfs is a fake one: its memory pressure file becomes a fifo nobody
   // writes, so the next cycle blocks opening it (a stand-in for a hang in /proc, an ioctl
-  // or fsync) while the event loop keeps running.
+  // or fsync) while the event loop keeps running. The bound (5 s) is far above an ordinary
+  // cycle of this small tree even on a loaded machine: only the hang may cross it.
   kill(daemon_pid_, SIGTERM);
   waitpid(daemon_pid_, nullptr, 0);
   const fs::path proc = dir_.path() / "proc";
@@ -726,7 +727,7 @@ TEST_F(ADaemonService, StopsTheWatchdogKeepAliveWhileACycleIsStuck) {
   const std::string npath = (dir_.path() / "notify").string();
   daemon_pid_ = Spawn(
       {BinaryPath("daxpolicyd"), "--session", "--config", policy_.string(), "--state-dir",
-       (dir_.path() / "state").string(), "--metrics-listen", "off", "--cycle-timeout", "1",
+       (dir_.path() / "state").string(), "--metrics-listen", "off", "--cycle-timeout", "5",
        "--procfs-root", proc.string()},
       {"DBUS_SESSION_BUS_ADDRESS=" + address_, "NOTIFY_SOCKET=" + npath, "WATCHDOG_USEC=400000"},
       dir_.path() / "daemon2.out", dir_.path() / "daemon2.err");
@@ -736,14 +737,14 @@ TEST_F(ADaemonService, StopsTheWatchdogKeepAliveWhileACycleIsStuck) {
   const fs::path fifo = dir_.path() / "fifo";
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   fs::rename(fifo, proc / "pressure" / "memory");
-  ASSERT_TRUE(WaitForNotify("STATUS=cycle stuck: running for ", std::chrono::seconds(10)))
+  ASSERT_TRUE(WaitForNotify("STATUS=cycle stuck: running for ", std::chrono::seconds(20)))
       << Notifications() << ReadFile(dir_.path() / "daemon2.err");
   // From now on no keep-alive while the cycle stays stuck.
   const size_t stuck_at = Notifications().find("STATUS=cycle stuck");
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const std::string after = Notifications().substr(stuck_at);
   EXPECT_EQ(after.find("WATCHDOG=1"), std::string::npos) << after;
-  EXPECT_NE(after.find("more than the 1s allowed (--cycle-timeout)"), std::string::npos) << after;
+  EXPECT_NE(after.find("more than the 5s allowed (--cycle-timeout)"), std::string::npos) << after;
   // D-Bus still answers and says why.
   EXPECT_NE(Property("Degraded").find("cycle stuck"), std::string::npos);
   EXPECT_TRUE(Alive());

@@ -25,6 +25,11 @@ packages=(
   dbus-daemon dbus systemd curl xfsprogs e2fsprogs util-linux prometheus
   # the demo and the monitoring test's query checker (it reads the alert rules)
   python3 python3-yaml
+  # tools/cross-check.sh: the headers of the other architectures the package is built for
+  libc6-dev-arm64-cross linux-libc-dev-arm64-cross libstdc++-12-dev-arm64-cross
+  libc6-dev-i386-cross linux-libc-dev-i386-cross libstdc++-12-dev-i386-cross
+  libc6-dev-ppc64el-cross linux-libc-dev-ppc64el-cross libstdc++-12-dev-ppc64el-cross
+  libc6-dev-s390x-cross linux-libc-dev-s390x-cross libstdc++-12-dev-s390x-cross
   # the emulated-NVDIMM virtual machine
   ndctl daxctl qemu-system-x86 linux-image-amd64 busybox-static
 )

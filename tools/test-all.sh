@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Sets up a fresh Debian 12 machine and runs every test of daxpolicy:
 #   1. clang-format check of every C++ file
-#   2. release build: unit and host integration tests (root, loop devices, private buses)
+#   2. release build: unit and host integration tests (root, loop devices, private buses);
+#      every program source compiled for arm64, i386, ppc64el and s390x
 #   3. the Debian package (a Unix Makefiles build with dpkg-buildflags; lintian),
 #      apt install/remove/purge of it on this machine, then the VM tests
 #   4. ASan+UBSan build: unit and host integration tests again
@@ -31,6 +32,9 @@ ninja -C build/release -j "$jobs"
 
 step "release: unit and integration tests"
 (cd build/release && ctest --output-on-failure -j "$jobs" -LE vm)
+
+step "the other architectures: arm64, i386, ppc64el, s390x (compile only)"
+./tools/cross-check.sh build/release
 
 step "Debian package: Unix Makefiles build with dpkg-buildflags hardening, lintian"
 # debhelper builds with the default generator (Unix Makefiles) and Debian's

@@ -113,7 +113,7 @@ auto Converted(const char* member, F&& body) -> decltype(body()) {
 
 }  // namespace
 
-class BusService::Object
+class BusService::Object final
     : public sdbus::AdaptorInterfaces<org::daxpolicy::DaxPolicy1::Manager_adaptor> {
  public:
   Object(sdbus::IConnection& connection, ManagerBackend& backend)

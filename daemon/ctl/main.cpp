@@ -65,7 +65,8 @@ struct Failure {
   std::string message;
 };
 
-class ManagerProxy : public sdbus::ProxyInterfaces<org::daxpolicy::DaxPolicy1::Manager_proxy> {
+class ManagerProxy final
+    : public sdbus::ProxyInterfaces<org::daxpolicy::DaxPolicy1::Manager_proxy> {
  public:
   explicit ManagerProxy(sdbus::IConnection& connection)
       : ProxyInterfaces(connection, bus::kBusName, bus::kObjectPath) {

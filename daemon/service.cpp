@@ -269,7 +269,7 @@ bool Service::ConnectBus() {
       connection_.reset();
       return false;
     }
-    auto svc = bus::BusService::Create(*connection_, *this);
+    auto svc = bus::BusService::Create(*connection_, *this, engine_->clock());
     if (!svc.ok()) throw std::runtime_error(svc.error().message);
     bus_ = std::move(*svc);
     auto att = bus::AttachToSdEvent(event_, *connection_, [this](const std::string& message) {

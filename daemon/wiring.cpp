@@ -50,7 +50,7 @@ class StateJournal final : public ChangeJournal {
 EngineParts MakeEngineParts(const Options& options, const policy::Policy& policy) {
   EngineParts parts;
   // The system clock lives as long as the process: parts that keep a plain
-  // pointer to it (the media probe) never outlive it.
+  // pointer to it (the media probe, the state journal) never outlive it.
   const plugins::SystemClock& clock = plugins::SystemClock::Get();
   parts.clock = std::shared_ptr<const plugins::Clock>(&clock, [](const plugins::Clock*) {});
   parts.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
@@ -111,10 +111,11 @@ EngineParts MakeEngineParts(const Options& options, const policy::Policy& policy
   }
   parts.recorder = std::make_unique<TraceRecorder>();
   parts.mounts = std::make_unique<HostMountInspector>(roots, support, parts.page_size);
-  parts.journal = [state_dir = options.state_dir,
-                   procfs = options.procfs]() -> Result<std::unique_ptr<ChangeJournal>> {
+  parts.journal = [state_dir = options.state_dir, procfs = options.procfs,
+                   &clock]() -> Result<std::unique_ptr<ChangeJournal>> {
     journal::JournalOptions jo;
     jo.procfs_root = procfs;
+    jo.clock = &clock;
     jo.warn = [](const std::string& message) { LogWarning(message); };
     auto j = journal::Journal::Open(state_dir, std::move(jo));
     if (!j.ok()) return j.error();

@@ -17,6 +17,7 @@ int64_t Read(clockid_t id) {
 
 int64_t SystemClock::MonotonicNs() const { return Read(CLOCK_MONOTONIC); }
 int64_t SystemClock::WallNs() const { return Read(CLOCK_REALTIME); }
+int64_t SystemClock::WallCoarseNs() const { return Read(CLOCK_REALTIME_COARSE); }
 
 const SystemClock& SystemClock::Get() {
   static const SystemClock clock;

@@ -2,7 +2,6 @@
 #include "daemon/bus/bus_service.h"
 
 #include <sdbus-c++/sdbus-c++.h>
-#include <time.h>
 
 #include <exception>
 #include <memory>
@@ -116,8 +115,11 @@ auto Converted(const char* member, F&& body) -> decltype(body()) {
 class BusService::Object final
     : public sdbus::AdaptorInterfaces<org::daxpolicy::DaxPolicy1::Manager_adaptor> {
  public:
-  Object(sdbus::IConnection& connection, ManagerBackend& backend)
-      : AdaptorInterfaces(connection, kObjectPath), backend_(backend), published_(Read()) {
+  Object(sdbus::IConnection& connection, ManagerBackend& backend, const plugins::Clock& clock)
+      : AdaptorInterfaces(connection, kObjectPath),
+        backend_(backend),
+        clock_(clock),
+        published_(Read()) {
     registerAdaptor();
     bus_driver_ = sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus");
     bus_driver_->uponSignal("NameOwnerChanged")
@@ -179,17 +181,14 @@ class BusService::Object final
     return Converted(member, [&] {
       const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
       if (message != nullptr) {
-        timespec now{};
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        auto refused = limiter_.Admit(
-            message->getSender(), static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec,
-            [message]() -> std::optional<uid_t> {
-              try {
-                return message->getCredsUid();
-              } catch (const sdbus::Error&) {
-                return std::nullopt;
-              }
-            });
+        auto refused = limiter_.Admit(message->getSender(), clock_.MonotonicNs(),
+                                      [message]() -> std::optional<uid_t> {
+                                        try {
+                                          return message->getCredsUid();
+                                        } catch (const sdbus::Error&) {
+                                          return std::nullopt;
+                                        }
+                                      });
         if (refused) throw sdbus::Error(kErrorLimitExceeded, std::string(member) + ": " + *refused);
       }
       return body();
@@ -548,6 +547,7 @@ class BusService::Object final
   std::string Version() override { return kVersion; }
 
   ManagerBackend& backend_;
+  const plugins::Clock& clock_;  // the call limiter's
   Published published_;
   CallLimiter limiter_;
   std::unique_ptr<sdbus::IProxy> bus_driver_;
@@ -576,9 +576,10 @@ BusService::BusService(std::unique_ptr<Object> object) : object_(std::move(objec
 BusService::~BusService() = default;
 
 Result<std::unique_ptr<BusService>> BusService::Create(sdbus::IConnection& connection,
-                                                       ManagerBackend& backend) {
+                                                       ManagerBackend& backend,
+                                                       const plugins::Clock& clock) {
   try {
-    auto object = std::make_unique<Object>(connection, backend);
+    auto object = std::make_unique<Object>(connection, backend, clock);
     return std::unique_ptr<BusService>(new BusService(std::move(object)));
   } catch (const sdbus::Error& e) {
     return Error{std::string("cannot register ") + kObjectPath + " on the bus: " + e.getName() +

@@ -6,7 +6,7 @@
 ///
 /// Wiring in the daemon (all bus calls on the event loop thread, sdbus-c++ 1.2):
 ///   auto conn = OpenBusConnection(options.session);        // system bus unless --session
-///   auto service = BusService::Create(**conn, backend);     // object + NameOwnerChanged watch
+///   auto service = BusService::Create(**conn, backend, clock); // object + NameOwnerChanged watch
 ///   RequestBusName(**conn);                                 // before the loop runs
 ///   auto glue = AttachToSdEvent(event, **conn);             // daemon/bus/sd_event_glue.h
 ///   ... sd_event_loop(event) ...; on every cycle: service->EmitStateChanged(...) etc.
@@ -18,6 +18,7 @@
 
 #include "daemon/bus/manager_backend.h"
 #include "daemon/engine.h"
+#include "plugins/clock.h"
 #include "policy/result.h"
 
 namespace sdbus {
@@ -59,17 +60,19 @@ Result<void> RequestBusName(sdbus::IConnection& connection);
 /// the Reload method only answers its caller then.
 ///
 /// Method calls of users other than root are limited (daemon/bus/call_limits.h): over the
-/// limit, a call fails with org.daxpolicy.DaxPolicy1.Error.LimitExceeded at once.
+/// limit, a call fails with org.daxpolicy.DaxPolicy1.Error.LimitExceeded at once. The
+/// budgets refill with the monotonic time of the clock the service is given (the engine's).
 ///
 /// Holds of a client are released (ManagerBackend::ReleaseHoldsOf) when its unique name
 /// leaves the bus, seen as NameOwnerChanged from org.freedesktop.DBus.
 class BusService {
  public:
   /// Registers the object on `connection` and subscribes to NameOwnerChanged. Does not
-  /// request the bus name (see RequestBusName). `connection` and `backend` must outlive the
-  /// service.
+  /// request the bus name (see RequestBusName). `clock` times the call limits. `connection`,
+  /// `backend` and `clock` must outlive the service.
   static Result<std::unique_ptr<BusService>> Create(sdbus::IConnection& connection,
-                                                    ManagerBackend& backend);
+                                                    ManagerBackend& backend,
+                                                    const plugins::Clock& clock);
   ~BusService();
   BusService(const BusService&) = delete;
   BusService& operator=(const BusService&) = delete;

@@ -247,9 +247,7 @@ void Journal::SetScopes(const std::vector<std::string>& scope_roots) {
 int64_t Journal::Now() const {
   // The coarse clock is the one filesystems stamp birth times with: a file created after this
   // moment never gets an earlier birth time (restore compares them).
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  return options_.clock->WallCoarseNs();
 }
 
 // Already recorded: the same identity, or an entry of a version 1 journal (dev + ino only)

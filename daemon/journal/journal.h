@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "daemon/journal/segment.h"
+#include "plugins/clock.h"
 #include "policy/result.h"
 #include "policy/snapshot.h"
 
@@ -59,6 +60,9 @@ struct JournalOptions {
   /// Told what went wrong where the journal goes on without failing the call (a compaction
   /// after a durable write); unset: not reported.
   std::function<void(const std::string& message)> warn;
+  /// The clock records are stamped with (its WallCoarseNs, the clock filesystems stamp
+  /// birth times with, which restore compares them to); it must outlive the journal.
+  const plugins::Clock* clock = &plugins::SystemClock::Get();
 };
 
 class Journal {

@@ -188,7 +188,8 @@ int main(int argc, char** argv) {
     std::cerr << "bus_test_server: " << connection.error().message << "\n";
     return 1;
   }
-  auto service = daxpolicy::bus::BusService::Create(**connection, backend);
+  auto service = daxpolicy::bus::BusService::Create(**connection, backend,
+                                                    daxpolicy::plugins::SystemClock::Get());
   if (!service.ok()) {
     std::cerr << "bus_test_server: " << service.error().message << "\n";
     return 1;

@@ -12,6 +12,7 @@
 #include "daemon/journal/crc32c.h"
 #include "daemon/journal/identity.h"
 #include "daemon/journal/segment.h"
+#include "plugins/clock.h"
 #include "plugins/unique_fd.h"
 #include "tests/support/test_support.h"
 
@@ -296,6 +297,38 @@ TEST(AJournal, RecordsThroughItsBeforeChangeHookOnlyOnce) {
   EXPECT_EQ(j->Find({7, 8})->original, DaxState::kPageCache);
   EXPECT_EQ(j->Find({7, 8})->AbsolutePath(), "/srv/pmem/x/y");
   EXPECT_EQ(SegmentFiles(dir.path()).size(), 1u);
+}
+
+// A clock whose coarse wall time differs from its fine one, so that a test can tell which
+// one the journal read.
+class StoppedClock final : public plugins::Clock {
+ public:
+  int64_t MonotonicNs() const override { return 5'000'000'000; }
+  int64_t WallNs() const override { return kWall; }
+  int64_t WallCoarseNs() const override { return kWallCoarse; }
+  static constexpr int64_t kWall = int64_t{1'767'225'600} * 1'000'000'000 + 123'456'789;
+  static constexpr int64_t kWallCoarse = int64_t{1'767'225'600} * 1'000'000'000 + 120'000'000;
+};
+
+TEST(AJournal, StampsRecordsWithTheCoarseWallTimeOfTheClockItIsGiven) {
+  TempDir dir;
+  StoppedClock clock;
+  JournalOptions options;
+  options.clock = &clock;
+  {
+    auto j = OpenOrDie(dir.path(), options);
+    ASSERT_TRUE(j->RecordOriginals({Entry(1, DaxState::kDax)}).ok());
+    auto hook = j->BeforeChangeHook("/srv/pmem");
+    ASSERT_TRUE(hook(7, 8, "x/y", DaxState::kPageCache, -1).ok());
+    ASSERT_NE(j->Find({42, 1}), nullptr);
+    EXPECT_EQ(j->Find({42, 1})->changed_ns, StoppedClock::kWallCoarse);
+    ASSERT_NE(j->Find({7, 8}), nullptr);
+    EXPECT_EQ(j->Find({7, 8})->changed_ns, StoppedClock::kWallCoarse);
+  }
+  auto j = OpenOrDie(dir.path());
+  ASSERT_NE(j->Find({42, 1}), nullptr);
+  EXPECT_EQ(j->Find({42, 1})->changed_ns, StoppedClock::kWallCoarse);
+  EXPECT_EQ(j->Find({7, 8})->changed_ns, StoppedClock::kWallCoarse);
 }
 
 TEST(ASegment, ReadsVersion1SegmentsAndRoundTripsVersion2Records) {

@@ -34,6 +34,11 @@ bool InCi();
 
 bool IsRoot();
 
+// From now on this process answers the system call `nr` with -1 and `error` (a seccomp
+// filter, as systemd's SystemCallFilter= and RestrictSUIDSGID= install). For a child: it
+// cannot be undone. False when the filter could not be installed.
+bool RefuseSyscall(long nr, int error);
+
 // Runs `body` in a child process (another pid than this one, e.g. for a watcher that ignores
 // its own process's events) and waits for it; the test fails unless the child exits with 0.
 template <class F>

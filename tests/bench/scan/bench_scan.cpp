@@ -5,11 +5,8 @@
 // given. Needs root for the loop mount. Exit 77 = skipped (no root, not CI).
 
 #include <fcntl.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,6 +25,7 @@
 #include "plugins/files/scanner.h"
 #include "plugins/unique_fd.h"
 #include "tests/bench/bench_support.h"
+#include "tests/support/test_support.h"
 
 namespace {
 
@@ -71,17 +69,7 @@ struct Options {
 
 // Answers openat2 with ENOSYS from now on, as the seccomp filter of systemd's
 // RestrictSUIDSGID= does under the shipped unit: the daemon then opens by its fallback.
-bool HideOpenat2() {
-  struct sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
-  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
-}
+bool HideOpenat2() { return ::daxpolicy::testing::RefuseSyscall(SYS_openat2, ENOSYS); }
 
 double Seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();

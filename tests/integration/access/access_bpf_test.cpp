@@ -3,10 +3,7 @@
 // what a workload did must come back as the figures the policy reads.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -218,16 +215,8 @@ TEST_F(AccessOnXfs, FilesOutsideTheWatchedDevicesAreNotCounted) {
 // seccomp filter does the same; its exit code names the first check that failed
 // and its stderr the programs that did not attach.
 bool RefusePerfEventOpen() {
-  struct sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_perf_event_open, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
   // Without the filter a null attribute gives EFAULT.
-  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0 &&
+  return ::daxpolicy::testing::RefuseSyscall(SYS_perf_event_open, EPERM) &&
          syscall(SYS_perf_event_open, nullptr, 0, -1, -1, 0) == -1 && errno == EPERM;
 }
 

@@ -27,25 +27,13 @@ namespace {
 namespace fs = std::filesystem;
 using ::daxpolicy::files::testing::RecordsByPath;
 using ::daxpolicy::testing::FsType;
+using ::daxpolicy::testing::InChild;
 using ::daxpolicy::testing::IsRoot;
 using ::daxpolicy::testing::LoopFs;
 using ::daxpolicy::testing::WriteFile;
 using ::testing::Contains;
 using ::testing::Key;
 using ::testing::Not;
-
-template <class F>
-void InChild(F body) {
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    body();
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
 
 class AFileSourceOnXfs : public ::testing::Test {
  protected:

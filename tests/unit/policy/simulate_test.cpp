@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "policy/loader.h"
 #include "policy/trace.h"
 #include "policy/workloads.h"
@@ -247,6 +250,43 @@ TEST(TheSimulator, NeedsMediaFiguresForEveryMount) {
   o.media = "cxl";
   EXPECT_TRUE(Simulate(t, Load(""), o, &r, &error)) << error;
 }
+
+// The recommended config/examples/auto.yaml on the generated mixed workload
+// (docs/simulate.md): better than both mount-wide guesses, with less DRAM than
+// dax=never, and at least 95 % of the static oracle, for each media preset.
+class TheRecommendedAutoPolicy : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TheRecommendedAutoPolicy, BeatsBothGuessesAndReachesTheOracleOnTheMixedWorkload) {
+  std::ifstream in(DAXPOLICY_SOURCE_DIR "/config/examples/auto.yaml");
+  ASSERT_TRUE(in) << "config/examples/auto.yaml";
+  std::stringstream text;
+  text << in.rdbuf();
+  LoadResult loaded = LoadPolicy({"auto.yaml", text.str()});
+  ASSERT_TRUE(loaded.errors.empty()) << loaded.errors[0].ToString();
+  std::string error;
+  auto trace = GenerateWorkload(std::string("mixed:media=") + GetParam(), &error);
+  ASSERT_TRUE(trace) << error;
+  SimOptions o;
+  o.media = GetParam();
+  SimResult r;
+  ASSERT_TRUE(Simulate(*trace, *loaded.policy, o, &r, &error)) << error;
+  const auto& c = r.total.columns;
+  EXPECT_LT(c[kSimPolicy].time_ns, c[kSimAlways].time_ns);
+  EXPECT_LT(c[kSimPolicy].time_ns, c[kSimNever].time_ns);
+  EXPECT_LE(c[kSimPolicy].dram_byte_ns, c[kSimNever].dram_byte_ns);
+  EXPECT_GE(c[kSimOracle].time_ns / c[kSimPolicy].time_ns, 0.95);
+  for (const SimGroup& g : r.groups) {
+    // Every group, the logs included, gets most of what the oracle gets.
+    EXPECT_GE(g.columns[kSimOracle].time_ns / g.columns[kSimPolicy].time_ns, 0.8) << g.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Media, TheRecommendedAutoPolicy, ::testing::Values("optane-dcpmm", "cxl"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           return name == "optane-dcpmm" ? std::string("Optane")
+                                                         : std::string("Cxl");
+                         });
 
 TEST(TheWorkloadGenerators, AreDeterministicAndReadBackAsTraces) {
   std::string error;

@@ -147,8 +147,13 @@ class Simulator {
         if (seen[f.path]) continue;
         seen[f.path] = true;
         first_mode_[f.path] = f.mode;
-        first_resident_[f.path] =
-            f.mode == DaxState::kPageCache ? std::max(0.0, f.resident_bytes) : 0;
+        // The residency a file starts from: a file absent from an interval
+        // held no page cache in it, so one that appears after the first
+        // interval starts empty; a file of the first interval starts with
+        // its residency at that interval's end, the earliest figure there is.
+        first_resident_[f.path] = f.mode == DaxState::kPageCache && &iv == &trace.intervals.front()
+                                      ? std::max(0.0, f.resident_bytes)
+                                      : 0;
       }
     }
     for (size_t i = 0; i < n; ++i) mount_of_[i] = trace.MountOf(trace.paths[i]);
@@ -417,6 +422,7 @@ class Simulator {
       if (mode[id] == dec.desired) continue;
       mode[id] = dec.desired;
       cache.Set(id, 0);  // the kernel drops the cached pages when the inode is reloaded
+      if (policy_switches_) (*policy_switches_)[id].push_back(SimSwitch{iv.t_ns, dec.desired});
       ++Group(id, out).columns[column].switches;
       ++out->total.columns[column].switches;
     }
@@ -449,6 +455,11 @@ class Simulator {
     return out->groups[static_cast<size_t>(GroupIndex(id, out))];
   }
 
+ public:
+  // Where the policy run records each file's switches (nullptr: nowhere).
+  std::vector<std::vector<SimSwitch>>* policy_switches_ = nullptr;
+
+ private:
   const Trace& trace_;
   Policy policy_;
   const SimOptions& options_;
@@ -464,6 +475,30 @@ class Simulator {
   std::map<std::string, uint32_t> dir_index_;
 };
 
+// The recorded modes of every file next to the policy run's switches.
+std::vector<SimFileModes> FileModes(const Trace& trace,
+                                    std::vector<std::vector<SimSwitch>> switches) {
+  std::vector<int> index(trace.paths.size(), -1);
+  std::vector<SimFileModes> out;
+  for (size_t i = 0; i < trace.intervals.size(); ++i) {
+    for (const TraceFile& f : trace.intervals[i].files) {
+      if (index[f.path] < 0) {
+        index[f.path] = static_cast<int>(out.size());
+        SimFileModes m;
+        m.path = trace.paths[f.path];
+        m.first = f.mode;
+        m.policy = std::move(switches[f.path]);
+        out.push_back(std::move(m));
+        continue;
+      }
+      SimFileModes& m = out[static_cast<size_t>(index[f.path])];
+      const DaxState now = m.recorded.empty() ? m.first : m.recorded.back().to;
+      if (f.mode != now) m.recorded.push_back(SimSwitch{trace.intervals[i - 1].t_ns, f.mode});
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 bool Simulate(const Trace& trace, const Policy& policy, const SimOptions& options, SimResult* out,
@@ -475,6 +510,7 @@ bool Simulate(const Trace& trace, const Policy& policy, const SimOptions& option
   out->time_per_interval.assign(trace.intervals.size(), {});
   out->dram_per_interval.assign(trace.intervals.size(), {});
   if (!trace.intervals.empty()) {
+    out->start_ns = static_cast<double>(trace.intervals.front().t_ns - trace.interval_ns);
     out->duration_ns = static_cast<double>(trace.intervals.back().t_ns -
                                            trace.intervals.front().t_ns + trace.interval_ns);
   }
@@ -486,7 +522,11 @@ bool Simulate(const Trace& trace, const Policy& policy, const SimOptions& option
   std::vector<DaxState> oracle = Simulator::Oracle(dax_time, pc_time);
   sim.Run(
       kSimOracle, [&](uint32_t id, const TraceFile&) { return oracle[id]; }, out, nullptr, nullptr);
+  std::vector<std::vector<SimSwitch>> switches(trace.paths.size());
+  if (options.modes) sim.policy_switches_ = &switches;
   sim.Run(kSimPolicy, nullptr, out, nullptr, nullptr);
+  sim.policy_switches_ = nullptr;
+  if (options.modes) out->modes = FileModes(trace, std::move(switches));
   if (options.hits) {
     // The recorded modes, for the page-cache model's hit ratios against the measured ones.
     SimResult scratch = *out;

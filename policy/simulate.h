@@ -21,9 +21,10 @@ std::string_view SimColumnName(SimColumn c);  // "policy", "dax=always", "dax=ne
 
 struct SimOptions {
   double dram_budget =
-      0;              // bytes of page cache for the traced files; 0: the trace's, else no limit
-  std::string media;  // a MediaPreset name to use for every mount instead of the trace's
-  bool hits = false;  // fill SimResult::hits (one more run, with the recorded modes)
+      0;               // bytes of page cache for the traced files; 0: the trace's, else no limit
+  std::string media;   // a MediaPreset name to use for every mount instead of the trace's
+  bool hits = false;   // fill SimResult::hits (one more run, with the recorded modes)
+  bool modes = false;  // fill SimResult::modes
 };
 
 struct SimFigures {
@@ -50,16 +51,35 @@ struct SimHitCheck {
   double predicted = 0;
 };
 
+// A change of a file's mode: `to` from the end of the interval ending at t_ns.
+struct SimSwitch {
+  int64_t t_ns = 0;
+  DaxState to = DaxState::kUnknown;
+};
+
+// One file's modes as the trace recorded them (what the recording daemon did,
+// for a trace it wrote) and as the policy run chose them.
+struct SimFileModes {
+  std::string path;
+  DaxState first = DaxState::kUnknown;  // the mode of its first traced interval
+  // A recorded change seen in an interval is dated at the end of the interval
+  // before it: the last moment a decision could have caused it.
+  std::vector<SimSwitch> recorded;
+  std::vector<SimSwitch> policy;  // the policy run's switches
+};
+
 struct SimResult {
   double duration_ns = 0;
+  double start_ns = 0;  // the start of the trace's first interval, on its clock
   double interval_ns = 0;
   std::vector<SimGroup> groups;
   SimGroup total;
   // Per interval and column: time and page-cache bytes at its end.
   std::vector<std::array<double, kSimColumns>> time_per_interval;
   std::vector<std::array<double, kSimColumns>> dram_per_interval;
-  std::vector<SimHitCheck> hits;   // replay of the recorded modes
-  std::vector<std::string> notes;  // e.g. which media figures were used per mount
+  std::vector<SimHitCheck> hits;    // replay of the recorded modes
+  std::vector<SimFileModes> modes;  // options.modes: every file, in order of first appearance
+  std::vector<std::string> notes;   // e.g. which media figures were used per mount
 };
 
 // Replays `trace`. Fails (returns false, *error) only when a mount has no

@@ -729,6 +729,8 @@ int main(int argc, char** argv) {
   simulate->add_option("--save-trace", sim.save_trace, "Write the replayed trace here");
   simulate->add_flag("--hits", sim.hits,
                      "Compare the page-cache model's hit ratios with the recorded ones");
+  simulate->add_flag("--modes", sim.modes,
+                     "Show each file's modes as the trace recorded them and as the policy chose");
   bool workload_help = false;
   simulate->add_flag("--help-workloads", workload_help, "List the workload generators");
 

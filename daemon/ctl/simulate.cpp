@@ -11,6 +11,7 @@
 #include "daemon/ctl/json.h"
 #include "daemon/ctl/text.h"
 #include "policy/cost.h"
+#include "policy/evaluate.h"
 #include "policy/units.h"
 #include "policy/workloads.h"
 
@@ -48,6 +49,35 @@ double OracleShare(const SimGroup& g) {
   const double oracle = g.columns[policy::kSimOracle].time_ns;
   if (policy <= 0) return oracle <= 0 ? 1 : 0;
   return oracle / policy;
+}
+
+// Seconds since the start of the trace (the start of its first interval).
+double SinceStart(const SimResult& r, int64_t t_ns) {
+  return (static_cast<double>(t_ns) - r.start_ns) / 1e9;
+}
+
+// "dax at 12s, page-cache at 40s", or "-".
+std::string Switches(const SimResult& r, const std::vector<policy::SimSwitch>& s) {
+  if (s.empty()) return "-";
+  std::string out;
+  for (const policy::SimSwitch& w : s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", SinceStart(r, w.t_ns));
+    if (!out.empty()) out += ", ";
+    out += std::string(policy::DaxStateName(w.to)) + " at " + buf + "s";
+  }
+  return out;
+}
+
+std::string SwitchesJson(const SimResult& r, const std::vector<policy::SimSwitch>& s) {
+  std::vector<std::string> out;
+  for (const policy::SimSwitch& w : s) {
+    out.push_back(JsonObject()
+                      .Add("t_s", JsonNumber(SinceStart(r, w.t_ns)))
+                      .Add("to", JsonString(policy::DaxStateName(w.to)))
+                      .str());
+  }
+  return JsonArray(out);
 }
 
 }  // namespace
@@ -98,6 +128,23 @@ std::string SimulationTable(const SimResult& r, double budget) {
     std::snprintf(buf, sizeof buf, "largest difference: %.1f percentage points\n", 100 * worst);
     out += buf;
   }
+  if (!r.modes.empty()) {
+    out +=
+        "\nmodes per file, recorded in the trace and chosen by the policy (from the trace's "
+        "start):\n";
+    std::vector<std::vector<std::string>> mode_rows;
+    size_t same = 0;
+    for (const policy::SimFileModes& m : r.modes) {
+      const policy::DaxState recorded = m.recorded.empty() ? m.first : m.recorded.back().to;
+      const policy::DaxState chosen = m.policy.empty() ? m.first : m.policy.back().to;
+      same += recorded == chosen;
+      mode_rows.push_back({Printable(m.path), std::string(policy::DaxStateName(m.first)),
+                           Switches(r, m.recorded), Switches(r, m.policy)});
+    }
+    out += FormatTable({"FILE", "FIRST", "RECORDED", "POLICY"}, mode_rows);
+    out += std::to_string(same) + " of " + std::to_string(r.modes.size()) +
+           " files end in the mode the trace recorded\n";
+  }
   return out;
 }
 
@@ -125,6 +172,15 @@ std::string SimulationJson(const SimResult& r, double budget) {
   std::vector<std::string> groups, notes, hits, series;
   for (const SimGroup& g : r.groups) groups.push_back(group(g));
   for (const std::string& n : r.notes) notes.push_back(JsonString(n));
+  std::vector<std::string> modes;
+  for (const policy::SimFileModes& m : r.modes) {
+    modes.push_back(JsonObject()
+                        .Add("path", JsonString(m.path))
+                        .Add("first", JsonString(policy::DaxStateName(m.first)))
+                        .Add("recorded", SwitchesJson(r, m.recorded))
+                        .Add("policy", SwitchesJson(r, m.policy))
+                        .str());
+  }
   for (const policy::SimHitCheck& h : r.hits) {
     hits.push_back(JsonObject()
                        .Add("path", JsonString(h.path))
@@ -155,6 +211,7 @@ std::string SimulationJson(const SimResult& r, double budget) {
              .Add("groups", JsonArray(groups))
              .Add("total", group(r.total))
              .Add("hits", JsonArray(hits))
+             .Add("modes", JsonArray(modes))
              .Add("intervals", JsonArray(series))
              .str() +
          "\n";
@@ -250,6 +307,7 @@ int RunSimulate(const SimulateArgs& a) {
   policy::SimOptions options;
   options.media = a.media;
   options.hits = a.hits;
+  options.modes = a.modes;
   if (!a.budget.empty()) {
     auto b = policy::ParseSize(a.budget, &error);
     if (!b) {

@@ -21,7 +21,8 @@ struct SimulateArgs {
   std::string chart_file;  // SVG
   std::string save_trace;  // write the (generated) trace here
   bool json = false;
-  bool hits = false;  // print predicted against measured hit ratios
+  bool hits = false;   // print predicted against measured hit ratios
+  bool modes = false;  // print each file's recorded modes and the policy run's
 };
 
 /// The exit status of a usage error (both or neither of TRACE and --generate, a

@@ -129,6 +129,40 @@ TEST(TheSimulationJson, HasEveryKeyAndASeriesPerInterval) {
   EXPECT_EQ(series, r.time_per_interval.size());
 }
 
+// --modes: a row per file with the recorded changes and the policy's
+// switches, in seconds from the trace's start, and how many files agree.
+TEST(TheSimulationModes, ListEachFilesRecordedChangesNextToThePolicysSwitches) {
+  policy::SimResult r;
+  r.interval_ns = 1e9;
+  r.start_ns = 100e9;
+  using policy::DaxState;
+  r.modes.push_back({"/m/dax/reread",
+                     DaxState::kDax,
+                     {{104000000000, DaxState::kPageCache}},
+                     {{104000000000, DaxState::kPageCache}}});
+  r.modes.push_back({"/m/pc/hot", DaxState::kPageCache, {}, {{102500000000, DaxState::kDax}}});
+  std::vector<std::string> lines = Lines(SimulationTable(r, 0));
+  size_t header = 0;
+  while (header < lines.size() && lines[header].rfind("FILE", 0) != 0) ++header;
+  ASSERT_EQ(lines.size(), header + 4) << SimulationTable(r, 0);
+  EXPECT_EQ(lines[header], "FILE           FIRST       RECORDED          POLICY");
+  EXPECT_EQ(lines[header + 1], "/m/dax/reread  dax         page-cache at 4s  page-cache at 4s");
+  EXPECT_EQ(lines[header + 2], "/m/pc/hot      page-cache  -                 dax at 2.5s");
+  EXPECT_EQ(lines[header + 3], "1 of 2 files end in the mode the trace recorded");
+  const std::string json = SimulationJson(r, 0);
+  EXPECT_TRUE(BalancedJson(json)) << json;
+  EXPECT_NE(json.find("\"modes\":[{\"path\":\"/m/dax/reread\",\"first\":\"dax\",\"recorded\":[{"
+                      "\"t_s\":4,\"to\":\"page-cache\"}],\"policy\":[{\"t_s\":4,\"to\":"
+                      "\"page-cache\"}]},{\"path\":\"/m/pc/hot\",\"first\":\"page-cache\","
+                      "\"recorded\":[],\"policy\":[{\"t_s\":2.5,\"to\":\"dax\"}]}]"),
+            std::string::npos)
+      << json;
+  // Without --modes: no table, an empty array.
+  r.modes.clear();
+  EXPECT_EQ(SimulationTable(r, 0).find("FILE"), std::string::npos);
+  EXPECT_NE(SimulationJson(r, 0).find("\"modes\":[]"), std::string::npos);
+}
+
 TEST(TheSimulationSvg, IsWellFormedWithALinePerRunInEachPanel) {
   policy::SimResult r = Simulated();
   const std::string svg = SimulationSvg(r);

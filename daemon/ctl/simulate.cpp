@@ -61,10 +61,12 @@ std::string Switches(const SimResult& r, const std::vector<policy::SimSwitch>& s
   if (s.empty()) return "-";
   std::string out;
   for (const policy::SimSwitch& w : s) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", SinceStart(r, w.t_ns));
+    char buf[32];  // tenths of a second, "4s" for 4.0
+    std::snprintf(buf, sizeof buf, "%.1f", SinceStart(r, w.t_ns));
+    std::string t = buf;
+    if (t.size() > 2 && t.compare(t.size() - 2, 2, ".0") == 0) t.resize(t.size() - 2);
     if (!out.empty()) out += ", ";
-    out += std::string(policy::DaxStateName(w.to)) + " at " + buf + "s";
+    out += std::string(policy::DaxStateName(w.to)) + " at " + t + "s";
   }
   return out;
 }

@@ -140,7 +140,7 @@ TEST(TheSimulationModes, ListEachFilesRecordedChangesNextToThePolicysSwitches) {
                      DaxState::kDax,
                      {{104000000000, DaxState::kPageCache}},
                      {{104000000000, DaxState::kPageCache}}});
-  r.modes.push_back({"/m/pc/hot", DaxState::kPageCache, {}, {{102500000000, DaxState::kDax}}});
+  r.modes.push_back({"/m/pc/hot", DaxState::kPageCache, {}, {{102480000000, DaxState::kDax}}});
   std::vector<std::string> lines = Lines(SimulationTable(r, 0));
   size_t header = 0;
   while (header < lines.size() && lines[header].rfind("FILE", 0) != 0) ++header;
@@ -154,7 +154,7 @@ TEST(TheSimulationModes, ListEachFilesRecordedChangesNextToThePolicysSwitches) {
   EXPECT_NE(json.find("\"modes\":[{\"path\":\"/m/dax/reread\",\"first\":\"dax\",\"recorded\":[{"
                       "\"t_s\":4,\"to\":\"page-cache\"}],\"policy\":[{\"t_s\":4,\"to\":"
                       "\"page-cache\"}]},{\"path\":\"/m/pc/hot\",\"first\":\"page-cache\","
-                      "\"recorded\":[],\"policy\":[{\"t_s\":2.5,\"to\":\"dax\"}]}]"),
+                      "\"recorded\":[],\"policy\":[{\"t_s\":2.48,\"to\":\"dax\"}]}]"),
             std::string::npos)
       << json;
   // Without --modes: no table, an empty array.

@@ -493,7 +493,9 @@ std::vector<SimFileModes> FileModes(const Trace& trace,
       }
       SimFileModes& m = out[static_cast<size_t>(index[f.path])];
       const DaxState now = m.recorded.empty() ? m.first : m.recorded.back().to;
-      if (f.mode != now) m.recorded.push_back(SimSwitch{trace.intervals[i - 1].t_ns, f.mode});
+      if (f.mode != now && i > 0) {  // i > 0: a file is first seen at the latest then
+        m.recorded.push_back(SimSwitch{trace.intervals[i - 1].t_ns, f.mode});
+      }
     }
   }
   return out;

@@ -97,12 +97,24 @@ CacheProbe::CacheProbe(uint64_t page_size)
     : page_size_(page_size != 0 ? page_size : static_cast<uint64_t>(sysconf(_SC_PAGESIZE))) {}
 
 Result<CacheCounts> CacheProbe::Probe(int fd, uint64_t size, bool trusted_owner) {
-  if (!cachestat_missing_) {
-    Result<CacheCounts> r = CachestatFd(fd);
-    if (r.ok() || r.error().code != ENOSYS) return r;
+  if (cachestat_missing_) return MincoreFd(fd, size, page_size_, trusted_owner);
+  Result<CacheCounts> r = CachestatFd(fd);
+  if (r.ok()) return r;
+  const int code = r.error().code;
+  if (code == ENOSYS) {
     cachestat_missing_ = true;
+    return MincoreFd(fd, size, page_size_, trusted_owner);
   }
-  return MincoreFd(fd, size, page_size_, trusted_owner);
+  if (code != EPERM) return r;
+  // EPERM: either a seccomp filter that refuses a system call it does not know
+  // (systemd before 255 answers SystemCallErrorNumber=, EPERM in our unit, not
+  // ENOSYS; container runtimes do the same), or a kernel that lets only callers
+  // with write or owner rights see the page cache. mincore tells them apart: it
+  // answers truthfully only with those rights (else MincoreFd refuses). An
+  // answer means the filter: cachestat stays unusable for this process.
+  Result<CacheCounts> m = MincoreFd(fd, size, page_size_, trusted_owner);
+  if (m.ok()) cachestat_missing_ = true;
+  return m;
 }
 
 }  // namespace daxpolicy::files

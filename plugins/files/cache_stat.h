@@ -41,7 +41,10 @@ Result<CacheCounts> CachestatFd(int fd);
 Result<CacheCounts> MincoreFd(int fd, uint64_t size, uint64_t page_size, bool trusted_owner);
 
 /// Chooses between cachestat and mincore, remembering when cachestat is missing
-/// (ENOSYS) so later calls go straight to mincore. Not thread-safe.
+/// so later calls go straight to mincore: ENOSYS (kernel before 6.5), or EPERM
+/// followed by a good mincore answer (a seccomp filter that refuses system calls
+/// it does not know with EPERM, as systemd 252's SystemCallFilter= does). Not
+/// thread-safe.
 class CacheProbe {
  public:
   /// `page_size` in bytes; 0 means sysconf(_SC_PAGESIZE).
@@ -51,7 +54,7 @@ class CacheProbe {
   /// mincore), `trusted_owner` as in MincoreFd.
   Result<CacheCounts> Probe(int fd, uint64_t size, bool trusted_owner);
 
-  /// True once cachestat returned ENOSYS (or ForceMincoreForTest was called).
+  /// True once cachestat was found unusable (or ForceMincoreForTest was called).
   bool using_mincore() const { return cachestat_missing_; }
   uint64_t page_size() const { return page_size_; }
 

@@ -17,6 +17,8 @@ using ::daxpolicy::testing::TempDir;
 using ::daxpolicy::testing::WriteFile;
 
 constexpr uint64_t kPages = 16;
+// cachestat(2) on every architecture daxpolicy builds for (the generic table).
+constexpr long kCachestatNr = 451;
 
 class ACacheProbe : public ::testing::Test {
  protected:
@@ -111,6 +113,42 @@ TEST_F(ACacheProbe, UsesMincoreOnceCachestatIsKnownToBeMissing) {
   ASSERT_TRUE(via_mincore.ok());
   EXPECT_FALSE(via_mincore->have_evicted);
   EXPECT_EQ(via_mincore->cache, via_cachestat->cache);
+}
+
+// A seccomp filter that does not know cachestat answers it with its errno:
+// ENOSYS from systemd 255 on, EPERM (SystemCallErrorNumber=) from systemd 252
+// as in Debian 12. Either way the probe must go on with mincore.
+class ACacheProbeUnderSeccomp : public ACacheProbe, public ::testing::WithParamInterface<int> {};
+
+TEST_P(ACacheProbeUnderSeccomp, FallsBackToMincoreWhenTheFilterRefusesCachestat) {
+  ReadAll();
+  ::daxpolicy::testing::InChild([&] {
+    if (!::daxpolicy::testing::RefuseSyscall(kCachestatNr, GetParam())) _exit(3);
+    if (CachestatFd(fd_.get()).error().code != GetParam()) _exit(4);
+    CacheProbe probe;
+    Result<CacheCounts> counts = probe.Probe(fd_.get(), kPages * page_, true);
+    if (!counts.ok()) _exit(5);
+    if (counts->cache != kPages || counts->have_evicted) _exit(6);
+    if (!probe.using_mincore()) _exit(7);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Errno, ACacheProbeUnderSeccomp, ::testing::Values(ENOSYS, EPERM),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::string(info.param == ENOSYS ? "ENOSYS" : "EPERM");
+                         });
+
+// An EPERM that mincore cannot get around either (no rights to see the page
+// cache) is reported, and cachestat is still tried for the next file.
+TEST_F(ACacheProbe, KeepsTryingCachestatAfterAnEpermThatMincoreCannotAnswer) {
+  ReadAll();
+  ::daxpolicy::testing::InChild([&] {
+    if (!::daxpolicy::testing::RefuseSyscall(kCachestatNr, EPERM)) _exit(3);
+    CacheProbe probe;
+    Result<CacheCounts> counts = probe.Probe(fd_.get(), kPages * page_, false);
+    if (counts.ok() || counts.error().code != EACCES) _exit(4);
+    if (probe.using_mincore()) _exit(5);
+  });
 }
 
 TEST(CachestatFd, ReportsABadFileDescriptorAsAnErrnoError) {

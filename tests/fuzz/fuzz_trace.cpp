@@ -47,6 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SimOptions options;
   options.media = "cxl";
   options.hits = true;
+  options.modes = true;
   SimResult result;
   if (!Simulate(*trace, AutoPolicy(), options, &result, &error)) __builtin_trap();
   return 0;

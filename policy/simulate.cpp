@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <map>
 #include <type_traits>
 
 #include "policy/evaluate.h"
+#include "policy/pagecache_model.h"
 
 namespace daxpolicy::policy {
 
@@ -29,8 +29,6 @@ std::string_view SimColumnName(SimColumn c) {
 
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
-
 // What a media probe would report for these figures.
 MediaSample SampleOf(const std::string& name, const MediaParams& p) {
   MediaSample s;
@@ -45,89 +43,6 @@ MediaSample SampleOf(const std::string& name, const MediaParams& p) {
   s.health = MediaHealth::kOk;
   return s;
 }
-
-// One page cache shared by the traced files, with a byte budget.
-//
-// Which of the bytes an interval's reads cover are cached: a trace has only
-// totals per interval, so the model blends two placements by how often the
-// reads revisit what they cover (u = read / covered). Bytes read once land
-// anywhere in the file: the cached share is resident / size; but bytes read
-// once in calls of 64 KiB or more are taken as a stream moving into bytes not
-// read before, with nothing cached. Bytes read again and again (u large, a
-// hot set) are the ones cached before: the cached share is
-// min(resident, covered) / covered. The weight of the second is 1 - 1/u.
-//
-// Eviction, at the end of each interval, approximates the kernel's page-level
-// LRU lists: the bytes over the budget are taken from every file in
-// proportion to its resident bytes x (intervals since it was read + 1)^2 /
-// (1 + u), four times that for a stream (its pages stay on the inactive
-// list), so files read long ago and pages read once go first, and the hot
-// pages of a rarely read file are not all lost at once.
-class PageCacheModel {
- public:
-  PageCacheModel(size_t files, double budget) : files_(files), budget_(budget) {}
-
-  double resident(uint32_t f) const { return files_[f].resident; }
-  double total() const { return total_; }
-
-  void Set(uint32_t f, double bytes) {
-    total_ += bytes - files_[f].resident;
-    files_[f].resident = bytes;
-  }
-
-  // Reads of file f in `round`: returns the bytes that missed.
-  double Read(uint32_t f, int64_t round, double read, double calls, double covered, double size) {
-    File& file = files_[f];
-    const double reuse = covered > 0 ? read / covered : 0;
-    file.round = round;
-    file.reuse = reuse;
-    file.stream = reuse <= 1.0001 && calls > 0 && read / calls >= 65536;
-    double cached = 0;
-    if (covered > 0) {
-      const double recur = reuse > 1 ? 1 - 1 / reuse : 0;
-      const double anywhere = size > 0 && !file.stream ? std::min(1.0, file.resident / size) : 0;
-      const double revisited = std::min(file.resident, covered) / covered;
-      cached = covered * (recur * revisited + (1 - recur) * anywhere);
-    }
-    double misses = std::min(read, std::max(0.0, covered - cached));
-    double now = std::min(size > 0 ? size : kInf, file.resident + misses);
-    total_ += now - file.resident;
-    file.resident = now;
-    return misses;
-  }
-
-  void Evict(int64_t round) {
-    for (int pass = 0; pass < 8 && budget_ > 0 && total_ > budget_ + 0.5; ++pass) {
-      const double excess = total_ - budget_;
-      double sum = 0;
-      for (File& f : files_) {
-        if (f.resident <= 0) continue;
-        const double age = static_cast<double>(round - f.round) + 1;
-        f.weight = f.resident * age * age / (1 + f.reuse) * (f.stream ? 4 : 1);
-        sum += f.weight;
-      }
-      if (sum <= 0) break;
-      for (File& f : files_) {
-        if (f.resident <= 0) continue;
-        const double drop = std::min(f.resident, excess * f.weight / sum);
-        f.resident -= drop;
-        total_ -= drop;
-      }
-    }
-  }
-
- private:
-  struct File {
-    double resident = 0;
-    int64_t round = 0;
-    double reuse = 0;
-    double weight = 0;
-    bool stream = false;
-  };
-  std::vector<File> files_;
-  double budget_;
-  double total_ = 0;
-};
 
 class Simulator {
  public:

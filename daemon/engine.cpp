@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <numeric>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -84,6 +86,87 @@ std::vector<HolderInfo> HoldersOf(const host::HolderScan& scan, const FileKey& k
   return out;
 }
 
+constexpr uint32_t kNoFile = UINT32_MAX;
+
+// Whether two samples of a file give the policy the same inputs (every field
+// but where its name is kept).
+bool SameSample(const FileRecord& a, const FileRecord& b) {
+  auto bits = [](float f) { return std::bit_cast<uint32_t>(f); };
+  return a.ino == b.ino && a.size == b.size && a.mtime_ns == b.mtime_ns && a.mount == b.mount &&
+         a.available == b.available && a.holders == b.holders && a.cache_pages == b.cache_pages &&
+         a.dirty_pages == b.dirty_pages && a.recently_evicted_pages == b.recently_evicted_pages &&
+         bits(a.read_bytes_rate) == bits(b.read_bytes_rate) &&
+         bits(a.cache_hit_ratio) == bits(b.cache_hit_ratio) &&
+         bits(a.write_bytes_rate) == bits(b.write_bytes_rate) && a.kind == b.kind &&
+         a.physical == b.physical && a.effective == b.effective;
+}
+
+bool SameMounts(const std::vector<policy::MountRecord>& a,
+                const std::vector<policy::MountRecord>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].dev != b[i].dev || a[i].media != b[i].media || a[i].mount_point != b[i].mount_point ||
+        a[i].effective_blocked_reason != b[i].effective_blocked_reason) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool SameSystem(const policy::SystemSample& a, const policy::SystemSample& b) {
+  return a.have_mem_pressure == b.have_mem_pressure && a.mem_pressure == b.mem_pressure &&
+         a.have_page_cache_ratio == b.have_page_cache_ratio &&
+         a.page_cache_ratio == b.page_cache_ratio &&
+         a.have_cache_hit_ratio == b.have_cache_hit_ratio &&
+         a.cache_hit_ratio == b.cache_hit_ratio && a.access_window_ns == b.access_window_ns;
+}
+
+bool SameMedia(const std::vector<policy::MediaSample>& a,
+               const std::vector<policy::MediaSample>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const policy::MediaSample& x = a[i];
+    const policy::MediaSample& y = b[i];
+    if (x.name != y.name || x.have_latency != y.have_latency ||
+        x.read_latency_ns != y.read_latency_ns || x.write_latency_ns != y.write_latency_ns ||
+        x.latency_ratio != y.latency_ratio || x.health != y.health ||
+        x.have_numa_node != y.have_numa_node || x.numa_node != y.numa_node ||
+        x.have_bandwidth != y.have_bandwidth || x.read_bandwidth != y.read_bandwidth ||
+        x.dram_bandwidth != y.dram_bandwidth || x.write_bandwidth != y.write_bandwidth) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool SameHolds(const policy::Holds& a, const policy::Holds& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [key, hold] : a) {
+    auto it = b.find(key);
+    if (it == b.end() || it->second.mode != hold.mode) return false;
+  }
+  return true;
+}
+
+// The index of the first rule whose decision reads one of `vars` (or, with
+// `by_auto`, that is dax: auto); rules.size() when only the defaults' dax: auto
+// does; kNoFile when nothing does. A file decided by an earlier rule cannot
+// change when those inputs do: the rules before it did not match without
+// them, and its own rule does not read them.
+size_t FirstReader(const policy::Policy& pol, std::initializer_list<policy::Var> vars,
+                   bool by_auto) {
+  for (size_t r = 0; r < pol.rules.size(); ++r) {
+    const policy::Rule& rule = pol.rules[r];
+    if (by_auto && rule.dax == policy::DaxSetting::kAuto) return r;
+    if (!rule.when) continue;
+    for (policy::Var v : vars) {
+      if (rule.when->Uses(v)) return r;
+    }
+  }
+  if (by_auto && pol.defaults.dax == policy::DaxSetting::kAuto) return pol.rules.size();
+  return kNoFile;
+}
+
 }  // namespace
 
 // What the view keeps of a file's decision: 8 bytes (the few waits apart).
@@ -122,6 +205,11 @@ struct Engine::View {
   // Telemetry sources' (Name(), Degraded()) where it is not "".
   std::vector<std::pair<std::string, std::string>> degraded;
   EngineGauges gauges;
+  // What the cycle decided under: a file whose inputs are the same the next
+  // cycle keeps its decision (Engine::Decide).
+  bool decided = false;  // false: the empty view before the first cycle
+  policy::Mode mode = policy::Mode::kEnforce;
+  policy::Holds holds;
 
   size_t size() const { return status.size(); }
 
@@ -213,17 +301,27 @@ EngineGauges CountGauges(const policy::Policy& policy, const policy::Snapshot& s
   }
   g.files_by_effective[DaxState::kDax] = 0;
   g.files_by_effective[DaxState::kPageCache] = 0;
-  for (const policy::Rule& r : policy.rules) g.rule_matched[r.name] = 0;
+  // Counted in arrays, then named: a map lookup per file would cost more
+  // than the rest of the count.
+  uint64_t by_state[8] = {};
+  uint64_t by_effective[4] = {};
+  std::vector<uint64_t> by_rule(policy.rules.size(), 0);
   for (uint32_t i = 0; i < status.size() && i < snap.files.size(); ++i) {
     const Status& s = status[i];
-    ++g.files_by_state[s.state];
+    ++by_state[static_cast<unsigned>(s.state) & 7];
     const FileRecord& f = snap.files[i];
     if (s.state != FileState::kUnmanaged && f.kind == FileKind::kRegular &&
         (f.available & policy::kHaveEffective) && f.effective != DaxState::kUnknown) {
-      ++g.files_by_effective[f.effective];
+      ++by_effective[static_cast<unsigned>(f.effective) & 3];
     }
-    if (s.rule >= 0) ++g.rule_matched[policy.rules[static_cast<size_t>(s.rule)].name];
+    if (s.rule >= 0 && static_cast<size_t>(s.rule) < by_rule.size()) {
+      ++by_rule[static_cast<size_t>(s.rule)];
+    }
   }
+  for (auto& [state, n] : g.files_by_state) n = by_state[static_cast<unsigned>(state) & 7];
+  for (auto& [state, n] : g.files_by_effective) n = by_effective[static_cast<unsigned>(state) & 3];
+  for (size_t r = 0; r < policy.rules.size(); ++r)
+    g.rule_matched[policy.rules[r].name] += by_rule[r];
   return g;
 }
 
@@ -256,6 +354,55 @@ struct CycleJob {
   std::vector<TrackRequest> track;
   std::unique_ptr<Engine::View> view;     // made by Publish, published by EndCycle
   std::unique_ptr<Engine::View> retired;  // the view before the last: freed by RunWork
+  // MatchPrevious(): snap's files sorted by identity, and each file's index
+  // in the previous view's snapshot (kNoFile: new to this cycle).
+  bool matched = false;
+  std::vector<uint32_t> order;
+  bool same_files = false;          // file i is file i of the previous view, for every i
+  std::vector<uint32_t> old_index;  // else: per file
+  uint32_t OldIndex(uint32_t i) const { return same_files ? i : old_index[i]; }
+  // Decide: the files to evaluate, and the identities of files gone since.
+  std::vector<uint32_t> to_decide;
+  std::vector<FileKey> gone;
+
+  // Pairs each file of `snap` with its record in `previous` by identity. When
+  // every index holds the same file as before (the steady state: no file came
+  // or went), the previous order is kept as it is, without sorting.
+  void MatchPrevious() {
+    matched = true;
+    const policy::Snapshot& old = *previous->snap;
+    const size_t n = snap.files.size();
+    bool same = n == old.files.size() && previous->order.size() == n &&
+                snap.mounts.size() == old.mounts.size();
+    for (size_t k = 0; same && k < snap.mounts.size(); ++k) {
+      same = snap.mounts[k].dev == old.mounts[k].dev;
+    }
+    for (size_t i = 0; same && i < n; ++i) {
+      same = snap.files[i].ino == old.files[i].ino && snap.files[i].mount == old.files[i].mount;
+    }
+    same_files = same;
+    if (same) {
+      order = previous->order;
+      return;
+    }
+    old_index.resize(n);
+    order.resize(n);
+    std::iota(order.begin(), order.end(), 0u);
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return KeyOf(snap, snap.files[a]) < KeyOf(snap, snap.files[b]);
+    });
+    // Both orders are sorted by identity: one pass over them pairs every file.
+    const std::vector<uint32_t>& old_order = previous->order;
+    size_t p = 0;
+    for (uint32_t i : order) {
+      old_index[i] = kNoFile;
+      const FileKey key = KeyOf(snap, snap.files[i]);
+      while (p < old_order.size() && KeyOf(old, old.files[old_order[p]]) < key) ++p;
+      if (p < old_order.size() && KeyOf(old, old.files[old_order[p]]) == key) {
+        old_index[i] = old_order[p];
+      }
+    }
+  }
 
   // Many files are refused for the same reason (a device without DAX): each
   // text is kept once.
@@ -504,23 +651,143 @@ void Engine::Record(CycleJob& job) {
 
 TraceRecorder* Engine::recorder() const { return impl_->parts.recorder.get(); }
 
+bool Engine::SelectFiles(CycleJob& job, std::vector<uint32_t>* carried_observe) {
+  Impl& m = *impl_;
+  const policy::Policy& pol = *m.policy;
+  const View& prev = *job.previous;
+  const policy::Snapshot& snap = job.snap;
+  const policy::Snapshot& old = *prev.snap;
+  // Everything, when an input of every file changed (or there is nothing to
+  // carry): a new policy or scopes, the reconciliation walk, the mode, the
+  // holds, the mounts.
+  if (!prev.decided || prev.policy != m.policy || prev.scopes != m.scopes || job.report.full_scan ||
+      prev.mode != job.mode || !SameHolds(prev.holds, job.holds) ||
+      snap.page_size != old.page_size || !SameMounts(snap.mounts, old.mounts) ||
+      prev.status.size() != old.files.size() || prev.published.size() != old.files.size()) {
+    return false;
+  }
+  using policy::Var;
+  // Global inputs that changed: the files decided by the first rule that
+  // reads them, or a later one, are evaluated again.
+  size_t global_from = kNoFile;
+  if (!SameSystem(snap.system, old.system)) {
+    global_from =
+        std::min(global_from, FirstReader(pol,
+                                          {Var::kSystemCacheHitRatio, Var::kSystemMemPressure,
+                                           Var::kSystemPageCacheRatio, Var::kFileReuse},
+                                          true));
+  }
+  if (!SameMedia(snap.media, old.media)) {
+    global_from = std::min(
+        global_from, FirstReader(pol,
+                                 {Var::kMediaReadLatencyNs, Var::kMediaWriteLatencyNs,
+                                  Var::kMediaLatencyRatio, Var::kMediaHealth, Var::kMediaNumaNode},
+                                 true));
+  }
+  // file.age moves with the clock: a file is due when it crossed a threshold
+  // a rule compares it with since the last cycle.
+  const size_t age_from = FirstReader(pol, {Var::kFileAge}, false);
+  std::vector<double> ages;
+  if (age_from != kNoFile) {
+    for (const policy::Rule& r : pol.rules) {
+      if (r.when && !r.when->Thresholds(Var::kFileAge, &ages)) return false;
+    }
+  }
+  auto from = [&](size_t first, int32_t rule) {
+    return first != kNoFile &&
+           (rule < 0 ? first <= pol.rules.size() : static_cast<size_t>(rule) >= first);
+  };
+  const size_t n = snap.files.size();
+  const bool same_dirs = snap.dir_paths == old.dir_paths;
+  job.status.assign(n, Status{});
+  carried_observe->assign(pol.rules.size() + 1, 0);
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t o = job.OldIndex(i);
+    const FileRecord& f = snap.files[i];
+    bool redo = o == kNoFile;
+    if (!redo) {
+      const FileRecord& was = old.files[o];
+      redo = !SameSample(f, was) || snap.Name(f) != old.Name(was) ||
+             (same_dirs ? f.dir != was.dir : snap.dir_paths[f.dir] != old.dir_paths[was.dir]);
+    }
+    if (!redo) {
+      // The decision as that cycle published it: close events since change
+      // the view's state (the loop's), not the published one, and this job
+      // compares its own sample with them at EndCycle. (The loop writes only
+      // Status::state; the other fields are read here.)
+      const Status& s = prev.status[o];
+      const auto state = static_cast<FileState>(prev.published[o] & 0x7);
+      // Deferred files wait on `for`, min_dwell or the budget, which the
+      // clock ends; blocked ones are tried again every cycle, and so are
+      // changes a cancelled cycle only observed.
+      redo = state == FileState::kDeferred || state == FileState::kBlocked ||
+             (state == FileState::kObserved && job.mode != policy::Mode::kObserve) ||
+             from(global_from, s.rule);
+      if (!redo && from(age_from, s.rule) && (f.available & policy::kHaveSize)) {
+        const double lo = static_cast<double>(old.wall_clock_ns - f.mtime_ns);
+        const double hi = static_cast<double>(snap.wall_clock_ns - f.mtime_ns);
+        redo = std::any_of(ages.begin(), ages.end(), [&](double t) { return lo <= t && t <= hi; });
+      }
+      if (!redo) {
+        job.status[i] = Status{s.rule, state, s.desired, s.held, s.reason};
+        if (s.reason == policy::Reason::kObserveMode) {
+          ++(*carried_observe)[s.rule >= 0 ? static_cast<size_t>(s.rule) : pol.rules.size()];
+        }
+        continue;
+      }
+    }
+    job.to_decide.push_back(i);
+  }
+  if (!job.same_files) {
+    std::vector<bool> kept(old.files.size(), false);
+    for (uint32_t o : job.old_index) {
+      if (o != kNoFile) kept[o] = true;
+    }
+    for (uint32_t o = 0; o < old.files.size(); ++o) {
+      if (!kept[o]) job.gone.push_back(KeyOf(old, old.files[o]));
+    }
+  }
+  return true;
+}
+
 void Engine::Decide(CycleJob& job) {
   Impl& m = *impl_;
   const policy::Policy& pol = *m.policy;
   EngineCounters& counters = job.delta;
-  job.status.reserve(job.snap.files.size());
-  const policy::Decisions decisions = policy::Evaluate(
-      pol, job.snap, m.rule_state, job.holds, {job.mode, job.now.mono_ns}, [&](const Decision& d) {
-        job.status.push_back(Status{d.rule, d.state, d.desired, d.held, d.reason});
-        if (d.wait_ns != 0) job.waits.emplace_back(d.file, d.wait_ns);
-        if (!d.apply) return;
-        const plugins::ScopeInfo& scope = m.scopes->scopes.list[job.snap.files[d.file].mount];
-        if (!scope.flag_blocked.empty()) {
-          job.Refuse(d.file, scope.flag_blocked);
-        } else {
-          job.to_apply.push_back(d.file);
-        }
-      });
+  const policy::EvalOptions eval{job.mode, job.now.mono_ns};
+  auto each = [&](const Decision& d) {
+    job.status[d.file] = Status{d.rule, d.state, d.desired, d.held, d.reason};
+    if (d.wait_ns != 0) job.waits.emplace_back(d.file, d.wait_ns);
+    if (!d.apply) return;
+    const plugins::ScopeInfo& scope = m.scopes->scopes.list[job.snap.files[d.file].mount];
+    if (!scope.flag_blocked.empty()) {
+      job.Refuse(d.file, scope.flag_blocked);
+    } else {
+      job.to_apply.push_back(d.file);
+    }
+  };
+  std::vector<uint32_t> carried_observe;  // per rule, then the defaults
+  if (!job.matched) job.MatchPrevious();
+  policy::Decisions decisions;
+  if (!SelectFiles(job, &carried_observe)) {
+    job.status.assign(job.snap.files.size(), Status{});
+    decisions = policy::Evaluate(pol, job.snap, m.rule_state, job.holds, eval, each);
+    job.report.decided = job.snap.files.size();
+  } else {
+    decisions = policy::EvaluateFiles(pol, job.snap, m.rule_state, job.holds, eval, job.to_decide,
+                                      job.gone, each);
+    job.report.decided = job.to_decide.size();
+    for (size_t r = 0; r < carried_observe.size(); ++r) {
+      if (carried_observe[r] == 0) continue;
+      if (r < pol.rules.size()) {
+        decisions.rules[r].suppressed_observe += carried_observe[r];
+      } else {
+        decisions.defaults.suppressed_observe += carried_observe[r];
+      }
+    }
+  }
+  job.to_decide = {};
+  job.gone = {};
   for (size_t r = 0; r < decisions.rules.size(); ++r) {
     const policy::RuleCounters& c = decisions.rules[r];
     const std::string& name = pol.rules[r].name;
@@ -709,28 +976,16 @@ void Engine::Publish(CycleJob& job) {
   view->status = std::move(job.status);
   view->waits = std::move(job.waits);
   const std::vector<Status>& status = view->status;
-  view->order.resize(snap.files.size());
-  for (uint32_t i = 0; i < view->order.size(); ++i) view->order[i] = i;
-  std::sort(view->order.begin(), view->order.end(), [&](uint32_t a, uint32_t b) {
-    return KeyOf(snap, snap.files[a]) < KeyOf(snap, snap.files[b]);
-  });
-  // What each file was last published as in the previous view: both orders
-  // are sorted by identity, so one pass over them finds every file's state
-  // (0 for a file new to this cycle). Each is replaced by its state now below.
-  view->published.assign(snap.files.size(), 0);
-  {
-    const policy::Snapshot& old = *previous.snap;
-    const std::vector<uint32_t>& old_order = previous.order;
-    size_t p = 0;
-    for (uint32_t i : view->order) {
-      const FileKey key = KeyOf(snap, snap.files[i]);
-      while (p < old_order.size() && KeyOf(old, old.files[old_order[p]]) < key) ++p;
-      if (p == old_order.size()) break;
-      if (KeyOf(old, old.files[old_order[p]]) == key) {
-        view->published[i] = previous.published[old_order[p]];
-      }
-    }
+  // What each file was last published as in the previous view (0 for a file
+  // new to this cycle). Each is replaced by its state now below.
+  if (!job.matched) job.MatchPrevious();
+  view->order = std::move(job.order);
+  view->published.resize(snap.files.size());
+  for (uint32_t i = 0; i < snap.files.size(); ++i) {
+    const uint32_t o = job.OldIndex(i);
+    view->published[i] = o == kNoFile ? 0 : previous.published[o];
   }
+  job.old_index = {};
   PendingHolders still_pending;
   std::string path;
   for (uint32_t i = 0; i < snap.files.size(); ++i) {
@@ -784,6 +1039,9 @@ void Engine::Publish(CycleJob& job) {
   view->media_report = std::move(job.media_report);
   view->degraded = std::move(job.degraded);
   view->gauges = CountGauges(*m.policy, *view->snap, view->status);
+  view->decided = true;
+  view->mode = job.mode;
+  view->holds = std::move(job.holds);
   job.view = std::move(view);
 }
 

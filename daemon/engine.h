@@ -112,6 +112,9 @@ struct CycleReport {
   uint64_t files = 0;
   uint64_t applied = 0;  // physical flags changed
   uint64_t blocked = 0;  // apply refused
+  // Files the policy was evaluated for; the others kept their last decision
+  // (nothing they depend on changed: see Engine::Decide).
+  uint64_t decided = 0;
   // At most kMaxReportedChanges (the first cycle finds every managed file
   // new: a list of them all would cost more than the files themselves);
   // unreported_changes counts the rest.
@@ -171,7 +174,14 @@ class Engine {
   // Hands the snapshot Sample made to the trace recorder (which writes only
   // while recording is on).
   void Record(CycleJob& job);
-  // Evaluates the policy (rule timers, holds, mode) into per-file decisions.
+  // Evaluates the policy (rule timers, holds, mode) into per-file decisions,
+  // for the files whose decision may have changed: those new to the cycle,
+  // renamed or sampled differently; those deferred (`for`, min_dwell, the
+  // switch budget) or blocked; those whose file.age crossed a threshold a
+  // rule compares it with; those decided by a rule (or a later one) that
+  // reads a system or media figure that changed. Every file when the policy,
+  // scopes, mounts, mode or holds changed, and in a cycle with a full walk.
+  // The others keep their last decision.
   void Decide(CycleJob& job);
   // Records the originals of every file about to change in one durable write;
   // on failure the whole batch is blocked.
@@ -260,6 +270,10 @@ class Engine {
   Engine(Options options, policy::Policy policy, EngineParts parts);
   void SetUpScopes(std::shared_ptr<ScopeSet> prepared);
   std::string ReasonOf(const View& v, uint32_t file) const;
+  // Decide's choice: false to evaluate every file; else job.to_decide, with
+  // the other decisions carried into job.decisions (and, per rule then the
+  // defaults, how many of them observe mode held back).
+  bool SelectFiles(CycleJob& job, std::vector<uint32_t>* carried_observe);
   // What Degraded() and DegradedKinds() report: (kind, text), in that order.
   std::vector<std::pair<std::string, std::string>> DegradedParts() const;
   // Validates a path from a client and finds its record in the published view:

@@ -493,6 +493,37 @@ Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& st
   return out;
 }
 
+Decisions EvaluateFiles(const Policy& policy, const Snapshot& snapshot, RuleState& state,
+                        const Holds& holds, const EvalOptions& options,
+                        const std::vector<uint32_t>& files, const std::vector<FileKey>& gone,
+                        const std::function<void(const Decision&)>& each) {
+  Decisions out;
+  out.rules.resize(policy.rules.size());
+  ++state.round_;
+  while (!state.switches_.empty() && state.switches_.front() <= options.now_ns - kMinute) {
+    state.switches_.pop_front();
+  }
+  Evaluator ev(policy, snapshot, holds, options);
+  std::string path;
+  for (uint32_t i : files) {
+    snapshot.PathOf(snapshot.files[i], &path);
+    each(ev.Decide(i, path, &state, state, nullptr, &out));
+  }
+  // As in Evaluate, for the files decided here only: the others' conditions
+  // and switches stand as their last evaluation left them.
+  for (uint32_t i : files) {
+    if (state.files_.empty()) break;
+    auto it = state.files_.find(KeyOf(snapshot, snapshot.files[i]));
+    if (it == state.files_.end()) continue;
+    RuleState::PerFile& p = it->second;
+    if (p.seen_round != state.round_) p.for_rule = 0;
+    bool recent = p.switched && options.now_ns - p.last_switch_ns < policy.defaults.min_dwell_ns;
+    if (p.for_rule == 0 && !recent) state.files_.erase(it);
+  }
+  for (const FileKey& key : gone) state.files_.erase(key);
+  return out;
+}
+
 std::string ReasonText(const Policy& policy, const Snapshot& snapshot, const Decision& d) {
   const Rule* rule = d.rule >= 0 ? &policy.rules[static_cast<size_t>(d.rule)] : nullptr;
   std::string rule_name = rule ? "rule '" + rule->name + "'" : "defaults";

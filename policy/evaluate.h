@@ -112,6 +112,17 @@ class RuleState;
 Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& state,
                    const Holds& holds, const EvalOptions& options);
 
+// Decides only `files` (indices into snapshot.files, ascending), handing each
+// decision to `each`: the caller keeps, for the others, the decision of an
+// earlier evaluation whose inputs have not changed since (the caller's to
+// know). The counters count the listed files only. RuleState entries of files
+// not listed are kept as they are; those of `gone` (files no longer in the
+// snapshot) are dropped.
+Decisions EvaluateFiles(const Policy& policy, const Snapshot& snapshot, RuleState& state,
+                        const Holds& holds, const EvalOptions& options,
+                        const std::vector<uint32_t>& files, const std::vector<FileKey>& gone,
+                        const std::function<void(const Decision&)>& each);
+
 class RuleState {
  public:
   size_t TrackedFilesForTest() const { return files_.size(); }
@@ -121,6 +132,10 @@ class RuleState {
   friend class Evaluator;
   friend Decisions Evaluate(const Policy&, const Snapshot&, RuleState&, const Holds&,
                             const EvalOptions&, const std::function<void(const Decision&)>&);
+  friend Decisions EvaluateFiles(const Policy&, const Snapshot&, RuleState&, const Holds&,
+                                 const EvalOptions&, const std::vector<uint32_t>&,
+                                 const std::vector<FileKey>&,
+                                 const std::function<void(const Decision&)>&);
   struct PerFile {
     int64_t last_switch_ns = 0;
     bool switched = false;

@@ -528,6 +528,18 @@ bool Expr::Uses(Var var) const {
   return false;
 }
 
+bool Expr::Thresholds(Var var, std::vector<double>* out) const {
+  for (const Node& n : nodes_) {
+    if (n.kind != Node::kCmp) continue;
+    const bool a = n.a.is_var && n.a.var == var;
+    const bool b = n.b.is_var && n.b.var == var;
+    if (!a && !b) continue;
+    if (n.a.is_var && n.b.is_var) return false;
+    out->push_back(a ? n.b.value : n.a.value);
+  }
+  return true;
+}
+
 Tri Expr::EvalNode(int index, const VarContext& ctx, std::vector<ComparisonTrace>* trace) const {
   const Node& n = nodes_[static_cast<size_t>(index)];
   switch (n.kind) {

@@ -66,6 +66,9 @@ class Expr {
   }
   const std::string& text() const { return text_; }
   bool Uses(Var var) const;
+  // Appends the constants `var` is compared with; false when it is compared
+  // with another variable (no fixed threshold).
+  bool Thresholds(Var var, std::vector<double>* out) const;
 
  private:
   struct Operand {

@@ -128,6 +128,10 @@ void FakeSystemSource::Sample(plugins::SampleContext& ctx) {
     return;
   }
   ctx.snapshot.system = values;
+  if (!media.empty()) {
+    ctx.snapshot.media = media;
+    for (policy::MountRecord& m : ctx.snapshot.mounts) m.media = 0;
+  }
 }
 
 Result<host::HolderScan> FakeHolderFinder::Find(const std::vector<host::FileId>& files) {

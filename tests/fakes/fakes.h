@@ -100,6 +100,9 @@ class FakeSystemSource final : public plugins::TelemetrySource {
   std::string_view Name() const override { return "system"; }
   void Sample(plugins::SampleContext& ctx) override;
   policy::SystemSample values;
+  /// The media source's part: when not empty, the snapshot's media and every
+  /// mount's (the first sample).
+  std::vector<policy::MediaSample> media;
   std::string degraded;
   bool fail = false;  ///< counts a "system" error, values unavailable
   std::string Degraded() const override { return degraded; }

@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <memory>
+#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -630,6 +632,315 @@ TEST_F(EngineTest, SystemTelemetryReachesTheRules) {
   engine_->RunCycle();
   EXPECT_EQ(Physical("a"), DaxState::kDax);
 }
+
+// ---------------------------------------------------------------------------
+// A cycle evaluates only the files whose decision may have changed.
+
+TEST_F(EngineTest, AnUnchangedCycleEvaluatesNoFileAndKeepsEveryState) {
+  Start(MakePolicy(Rule("on", "d*", "on") + Rule("off", "p*", "off")));
+  AddFile("d1", DaxState::kPageCache, DaxState::kPageCache);
+  AddFile("d2", DaxState::kDax, DaxState::kDax);
+  AddFile("p1", DaxState::kPageCache, DaxState::kPageCache);
+  AddFile("x1", DaxState::kPageCache, DaxState::kPageCache);
+  parts_.disk->SetHeld("d1", true);
+  EXPECT_EQ(engine_->RunCycle().decided, 4u);
+  const EngineGauges before = engine_->Gauges();
+  for (int i = 0; i < 3; ++i) {
+    parts_.clock->Advance(kSecond);
+    CycleReport r = engine_->RunCycle();
+    EXPECT_EQ(r.decided, 0u) << i;
+    EXPECT_TRUE(r.changes.empty());
+    EXPECT_EQ(r.applied, 0u);
+  }
+  EXPECT_EQ(Get("d1").state, FileState::kPending);
+  EXPECT_EQ(Get("d2").state, FileState::kInSync);
+  EXPECT_EQ(Get("p1").state, FileState::kInSync);
+  EXPECT_EQ(Get("x1").state, FileState::kUnmanaged);
+  const EngineGauges after = engine_->Gauges();
+  EXPECT_EQ(after.files_by_state, before.files_by_state);
+  EXPECT_EQ(after.files_by_effective, before.files_by_effective);
+  EXPECT_EQ(after.rule_matched, before.rule_matched);
+  // The holder closes: the sample changes, so the file is evaluated again.
+  Release("d1");
+  CycleReport r = engine_->RunCycle();
+  EXPECT_EQ(r.decided, 1u);
+  EXPECT_EQ(Get("d1").state, FileState::kInSync);
+}
+
+TEST_F(EngineTest, ObservedFilesKeptAsTheyWereAreStillCounted) {
+  Start(MakePolicy(Rule("on", "**", "on")), /*observe=*/true);
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  AddFile("b", DaxState::kPageCache, DaxState::kPageCache);
+  engine_->RunCycle();
+  parts_.clock->Advance(kSecond);
+  EXPECT_EQ(engine_->RunCycle().decided, 0u);
+  EXPECT_EQ(engine_->counters().suppressed.at({"on", "observe"}), 4u);
+  EXPECT_EQ(Get("a").state, FileState::kObserved);
+}
+
+// Why a file is evaluated again: each case reaches a steady state (cycles
+// that evaluate nothing), then changes one thing. Files: d1 (size 1) and the
+// bystanders x1, x2, all page-cache.
+enum class Step {
+  kCycle,
+  kSize2,
+  kSize1,
+  kNewFile,
+  kRename,
+  kAdvanceMinute,
+  kPressure,
+  kMedia,
+  kObserve,
+  kReload,
+  kHold
+};
+
+struct DueCase {
+  const char* name;
+  const char* rules;     // "%" stands for the scope root
+  const char* defaults;  // "" for the fixture's
+  std::vector<Step> settle;
+  Step change;
+  int64_t d1_age_minutes;
+  uint64_t want_decided;  // files evaluated in the cycle after the change
+  const char* file;       // the file to check afterwards
+  FileState want_state;
+  DaxState want_physical;
+};
+
+void PrintTo(const DueCase& c, std::ostream* os) { *os << c.name; }
+
+class EngineDue : public EngineTest, public ::testing::WithParamInterface<DueCase> {
+ protected:
+  std::string Expand(std::string text) {
+    for (size_t at = text.find('%'); at != std::string::npos; at = text.find('%', at)) {
+      text.replace(at, 1, root_);
+      at += root_.size();
+    }
+    return text;
+  }
+  void Do(Step step) {
+    switch (step) {
+      case Step::kCycle:
+        engine_->RunCycle();
+        return;
+      case Step::kSize2:
+        parts_.files->files["d1"].size = 2;
+        return;
+      case Step::kSize1:
+        parts_.files->files["d1"].size = 1;
+        return;
+      case Step::kNewFile:
+        AddFile("d2", DaxState::kPageCache, DaxState::kPageCache, {.size = 1});
+        return;
+      case Step::kRename: {
+        // x1 becomes d3 (the same inode under a name a rule matches).
+        ASSERT_EQ(std::rename((root_ + "/x1").c_str(), (root_ + "/d3").c_str()), 0);
+        driver::FileFlags flags = *parts_.disk->Find("x1");
+        parts_.disk->SetFile("d3", flags);
+        parts_.files->files["d3"] = parts_.files->files["x1"];
+        parts_.files->files.erase("x1");
+        return;
+      }
+      case Step::kAdvanceMinute:
+        parts_.clock->Advance(kMinute);
+        return;
+      case Step::kPressure:
+        parts_.system->values.have_mem_pressure = true;
+        parts_.system->values.mem_pressure = 80;
+        return;
+      case Step::kMedia:
+        parts_.system->media[0].read_latency_ns = 300;
+        parts_.system->media[0].latency_ratio = 3;
+        return;
+      case Step::kObserve:
+        engine_->SetMode(policy::Mode::kObserve);
+        return;
+      case Step::kReload:
+        engine_->ReplacePolicy(Policy());
+        return;
+      case Step::kHold: {
+        const Caller app{":1.7", 0, 4242, 0, {}};
+        ASSERT_TRUE(engine_->AddHold(root_ + "/x1", DaxState::kDax, "test", app).ok());
+        return;
+      }
+    }
+  }
+  policy::Policy Policy() {
+    const DueCase& c = GetParam();
+    return *c.defaults ? MakePolicy(Expand(c.rules), c.defaults) : MakePolicy(Expand(c.rules));
+  }
+};
+
+TEST_P(EngineDue, TheFileIsEvaluatedAgainAndOnlyTheFilesConcerned) {
+  const DueCase& c = GetParam();
+  policy::MediaSample media;
+  media.name = "pmem0";
+  media.have_latency = true;
+  media.read_latency_ns = 100;
+  media.latency_ratio = 1;
+  parts_.system->media = {media};
+  Start(Policy());
+  AddFile("d1", DaxState::kPageCache, DaxState::kPageCache,
+          {.size = 1, .mtime_ns = parts_.clock->WallNs() - c.d1_age_minutes * kMinute});
+  AddFile("x1", DaxState::kPageCache, DaxState::kPageCache, {.size = 1});
+  AddFile("x2", DaxState::kPageCache, DaxState::kPageCache, {.size = 1});
+  EXPECT_EQ(engine_->RunCycle().decided, 3u);
+  for (Step s : c.settle) Do(s);
+  Do(c.change);
+  CycleReport r = engine_->RunCycle();
+  EXPECT_EQ(r.decided, c.want_decided);
+  FileView v = Get(c.file);
+  EXPECT_EQ(v.state, c.want_state) << policy::FileStateName(v.state) << ": " << v.reason;
+  EXPECT_EQ(Physical(c.file), c.want_physical);
+}
+
+constexpr DaxState kDax = DaxState::kDax;
+constexpr DaxState kPc = DaxState::kPageCache;
+const char* const kBigOn =
+    "  - name: big\n    match: { path: \"%/d*\" }\n"
+    "    when: \"file.size >= 2B\"\n    dax: on\n";
+
+INSTANTIATE_TEST_SUITE_P(
+    Reasons, EngineDue,
+    ::testing::Values(
+        // Its sample changed (a written file; a tree event names it).
+        DueCase{"SampleChanged",
+                kBigOn,
+                "",
+                {Step::kCycle},
+                Step::kSize2,
+                0,
+                1,
+                "d1",
+                FileState::kInSync,
+                kDax},
+        DueCase{"NewFile",
+                kBigOn,
+                "",
+                {Step::kCycle},
+                Step::kNewFile,
+                0,
+                1,
+                "d2",
+                FileState::kUnmanaged,
+                kPc},
+        DueCase{"Renamed",
+                "  - name: d\n    match: { path: \"%/d*\" }\n    dax: on\n",
+                "",
+                {Step::kCycle},
+                Step::kRename,
+                0,
+                1,
+                "d3",
+                FileState::kInSync,
+                kDax},
+        // for: deferred every cycle until it has held long enough.
+        DueCase{"ForExpires",
+                "  - name: slow\n    match: { path: \"%/d*\" }\n    when: \"file.size >= 1B\"\n"
+                "    for: 3m\n    dax: on\n",
+                "",
+                {Step::kCycle, Step::kAdvanceMinute, Step::kCycle, Step::kAdvanceMinute},
+                Step::kAdvanceMinute,
+                0,
+                1,
+                "d1",
+                FileState::kInSync,
+                kDax},
+        // min_dwell: switched to DAX, then wanted back sooner than it allows.
+        DueCase{"MinDwellExpires",
+                "  - name: big\n    match: { path: \"%/d*\" }\n    when: \"file.size >= 2B\"\n"
+                "    dax: on\n  - name: small\n    match: { path: \"%/d*\" }\n    dax: off\n",
+                "{ dax: keep, min_dwell: 2m, max_switches_per_minute: 10000 }",
+                {Step::kSize2, Step::kCycle, Step::kSize1, Step::kCycle, Step::kAdvanceMinute,
+                 Step::kCycle},
+                Step::kAdvanceMinute,
+                0,
+                1,
+                "d1",
+                FileState::kInSync,
+                kPc},
+        // The budget: one switch a minute, three files want one.
+        DueCase{"BudgetRefills",
+                "  - name: all\n    match: { path: \"%/**\" }\n    dax: on\n",
+                "{ dax: keep, min_dwell: 0s, max_switches_per_minute: 1 }",
+                {Step::kCycle, Step::kAdvanceMinute, Step::kCycle},
+                Step::kAdvanceMinute,
+                0,
+                1,
+                "x2",
+                FileState::kInSync,
+                kDax},
+        // file.age crosses the threshold with nothing else changing.
+        DueCase{"AgeCrossesTheThreshold",
+                "  - name: cold\n    match: { path: \"%/**\" }\n    when: \"file.age >= 1h\"\n"
+                "    dax: on\n",
+                "",
+                {Step::kCycle},
+                Step::kAdvanceMinute,
+                59,
+                1,
+                "d1",
+                FileState::kInSync,
+                kDax},
+        // A system figure changed: only files the rule that reads it (or a
+        // later one) decided; x1, x2 are decided by an earlier rule.
+        DueCase{"SystemFigureChanged",
+                "  - name: x\n    match: { path: \"%/x*\" }\n    dax: keep\n"
+                "  - name: pressure\n    match: { path: \"%/d*\" }\n"
+                "    when: \"system.mem_pressure > 50\"\n    dax: on\n",
+                "",
+                {Step::kCycle},
+                Step::kPressure,
+                0,
+                1,
+                "d1",
+                FileState::kInSync,
+                kDax},
+        DueCase{"MediaFigureChanged",
+                "  - name: x\n    match: { path: \"%/x*\" }\n    dax: keep\n"
+                "  - name: slow-media\n    match: { path: \"%/d*\" }\n"
+                "    when: \"media.latency_ratio > 2\"\n    dax: on\n",
+                "",
+                {Step::kCycle},
+                Step::kMedia,
+                0,
+                1,
+                "d1",
+                FileState::kInSync,
+                kDax},
+        // Every file: the mode, the policy, the holds.
+        DueCase{"ModeChanged",
+                kBigOn,
+                "",
+                {Step::kSize2, Step::kCycle, Step::kSize1, Step::kCycle},
+                Step::kObserve,
+                0,
+                3,
+                "d1",
+                FileState::kUnmanaged,
+                kDax},
+        DueCase{"PolicyReloaded",
+                kBigOn,
+                "",
+                {Step::kCycle},
+                Step::kReload,
+                0,
+                3,
+                "d1",
+                FileState::kUnmanaged,
+                kPc},
+        DueCase{"HoldAdded",
+                kBigOn,
+                "",
+                {Step::kCycle},
+                Step::kHold,
+                0,
+                3,
+                "x1",
+                FileState::kInSync,
+                kDax}),
+    [](const ::testing::TestParamInfo<DueCase>& info) { return std::string(info.param.name); });
 
 TEST_F(EngineTest, AVanishedFileLeavesTheViewAndListingsFollowTheState) {
   Start(MakePolicy(Rule("all", "**", "on")));

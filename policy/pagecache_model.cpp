@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 namespace daxpolicy::policy {
 
@@ -129,54 +130,70 @@ double PageCacheModel::Read(uint32_t f, int64_t round, double read, double calls
 }
 
 void PageCacheModel::Deactivate(double bytes, int64_t round) {
-  while (bytes > 0.5) {
-    int64_t oldest = std::numeric_limits<int64_t>::max();
+  std::vector<std::pair<int64_t, uint32_t>>& order = by_round_;
+  order.clear();
+  for (uint32_t i = 0; i < files_.size(); ++i) {
+    if (files_[i].active > 0) order.emplace_back(files_[i].round, i);
+  }
+  std::sort(order.begin(), order.end());
+  for (size_t g = 0; g < order.size() && bytes > 0.5;) {
+    size_t end = g;
     double sum = 0;
-    for (const File& f : files_) {
-      if (f.active <= 0) continue;
-      if (f.round < oldest) oldest = f.round, sum = 0;
-      if (f.round == oldest) sum += f.active;
+    for (; end < order.size() && order[end].first == order[g].first; ++end) {
+      sum += files_[order[end].second].active;
     }
-    if (sum <= 0) return;
     const double take = std::min(bytes, sum);
-    for (File& f : files_) {
-      if (f.active <= 0 || f.round != oldest) continue;
-      const double drop = std::min(f.active, take * f.active / sum);
+    for (size_t k = g; k < end; ++k) {
+      File& f = files_[order[k].second];
+      const double drop = take >= sum ? f.active : std::min(f.active, take * f.active / sum);
       f.active -= drop;
       active_ -= drop;
       AddInactive(f, drop, 2.0 * static_cast<double>(round) + 1);
     }
     bytes -= take;
+    g = end;
   }
 }
 
 void PageCacheModel::EvictInactive(double bytes) {
-  while (bytes > 0.5) {
-    double oldest = std::numeric_limits<double>::infinity();
+  std::vector<std::pair<double, uint32_t>>& order = by_when_;  // (when, file) of every chunk
+  order.clear();
+  for (uint32_t i = 0; i < files_.size(); ++i) {
+    for (const Chunk& c : files_[i].chunks) order.emplace_back(c.when, i);
+  }
+  std::sort(order.begin(), order.end());
+  // A file's chunks are in the order they joined: the k-th of a file in
+  // `order` is its k-th chunk, and eviction empties them from the front.
+  std::vector<size_t>& next = next_chunk_;
+  next.assign(files_.size(), 0);
+  for (size_t g = 0; g < order.size() && bytes > 0.5;) {
+    size_t end = g;
     double sum = 0;
-    for (const File& f : files_) {
-      if (f.chunks.empty()) continue;
-      const Chunk& c = f.chunks.front();
-      if (c.when < oldest) oldest = c.when, sum = 0;
-      if (c.when == oldest) sum += c.bytes;
+    for (; end < order.size() && order[end].first == order[g].first; ++end) {
+      const File& f = files_[order[end].second];
+      sum += f.chunks[next[order[end].second]].bytes;
     }
-    if (!(sum > 0)) return;
     const double take = std::min(bytes, sum);
-    for (File& f : files_) {
-      if (f.chunks.empty() || f.chunks.front().when != oldest) continue;
-      Chunk& c = f.chunks.front();
-      const double drop = std::min(c.bytes, take * c.bytes / sum);
+    for (size_t k = g; k < end; ++k) {
+      const uint32_t i = order[k].second;
+      File& f = files_[i];
+      Chunk& c = f.chunks[next[i]];
+      const double drop = take >= sum ? c.bytes : std::min(c.bytes, take * c.bytes / sum);
       c.bytes -= drop;
       f.inactive -= drop;
       inactive_ -= drop;
-      if (c.bytes <= 0.5 || take >= sum) {
-        f.inactive -= c.bytes;
-        inactive_ -= c.bytes;
-        f.chunks.erase(f.chunks.begin());
-      }
-      if (f.chunks.empty()) f.inactive = 0;
+      if (take >= sum) ++next[i];
     }
     bytes -= take;
+    g = end;
+  }
+  for (uint32_t i = 0; i < files_.size(); ++i) {
+    File& f = files_[i];
+    if (next[i] > 0) f.chunks.erase(f.chunks.begin(), f.chunks.begin() + next[i]);
+    if (f.chunks.empty()) {
+      inactive_ -= f.inactive;
+      f.inactive = 0;
+    }
   }
 }
 

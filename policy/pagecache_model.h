@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace daxpolicy::policy {
@@ -58,6 +59,10 @@ class PageCacheModel {
   double budget_;
   double active_ = 0;
   double inactive_ = 0;
+  // Scratch space of Deactivate and EvictInactive.
+  std::vector<std::pair<int64_t, uint32_t>> by_round_;
+  std::vector<std::pair<double, uint32_t>> by_when_;
+  std::vector<size_t> next_chunk_;
 };
 
 }  // namespace daxpolicy::policy

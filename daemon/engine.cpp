@@ -757,7 +757,11 @@ void Engine::Decide(CycleJob& job) {
   const policy::EvalOptions eval{job.mode, job.now.mono_ns};
   auto each = [&](const Decision& d) {
     job.status[d.file] = Status{d.rule, d.state, d.desired, d.held, d.reason};
-    if (d.wait_ns != 0) job.waits.emplace_back(d.file, d.wait_ns);
+    if (d.wait_ns != 0) {
+      job.waits.emplace_back(d.file, d.wait_ns);
+      int64_t& next = job.report.next_wait_ns;
+      if (d.wait_ns > 0 && (next == 0 || d.wait_ns < next)) next = d.wait_ns;
+    }
     if (!d.apply) return;
     const plugins::ScopeInfo& scope = m.scopes->scopes.list[job.snap.files[d.file].mount];
     if (!scope.flag_blocked.empty()) {

@@ -115,6 +115,9 @@ struct CycleReport {
   // Files the policy was evaluated for; the others kept their last decision
   // (nothing they depend on changed: see Engine::Decide).
   uint64_t decided = 0;
+  // How long after the cycle started the soonest wait of a deferred file
+  // (`for`, min_dwell, the switch budget) ends; 0 when none waits.
+  int64_t next_wait_ns = 0;
   // At most kMaxReportedChanges (the first cycle finds every managed file
   // new: a list of them all would cost more than the files themselves);
   // unreported_changes counts the rest.

@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 86400.0));
   app.add_option("--procfs-root", o.procfs, "Root of procfs (tests)")->group("");
   app.add_option("--sysfs-root", o.sysfs, "Root of sysfs (tests)")->group("");
+  bool no_early_cycles = false;
+  app.add_flag("--no-early-cycles", no_early_cycles, "Cycles only at the interval (benchmarks)")
+      ->group("");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : kExitUsage;
   }
   o.cycle_timeout_ns = static_cast<int64_t>(cycle_timeout_s * 1e9);
+  o.early_cycles = !no_early_cycles;
   daxpolicy::daemon::ParseLogLevel(level, &o.log_level);
   daxpolicy::daemon::SetLogLevel(o.log_level);
 

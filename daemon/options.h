@@ -22,6 +22,9 @@ struct Options {
   LogLevel log_level = LogLevel::kInfo;
   // A cycle running longer stops the watchdog keep-alive (daemon/watchdog.h).
   int64_t cycle_timeout_ns = 300'000'000'000;
+  // Cycles before the interval is up when files are created or written
+  // (daemon/early_cycle.h); off only for benchmarks' interval-only baseline.
+  bool early_cycles = true;
   // Roots of the kernel's pseudo-filesystems; only tests change them.
   std::string procfs = "/proc";
   std::string sysfs = "/sys";

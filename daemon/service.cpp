@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -36,6 +37,16 @@ namespace {
 
 // Nice value of the cycle worker thread (Linux applies it per thread).
 constexpr int kWorkerNice = 10;
+
+// A cycle for a deferred file starts this long after its wait ends.
+constexpr int64_t kWaitSlackNs = 10'000'000;
+
+// CPU time of the calling thread, ns.
+int64_t ThreadCpuNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
 
 // The engine's monotonic clock in µs (sd-event timers are CLOCK_MONOTONIC).
 uint64_t NowUsec(const Engine& engine) {
@@ -123,6 +134,7 @@ Service::~Service() {
   exposer_.reset();
   if (timer_) sd_event_source_unref(timer_);
   if (fanotify_source_) sd_event_source_unref(fanotify_source_);
+  if (activity_source_) sd_event_source_unref(activity_source_);
   if (done_source_) sd_event_source_unref(done_source_);
   if (reload_source_) sd_event_source_unref(reload_source_);
   if (watchdog_timer_) sd_event_source_unref(watchdog_timer_);
@@ -147,7 +159,20 @@ int Service::Run(policy::Policy policy) {
     }
   }
   std::string listen = MetricsListenAddress(options_.metrics_listen, policy);
-  EngineParts parts = MakeEngineParts(options_, policy);
+  std::function<void()> cue;
+  if (options_.early_cycles) {
+    activity_fd_ = std::make_shared<UniqueFd>(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!activity_fd_->valid()) {
+      LogWarning(std::string("new files wait for the interval: eventfd: ") + std::strerror(errno));
+    } else {
+      cue = [fd = activity_fd_] {
+        const uint64_t one = 1;
+        // Only a counter at its maximum refuses: the loop has a cue to read then.
+        if (write(fd->get(), &one, sizeof one) < 0) return;
+      };
+    }
+  }
+  EngineParts parts = MakeEngineParts(options_, policy, std::move(cue));
   auto engine = Engine::Create(options_, std::move(policy), std::move(parts));
   if (!engine.ok()) {
     LogError(engine.error().message);
@@ -191,6 +216,13 @@ int Service::Run(policy::Policy policy) {
       LogWarning(std::string("close events not watched: ") + std::strerror(-r));
     }
   }
+  if (activity_fd_ && activity_fd_->valid()) {
+    if (int r = sd_event_add_io(event_, &activity_source_, activity_fd_->get(), EPOLLIN,
+                                &Service::OnActivity, this);
+        r < 0) {
+      LogWarning(std::string("new files wait for the interval: ") + std::strerror(-r));
+    }
+  }
   // WATCHDOG=1 at half the period, but only while no cycle runs past --cycle-timeout; the
   // same check without systemd's watchdog still reports a stuck cycle.
   watchdog_ = std::make_unique<CycleWatchdog>(options_.cycle_timeout_ns);
@@ -202,7 +234,8 @@ int Service::Run(policy::Policy policy) {
     return 1;
   }
   sd_event_source_set_enabled(watchdog_timer_, SD_EVENT_ON);
-  if (int r = sd_event_add_time(event_, &timer_, CLOCK_MONOTONIC, NowUsec(*engine_), 0,
+  next_regular_usec_ = NowUsec(*engine_);
+  if (int r = sd_event_add_time(event_, &timer_, CLOCK_MONOTONIC, next_regular_usec_, 0,
                                 &Service::OnTimer, this);
       r < 0) {
     LogError(std::string("cannot arm the cycle timer: ") + std::strerror(-r));
@@ -344,6 +377,16 @@ int Service::OnCloseEvent(sd_event_source* /*source*/, int /*fd*/, uint32_t /*re
   return 0;
 }
 
+int Service::OnActivity(sd_event_source* /*source*/, int fd, uint32_t /*revents*/, void* userdata) {
+  auto* self = static_cast<Service*>(userdata);
+  uint64_t n = 0;
+  while (read(fd, &n, sizeof n) < 0 && errno == EINTR) {
+  }
+  self->early_.Activity(static_cast<int64_t>(NowUsec(*self->engine_)) * 1000);
+  self->ArmTimer();
+  return 0;
+}
+
 int Service::OnWatchdog(sd_event_source* source, uint64_t usec, void* userdata) {
   auto* self = static_cast<Service*>(userdata);
   std::optional<std::string> stuck =
@@ -377,11 +420,22 @@ void Service::StartCycle() {
   }
   job_ = engine_->BeginCycle();
   if (!job_) return;
-  watchdog_->CycleStarted(static_cast<int64_t>(NowUsec(*engine_)) * 1000);
+  const uint64_t now = NowUsec(*engine_);
+  if (now < next_regular_usec_) {
+    LogDebug(early_.activity() ? "cycle started early: files were created or written in a scope"
+                               : "cycle started early: a deferred file's wait ended");
+  }
+  watchdog_->CycleStarted(static_cast<int64_t>(now) * 1000);
+  early_.CycleStarted();
   cycle_requested_ = false;
   Engine* engine = engine_.get();
   CycleJob* job = job_.get();
-  worker_->Post([engine, job] { engine->RunWork(*job); });
+  std::atomic<int64_t>* cpu = &cycle_cpu_ns_;
+  worker_->Post([engine, job, cpu] {
+    const int64_t t0 = ThreadCpuNs();
+    engine->RunWork(*job);
+    cpu->store(ThreadCpuNs() - t0, std::memory_order_relaxed);
+  });
 }
 
 void Service::RequestCycle() {
@@ -389,29 +443,47 @@ void Service::RequestCycle() {
     cycle_requested_ = true;
     return;
   }
-  sd_event_source_set_time(timer_, NowUsec(*engine_));
+  next_regular_usec_ = NowUsec(*engine_);
+  ArmTimer();
+}
+
+void Service::ArmTimer() {
+  if (job_) return;  // EndCycle arms it
+  uint64_t next = next_regular_usec_;
+  if (std::optional<int64_t> due = early_.Due()) {
+    next = std::min(next, static_cast<uint64_t>(std::max<int64_t>(*due, 0) / 1000));
+  }
+  sd_event_source_set_time(timer_, next);
   sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
 }
 
 void Service::EndCycle() {
   worker_->Acknowledge();
   if (!job_) return;
+  const int64_t loop_cpu0 = ThreadCpuNs();
   CycleReport report = engine_->EndCycle(std::move(job_));
   watchdog_->CycleEnded();
+  const int64_t ended_ns = static_cast<int64_t>(NowUsec(*engine_)) * 1000;
+  early_.CycleEnded(ended_ns,
+                    cycle_cpu_ns_.load(std::memory_order_relaxed) + ThreadCpuNs() - loop_cpu0);
+  if (report.next_wait_ns > 0 && options_.early_cycles) {
+    // Waits count from the cycle's start; a little after, so the wait is over.
+    early_.WaitEnds(ended_ns - report.duration_ns + report.next_wait_ns + kWaitSlackNs);
+  }
   if (!stuck_.empty()) {
     LogWarning("the stuck cycle ended after " + std::to_string(report.duration_ns / 1'000'000'000) +
                "s; watchdog keep-alive resumes");
     stuck_.clear();
   }
-  // The next cycle starts an interval after this one ended, or at once when a
-  // reload or a hold asked for one meanwhile.
-  uint64_t next =
+  // The next cycle starts an interval after this one ended, at once when a
+  // reload or a hold asked for one meanwhile, or sooner when files were
+  // created or written (ArmTimer).
+  next_regular_usec_ =
       cycle_requested_
           ? NowUsec(*engine_)
           : NowUsec(*engine_) + static_cast<uint64_t>(engine_->policy().daemon.interval_ns / 1000);
   cycle_requested_ = false;
-  sd_event_source_set_time(timer_, next);
-  sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+  ArmTimer();
   std::vector<std::string> service_degraded;
   if (!metrics_problem_.empty()) service_degraded.push_back("metrics");
   if (!bus_problem_.empty()) service_degraded.push_back("bus");

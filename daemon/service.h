@@ -11,16 +11,19 @@
 // publishes. The Prometheus exposer's threads only read what
 // Metrics publishes.
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 
 #include "daemon/bus/manager_backend.h"
+#include "daemon/early_cycle.h"
 #include "daemon/engine.h"
 #include "daemon/options.h"
 #include "daemon/reload_queue.h"
 #include "daemon/watchdog.h"
+#include "plugins/unique_fd.h"
 #include "policy/loader.h"
 
 typedef struct sd_event sd_event;
@@ -82,6 +85,7 @@ class Service final : public bus::ManagerBackend {
   static int OnTimer(sd_event_source* source, uint64_t usec, void* userdata);
   static int OnSignal(sd_event_source* source, const signalfd_siginfo* info, void* userdata);
   static int OnCloseEvent(sd_event_source* source, int fd, uint32_t revents, void* userdata);
+  static int OnActivity(sd_event_source* source, int fd, uint32_t revents, void* userdata);
   static int OnCycleDone(sd_event_source* source, int fd, uint32_t revents, void* userdata);
   static int OnWatchdog(sd_event_source* source, uint64_t usec, void* userdata);
   static int OnReloadRead(sd_event_source* source, int fd, uint32_t revents, void* userdata);
@@ -90,6 +94,9 @@ class Service final : public bus::ManagerBackend {
   void EndCycle();
   // Runs a cycle as soon as possible: now, or when the running one ends.
   void RequestCycle();
+  // Sets the cycle timer to the next regular cycle or, when sooner, the early
+  // cycle files created or written call for (early_); not while a cycle runs.
+  void ArmTimer();
   void StopWorker();
   // Reload, staged like Kea: the files are read, parsed and validated on reload_worker_
   // (ReadPolicyForReload), the rest (what depends on the running daemon, binding a new
@@ -120,6 +127,13 @@ class Service final : public bus::ManagerBackend {
   sd_event* event_ = nullptr;
   sd_event_source* timer_ = nullptr;
   sd_event_source* fanotify_source_ = nullptr;
+  // The file source's cue that files were created or written (an eventfd it
+  // writes from its drain thread), and when the cycles it calls for run.
+  std::shared_ptr<UniqueFd> activity_fd_;
+  sd_event_source* activity_source_ = nullptr;
+  EarlyCycles early_;
+  uint64_t next_regular_usec_ = 0;        // the interval's next cycle (CLOCK_MONOTONIC µs)
+  std::atomic<int64_t> cycle_cpu_ns_{0};  // the worker's CPU time in the last cycle
   sd_event_source* done_source_ = nullptr;
   sd_event_source* watchdog_timer_ = nullptr;
   uint64_t watchdog_usec_ = 0;  // WATCHDOG_USEC, 0 when systemd does not watch

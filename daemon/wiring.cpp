@@ -47,7 +47,8 @@ class StateJournal final : public ChangeJournal {
 
 }  // namespace
 
-EngineParts MakeEngineParts(const Options& options, const policy::Policy& policy) {
+EngineParts MakeEngineParts(const Options& options, const policy::Policy& policy,
+                            std::function<void()> activity) {
   EngineParts parts;
   // The system clock lives as long as the process: parts that keep a plain
   // pointer to it (the media probe, the state journal) never outlive it.
@@ -74,11 +75,13 @@ EngineParts MakeEngineParts(const Options& options, const policy::Policy& policy
     tree_problem =
         "tree events unavailable (" + tw.error().message + "); every file is sampled every cycle";
   }
-  parts.sources.push_back(std::make_unique<files::FileSource>(
+  auto file_source = std::make_unique<files::FileSource>(
       [](std::string_view path, std::string_view what) {
         LogDebug("scan: " + journal::PrintablePath(path) + ": " + std::string(what));
       },
-      files::ScanLimits{}, std::move(tree_events), std::move(tree_problem)));
+      files::ScanLimits{}, std::move(tree_events), std::move(tree_problem));
+  if (activity) file_source->SetActivityCue(std::move(activity));
+  parts.sources.push_back(std::move(file_source));
   parts.sources.push_back(std::make_unique<host::SystemSource>(roots));
   parts.sources.push_back(std::make_unique<access::AccessSource>(access::AccessSource::Options{}));
   media::MediaPluginOptions mopts;

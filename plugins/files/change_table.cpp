@@ -130,17 +130,17 @@ void ChangeTable::MarkPath(size_t scope, const std::string& path, PathChange cha
   }
 }
 
-void ChangeTable::Add(const FsEvent& event) {
+bool ChangeTable::Add(const FsEvent& event) {
   ++pending_.events;
   if (event.overflow) {
     ++pending_.overflows;
     // Lost events may have renamed directories: no cached path can be trusted.
     dir_paths_.clear();
     RequireFullWalkAll("the kernel's event queue overflowed");
-    return;
+    return false;
   }
   std::string path;
-  if (!DirPath(event.dir_key, &path)) return;
+  if (!DirPath(event.dir_key, &path)) return false;
   const bool self = event.name.empty() || event.name == ".";
   if (!self) {
     if (path != "/") path.push_back('/');
@@ -149,12 +149,13 @@ void ChangeTable::Add(const FsEvent& event) {
   const std::optional<size_t> scope = ScopeOf(path);
   if (!scope) {
     ++pending_.outside;
-    return;
+    return false;
   }
-  ChangeSet::Scope& s = pending_.scopes[*scope];
-  if (s.full_walk) return;
   const bool appeared = (event.mask & kAppeared) != 0;
   const bool disappeared = (event.mask & kDisappeared) != 0;
+  const bool news = appeared || (event.mask & kFsCloseWrite) != 0;
+  ChangeSet::Scope& s = pending_.scopes[*scope];
+  if (s.full_walk) return news;
 
   if (event.is_dir && !self && (appeared || disappeared)) {
     if (disappeared) {
@@ -163,7 +164,7 @@ void ChangeTable::Add(const FsEvent& event) {
     }
     if (path == roots_[*scope]) {
       RequireFullWalk(*scope, "the scope root itself was created, removed or renamed");
-      return;
+      return news;
     }
     // Both in one event (the kernel merged them): drop the tree, then walk what is there.
     EraseTree(s.paths, path);
@@ -178,12 +179,12 @@ void ChangeTable::Add(const FsEvent& event) {
       EraseTree(s.walk_dirs, path);
       s.walk_dirs.insert(path);
     }
-    return;
+    return news;
   }
 
   // A file, or a directory's own attributes: look at that one path again,
   // unless its tree is walked anyway.
-  if (Covered(s.walk_dirs, path)) return;
+  if (Covered(s.walk_dirs, path)) return news;
   PathChange change = PathChange::kDirty;
   if (appeared) {
     change = PathChange::kNew;  // also when it disappeared in the same merged event: look
@@ -191,6 +192,7 @@ void ChangeTable::Add(const FsEvent& event) {
     change = PathChange::kGone;
   }
   MarkPath(*scope, path, change);
+  return news;
 }
 
 ChangeSet ChangeTable::Take() {

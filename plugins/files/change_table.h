@@ -119,8 +119,10 @@ class ChangeTable {
   ChangeTable(std::vector<std::string> scope_roots, Resolver resolver)
       : ChangeTable(std::move(scope_roots), std::move(resolver), Options{}) {}
 
-  /// Takes one event into account.
-  void Add(const FsEvent& event);
+  /// Takes one event into account. True when it names an entry of a scope
+  /// that was created, moved in or closed after writing: something a cycle
+  /// soon after would find new (the daemon's cue for an early cycle).
+  bool Add(const FsEvent& event);
   /// Makes the next Take() ask for a full walk of scope `scope` (e.g. its mark
   /// could not be set), or of every scope.
   void RequireFullWalk(size_t scope, std::string why);

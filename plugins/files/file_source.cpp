@@ -56,7 +56,7 @@ void FileSource::DrainLoop() {
     {
       // One bounded read per hold: a cycle waits for at most one batch.
       std::lock_guard<std::mutex> lock(mutex_);
-      DrainLocked(1);
+      DrainLocked(1, true);
     }
     // Let events gather (and repeats merge in the kernel) before the next read.
     pollfd wake = {wake_.get(), POLLIN, 0};
@@ -99,18 +99,20 @@ void FileSource::SetUp(const plugins::ScopeList& list) {
   }
 }
 
-void FileSource::DrainLocked(int max_drains) {
+void FileSource::DrainLocked(int max_drains, bool cue) {
   if (!events_ || !table_) return;
+  bool news = false;
   for (int i = 0; i < max_drains; ++i) {
     buffer_.clear();
     Result<TreeDrain> drained = events_->Drain(&buffer_);
     if (!drained.ok()) {
       table_->RequireFullWalkAll("reading tree events failed (" + drained.error().message + ")");
-      return;
+      break;
     }
-    for (const FsEvent& e : buffer_) table_->Add(e);
-    if (!drained->more) return;
+    for (const FsEvent& e : buffer_) news = table_->Add(e) || news;
+    if (!drained->more) break;
   }
+  if (cue && news && cue_) cue_();
 }
 
 std::string FileSource::Degraded() const {

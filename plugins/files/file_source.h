@@ -62,6 +62,13 @@ class FileSource final : public plugins::TelemetrySource {
   void Sample(plugins::SampleContext& ctx) override;
   std::string Degraded() const override;
 
+  /// Called on the drain thread, after events naming an entry of a scope
+  /// created, moved in or closed after writing were read (ChangeTable::Add):
+  /// the daemon's cue to run a cycle before the interval is up. Not called
+  /// for events Sample() reads itself (that cycle covers them), nor without
+  /// a drain thread. Set before the first Sample().
+  void SetActivityCue(std::function<void()> cue) { cue_ = std::move(cue); }
+
   /// What the last Sample() did, for tests and benchmarks.
   struct LastCycle {
     bool events = false;         ///< a cycle from events (ScanMode::kEvents)
@@ -74,8 +81,9 @@ class FileSource final : public plugins::TelemetrySource {
  private:
   void SetUp(const plugins::ScopeList& scopes);
   // Reads queued tree events into the change table, at most `max_drains`
-  // TreeEventSource::Drain() calls; mutex_ held.
-  void DrainLocked(int max_drains);
+  // TreeEventSource::Drain() calls; mutex_ held. With `cue`, calls cue_ when
+  // an event named something new.
+  void DrainLocked(int max_drains, bool cue = false);
   void DrainLoop();
 
   ErrorLog log_;
@@ -86,6 +94,7 @@ class FileSource final : public plugins::TelemetrySource {
   std::unique_ptr<TreeEventSource> events_;
   std::string events_problem_;
   std::unique_ptr<ChangeTable> table_;
+  std::function<void()> cue_;
   // Per scanned scope (Scanner order): why its events cannot be used ("" = they can).
   std::vector<std::string> no_events_;
   LastCycle last_;

@@ -206,6 +206,24 @@ TEST_F(EngineTest, ForWaitsItsTimeOnTheClock) {
   EXPECT_EQ(Get("d1").state, FileState::kInSync);
 }
 
+TEST_F(EngineTest, ReportsWhenTheSoonestWaitEnds) {
+  // The daemon runs a cycle then rather than at the next interval.
+  Start(MakePolicy(Rule("slow", "d*", "on", "    when: \"file.size >= 1B\"\n    for: 10m\n")));
+  AddFile("d1", DaxState::kPageCache, DaxState::kPageCache, {.size = 1});
+  EXPECT_EQ(engine_->RunCycle().next_wait_ns, 10 * kMinute);
+  parts_.clock->Advance(4 * kMinute);
+  AddFile("d2", DaxState::kPageCache, DaxState::kPageCache, {.size = 1});
+  EXPECT_EQ(engine_->RunCycle().next_wait_ns, 6 * kMinute);  // d1's, not d2's 10 minutes
+  parts_.clock->Advance(6 * kMinute);
+  CycleReport r = engine_->RunCycle();
+  EXPECT_EQ(r.applied, 1u);
+  EXPECT_EQ(r.next_wait_ns, 4 * kMinute);  // d2's
+  parts_.clock->Advance(4 * kMinute);
+  r = engine_->RunCycle();
+  EXPECT_EQ(r.applied, 1u);
+  EXPECT_EQ(r.next_wait_ns, 0);  // nothing waits
+}
+
 TEST_F(EngineTest, ExplainCountsWaitsFromTheClocksNow) {
   Start(MakePolicy(Rule("slow", "d*", "on", "    when: \"file.size >= 1B\"\n    for: 10m\n")));
   AddFile("d1", DaxState::kPageCache, DaxState::kPageCache, {.size = 1});

@@ -83,6 +83,14 @@ class FakeEventSource {
     queue_.clear();
   }
 
+  // Hands the queued events to `table` and says what each Add() returned.
+  std::vector<bool> AddQueued(ChangeTable& table) {
+    std::vector<bool> out;
+    for (const FsEvent& e : queue_) out.push_back(table.Add(e));
+    queue_.clear();
+    return out;
+  }
+
   // Handle -> the directory's path now.
   DirResolution Resolve(std::string_view key) {
     ++resolutions_;
@@ -344,6 +352,40 @@ TEST(AChangeTableResolver, IgnoresEventsOfADirectoryThatIsGoneByNow) {
   ChangeSet set = table.Take();
   EXPECT_EQ(set.unresolved, 1u);
   EXPECT_THAT(Describe(set.scopes[0]), ElementsAre("gone:/s/tmp"));
+}
+
+TEST(AChangeTableCue, SaysWhichEventsNameSomethingNewInAScope) {
+  // The daemon's cue for an early cycle: entries created, moved in or closed
+  // after writing in a scope; not writes still under way, attribute changes,
+  // removals, events outside every scope or an overflow.
+  FakeEventSource src;
+  ChangeTable table = MakeTable(src);
+  struct Op {
+    const char* what;
+    std::function<void()> op;
+    std::vector<bool> want;  // per event it queues
+  };
+  const std::vector<Op> ops = {
+      {"create", [&] { src.Create("/s/d1/new"); }, {true}},
+      {"create in the other scope", [&] { src.Create("/t/new"); }, {true}},
+      {"close after writing", [&] { src.CloseWrite("/s/d1/f"); }, {true}},
+      {"mkdir", [&] { src.Mkdir("/s/d1/sub"); }, {true}},
+      {"create below a new directory", [&] { src.Create("/s/d1/sub/x"); }, {true}},
+      {"move in from outside", [&] { src.Move("/out/a", "/s/d2/a"); }, {false, true}},
+      {"move out", [&] { src.Move("/s/d2/b", "/out/b"); }, {false, false}},
+      {"write", [&] { src.Write("/s/d1/f"); }, {false}},
+      {"chattr", [&] { src.Chattr("/s/d1/f"); }, {false}},
+      {"chattr of a directory", [&] { src.ChattrDir("/s/d1"); }, {false}},
+      {"remove", [&] { src.Remove("/s/d1/f"); }, {false}},
+      {"create outside", [&] { src.Create("/out/z"); }, {false}},
+      {"overflow", [&] { src.Overflow(); }, {false}},
+      {"create during a full walk", [&] { src.Create("/s/d1/later"); }, {true}},
+      {"write during a full walk", [&] { src.Write("/s/d1/later"); }, {false}},
+  };
+  for (const Op& o : ops) {
+    o.op();
+    EXPECT_EQ(src.AddQueued(table), o.want) << o.what;
+  }
 }
 
 TEST(AChangeTableFullWalk, CanBeAskedForOneScope) {

@@ -17,8 +17,8 @@ in `calls` and `distinct` of each recorded interval from its own log of reads.
 Without --daemon, files are made under --dir and the hit ratio of each
 interval is measured by the workload itself: 1 - fetched / read, the fetched
 bytes being the change of read_bytes in /proc/self/io around each read
-(readahead included). Both ways print the /proc/self/io ratio per file next
-to the trace's as a cross-check.
+(readahead included). Both ways print each file's /proc/self/io hit ratio
+over the whole run as a cross-check.
 
   tools/validate-pagecache.py --daemon build/bin --dir /var/tmp/daxval --workload zipf --out zipf.trace
 """
@@ -251,6 +251,8 @@ class LoopXfs:
         self.image = os.path.join(directory, "xfs.img")
         self.mnt = os.path.join(directory, "mnt")
         os.makedirs(self.mnt, exist_ok=True)
+        if os.path.ismount(self.mnt):
+            raise RuntimeError(f"{self.mnt} is mounted already (a run before this one left it)")
         with open(self.image, "wb") as f:
             f.truncate(size)
         run(["mkfs.xfs", "-q", "-f", self.image])
@@ -258,9 +260,14 @@ class LoopXfs:
         run(["mount", self.dev, self.mnt])
 
     def close(self):
-        subprocess.run(["umount", self.mnt], check=False)
+        # The daemon's last file descriptors may take a moment to go.
+        for _ in range(20):
+            if subprocess.run(["umount", self.mnt], check=False).returncode == 0:
+                break
+            time.sleep(0.5)
         subprocess.run(["losetup", "-d", self.dev], check=False)
-        os.unlink(self.image)
+        if os.path.exists(self.image):
+            os.unlink(self.image)
 
 
 class Daemon:

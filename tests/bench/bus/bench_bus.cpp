@@ -75,6 +75,15 @@ struct Options {
   double target_p99_ms = 2.0;
   bool check_p99 = false;
   bool require_systemd = false;  // fail instead of falling back to the private bus
+  // Keep the loop-mounted xfs in this image across runs ("" = a new one in the work
+  // directory, removed at the end): made and filled when IMAGE.done does not say it
+  // holds this tree, else mounted and used as it is.
+  std::string image;
+  // Stop after the memory figure (no listing, no load): the daemon's RSS and peak with
+  // the tracked files only.
+  bool memory_only = false;
+  // Cycles that must end after the first before the memory figure is read.
+  int settle_cycles = 3;
   // The RSS bound: a fixed part (code, libraries, allocator arenas, the metrics server's
   // threads) plus the daemon's per-file state (path, flags, samples, rule state).
 #ifdef __SANITIZE_ADDRESS__
@@ -471,10 +480,21 @@ int Run(const Options& o) {
   if (w.work.empty()) return 1;
   w.mount_point = w.work + "/mnt";
   mkdir(w.mount_point.c_str(), 0755);
-  if (!daxpolicy::bench::MountXfsFor(static_cast<uint64_t>(o.files), w.work + "/xfs.img",
-                                     w.mount_point)) {
-    std::fprintf(stderr, "cannot create the loop-mounted xfs in %s\n", w.work.c_str());
-    return 1;
+  const std::string image = o.image.empty() ? w.work + "/xfs.img" : o.image;
+  const std::string done_mark = image + ".done";
+  const std::string tree_id = std::to_string(o.files) + " " + std::to_string(o.files_per_dir);
+  const bool reuse = !o.image.empty() && ReadText(done_mark) == tree_id + "\n";
+  if (reuse) {
+    if (Shell("mount -o loop,dax=inode '" + image + "' '" + w.mount_point + "'") != 0) {
+      std::fprintf(stderr, "cannot mount %s\n", image.c_str());
+      return 1;
+    }
+  } else {
+    unlink(done_mark.c_str());
+    if (!daxpolicy::bench::MountXfsFor(static_cast<uint64_t>(o.files), image, w.mount_point)) {
+      std::fprintf(stderr, "cannot create the loop-mounted xfs %s\n", image.c_str());
+      return 1;
+    }
   }
   w.mounted = true;
   const std::string root = w.mount_point + "/tree";
@@ -487,22 +507,35 @@ int Run(const Options& o) {
   const int dirs = (o.files + o.files_per_dir - 1) / o.files_per_dir;
   for (int d = 0; d < dirs && !g_stop; ++d) {
     const std::string dir = root + "/" + DirName(d);
-    mkdir(dir.c_str(), 0755);
+    if (!reuse) mkdir(dir.c_str(), 0755);
     for (int f = d * o.files_per_dir; f < std::min(o.files, (d + 1) * o.files_per_dir); ++f) {
       std::string path = dir + "/" + FileName(f);
-      const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd < 0 || write(fd, content.data(), content.size()) != 512) {
-        std::fprintf(stderr, "cannot create %s: %s\n", path.c_str(), std::strerror(errno));
-        if (fd >= 0) close(fd);
-        return 1;
+      if (reuse) {
+        // Read once: the page cache holds every file, as after creating them.
+        char buf[512];
+        const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || read(fd, buf, sizeof(buf)) != 512) {
+          std::fprintf(stderr, "cannot read %s: %s\n", path.c_str(), std::strerror(errno));
+          if (fd >= 0) close(fd);
+          return 1;
+        }
+        close(fd);
+      } else {
+        const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, content.data(), content.size()) != 512) {
+          std::fprintf(stderr, "cannot create %s: %s\n", path.c_str(), std::strerror(errno));
+          if (fd >= 0) close(fd);
+          return 1;
+        }
+        close(fd);
       }
-      close(fd);
       paths.push_back(std::move(path));
     }
   }
   if (g_stop) return 1;
-  std::printf("created %d files in %d directories on a loop-mounted xfs (dax=inode) in %.1f s\n",
-              o.files, dirs, Seconds(phase));
+  if (!reuse && !o.image.empty() && !WriteText(done_mark, tree_id + "\n")) return 1;
+  std::printf("%s %d files in %d directories on a loop-mounted xfs (dax=inode) in %.1f s\n",
+              reuse ? "read" : "created", o.files, dirs, Seconds(phase));
 
   // Half the files to DAX by name; the rest by how much of them the page cache holds.
   const std::string policy_path = w.work + "/policy.yaml";
@@ -572,47 +605,82 @@ int Run(const Options& o) {
                         state_dir, "--metrics-listen", "127.0.0.1:0"},
                        {"DBUS_SESSION_BUS_ADDRESS=" + address}, log_path, -1));
 
-  // Ready: the name is owned and the first cycle has published ManagedFiles > 0.
+  // Ready: the name is owned, the metrics server listens and the first cycle has ended
+  // (with files: it published ManagedFiles > 0).
   auto probe_conn = sdbus::createSessionBusConnectionWithAddress(address);
   auto probe = sdbus::createProxy(*probe_conn, kBusName, kObjectPath);
   uint64_t managed = 0;
   int port = -1;
+  CycleTotals first;
+  bool ready = false;
   while (!g_stop && Seconds(phase) < 600) {
     if (!w.daemon.Running()) {
       std::fprintf(stderr, "daxpolicyd exited during start:\n%s\n", ReadText(log_path).c_str());
       return 1;
     }
+    bool owned = false;
     try {
       managed = GetProperty<uint64_t>(*probe, "ManagedFiles", kInterface);
+      owned = true;
     } catch (const sdbus::Error&) {
       managed = 0;  // name not owned yet
     }
-    if (managed > 0) break;
+    if (owned && port < 0) {
+      const std::string log = ReadText(log_path);
+      const size_t at = log.find("(port ");
+      if (at != std::string::npos) port = std::atoi(log.c_str() + at + 6);
+    }
+    if (owned && port > 0 && (managed > 0 || o.files == 0)) {
+      first = ParseCycles(FetchMetrics(port));
+      if (first.ok && first.count >= 1) {
+        ready = true;
+        break;
+      }
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  if (managed == 0) {
-    std::fprintf(stderr, "daxpolicyd not ready (ManagedFiles still 0):\n%s\n",
+  if (!ready) {
+    std::fprintf(stderr, "daxpolicyd not ready (no cycle ended, or ManagedFiles still 0):\n%s\n",
                  ReadText(log_path).c_str());
     return 1;
-  }
-  {
-    const std::string log = ReadText(log_path);
-    const size_t at = log.find("(port ");
-    if (at != std::string::npos) port = std::atoi(log.c_str() + at + 6);
   }
   std::printf("daxpolicyd %d ready in %.1f s: ManagedFiles %llu, metrics port %d, bus %s\n",
               w.daemon.pid(), Seconds(phase), static_cast<unsigned long long>(managed), port,
               address.c_str());
 
   // The daemon's own memory for the tracked files, before any request makes it
-  // build a reply: after a few cycles (working state, published view and the
-  // view it replaced all exist by then).
+  // build a reply: after 4 s and at least --settle-cycles more cycles (working
+  // state, published view and the view it replaced all exist by then).
+  phase = Clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(4));
+  CycleTotals settled = ParseCycles(FetchMetrics(port));
+  while (!g_stop && Seconds(phase) < 600 && w.daemon.Running() &&
+         !(settled.ok && settled.count >= first.count + static_cast<uint64_t>(o.settle_cycles))) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    settled = ParseCycles(FetchMetrics(port));
+  }
+  if (!w.daemon.Running() || !settled.ok ||
+      settled.count < first.count + static_cast<uint64_t>(o.settle_cycles)) {
+    std::fprintf(stderr, "daxpolicyd did not end %d more cycles:\n%s\n", o.settle_cycles,
+                 ReadText(log_path).c_str());
+    return 1;
+  }
   {
-    const double rss = static_cast<double>(VmRssBytes(w.daemon.pid()));
-    const double hwm = static_cast<double>(StatusBytes(w.daemon.pid(), "VmHWM:"));
-    std::printf("RSS after 4 s of cycles, before any listing: %.1f MiB (peak so far %.1f MiB)\n",
-                rss / (1 << 20), hwm / (1 << 20));
+    const uint64_t rss = VmRssBytes(w.daemon.pid());
+    const uint64_t hwm = StatusBytes(w.daemon.pid(), "VmHWM:");
+    std::printf(
+        "RSS after %.1f s and %llu more cycles, before any listing: %.1f MiB (peak so far %.1f "
+        "MiB)\n",
+        Seconds(phase), static_cast<unsigned long long>(settled.count - first.count),
+        static_cast<double>(rss) / (1 << 20), static_cast<double>(hwm) / (1 << 20));
+    if (o.memory_only) {
+      // One line for tests/bench/bus/daemon_memory.sh.
+      std::printf("memory: files %d managed %llu rss %llu hwm %llu cycles %llu\n", o.files,
+                  static_cast<unsigned long long>(managed), static_cast<unsigned long long>(rss),
+                  static_cast<unsigned long long>(hwm),
+                  static_cast<unsigned long long>(settled.count));
+      return 0;
+    }
   }
 
   // What the load will find: the states of all files, from one unfiltered ListFiles.
@@ -873,6 +941,13 @@ int main(int argc, char** argv) {
                "exit 1 unless the baseline is systemd on the system bus (the VM run)");
   app.add_flag("--check-p99", o.check_p99,
                "also exit 1 when the overall p99 (from due time when paced) misses the target");
+  app.add_option("--image", o.image,
+                 "keep the xfs image here across runs (made and filled unless IMAGE.done says "
+                 "it holds this tree)");
+  app.add_flag("--memory-only", o.memory_only,
+               "stop after the daemon's memory figure (no listing, no load); --files 0 allowed");
+  app.add_option("--settle-cycles", o.settle_cycles,
+                 "cycles to end after the first before the memory figure (default 3)");
   app.add_option("--rss-fixed-mib", o.rss_fixed_mib, "fixed part of the RSS bound (MiB)")
       ->capture_default_str();
   app.add_option("--rss-per-file", o.rss_per_file_bytes, "per-file part of the RSS bound (bytes)")
@@ -882,10 +957,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--require-systemd: systemd does not answer on the system bus\n");
     return 1;
   }
-  if (o.files < 2 || o.files_per_dir < 1 || o.calls < 1 || o.clients < 1 || o.rate < 0) {
+  if (o.files < (o.memory_only ? 0 : 2) || o.files_per_dir < 1 || o.calls < 1 || o.clients < 1 ||
+      o.rate < 0 || o.settle_cycles < 0) {
     std::fprintf(stderr,
-                 "need --files >= 2, --files-per-dir >= 1, --calls >= 1, --clients >= 1, "
-                 "--rate >= 0\n");
+                 "need --files >= 2 (0 with --memory-only), --files-per-dir >= 1, --calls >= 1, "
+                 "--clients >= 1, "
+                 "--rate >= 0, --settle-cycles >= 0\n");
     return 2;
   }
   if (geteuid() != 0) {

@@ -11,6 +11,7 @@
 #include <numeric>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "daemon/bus/validate.h"
 #include "daemon/journal/journal.h"
@@ -371,14 +372,16 @@ struct CycleJob {
   void MatchPrevious() {
     matched = true;
     const policy::Snapshot& old = *previous->snap;
-    const size_t n = snap.files.size();
+    // Read only: a const table never copies a chunk it shares with the view's.
+    const policy::FileTable& files = std::as_const(snap.files);
+    const size_t n = files.size();
     bool same = n == old.files.size() && previous->order.size() == n &&
                 snap.mounts.size() == old.mounts.size();
     for (size_t k = 0; same && k < snap.mounts.size(); ++k) {
       same = snap.mounts[k].dev == old.mounts[k].dev;
     }
     for (size_t i = 0; same && i < n; ++i) {
-      same = snap.files[i].ino == old.files[i].ino && snap.files[i].mount == old.files[i].mount;
+      same = files[i].ino == old.files[i].ino && files[i].mount == old.files[i].mount;
     }
     same_files = same;
     if (same) {
@@ -389,14 +392,14 @@ struct CycleJob {
     order.resize(n);
     std::iota(order.begin(), order.end(), 0u);
     std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-      return KeyOf(snap, snap.files[a]) < KeyOf(snap, snap.files[b]);
+      return KeyOf(snap, files[a]) < KeyOf(snap, files[b]);
     });
     // Both orders are sorted by identity: one pass over them pairs every file.
     const std::vector<uint32_t>& old_order = previous->order;
     size_t p = 0;
     for (uint32_t i : order) {
       old_index[i] = kNoFile;
-      const FileKey key = KeyOf(snap, snap.files[i]);
+      const FileKey key = KeyOf(snap, files[i]);
       while (p < old_order.size() && KeyOf(old, old.files[old_order[p]]) < key) ++p;
       if (p < old_order.size() && KeyOf(old, old.files[old_order[p]]) == key) {
         old_index[i] = old_order[p];
@@ -633,12 +636,15 @@ void Engine::Sample(CycleJob& job) {
     }
     LookUpHolders(*m.parts.holders, job, std::move(ids));
     if (job.holder_scan) {
-      for (FileRecord& f : job.snap.files) {
+      // Written only where it changes: unchanged records stay shared with the view's table.
+      for (size_t i = 0; i < job.snap.files.size(); ++i) {
+        FileRecord f = std::as_const(job.snap.files)[i];
         if (f.kind != FileKind::kRegular) continue;
         auto it = job.holder_scan->holders.find({DevOf(job.snap, f), f.ino});
         size_t n = it == job.holder_scan->holders.end() ? 0 : it->second.size();
         f.holders = static_cast<uint16_t>(std::min<size_t>(n, 65535));
         f.available |= policy::kHaveHolders;
+        job.snap.files.Set(i, f);
       }
     }
   }
@@ -763,7 +769,8 @@ void Engine::Decide(CycleJob& job) {
       if (d.wait_ns > 0 && (next == 0 || d.wait_ns < next)) next = d.wait_ns;
     }
     if (!d.apply) return;
-    const plugins::ScopeInfo& scope = m.scopes->scopes.list[job.snap.files[d.file].mount];
+    const plugins::ScopeInfo& scope =
+        m.scopes->scopes.list[std::as_const(job.snap.files)[d.file].mount];
     if (!scope.flag_blocked.empty()) {
       job.Refuse(d.file, scope.flag_blocked);
     } else {
@@ -836,7 +843,7 @@ void Engine::Journal(CycleJob& job) {
   std::vector<journal::JournalEntry> batch;
   std::string path;
   for (uint32_t i : job.to_apply) {
-    const FileRecord& f = job.snap.files[i];
+    const FileRecord& f = std::as_const(job.snap.files)[i];
     job.snap.PathOf(f, &path);
     journal::JournalEntry e;
     e.key = journal::FileKey{DevOf(job.snap, f), f.ino};
@@ -863,11 +870,11 @@ void Engine::Apply(CycleJob& job) {
     std::vector<host::FileId> ids;
     for (const auto& [k, holders] : m.pending_holders) ids.push_back({k.dev, k.ino});
     for (uint32_t i : job.to_apply) {
-      const FileRecord& f = job.snap.files[i];
+      const FileRecord& f = std::as_const(job.snap.files)[i];
       if (f.kind == FileKind::kRegular) ids.push_back({DevOf(job.snap, f), f.ino});
     }
     for (uint32_t i = 0; i < status.size(); ++i) {
-      const FileRecord& f = job.snap.files[i];
+      const FileRecord& f = std::as_const(job.snap.files)[i];
       if (status[i].state == FileState::kPending && f.kind == FileKind::kRegular) {
         ids.push_back({DevOf(job.snap, f), f.ino});
       }
@@ -890,7 +897,9 @@ void Engine::Apply(CycleJob& job) {
   };
   std::string path;
   for (uint32_t i : job.to_apply) {
-    FileRecord& f = job.snap.files[i];
+    // A copy, written back when the flags change: the record's chunk of the
+    // table stays shared with the view's when nothing changes.
+    FileRecord f = std::as_const(job.snap.files)[i];
     Status& st = status[i];
     // The mode may become observe while this runs (SetMode from the loop), and
     // a shutdown may cancel: from then on nothing changes; the rest is observed.
@@ -954,6 +963,7 @@ void Engine::Apply(CycleJob& job) {
       f.effective = o.effective;
       f.available |= policy::kHaveEffective;
     }
+    job.snap.files.Set(i, f);
     st.state = StateAfterApply(f, st.desired, job.snap.mounts);
     if (o.result == driver::ApplyResult::kChanged && st.state == FileState::kPending) {
       LogEvent(Event::kSwitchPending, LogLevel::kInfo,
@@ -1032,6 +1042,8 @@ void Engine::Publish(CycleJob& job) {
   m.pending_holders = std::move(still_pending);
   view->policy = m.policy;
   view->scopes = m.scopes;
+  report.table_chunks = snap.files.chunk_count();
+  report.shared_chunks = snap.files.SharedChunks(previous.snap->files);
   view->snap = std::make_shared<const policy::Snapshot>(std::move(job.snap));
   m.last = view->snap;
   view->apply_reasons = std::move(job.apply_reasons);

@@ -110,6 +110,11 @@ struct CycleReport {
   int64_t duration_ns = 0;
   bool full_scan = false;
   uint64_t files = 0;
+  // The file table's chunks (policy::FileTable) and how many of them are the
+  // chunks of the view this cycle replaces: records that did not change are
+  // shared, not copied.
+  uint64_t table_chunks = 0;
+  uint64_t shared_chunks = 0;
   uint64_t applied = 0;  // physical flags changed
   uint64_t blocked = 0;  // apply refused
   // Files the policy was evaluated for; the others kept their last decision

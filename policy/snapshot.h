@@ -8,9 +8,16 @@
 /// arena, full paths only for directories. A file's path is
 /// dir_paths[record.dir] + "/" + name.
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <iterator>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace daxpolicy::policy {
@@ -30,8 +37,8 @@ enum FileField : uint16_t {
   kHaveHitRatio = 1u << 7,     // cache_hit_ratio (access tracing saw page-cache reads)
 };
 
-// 64 bytes: the daemon holds two tables of every file during a cycle (the
-// published one and the one the cycle builds), so each byte here counts twice.
+// 64 bytes, every byte defined (no padding): FileTable compares records byte
+// for byte to share them between the published table and the one a cycle builds.
 struct FileRecord {
   uint64_t ino = 0;
   uint64_t size = 0;         // bytes
@@ -54,6 +61,8 @@ struct FileRecord {
   float write_bytes_rate = 0;  // B/s, from access tracing
 };
 static_assert(sizeof(FileRecord) == 64);
+static_assert(sizeof(FileRecord) == 3 * 8 + 2 * 4 + 4 * 2 + 3 * 4 + 3 * 4,
+              "FileRecord has no padding: equal records are equal bytes");
 static_assert(kHaveHitRatio < (1u << 10), "every FileField bit fits FileRecord::available");
 
 enum class MediaHealth : uint8_t { kUnknown, kOk, kWarning, kCritical };
@@ -115,12 +124,169 @@ struct SystemSample {
   std::string access_unavailable;
 };
 
+// True when two records hold the same bytes (FileRecord has no padding).
+inline bool SameRecord(const FileRecord& a, const FileRecord& b) {
+  return std::memcmp(&a, &b, sizeof(FileRecord)) == 0;
+}
+
+// The file table of a Snapshot: a vector of FileRecords kept in chunks of
+// kChunkRecords (16 KiB) that tables share until one of them writes (copy on
+// write). A copy of a table shares every chunk. A table built from another one
+// (BeginBuild(base), push_back..., EndBuild()) takes base's chunk in place of
+// each chunk it fills with the same bytes at the same position, as soon as the
+// chunk is full: a cycle that rebuilds the table of a million files of which
+// few changed holds one table of records plus the changed chunks, not two.
+//
+// Reading through a const table, or iterating, never copies. The non-const
+// operator[] and back() copy the chunk they touch when it is shared, even to
+// read: read through a const reference (std::as_const) where nothing is
+// written, and write with Set() where the value may be the same.
+//
+// Threads: tables sharing chunks may be used on different threads (each by
+// one thread at a time): a shared chunk is never written, and a chunk only
+// this table holds is written in place.
+class FileTable {
+ public:
+  static constexpr size_t kChunkBits = 8;
+  static constexpr size_t kChunkRecords = size_t{1} << kChunkBits;
+
+  template <class Table, class Ref>
+  class Iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = FileRecord;
+    using difference_type = std::ptrdiff_t;
+    using pointer = std::remove_reference_t<Ref>*;
+    using reference = Ref;
+    Iterator() = default;
+    Iterator(Table* table, size_t i) : table_(table), i_(i) {}
+    Ref operator*() const { return (*table_)[i_]; }
+    pointer operator->() const { return &(*table_)[i_]; }
+    Ref operator[](difference_type n) const { return (*table_)[i_ + n]; }
+    Iterator& operator++() { return ++i_, *this; }
+    Iterator operator++(int) { return Iterator(table_, i_++); }
+    Iterator& operator--() { return --i_, *this; }
+    Iterator operator--(int) { return Iterator(table_, i_--); }
+    Iterator& operator+=(difference_type n) { return i_ += n, *this; }
+    Iterator& operator-=(difference_type n) { return i_ -= n, *this; }
+    Iterator operator+(difference_type n) const { return Iterator(table_, i_ + n); }
+    friend Iterator operator+(difference_type n, const Iterator& it) { return it + n; }
+    Iterator operator-(difference_type n) const { return Iterator(table_, i_ - n); }
+    difference_type operator-(const Iterator& o) const {
+      return static_cast<difference_type>(i_) - static_cast<difference_type>(o.i_);
+    }
+    bool operator==(const Iterator& o) const { return i_ == o.i_; }
+    auto operator<=>(const Iterator& o) const { return i_ <=> o.i_; }
+
+   private:
+    Table* table_ = nullptr;
+    size_t i_ = 0;
+  };
+  using const_iterator = Iterator<const FileTable, const FileRecord&>;
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const FileRecord& operator[](size_t i) const {
+    return chunks_[i >> kChunkBits]->records[i & kMask];
+  }
+  // Copies the record's chunk first when another table shares it.
+  FileRecord& operator[](size_t i) { return Writable(i >> kChunkBits).records[i & kMask]; }
+  // Record i becomes r; its chunk is copied only when r differs from it.
+  void Set(size_t i, const FileRecord& r) {
+    if (!SameRecord(std::as_const(*this)[i], r)) (*this)[i] = r;
+  }
+  const FileRecord& back() const { return (*this)[size_ - 1]; }
+  FileRecord& back() { return (*this)[size_ - 1]; }
+  const_iterator begin() const { return const_iterator(this, 0); }
+  const_iterator end() const { return const_iterator(this, size_); }
+
+  void push_back(const FileRecord& r) {
+    const size_t k = size_ >> kChunkBits;
+    if (k == chunks_.size()) chunks_.push_back(std::make_shared<Chunk>());
+    Writable(k).records[size_ & kMask] = r;
+    ++size_;
+    if ((size_ & kMask) == 0) ShareIfSame(k, kChunkRecords);
+  }
+  void reserve(size_t n) { chunks_.reserve((n + kChunkRecords - 1) >> kChunkBits); }
+  size_t capacity() const { return chunks_.capacity() << kChunkBits; }
+  void clear() {
+    chunks_.clear();
+    size_ = 0;
+  }
+  // Shrinks to n records, or grows with default records.
+  void resize(size_t n) {
+    if (n < size_) {
+      chunks_.resize((n + kChunkRecords - 1) >> kChunkBits);
+      size_ = n;
+    }
+    while (size_ < n) push_back(FileRecord());
+  }
+
+  // Clears this table and builds it from here on against `base`: see above.
+  void BeginBuild(const FileTable& base) {
+    clear();
+    base_ = base.chunks_;
+    base_size_ = base.size_;
+  }
+  // Shares the last, partly filled chunk too when base ends with the same one.
+  void EndBuild() {
+    const size_t rest = size_ & kMask;
+    if (rest != 0 && base_size_ == size_) ShareIfSame(size_ >> kChunkBits, rest);
+    base_.clear();
+    base_size_ = 0;
+  }
+
+  // How many of this table's chunks `other` holds too (tests, benchmarks).
+  size_t SharedChunks(const FileTable& other) const {
+    size_t n = 0;
+    for (size_t k = 0; k < chunks_.size() && k < other.chunks_.size(); ++k) {
+      n += chunks_[k] == other.chunks_[k] ? 1 : 0;
+    }
+    return n;
+  }
+  size_t chunk_count() const { return chunks_.size(); }
+
+ private:
+  static constexpr size_t kMask = kChunkRecords - 1;
+  struct Chunk {
+    FileRecord records[kChunkRecords];
+  };
+
+  Chunk& Writable(size_t k) {
+    std::shared_ptr<Chunk>& c = chunks_[k];
+    if (c.use_count() != 1) {
+      c = std::make_shared<Chunk>(*c);
+    } else {
+      // Another thread may just have dropped its reference after reading.
+      std::atomic_thread_fence(std::memory_order_acquire);
+    }
+    return *c;
+  }
+  // Chunk k holds its first `count` records: base's chunk k replaces it when
+  // base has exactly those records there.
+  void ShareIfSame(size_t k, size_t count) {
+    if (k >= base_.size() || chunks_[k] == base_[k]) return;
+    const size_t first = k << kChunkBits;
+    if (base_size_ < first + count) return;
+    if (count < kChunkRecords && base_size_ != first + count) return;
+    if (std::memcmp(chunks_[k]->records, base_[k]->records, count * sizeof(FileRecord)) == 0) {
+      chunks_[k] = base_[k];
+    }
+  }
+
+  std::vector<std::shared_ptr<Chunk>> chunks_;
+  size_t size_ = 0;
+  // During a build: the base table's chunks.
+  std::vector<std::shared_ptr<Chunk>> base_;
+  size_t base_size_ = 0;
+};
+
 struct Snapshot {
   int64_t wall_clock_ns = 0;           // when it was taken; file.age = this - mtime
   uint32_t page_size = 4096;           // for ratios from page counts
   std::vector<std::string> dir_paths;  // absolute, no trailing '/'
   std::string names;                   // arena of file names (not NUL-terminated)
-  std::vector<FileRecord> files;
+  FileTable files;
   std::vector<MountRecord> mounts;
   std::vector<MediaSample> media;
   SystemSample system;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <utility>
 
 namespace daxpolicy::access {
 
@@ -26,13 +27,13 @@ std::string Join(const std::vector<std::string>& parts) {
   return out;
 }
 
-}  // namespace
+void ClearAccess(policy::FileRecord* f) {
+  f->available &= static_cast<uint16_t>(~(policy::kHaveAccess | policy::kHaveHitRatio));
+  f->read_bytes_rate = f->write_bytes_rate = f->cache_hit_ratio = 0;
+}
 
-void ClearSnapshot(const std::string& why, policy::Snapshot* snap) {
-  for (policy::FileRecord& f : snap->files) {
-    f.available &= static_cast<uint16_t>(~(policy::kHaveAccess | policy::kHaveHitRatio));
-    f.read_bytes_rate = f.write_bytes_rate = f.cache_hit_ratio = 0;
-  }
+// Without the mounts' and the system's figures: FillSnapshot sets every file's at once.
+void ClearSystem(const std::string& why, policy::Snapshot* snap) {
   snap->system.have_cache_hit_ratio = false;
   snap->system.cache_hit_ratio = 0;
   snap->system.access_window_ns = 0;
@@ -40,14 +41,28 @@ void ClearSnapshot(const std::string& why, policy::Snapshot* snap) {
   for (policy::MountRecord& m : snap->mounts) m.access_unavailable.clear();
 }
 
+}  // namespace
+
+void ClearSnapshot(const std::string& why, policy::Snapshot* snap) {
+  // Records are written only where they change: the file table shares the
+  // chunks of records that stay the same with the previous cycle's.
+  for (size_t i = 0; i < snap->files.size(); ++i) {
+    policy::FileRecord f = std::as_const(snap->files)[i];
+    ClearAccess(&f);
+    snap->files.Set(i, f);
+  }
+  ClearSystem(why, snap);
+}
+
 void FillSnapshot(const AccessCounts& counts, int64_t window_ns, bool misses_traced,
                   const std::vector<std::string>& mount_reasons, policy::Snapshot* snap) {
-  ClearSnapshot("", snap);
   const double seconds = static_cast<double>(window_ns) / 1e9;
   if (seconds <= 0) {
+    ClearSnapshot("", snap);
     snap->system.access_unavailable = "access tracing has no complete window yet";
     return;
   }
+  ClearSystem("", snap);
   snap->system.access_window_ns = window_ns;
   std::vector<uint32_t> kdev(snap->mounts.size());
   for (size_t i = 0; i < snap->mounts.size(); ++i) {
@@ -67,22 +82,30 @@ void FillSnapshot(const AccessCounts& counts, int64_t window_ns, bool misses_tra
     snap->system.cache_hit_ratio =
         1.0 - std::min(1.0, static_cast<double>(misses) / static_cast<double>(pages));
   }
-  for (policy::FileRecord& f : snap->files) {
-    if (f.kind != policy::FileKind::kRegular || f.mount >= kdev.size()) continue;
-    if (!snap->mounts[f.mount].access_unavailable.empty()) continue;
-    f.available |= policy::kHaveAccess;
-    auto it = counts.files.find(FileKey{kdev[f.mount], f.ino});
-    if (it == counts.files.end()) continue;  // not read or written: 0 B/s
-    const access_counts& c = it->second;
-    f.read_bytes_rate = static_cast<float>(static_cast<double>(c.read_bytes) / seconds);
-    f.write_bytes_rate = static_cast<float>(static_cast<double>(c.write_bytes) / seconds);
-    const bool dax =
-        (f.available & policy::kHaveEffective) && f.effective == policy::DaxState::kDax;
-    if (misses_traced && !dax && c.pc_pages > 0) {
-      f.available |= policy::kHaveHitRatio;
-      f.cache_hit_ratio = static_cast<float>(
-          1.0 - std::min(1.0, static_cast<double>(c.miss_pages) / static_cast<double>(c.pc_pages)));
-    }
+  for (size_t i = 0; i < snap->files.size(); ++i) {
+    policy::FileRecord f = std::as_const(snap->files)[i];
+    ClearAccess(&f);
+    // Written back only where it changes (see ClearSnapshot).
+    auto fill = [&] {
+      if (f.kind != policy::FileKind::kRegular || f.mount >= kdev.size()) return;
+      if (!snap->mounts[f.mount].access_unavailable.empty()) return;
+      f.available |= policy::kHaveAccess;
+      auto it = counts.files.find(FileKey{kdev[f.mount], f.ino});
+      if (it == counts.files.end()) return;  // not read or written: 0 B/s
+      const access_counts& c = it->second;
+      f.read_bytes_rate = static_cast<float>(static_cast<double>(c.read_bytes) / seconds);
+      f.write_bytes_rate = static_cast<float>(static_cast<double>(c.write_bytes) / seconds);
+      const bool dax =
+          (f.available & policy::kHaveEffective) && f.effective == policy::DaxState::kDax;
+      if (misses_traced && !dax && c.pc_pages > 0) {
+        f.available |= policy::kHaveHitRatio;
+        f.cache_hit_ratio =
+            static_cast<float>(1.0 - std::min(1.0, static_cast<double>(c.miss_pages) /
+                                                       static_cast<double>(c.pc_pages)));
+      }
+    };
+    fill();
+    snap->files.Set(i, f);
   }
 }
 

@@ -94,9 +94,9 @@ struct Scanner::Walk {
   int64_t racy_after_ns = 0;
   ScanStats stats;
   // The previous scan's table, read while the new one is built.
-  const std::vector<policy::FileRecord>* old_files = &owned_files;
+  const policy::FileTable* old_files = &owned_files;
   std::string_view old_names;
-  std::vector<policy::FileRecord> owned_files;  // empty: no previous table
+  policy::FileTable owned_files;  // empty: no previous table
   std::vector<DirState> old_dirs;
   std::vector<std::unordered_map<uint64_t, uint32_t>> old_by_ino;
   // The scope being walked.
@@ -185,7 +185,8 @@ ScanStats Scanner::Scan(const policy::Snapshot* previous, policy::Snapshot* snap
     w.old_by_ino = std::move(dir_by_ino_);
   }
   w.old_by_ino.resize(scopes_.size());
-  snapshot->files.clear();
+  // Chunks of records that come out the same as the previous table's are shared with it.
+  snapshot->files.BeginBuild(*w.old_files);
   snapshot->files.reserve(w.old_files->size());
   snapshot->names.clear();
   snapshot->names.reserve(w.old_names.size());
@@ -242,6 +243,7 @@ ScanStats Scanner::Scan(const policy::Snapshot* previous, policy::Snapshot* snap
     WalkDir(w, fd.get(), index, 0);
   }
 
+  snapshot->files.EndBuild();
   for (const policy::FileRecord& rec : snapshot->files) {
     if (rec.kind == policy::FileKind::kRegular) {
       ++w.stats.files;
@@ -296,8 +298,8 @@ void Scanner::WalkDir(Walk& w, int fd, uint32_t dir_index, uint32_t depth) {
 
   const size_t block_end = snap.files.size();
   for (size_t i = block_start; i < block_end; ++i) {
-    if (snap.files[i].kind != policy::FileKind::kDirectory) continue;
-    const policy::FileRecord rec = snap.files[i];
+    const policy::FileRecord rec = std::as_const(snap.files)[i];
+    if (rec.kind != policy::FileKind::kDirectory) continue;
     const std::string_view name = snap.Name(rec);
     char cname[256];
     if (!CopyName(name, cname)) continue;
@@ -332,7 +334,9 @@ void Scanner::WalkDir(Walk& w, int fd, uint32_t dir_index, uint32_t depth) {
     if (w.sampler != nullptr &&
         (w.hints == nullptr || w.old_by_ino[w.scope].count(stx.stx_ino) == 0 ||
          (dir_sample != nullptr && dir_sample->count(std::string(name)) != 0))) {
-      w.sampler->SampleOpen(sub.get(), stx, &snap.files[i]);
+      policy::FileRecord sampled = rec;
+      w.sampler->SampleOpen(sub.get(), stx, &sampled);
+      snap.files.Set(i, sampled);
     }
     const uint32_t sub_index = static_cast<uint32_t>(snap.dir_paths.size());
     snap.dir_paths.push_back(child_path());

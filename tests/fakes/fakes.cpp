@@ -35,10 +35,15 @@ void FakeFileSource::Sample(plugins::SampleContext& ctx) {
   last_full_scan = ctx.full_scan;
   ctx.scanned_full = ctx.full_scan || ctx.previous == nullptr;
   policy::Snapshot& snap = ctx.snapshot;
-  snap.files.clear();
+  // As the scanner: records that stay the same share the previous table's chunks.
+  static const policy::FileTable kNoFiles;
+  snap.files.BeginBuild(ctx.previous ? ctx.previous->files : kNoFiles);
   snap.names.clear();
   snap.dir_paths.clear();
-  if (ctx.scopes.list.empty() || !ctx.scopes.list[0].usable) return;
+  if (ctx.scopes.list.empty() || !ctx.scopes.list[0].usable) {
+    snap.files.EndBuild();
+    return;
+  }
   const plugins::ScopeInfo& scope = ctx.scopes.list[0];
   std::map<std::string, uint32_t> dirs;
   snap.dir_paths.push_back(scope.path);
@@ -74,6 +79,7 @@ void FakeFileSource::Sample(plugins::SampleContext& ctx) {
         (disk->kind == FileKind::kRegular ? policy::kHaveCache | policy::kHaveEffective : 0);
     snap.files.push_back(r);
   }
+  snap.files.EndBuild();
 }
 
 void SyntheticFileSource::Sample(plugins::SampleContext& ctx) {
@@ -83,7 +89,8 @@ void SyntheticFileSource::Sample(plugins::SampleContext& ctx) {
   const uint16_t mount = ctx.scopes.list.empty() ? 0 : ctx.scopes.list[0].mount;
   // As the scanner: the new table is built next to the previous one, which
   // lends its records' telemetry.
-  snap.files.clear();
+  static const policy::FileTable kNone;
+  snap.files.BeginBuild(prev ? prev->files : kNone);
   snap.names.clear();
   snap.dir_paths.clear();
   snap.files.reserve(prev ? prev->files.size() : files_);
@@ -95,7 +102,8 @@ void SyntheticFileSource::Sample(plugins::SampleContext& ctx) {
   char name[32];
   for (uint64_t i = 0; i < files_; ++i) {
     policy::FileRecord r;
-    if (prev != nullptr && i < prev->files.size()) r = prev->files[i];
+    const bool known = prev != nullptr && i < prev->files.size();
+    if (known) r = prev->files[i];
     // Names as bench_bus makes them on disk: 7 bytes.
     const int n = std::snprintf(name, sizeof(name), "%c%06llu", i % 2 ? 'b' : 'a',
                                 static_cast<unsigned long long>(i % 1'000'000));
@@ -109,7 +117,8 @@ void SyntheticFileSource::Sample(plugins::SampleContext& ctx) {
     r.mount = mount;
     r.kind = FileKind::kRegular;
     r.size = 4096 * (1 + i % 64);
-    r.mtime_ns = ctx.wall_ns - static_cast<int64_t>(i % 3600) * 1'000'000'000;
+    // Nothing is written to between cycles: a file keeps the mtime it was first seen with.
+    if (!known) r.mtime_ns = ctx.wall_ns - static_cast<int64_t>(i % 3600) * 1'000'000'000;
     r.cache_pages = static_cast<uint32_t>(i % 16);
     // In sync with the benchmark's policy: files of 128 KiB and more on DAX.
     r.physical = r.size >= (128u << 10) ? DaxState::kDax : DaxState::kPageCache;
@@ -118,6 +127,7 @@ void SyntheticFileSource::Sample(plugins::SampleContext& ctx) {
         policy::kHaveSize | policy::kHaveCache | policy::kHavePhysical | policy::kHaveEffective;
     snap.files.push_back(r);
   }
+  snap.files.EndBuild();
   ctx.scanned_full = true;
 }
 

@@ -77,7 +77,8 @@ class AFileSourceOnXfs : public ::testing::Test {
     ctx.previous = last_.get();
     source_->Sample(ctx);
     errors_ = ctx.errors;
-    for (policy::FileRecord& f : next->files) {
+    for (size_t i = 0; i < next->files.size(); ++i) {
+      policy::FileRecord& f = next->files[i];
       if (f.kind == policy::FileKind::kRegular) f.available |= policy::kHaveAccess;
     }
     last_ = std::move(next);

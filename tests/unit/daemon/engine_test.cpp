@@ -164,6 +164,39 @@ INSTANTIATE_TEST_SUITE_P(
                                 false, "", FileState::kBlocked, DaxState::kPageCache, "immutable"}),
     [](const ::testing::TestParamInfo<StateCase>& info) { return std::string(info.param.name); });
 
+// The published view and the cycle's working snapshot share the records that
+// did not change (issue: two full tables of every file at each cycle's peak).
+TEST_F(EngineTest, ACycleSharesTheUnchangedRecordsWithTheView) {
+  Start(MakePolicy(Rule("big-on-dax", "*", "on", "    when: \"file.size >= 1MiB\"\n")));
+  // Three chunks of records: 2.5 chunks of files in one directory.
+  const size_t n = policy::FileTable::kChunkRecords * 5 / 2;
+  for (size_t i = 0; i < n; ++i) {
+    AddFile("f" + std::to_string(1000 + i), DaxState::kPageCache, DaxState::kPageCache,
+            {.size = 4096});
+  }
+  CycleReport first = engine_->RunCycle();
+  ASSERT_EQ(first.files, n);
+  EXPECT_EQ(first.table_chunks, 3u);
+  EXPECT_EQ(first.shared_chunks, 0u);
+  // Nothing changed: the new table is the view's.
+  CycleReport idle = engine_->RunCycle();
+  EXPECT_EQ(idle.table_chunks, 3u);
+  EXPECT_EQ(idle.shared_chunks, 3u);
+  // One file grows past the rule's size: its chunk alone is new, and the view
+  // shows it while the records of the other chunks are the ones shared.
+  parts_.files->files["f1300"].size = 2 << 20;
+  CycleReport changed = engine_->RunCycle();
+  EXPECT_EQ(changed.shared_chunks, 2u);
+  EXPECT_EQ(changed.applied, 1u);
+  EXPECT_EQ(Get("f1300").state, FileState::kInSync);
+  EXPECT_EQ(Get("f1300").physical, DaxState::kDax);
+  EXPECT_EQ(Get("f1299").physical, DaxState::kPageCache);
+  EXPECT_EQ(Get("f1000").state, FileState::kUnmanaged);
+  // The switch itself is a change the next cycle samples (the flag): then idle again.
+  engine_->RunCycle();
+  EXPECT_EQ(engine_->RunCycle().shared_chunks, 3u);
+}
+
 TEST_F(EngineTest, AScopeWhereTheFlagCannotWorkBlocksWithoutAskingTheDriver) {
   parts_.mounts->flag_blocked[root_] = "ext4 mounted without dax=inode";
   Start(MakePolicy(Rule("all", "**", "on")));

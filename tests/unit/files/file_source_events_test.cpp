@@ -103,7 +103,8 @@ class AFileSourceWithEvents : public ::testing::Test {
     source_->Sample(ctx);
     errors_ = ctx.errors;
     std::string path;
-    for (policy::FileRecord& f : next->files) {
+    for (size_t i = 0; i < next->files.size(); ++i) {
+      policy::FileRecord& f = next->files[i];
       if (f.kind != policy::FileKind::kRegular || !access) continue;
       f.available |= policy::kHaveAccess;
       next->PathOf(f, &path);
@@ -175,7 +176,8 @@ TEST_F(AFileSourceWithEvents, SamplesAPendingFileEveryCycle) {
   // As the engine leaves a file whose flag it changed: physical dax, effective not yet.
   auto snap = std::make_shared<policy::Snapshot>(*last_);
   std::string path;
-  for (policy::FileRecord& f : snap->files) {
+  for (size_t i = 0; i < snap->files.size(); ++i) {
+    policy::FileRecord& f = snap->files[i];
     snap->PathOf(f, &path);
     if (path != P("a/one")) continue;
     f.available |= policy::kHavePhysical | policy::kHaveEffective;

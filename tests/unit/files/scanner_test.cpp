@@ -217,7 +217,7 @@ TEST_F(AScannerOnATempDir, KeepsTelemetryOfRecordsThatSurviveARereadOfTheirDirec
   Scanner scanner = MakeScanner(root_);
   policy::Snapshot snap;
   (void)scanner.Scan(&snap);
-  for (policy::FileRecord& rec : snap.files) rec.holders = 7;
+  for (size_t i = 0; i < snap.files.size(); ++i) snap.files[i].holders = 7;
   WriteFile(root_ / "b" / "sibling", "s");
   (void)scanner.Scan(&snap);
   const auto records = RecordsByPath(snap);

@@ -253,7 +253,19 @@ int Status(bool session, bool json) {
         {"Recording:", RecordingText(all)},
         {"Version:", VariantText(all, "Version")},
     };
-    std::string table = ctl::FormatTable({"", ""}, rows);
+    // A refused reload or a degraded daemon may say several lines (one error per line):
+    // each goes on a row of its own under its label, not escaped into one line.
+    std::vector<std::vector<std::string>> lines;
+    for (auto& row : rows) {
+      std::string_view value = row[1];
+      for (size_t i = 0;; ++i) {
+        const size_t nl = value.find('\n');
+        lines.push_back({i == 0 ? row[0] : "", std::string(value.substr(0, nl))});
+        if (nl == std::string_view::npos) break;
+        value.remove_prefix(nl + 1);
+      }
+    }
+    std::string table = ctl::FormatTable({"", ""}, lines);
     std::cout << table.substr(table.find('\n') + 1);  // no header line
     return 0;
   });

@@ -122,6 +122,17 @@ TEST_F(Daxpolicyctl, ReloadsAndSwitchesModeAsRoot) {
   CommandResult bad = Ctl({"reload"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_EQ(bad.err, "daxpolicyctl: policy.yaml:1:1: unknown key 'x'\n");
+  WriteFile(Path("bad-policy"),
+            "2 errors:\npolicy.yaml:1:1: unknown key 'x'\npolicy.yaml:4:3: unknown key 'y'");
+  EXPECT_EQ(Ctl({"reload"}).exit_code, 1);
+  CommandResult status = Ctl({"status"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find("Last reload:        refused: 2 errors:\n"
+                            "                    policy.yaml:1:1: unknown key 'x'\n"
+                            "                    policy.yaml:4:3: unknown key 'y'\n"
+                            "Degraded:           no\n"),
+            std::string::npos)
+      << status.out;
   CommandResult mode = Ctl({"mode", "observe"});
   EXPECT_EQ(mode.exit_code, 0) << mode.err;
   EXPECT_EQ(mode.out, "mode: observe\n");

@@ -463,15 +463,22 @@ Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& st
   return out;
 }
 
-Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& state,
-                   const Holds& holds, const EvalOptions& options,
-                   const std::function<void(const Decision&)>& each) {
+// What every evaluation round starts with: a tally per rule, the next round
+// number, and the switch budget's window moved on to the last minute.
+Decisions BeginRound(const Policy& policy, const EvalOptions& options, RuleState& state) {
   Decisions out;
   out.rules.resize(policy.rules.size());
   ++state.round_;
   while (!state.switches_.empty() && state.switches_.front() <= options.now_ns - kMinute) {
     state.switches_.pop_front();
   }
+  return out;
+}
+
+Decisions Evaluate(const Policy& policy, const Snapshot& snapshot, RuleState& state,
+                   const Holds& holds, const EvalOptions& options,
+                   const std::function<void(const Decision&)>& each) {
+  Decisions out = BeginRound(policy, options, state);
   Evaluator ev(policy, snapshot, holds, options);
   std::string path;
   for (uint32_t i = 0; i < snapshot.files.size(); ++i) {
@@ -497,12 +504,7 @@ Decisions EvaluateFiles(const Policy& policy, const Snapshot& snapshot, RuleStat
                         const Holds& holds, const EvalOptions& options,
                         const std::vector<uint32_t>& files, const std::vector<FileKey>& gone,
                         const std::function<void(const Decision&)>& each) {
-  Decisions out;
-  out.rules.resize(policy.rules.size());
-  ++state.round_;
-  while (!state.switches_.empty() && state.switches_.front() <= options.now_ns - kMinute) {
-    state.switches_.pop_front();
-  }
+  Decisions out = BeginRound(policy, options, state);
   Evaluator ev(policy, snapshot, holds, options);
   std::string path;
   for (uint32_t i : files) {

@@ -130,6 +130,7 @@ class RuleState {
 
  private:
   friend class Evaluator;
+  friend Decisions BeginRound(const Policy&, const EvalOptions&, RuleState&);
   friend Decisions Evaluate(const Policy&, const Snapshot&, RuleState&, const Holds&,
                             const EvalOptions&, const std::function<void(const Decision&)>&);
   friend Decisions EvaluateFiles(const Policy&, const Snapshot&, RuleState&, const Holds&,

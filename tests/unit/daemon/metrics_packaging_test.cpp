@@ -530,5 +530,39 @@ TEST(TheCtlManPage, DocumentsEverySubcommand) {
   }
 }
 
+// The licence (debian/copyright says so): every source, build and script file
+// carries the Apache-2.0 SPDX line near its top, except what sdbus-c++-xml2cpp
+// generates (named in debian/copyright) and test fixtures; LICENSE holds the text.
+TEST(TheSources, CarryTheApacheLicenceTheirPackageDeclares) {
+  EXPECT_THAT(ReadFile(kSource / "LICENSE"), ::testing::HasSubstr("Apache License"));
+  EXPECT_THAT(ReadFile(kSource / "LICENSE"), ::testing::HasSubstr("Version 2.0, January 2004"));
+  EXPECT_THAT(ReadFile(kSource / "debian/copyright"),
+              ::testing::HasSubstr("Files: *\nCopyright: "));
+  EXPECT_THAT(ReadFile(kSource / "debian/copyright"), ::testing::HasSubstr("License: Apache-2.0"));
+  static const std::set<std::string> kExtensions = {".cpp", ".h", ".c", ".sh", ".py", ".cmake"};
+  size_t checked = 0;
+  for (const char* top : {"daemon", "plugins", "policy", "tests", "tools", "cmake", ".ci"}) {
+    for (auto it = fs::recursive_directory_iterator(kSource / top);
+         it != fs::recursive_directory_iterator(); ++it) {
+      const fs::path rel = fs::relative(it->path(), kSource);
+      if (rel == "daemon/bus/generated" || rel == "tests/fixtures") {
+        it.disable_recursion_pending();
+        continue;
+      }
+      const std::string name = rel.filename().string();
+      if (!it->is_regular_file() || (!kExtensions.count(rel.extension().string()) &&
+                                     name != "CMakeLists.txt" && rel.parent_path() != ".ci")) {
+        continue;
+      }
+      const std::string head = ReadFile(it->path()).substr(0, 200);
+      EXPECT_THAT(head, ::testing::HasSubstr("SPDX-License-Identifier: Apache-2.0")) << rel;
+      ++checked;
+    }
+  }
+  EXPECT_THAT(ReadFile(kSource / "CMakeLists.txt").substr(0, 200),
+              ::testing::HasSubstr("SPDX-License-Identifier: Apache-2.0"));
+  EXPECT_GT(checked, 300u);
+}
+
 }  // namespace
 }  // namespace daxpolicy::daemon

@@ -19,22 +19,21 @@ namespace daxpolicy::access {
 namespace {
 
 // Where each program attaches: a tracepoint "category/name" (as a raw tracepoint,
-// found through tracefs) or a kernel function (fentry/fexit, found in BTF).
+// found in BTF) or a kernel function (fentry/fexit, found in BTF).
 // Programs on the per-read tracepoints are BTF-typed (tp_btf): their tracepoint
 // must also be in the BTF of the kernel or of its module.
 struct ProgramInfo {
   const char* name;
   const char* tracepoint;  // nullptr for fentry/fexit
   const char* function;    // nullptr for tracepoints
-  bool btf = false;        // tp_btf: needs btf_trace_NAME in BTF
 };
 constexpr ProgramInfo kPrograms[] = {
     {"fentry_filemap_read", nullptr, "filemap_read"},
     {"fexit_filemap_read", nullptr, "filemap_read"},
     {"fexit_dax_iomap_rw", nullptr, "dax_iomap_rw"},
-    {"tp_xfs_buffered_read", "xfs/xfs_file_buffered_read", nullptr, true},
-    {"tp_xfs_dax_read", "xfs/xfs_file_dax_read", nullptr, true},
-    {"tp_get_pages", "filemap/mm_filemap_get_pages", nullptr, true},
+    {"tp_xfs_buffered_read", "xfs/xfs_file_buffered_read", nullptr},
+    {"tp_xfs_dax_read", "xfs/xfs_file_dax_read", nullptr},
+    {"tp_get_pages", "filemap/mm_filemap_get_pages", nullptr},
     {"tp_add_to_page_cache", "filemap/mm_filemap_add_to_page_cache", nullptr},
     {"tp_filemap_fault", "filemap/mm_filemap_fault", nullptr},
     {"tp_filemap_map_pages", "filemap/mm_filemap_map_pages", nullptr},
@@ -121,16 +120,12 @@ uint32_t KernelDev(dev_t dev) {
 KernelOffer ProbeKernel() {
   KernelOffer offer;
   offer.btf = ::access("/sys/kernel/btf/vmlinux", R_OK) == 0;
-  for (const char* root : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
-    if (::access((std::string(root) + "/events").c_str(), F_OK) == 0) {
-      offer.tracefs = root;
-      break;
-    }
-  }
   struct btf* vmlinux = offer.btf ? btf__load_vmlinux_btf() : nullptr;
   if (vmlinux != nullptr && libbpf_get_error(vmlinux) != 0) vmlinux = nullptr;
-  // A tracepoint's BTF prototype is the typedef btf_trace_NAME, in vmlinux or,
-  // for a module's tracepoint, in /sys/kernel/btf/MODULE (the category: xfs).
+  // Every tracepoint of a kernel built with BTF has its prototype there, the
+  // typedef btf_trace_NAME, in vmlinux or, for a module's tracepoint, in
+  // /sys/kernel/btf/MODULE (the category: xfs). Both kinds of program attach
+  // by name with bpf(2), so tracefs, which a machine may not mount, is not used.
   std::map<std::string, struct btf*> modules;
   auto in_btf = [&](std::string_view tracepoint) {
     if (vmlinux == nullptr) return false;
@@ -151,9 +146,7 @@ KernelOffer ProbeKernel() {
            btf__find_by_name_kind(it->second, type.c_str(), BTF_KIND_TYPEDEF) > 0;
   };
   for (const ProgramInfo& p : kPrograms) {
-    if (p.tracepoint != nullptr && !offer.tracefs.empty() &&
-        ::access((offer.tracefs + "/events/" + p.tracepoint).c_str(), F_OK) == 0 &&
-        (!p.btf || in_btf(p.tracepoint))) {
+    if (p.tracepoint != nullptr && in_btf(p.tracepoint)) {
       offer.tracepoints.insert(p.tracepoint);
     }
     if (p.function != nullptr && vmlinux != nullptr &&
@@ -205,8 +198,8 @@ Plan ChoosePlan(const KernelOffer& offer) {
     plan.unavailable =
         "no attach point for reads: fentry/fexit on filemap_read is not available" +
         std::string(offer.tracing_programs ? " (no such function in BTF)" : "") +
-        ", and neither xfs:xfs_file_buffered_read nor filemap:mm_filemap_get_pages exists" +
-        (offer.tracefs.empty() ? " (tracefs is not mounted at /sys/kernel/tracing)" : "");
+        ", and neither xfs:xfs_file_buffered_read nor filemap:mm_filemap_get_pages exists "
+        "(no btf_trace_ type for either in the kernel's or the xfs module's BTF)";
     return plan;
   }
   for (const char* t :

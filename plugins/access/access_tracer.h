@@ -13,8 +13,8 @@
 /// perf_event_open is never called.
 /// Since Linux 5.11 BPF memory is charged to the memory cgroup, not to
 /// RLIMIT_MEMLOCK, so CAP_SYS_RESOURCE is not needed on Debian 12's 6.1.
-/// Tracepoints are found through tracefs (/sys/kernel/tracing), which must be
-/// mounted and readable. A system-call filter must allow bpf.
+/// Tracepoints are found in the kernel's BTF (their btf_trace_NAME types), so
+/// tracefs need not be mounted. A system-call filter must allow bpf.
 
 #include <sys/types.h>
 
@@ -33,14 +33,13 @@ namespace daxpolicy::access {
 /// What the running kernel offers, as probed (or faked by tests).
 struct KernelOffer {
   bool btf = false;                   ///< /sys/kernel/btf/vmlinux exists (CO-RE needs it)
-  std::string tracefs;                ///< tracefs root, "" when not mounted
   bool tracing_programs = true;       ///< fentry/fexit may be tried (false once a load failed)
   std::set<std::string> tracepoints;  ///< "category/name" of the ones we use that exist
-                                      ///< (per-read ones: also in BTF, for tp_btf)
+                                      ///< (btf_trace_NAME in the kernel's or module's BTF)
   std::set<std::string> functions;    ///< kernel functions (BTF) of the ones we use that exist
 };
 
-/// Probes the running kernel: BTF, tracefs and the tracepoints and functions
+/// Probes the running kernel's BTF: the tracepoints and functions
 /// the program can use.
 KernelOffer ProbeKernel();
 

@@ -23,7 +23,6 @@ using ::testing::Not;
 KernelOffer Debian61() {
   KernelOffer o;
   o.btf = true;
-  o.tracefs = "/sys/kernel/tracing";
   o.tracepoints = {"filemap/mm_filemap_add_to_page_cache",
                    "xfs/xfs_file_buffered_read",
                    "xfs/xfs_file_dax_read",
@@ -89,7 +88,7 @@ TEST(ChoosePlan, NoTracepointsAndNoFentryIsUnavailableWithTheReason) {
   Plan p = ChoosePlan(o);
   EXPECT_EQ(p.strategy, Strategy::kNone);
   EXPECT_THAT(p.unavailable, HasSubstr("no attach point for reads"));
-  EXPECT_THAT(p.unavailable, HasSubstr("tracefs is not mounted"));
+  EXPECT_THAT(p.unavailable, HasSubstr("no btf_trace_ type"));
   o.btf = false;
   EXPECT_THAT(ChoosePlan(o).unavailable, HasSubstr("no BTF"));
 }
@@ -219,7 +218,6 @@ TEST(AccessSource, AKernelWithoutTheAttachPointsLeavesEverythingUnavailable) {
   o.probe = [] {
     KernelOffer offer;
     offer.btf = true;
-    offer.tracefs = "/sys/kernel/tracing";
     offer.tracing_programs = false;  // no fentry, and none of the tracepoints
     return offer;
   };

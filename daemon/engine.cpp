@@ -119,7 +119,8 @@ bool SameSystem(const policy::SystemSample& a, const policy::SystemSample& b) {
          a.have_page_cache_ratio == b.have_page_cache_ratio &&
          a.page_cache_ratio == b.page_cache_ratio &&
          a.have_cache_hit_ratio == b.have_cache_hit_ratio &&
-         a.cache_hit_ratio == b.cache_hit_ratio && a.access_window_ns == b.access_window_ns;
+         a.cache_hit_ratio == b.cache_hit_ratio && a.access_window_ns == b.access_window_ns &&
+         a.access_withheld == b.access_withheld;
 }
 
 bool SameMedia(const std::vector<policy::MediaSample>& a,

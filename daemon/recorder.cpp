@@ -215,7 +215,7 @@ std::string RecordedTraceInterval(const policy::Snapshot& snap, int64_t mono_ns)
     } else {
       continue;  // the mode it ran in is not known
     }
-    if ((f.available & policy::kHaveAccess) && window_s > 0) {
+    if (policy::HasAccessFigures(snap, f) && window_s > 0) {
       tf.read_bytes = std::round(static_cast<double>(f.read_bytes_rate) * window_s);
       tf.write_bytes = std::round(static_cast<double>(f.write_bytes_rate) * window_s);
     }

@@ -139,8 +139,9 @@ CostInput CostInputFor(const Policy& policy, const Snapshot& snapshot, const Fil
   CostInput in;
   in.interval_s = static_cast<double>(policy.daemon.interval_ns) / kNanosPerSecond;
   in.size_bytes = (f.available & kHaveSize) ? static_cast<double>(f.size) : 0;
-  in.read_bytes = (f.available & kHaveAccess) ? f.read_bytes_rate * in.interval_s : 0;
-  in.write_bytes = (f.available & kHaveAccess) ? f.write_bytes_rate * in.interval_s : 0;
+  const bool access = HasAccessFigures(snapshot, f);
+  in.read_bytes = access ? f.read_bytes_rate * in.interval_s : 0;
+  in.write_bytes = access ? f.write_bytes_rate * in.interval_s : 0;
   in.in_page_cache = !((f.available & kHaveEffective) && f.effective == DaxState::kDax);
   in.hit_ratio = (in.in_page_cache && (f.available & kHaveHitRatio)) ? f.cache_hit_ratio : -1;
   in.resident_bytes = (in.in_page_cache && (f.available & kHaveCache))
@@ -329,7 +330,7 @@ class Evaluator {
   // with *why saying what was missing or that neither won.
   DaxState DecideAuto(const FileRecord& f, std::string_view path, Reason* why,
                       Explanation* trace) const {
-    if (f.kind == FileKind::kDirectory || !(f.available & kHaveAccess)) {
+    if (f.kind == FileKind::kDirectory || !HasAccessFigures(snapshot_, f)) {
       *why = Reason::kAutoNoAccess;
       return DaxState::kUnknown;
     }

@@ -30,7 +30,7 @@ enum FileField : uint16_t {
   kHaveSize = 1u << 0,       // size, mtime (statx)
   kHaveCache = 1u << 1,      // cache_pages, dirty_pages, recently_evicted_pages (cachestat/mincore)
   kHaveHolders = 1u << 2,    // holders
-  kHaveAccess = 1u << 3,     // read_bytes_rate, write_bytes_rate (access tracing)
+  kHaveAccess = 1u << 3,     // read_bytes_rate, write_bytes_rate: see HasAccessFigures
   kHavePhysical = 1u << 4,   // physical (FS_IOC_FSGETXATTR)
   kHaveEffective = 1u << 5,  // effective (statx STATX_ATTR_DAX)
   kHaveEvictedOnly = 1u << 6,  // cache numbers came from mincore: no eviction data
@@ -122,6 +122,11 @@ struct SystemSample {
   // none when access tracing is unavailable ("" when it works).
   int64_t access_window_ns = 0;
   std::string access_unavailable;
+  // Access tracing covers the files marked kHaveAccess but has no figures for
+  // this cycle (its first window is not complete, or counts were lost); why is
+  // in access_unavailable. The marks stay so that the cycle after, when the
+  // figures come, changes only the records of files that were read or written.
+  bool access_withheld = false;
 };
 
 // True when two records hold the same bytes (FileRecord has no padding).
@@ -302,5 +307,10 @@ struct Snapshot {
     out->append(Name(f));
   }
 };
+
+// Whether f's access figures (read and write rates) are known in this snapshot.
+inline bool HasAccessFigures(const Snapshot& snap, const FileRecord& f) {
+  return (f.available & kHaveAccess) && !snap.system.access_withheld;
+}
 
 }  // namespace daxpolicy::policy

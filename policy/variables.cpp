@@ -127,6 +127,11 @@ std::optional<double> ReadVar(Var var, const VarContext& ctx, std::string_view* 
     if (!snap.system.access_unavailable.empty()) return snap.system.access_unavailable;
     return "access tracing has no figures for this file yet";
   };
+  auto need_access = [&] {
+    if (HasAccessFigures(snap, f)) return true;
+    *why = no_tracing();
+    return false;
+  };
   // An effective-DAX file has no page-cache pages at all: residency and dirty
   // pages are a known 0 (cachestat's numbers for it would be meaningless).
   const bool dax_now = !is_dir && (f.available & kHaveEffective) && f.effective == DaxState::kDax;
@@ -164,7 +169,7 @@ std::optional<double> ReadVar(Var var, const VarContext& ctx, std::string_view* 
       if (!need(kHaveHolders, "holders were not looked up for this file")) return std::nullopt;
       return f.holders;
     case Var::kFileCacheHitRatio:
-      if (!need(kHaveAccess, no_tracing())) return std::nullopt;
+      if (!need_access()) return std::nullopt;
       if (dax_now) {
         *why = "file.cache_hit_ratio is only defined in page-cache mode";
         return std::nullopt;
@@ -175,13 +180,13 @@ std::optional<double> ReadVar(Var var, const VarContext& ctx, std::string_view* 
       }
       return f.cache_hit_ratio;
     case Var::kFileReadBytesRate:
-      if (is_dir || !need(kHaveAccess, no_tracing())) return std::nullopt;
+      if (is_dir || !need_access()) return std::nullopt;
       return f.read_bytes_rate;
     case Var::kFileWriteBytesRate:
-      if (is_dir || !need(kHaveAccess, no_tracing())) return std::nullopt;
+      if (is_dir || !need_access()) return std::nullopt;
       return f.write_bytes_rate;
     case Var::kFileReuse: {
-      if (is_dir || !need(kHaveAccess, no_tracing())) return std::nullopt;
+      if (is_dir || !need_access()) return std::nullopt;
       if (f.size == 0) {
         *why = "file.reuse is undefined for an empty file";
         return std::nullopt;

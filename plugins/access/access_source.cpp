@@ -38,6 +38,7 @@ void ClearSystem(const std::string& why, policy::Snapshot* snap) {
   snap->system.cache_hit_ratio = 0;
   snap->system.access_window_ns = 0;
   snap->system.access_unavailable = why;
+  snap->system.access_withheld = false;
   for (policy::MountRecord& m : snap->mounts) m.access_unavailable.clear();
 }
 
@@ -54,21 +55,51 @@ void ClearSnapshot(const std::string& why, policy::Snapshot* snap) {
   ClearSystem(why, snap);
 }
 
-void FillSnapshot(const AccessCounts& counts, int64_t window_ns, bool misses_traced,
-                  const std::vector<std::string>& mount_reasons, policy::Snapshot* snap) {
-  const double seconds = static_cast<double>(window_ns) / 1e9;
-  if (seconds <= 0) {
-    ClearSnapshot("", snap);
-    snap->system.access_unavailable = "access tracing has no complete window yet";
-    return;
-  }
-  ClearSystem("", snap);
-  snap->system.access_window_ns = window_ns;
+namespace {
+
+// The mounts' coverage, and the kernel device numbers the counts are keyed by.
+std::vector<uint32_t> SetCoverage(const std::vector<std::string>& mount_reasons,
+                                  policy::Snapshot* snap) {
   std::vector<uint32_t> kdev(snap->mounts.size());
   for (size_t i = 0; i < snap->mounts.size(); ++i) {
     kdev[i] = KernelDev(static_cast<dev_t>(snap->mounts[i].dev));
     if (i < mount_reasons.size()) snap->mounts[i].access_unavailable = mount_reasons[i];
   }
+  return kdev;
+}
+
+bool Covered(const policy::Snapshot& snap, const policy::FileRecord& f) {
+  return f.kind == policy::FileKind::kRegular && f.mount < snap.mounts.size() &&
+         snap.mounts[f.mount].access_unavailable.empty();
+}
+
+}  // namespace
+
+void WithholdSnapshot(const std::string& why, const std::vector<std::string>& mount_reasons,
+                      policy::Snapshot* snap) {
+  ClearSystem(why, snap);
+  snap->system.access_withheld = true;
+  SetCoverage(mount_reasons, snap);
+  // The covered files keep (or get) their mark with no figures: the cycle that
+  // brings figures then rewrites only the records of files read or written.
+  for (size_t i = 0; i < snap->files.size(); ++i) {
+    policy::FileRecord f = std::as_const(snap->files)[i];
+    ClearAccess(&f);
+    if (Covered(*snap, f)) f.available |= policy::kHaveAccess;
+    snap->files.Set(i, f);
+  }
+}
+
+void FillSnapshot(const AccessCounts& counts, int64_t window_ns, bool misses_traced,
+                  const std::vector<std::string>& mount_reasons, policy::Snapshot* snap) {
+  const double seconds = static_cast<double>(window_ns) / 1e9;
+  if (seconds <= 0) {
+    WithholdSnapshot("access tracing has no complete window yet", mount_reasons, snap);
+    return;
+  }
+  ClearSystem("", snap);
+  snap->system.access_window_ns = window_ns;
+  const std::vector<uint32_t> kdev = SetCoverage(mount_reasons, snap);
   // The system ratio covers every counted file on the watched filesystems,
   // scanned or not.
   uint64_t pages = 0;
@@ -87,8 +118,7 @@ void FillSnapshot(const AccessCounts& counts, int64_t window_ns, bool misses_tra
     ClearAccess(&f);
     // Written back only where it changes (see ClearSnapshot).
     auto fill = [&] {
-      if (f.kind != policy::FileKind::kRegular || f.mount >= kdev.size()) return;
-      if (!snap->mounts[f.mount].access_unavailable.empty()) return;
+      if (!Covered(*snap, f)) return;
       f.available |= policy::kHaveAccess;
       auto it = counts.files.find(FileKey{kdev[f.mount], f.ino});
       if (it == counts.files.end()) return;  // not read or written: 0 B/s
@@ -171,14 +201,14 @@ void AccessSource::Sample(policy::Snapshot* snap, int64_t now_ns, uint64_t* erro
   std::string error;
   if (!tracer_->Drain(&counts, &error)) {
     ++*errors;
-    ClearSnapshot(error, snap);
+    WithholdSnapshot(error, mount_reasons_, snap);
     return;
   }
   const int64_t start = window_start_ns_;
   window_start_ns_ = now_ns;
   if (start < 0) {
-    ClearSnapshot("access tracing started this cycle: its first figures come with the next one",
-                  snap);
+    WithholdSnapshot("access tracing started this cycle: its first figures come with the next one",
+                     mount_reasons_, snap);
     return;
   }
   if (counts.overflow > 0) {
@@ -186,8 +216,8 @@ void AccessSource::Sample(policy::Snapshot* snap, int64_t now_ns, uint64_t* erro
     problems_.push_back("the counting map was full (" + std::to_string(options_.max_files) +
                         " files per interval): " + std::to_string(counts.overflow) +
                         " events dropped in the last interval");
-    ClearSnapshot("the access counting map overflowed in the last interval: figures withheld",
-                  snap);
+    WithholdSnapshot("the access counting map overflowed in the last interval: figures withheld",
+                     mount_reasons_, snap);
     return;
   }
   FillSnapshot(counts, now_ns - start, plan_.misses, mount_reasons_, snap);

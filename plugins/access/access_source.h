@@ -30,6 +30,11 @@ void FillSnapshot(const AccessCounts& counts, int64_t window_ns, bool misses_tra
 /// Clears every access field and sets why there are no figures.
 void ClearSnapshot(const std::string& why, policy::Snapshot* snap);
 
+/// Tracing runs but this cycle has no figures (`why`): marks the covered files
+/// kHaveAccess with no figures and sets SystemSample::access_withheld.
+void WithholdSnapshot(const std::string& why, const std::vector<std::string>& mount_reasons,
+                      policy::Snapshot* snap);
+
 class AccessSource final : public plugins::TelemetrySource {
  public:
   struct Options {

@@ -92,6 +92,9 @@ struct Scanner::Walk {
   const ScanHints* hints = nullptr;
   const std::unordered_set<std::string>* dir_sample = nullptr;
   int64_t racy_after_ns = 0;
+  // The previous cycle had no access figures (SystemSample::access_withheld):
+  // which files were read is not known.
+  bool access_withheld = false;
   ScanStats stats;
   // The previous scan's table, read while the new one is built.
   const policy::FileTable* old_files = &owned_files;
@@ -155,7 +158,7 @@ bool Scanner::MustSample(const Walk& w, std::string_view name, const policy::Fil
   // file the access source saw read or written in the last interval, or has
   // no figures for (tracing unavailable there), is looked at again.
   if (rec.kind == policy::FileKind::kRegular &&
-      (!(rec.available & policy::kHaveAccess) || rec.read_bytes_rate > 0 ||
+      (w.access_withheld || !(rec.available & policy::kHaveAccess) || rec.read_bytes_rate > 0 ||
        rec.write_bytes_rate > 0)) {
     return true;
   }
@@ -195,6 +198,7 @@ ScanStats Scanner::Scan(const policy::Snapshot* previous, policy::Snapshot* snap
   dir_by_ino_.assign(scopes_.size(), {});
 
   w.racy_after_ns = wall_now_ns - limits_.racy_window_ns;
+  w.access_withheld = previous != nullptr && previous->system.access_withheld;
 
   for (size_t s = 0; s < scopes_.size(); ++s) {
     const ScanScope& scope = scopes_[s];

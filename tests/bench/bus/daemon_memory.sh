@@ -26,6 +26,9 @@ peak() {
     echo "$out" >&2
     exit 1
   }
+  # Without access tracing no cycle sets every file's access figures: not the usual peak.
+  echo "$out" | grep -q '^memory: .* access traced' ||
+    echo "daemon_memory.sh: access tracing did not run at $1 files: $(echo "$out" | grep '^access tracing')" >&2
   echo "$out" | sed -n 's/^memory: .* hwm \([0-9]*\) .*/\1/p'
 }
 echo "load average before: $(cat /proc/loadavg)"

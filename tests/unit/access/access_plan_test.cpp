@@ -213,6 +213,48 @@ TEST(FillSnapshot, AnUncoveredMountHasNoFiguresAndSaysWhy) {
   EXPECT_THAT(why, HasSubstr("reads on ext4 are not seen"));
 }
 
+TEST(WithholdSnapshot, MarksTheCoveredFilesWithoutFiguresSoTheFirstWindowRewritesOnlyReadFiles) {
+  // Four chunks of records on one covered mount: the first cycle of tracing
+  // has no window yet, the second has figures for one file.
+  policy::Snapshot s;
+  s.mounts.push_back({makedev(7, 3), "/srv/pmem", -1, "", ""});
+  s.dir_paths = {"/srv/pmem"};
+  const size_t n = 4 * policy::FileTable::kChunkRecords;
+  for (uint64_t ino = 1; ino <= n; ++ino) {
+    policy::FileRecord f;
+    f.ino = ino;
+    f.size = 1 << 20;
+    f.available = policy::kHaveSize | policy::kHaveEffective;
+    f.effective = policy::DaxState::kPageCache;
+    s.files.push_back(f);
+  }
+  WithholdSnapshot("access tracing started this cycle", {""}, &s);
+  std::string why;
+  EXPECT_FALSE(Read(s, 0, policy::Var::kFileReadBytesRate, &why));
+  EXPECT_THAT(why, HasSubstr("started this cycle"));
+  EXPECT_FALSE(Read(s, 0, policy::Var::kFileReuse, &why));
+  EXPECT_TRUE(s.system.access_withheld);
+
+  // The published view keeps the first cycle's table while the next is built.
+  const policy::FileTable published = s.files;
+  AccessCounts c;
+  c.files[{KernelDev(makedev(7, 3)), 3}] = {
+      .read_bytes = 2 << 20, .pc_pages = 512, .miss_pages = 0, .write_bytes = 0};
+  FillSnapshot(c, 2'000'000'000, true, {""}, &s);
+  EXPECT_FALSE(s.system.access_withheld);
+  EXPECT_EQ(s.files.SharedChunks(published), s.files.chunk_count() - 1);
+  EXPECT_NEAR(*Read(s, 2, policy::Var::kFileReadBytesRate, &why), (2 << 20) / 2.0, 1.0);
+  ASSERT_TRUE(Read(s, 1, policy::Var::kFileReadBytesRate, &why));
+  EXPECT_EQ(*Read(s, 1, policy::Var::kFileReadBytesRate, &why), 0.0);
+
+  // Counts lost again: no figures, and the marks stay.
+  const policy::FileTable before = s.files;
+  WithholdSnapshot("the access counting map overflowed", {""}, &s);
+  EXPECT_FALSE(Read(s, 1, policy::Var::kFileReadBytesRate, &why));
+  EXPECT_THAT(why, HasSubstr("overflowed"));
+  EXPECT_EQ(s.files.SharedChunks(before), s.files.chunk_count() - 1);
+}
+
 TEST(AccessSource, AKernelWithoutTheAttachPointsLeavesEverythingUnavailable) {
   AccessSource::Options o;
   o.probe = [] {

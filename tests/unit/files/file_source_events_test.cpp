@@ -94,7 +94,7 @@ class AFileSourceWithEvents : public ::testing::Test {
   // access source: every regular file has access figures, `read` ones were read.
   std::map<std::string, policy::FileRecord> Cycle(bool full_scan = false,
                                                   const std::set<std::string>& read = {},
-                                                  bool access = true) {
+                                                  bool access = true, bool withheld = false) {
     auto next = std::make_shared<policy::Snapshot>();
     plugins::SampleContext ctx(*next, scopes_);
     ctx.previous = last_.get();
@@ -110,6 +110,7 @@ class AFileSourceWithEvents : public ::testing::Test {
       next->PathOf(f, &path);
       f.read_bytes_rate = read.count(path) ? 4096.0f : 0.0f;
     }
+    next->system.access_withheld = withheld;
     last_ = std::move(next);
     return RecordsByPath(*last_);
   }
@@ -169,6 +170,17 @@ TEST_F(AFileSourceWithEvents, SamplesEveryFileWithoutAccessFigures) {
   EXPECT_TRUE(source_->last_cycle().events);
   EXPECT_EQ(source_->last_cycle().sampled, 3u);
   EXPECT_EQ(records.at(P("b/three")).size, 7u);
+}
+
+TEST_F(AFileSourceWithEvents, SamplesEveryFileAfterACycleWhoseAccessFiguresWereWithheld) {
+  // The files are marked as covered by access tracing, but the last cycle had
+  // no figures (its first window): which of them were read is not known.
+  (void)Cycle(false, {}, /*access=*/true, /*withheld=*/true);
+  (void)Cycle();
+  EXPECT_TRUE(source_->last_cycle().events);
+  EXPECT_EQ(source_->last_cycle().sampled, 3u);
+  (void)Cycle();
+  EXPECT_EQ(source_->last_cycle().sampled, 0u);
 }
 
 TEST_F(AFileSourceWithEvents, SamplesAPendingFileEveryCycle) {

@@ -142,18 +142,24 @@ TEST(NarrowToAttached, AProgramThatDidNotAttachTakesWhatItCountsOutOfThePlan) {
 }
 
 // A snapshot with one mount and three regular files (ino 10, 11, 12).
-policy::Snapshot ThreeFiles() {
+// Files of `size` bytes with inode numbers first.. on /srv/pmem (device 7:3), in the page cache.
+policy::Snapshot FilesOnOneMount(uint64_t first, size_t count, uint64_t size) {
   policy::Snapshot s;
   s.mounts.push_back({makedev(7, 3), "/srv/pmem", -1, "", ""});
   s.dir_paths = {"/srv/pmem"};
-  for (uint64_t ino : {10, 11, 12}) {
+  for (uint64_t ino = first; ino < first + count; ++ino) {
     policy::FileRecord f;
     f.ino = ino;
-    f.size = 4 << 20;
+    f.size = size;
     f.available = policy::kHaveSize | policy::kHaveEffective;
     f.effective = policy::DaxState::kPageCache;
     s.files.push_back(f);
   }
+  return s;
+}
+
+policy::Snapshot ThreeFiles() {
+  policy::Snapshot s = FilesOnOneMount(10, 3, 4 << 20);
   s.files[2].effective = policy::DaxState::kDax;
   return s;
 }
@@ -216,18 +222,7 @@ TEST(FillSnapshot, AnUncoveredMountHasNoFiguresAndSaysWhy) {
 TEST(WithholdSnapshot, MarksTheCoveredFilesWithoutFiguresSoTheFirstWindowRewritesOnlyReadFiles) {
   // Four chunks of records on one covered mount: the first cycle of tracing
   // has no window yet, the second has figures for one file.
-  policy::Snapshot s;
-  s.mounts.push_back({makedev(7, 3), "/srv/pmem", -1, "", ""});
-  s.dir_paths = {"/srv/pmem"};
-  const size_t n = 4 * policy::FileTable::kChunkRecords;
-  for (uint64_t ino = 1; ino <= n; ++ino) {
-    policy::FileRecord f;
-    f.ino = ino;
-    f.size = 1 << 20;
-    f.available = policy::kHaveSize | policy::kHaveEffective;
-    f.effective = policy::DaxState::kPageCache;
-    s.files.push_back(f);
-  }
+  policy::Snapshot s = FilesOnOneMount(1, 4 * policy::FileTable::kChunkRecords, 1 << 20);
   WithholdSnapshot("access tracing started this cycle", {""}, &s);
   std::string why;
   EXPECT_FALSE(Read(s, 0, policy::Var::kFileReadBytesRate, &why));

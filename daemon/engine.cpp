@@ -684,6 +684,15 @@ bool Engine::SelectFiles(CycleJob& job, std::vector<uint32_t>* carried_observe) 
                                            Var::kSystemPageCacheRatio, Var::kFileReuse},
                                           true));
   }
+  // Figures withheld, or no longer: every access variable of a covered file
+  // changed its availability without its record changing.
+  if (snap.system.access_withheld != old.system.access_withheld) {
+    global_from =
+        std::min(global_from, FirstReader(pol,
+                                          {Var::kFileReadBytesRate, Var::kFileWriteBytesRate,
+                                           Var::kFileReuse, Var::kFileCacheHitRatio},
+                                          true));
+  }
   if (!SameMedia(snap.media, old.media)) {
     global_from = std::min(
         global_from, FirstReader(pol,

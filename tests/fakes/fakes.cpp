@@ -77,6 +77,10 @@ void FakeFileSource::Sample(plugins::SampleContext& ctx) {
     r.available =
         policy::kHaveSize | policy::kHavePhysical |
         (disk->kind == FileKind::kRegular ? policy::kHaveCache | policy::kHaveEffective : 0);
+    if (file.access && disk->kind == FileKind::kRegular) {
+      r.available |= policy::kHaveAccess;
+      r.read_bytes_rate = file.read_bytes_rate;
+    }
     snap.files.push_back(r);
   }
   snap.files.EndBuild();

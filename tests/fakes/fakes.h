@@ -60,6 +60,10 @@ struct FakeFile {
   int64_t mtime_ns = 0;
   uint32_t cache_pages = 0;
   bool sample_fails = false;  ///< counted as a "sample" error, fields unavailable
+  /// Marked as covered by access tracing (kHaveAccess), read at this rate
+  /// (whether the figures are known is the system sample's access_withheld).
+  bool access = false;
+  float read_bytes_rate = 0;
 };
 
 /// The "files" source: the file table from paths relative to the first scope

@@ -743,7 +743,9 @@ enum class Step {
   kMedia,
   kObserve,
   kReload,
-  kHold
+  kHold,
+  kAccessWithheld,  // access tracing covers every file, its figures withheld
+  kAccessFigures    // the figures come (every file read at 0 B/s)
 };
 
 struct DueCase {
@@ -815,6 +817,16 @@ class EngineDue : public EngineTest, public ::testing::WithParamInterface<DueCas
         ASSERT_TRUE(engine_->AddHold(root_ + "/x1", DaxState::kDax, "test", app).ok());
         return;
       }
+      case Step::kAccessWithheld:
+        for (auto& [path, file] : parts_.files->files) file.access = true;
+        parts_.system->values.access_withheld = true;
+        parts_.system->values.access_unavailable = "its first window is not complete";
+        return;
+      case Step::kAccessFigures:
+        parts_.system->values.access_withheld = false;
+        parts_.system->values.access_unavailable.clear();
+        parts_.system->values.access_window_ns = 1'000'000'000;
+        return;
     }
   }
   policy::Policy Policy() {
@@ -943,6 +955,20 @@ INSTANTIATE_TEST_SUITE_P(
                 "",
                 {Step::kCycle},
                 Step::kPressure,
+                0,
+                1,
+                "d1",
+                FileState::kInSync,
+                kDax},
+        // Access figures come for files whose records stay the same (read at
+        // 0 B/s): only files the rule that reads them (or a later one) decided.
+        DueCase{"AccessFiguresCome",
+                "  - name: x\n    match: { path: \"%/x*\" }\n    dax: keep\n"
+                "  - name: unread\n    match: { path: \"%/d*\" }\n"
+                "    when: \"file.read_bytes_rate < 1024\"\n    dax: on\n",
+                "",
+                {Step::kAccessWithheld, Step::kCycle, Step::kCycle},
+                Step::kAccessFigures,
                 0,
                 1,
                 "d1",

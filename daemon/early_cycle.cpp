@@ -19,10 +19,10 @@ void EarlyCycles::CycleStarted() {
   wait_ends_ns_.reset();
 }
 
-void EarlyCycles::CycleEnded(int64_t now_ns, int64_t cpu_ns) {
+void EarlyCycles::CycleEnded(int64_t now_ns, int64_t cpu_ns, bool scheduled_walk) {
   if (!running_) return;
   running_ = false;
-  const int64_t busy = std::max<int64_t>(0, cpu_ns);
+  const int64_t busy = scheduled_walk ? 0 : std::max<int64_t>(0, cpu_ns);
   // Saturates: a cycle of hours times the factor stays far from overflowing.
   const int64_t quiet = busy > INT64_MAX / 16 / std::max<int64_t>(1, options_.quiet_per_busy)
                             ? INT64_MAX / 16

@@ -18,6 +18,12 @@
 //     does not hold the next one back.
 //   - Activity seen while a cycle runs may have come after that cycle read the
 //     events: it makes another cycle due after it.
+//   - A scheduled walk of the whole tree (the first cycle, and every
+//     `daemon.rescan`) is the schedule's cost, not the activity's: it leaves
+//     only `min_quiet` after it, so a file created just after the daemon
+//     started, or just after a periodic walk of a million files, is still
+//     decided within a second. Walks asked for by activity (a lost event
+//     queue) count like any other cycle.
 //
 // A file deferred by a rule's `for:`, min_dwell or the switch budget makes a
 // cycle due when its wait ends, under the same quiet time, so it switches
@@ -49,8 +55,8 @@ class EarlyCycles {
   // the waits (it reports the ones still running).
   void CycleStarted();
   // `cpu_ns`: the CPU time the cycle took (its worker thread and the loop's
-  // part).
-  void CycleEnded(int64_t now_ns, int64_t cpu_ns);
+  // part); `scheduled_walk`: the cycle was a scheduled walk of the whole tree.
+  void CycleEnded(int64_t now_ns, int64_t cpu_ns, bool scheduled_walk = false);
   // When the next early cycle should start, or nullopt when none is due
   // (nothing new, or a cycle is running: ask again when it ends). It may be
   // in the past: start it now.

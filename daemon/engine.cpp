@@ -625,6 +625,7 @@ void Engine::Sample(CycleJob& job) {
   }
   for (const auto& [name, n] : ctx.errors) job.delta.sampler_errors[name] += n;
   job.report.full_scan = ctx.scanned_full;
+  job.report.scheduled_walk = full && ctx.scanned_full;
   job.snap.wall_clock_ns = m.parts.clock->WallNs();
   job.report.files = job.snap.files.size();
 

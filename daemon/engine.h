@@ -109,6 +109,9 @@ struct PendingSwitch {
 struct CycleReport {
   int64_t duration_ns = 0;
   bool full_scan = false;
+  // The cycle was one of the schedule's full walks (the first one under a
+  // policy, then every daemon.rescan), not one asked for by a lost event queue.
+  bool scheduled_walk = false;
   uint64_t files = 0;
   // The file table's chunks (policy::FileTable) and how many of them are the
   // chunks of the view this cycle replaces: records that did not change are

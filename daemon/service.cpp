@@ -40,6 +40,10 @@ constexpr int kWorkerNice = 10;
 
 // A cycle for a deferred file starts this long after its wait ends.
 constexpr int64_t kWaitSlackNs = 10'000'000;
+// sd-event lets a timer fire up to 250 ms late by default, to wake the
+// machine less often; an early cycle due in 200 ms would then often come
+// after twice that. One wake-up per cycle either way.
+constexpr uint64_t kCycleTimerAccuracyUsec = 1000;
 
 // CPU time of the calling thread, ns.
 int64_t ThreadCpuNs() {
@@ -241,6 +245,7 @@ int Service::Run(policy::Policy policy) {
     LogError(std::string("cannot arm the cycle timer: ") + std::strerror(-r));
     return 1;
   }
+  sd_event_source_set_time_accuracy(timer_, kCycleTimerAccuracyUsec);
   // READY=1 waits for the first cycle; a huge scope may take longer than the
   // unit's start timeout, so the timeout is extended while that cycle runs.
   if (int r = sd_event_add_time(event_, nullptr, CLOCK_MONOTONIC, NowUsec(*engine_), 0,
@@ -465,7 +470,8 @@ void Service::EndCycle() {
   watchdog_->CycleEnded();
   const int64_t ended_ns = static_cast<int64_t>(NowUsec(*engine_)) * 1000;
   early_.CycleEnded(ended_ns,
-                    cycle_cpu_ns_.load(std::memory_order_relaxed) + ThreadCpuNs() - loop_cpu0);
+                    cycle_cpu_ns_.load(std::memory_order_relaxed) + ThreadCpuNs() - loop_cpu0,
+                    report.scheduled_walk);
   if (report.next_wait_ns > 0 && options_.early_cycles) {
     // Waits count from the cycle's start; a little after, so the wait is over.
     early_.WaitEnds(ended_ns - report.duration_ns + report.next_wait_ns + kWaitSlackNs);

@@ -73,6 +73,20 @@ TEST(EarlyCycles, LeaveNineTimesAnExpensiveCycleIdleAfterIt) {
   EXPECT_EQ(e.Due(), 3 * kSecond);
 }
 
+TEST(EarlyCycles, LeaveOnlyTheMinimumQuietTimeAfterAScheduledWalk) {
+  // The first cycle, or a periodic walk of a million files: 2 s of CPU.
+  EarlyCycles e;
+  e.CycleStarted();
+  e.CycleEnded(2 * kSecond, 2 * kSecond, /*scheduled_walk=*/true);
+  e.Activity(2 * kSecond + 100 * kMs);
+  EXPECT_EQ(e.Due(), 2 * kSecond + 500 * kMs);
+  // The same cycle asked for by activity (a lost event queue) holds back 18 s.
+  e.CycleStarted();
+  e.CycleEnded(5 * kSecond, 2 * kSecond);
+  e.Activity(5 * kSecond + 100 * kMs);
+  EXPECT_EQ(e.Due(), 23 * kSecond);
+}
+
 TEST(EarlyCycles, DoNotHoldBackForTheTimeACycleSpentWaiting) {
   // 3 s long (an fsync on a slow device), 20 ms of CPU: the minimum quiet time.
   EarlyCycles e;

@@ -36,11 +36,13 @@ constexpr int64_t kMinute = 60 * kSecond;
 class EngineTest : public ::testing::Test {
  protected:
   // A policy over the temporary scope: `defaults` and `rules` are YAML.
-  policy::Policy MakePolicy(const std::string& rules,
-                            const std::string& defaults =
-                                "{ dax: keep, min_dwell: 0s, max_switches_per_minute: 10000 }") {
+  policy::Policy MakePolicy(
+      const std::string& rules,
+      const std::string& defaults = "{ dax: keep, min_dwell: 0s, max_switches_per_minute: 10000 }",
+      const std::string& daemon = "{ interval: 1s, mode: enforce }") {
     std::string text =
-        "apiVersion: daxpolicy/v1\ndaemon: { interval: 1s, mode: enforce }\n"
+        "apiVersion: daxpolicy/v1\ndaemon: " + daemon +
+        "\n"
         "scopes: [ " +
         root_ + " ]\ndefaults: " + defaults + "\nrules:\n" + rules;
     policy::LoadResult loaded = policy::LoadPolicy({"test.yaml", text});
@@ -430,8 +432,33 @@ TEST_F(EngineTest, LostCloseEventsRecheckEveryPendingFileAndRescan) {
   parts_.watcher->overflow = true;
   EXPECT_EQ(engine_->OnCloseEvents().size(), 2u);
   EXPECT_EQ(engine_->PendingFiles(), 0u);
-  engine_->RunCycle();
+  CycleReport r = engine_->RunCycle();
   EXPECT_TRUE(parts_.files->last_full_scan);
+  EXPECT_FALSE(r.scheduled_walk) << "asked for by the lost events, not by the schedule";
+}
+
+TEST_F(EngineTest, ReportsTheWalksOfTheScheduleApart) {
+  Start(MakePolicy(Rule("all", "**", "on"),
+                   "{ dax: keep, min_dwell: 0s, max_switches_per_minute: 10000 }",
+                   "{ interval: 1s, mode: enforce, rescan: 1m }"));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  CycleReport first = engine_->RunCycle();
+  EXPECT_TRUE(first.full_scan);
+  EXPECT_TRUE(first.scheduled_walk);
+  parts_.clock->Advance(10 * kSecond);
+  CycleReport second = engine_->RunCycle();
+  EXPECT_FALSE(second.full_scan);
+  EXPECT_FALSE(second.scheduled_walk);
+  // Asked for by a lost event queue: a walk, but not the schedule's.
+  parts_.watcher->overflow = true;
+  engine_->OnCloseEvents();
+  CycleReport asked = engine_->RunCycle();
+  EXPECT_TRUE(asked.full_scan);
+  EXPECT_FALSE(asked.scheduled_walk);
+  parts_.clock->Advance(kMinute);
+  CycleReport periodic = engine_->RunCycle();
+  EXPECT_TRUE(periodic.full_scan);
+  EXPECT_TRUE(periodic.scheduled_walk);
 }
 
 TEST_F(EngineTest, ProcIsWalkedAtMostOncePerCycle) {

@@ -8,6 +8,7 @@
 /// arena, full paths only for directories. A file's path is
 /// dir_paths[record.dir] + "/" + name.
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -137,10 +138,13 @@ inline bool SameRecord(const FileRecord& a, const FileRecord& b) {
 // The file table of a Snapshot: a vector of FileRecords kept in chunks of
 // kChunkRecords (16 KiB) that tables share until one of them writes (copy on
 // write). A copy of a table shares every chunk. A table built from another one
-// (BeginBuild(base), push_back..., EndBuild()) takes base's chunk in place of
-// each chunk it fills with the same bytes at the same position, as soon as the
-// chunk is full: a cycle that rebuilds the table of a million files of which
-// few changed holds one table of records plus the changed chunks, not two.
+// (BeginBuild(base), push_back..., EndBuild()) holds base's chunk in place of
+// each chunk it fills with the same bytes at the same position: while the
+// records pushed are base's, nothing is allocated or written, and a chunk
+// that went its own way and came out the same is exchanged for base's when it
+// is full. A cycle that rebuilds the table of a million files of which few
+// changed holds one table of records plus the changed chunks, not two, and
+// passes over both tables skip the chunks they share (SameChunk).
 //
 // Reading through a const table, or iterating, never copies. The non-const
 // operator[] and back() copy the chunk they touch when it is shared, even to
@@ -207,10 +211,44 @@ class FileTable {
 
   void push_back(const FileRecord& r) {
     const size_t k = size_ >> kChunkBits;
+    const size_t j = size_ & kMask;
+    // During a build, base's record at this position: the chunk stays (or
+    // becomes) base's own. (k == chunks_.size() only at a chunk's start.)
+    if (size_ < base_size_ && SameRecord(base_[k]->records[j], r)) {
+      if (k == chunks_.size() && j == 0) {
+        chunks_.push_back(base_[k]);
+        ++size_;
+        return;
+      }
+      if (k < chunks_.size() && chunks_[k] == base_[k]) {
+        ++size_;
+        return;
+      }
+    }
     if (k == chunks_.size()) chunks_.push_back(std::make_shared<Chunk>());
-    Writable(k).records[size_ & kMask] = r;
+    Writable(k).records[j] = r;
     ++size_;
     if ((size_ & kMask) == 0) ShareIfSame(k, kChunkRecords);
+  }
+  // During a build, when this table has as many records as it has of base's
+  // so far (size() <= base's size): appends base's next `count` records (at
+  // most what base has left) as they are, sharing base's chunks where they
+  // start or stay base's. What push_back of each would do, without reading them.
+  void AppendFromBase(size_t count) {
+    count = size_ < base_size_ ? std::min(count, base_size_ - size_) : 0;
+    while (count > 0) {
+      const size_t k = size_ >> kChunkBits;
+      const size_t j = size_ & kMask;
+      const size_t n = std::min(count, kChunkRecords - j);
+      if (k == chunks_.size()) {
+        chunks_.push_back(base_[k]);  // j == 0
+      } else if (chunks_[k] != base_[k]) {
+        std::memcpy(&Writable(k).records[j], &base_[k]->records[j], n * sizeof(FileRecord));
+      }
+      size_ += n;
+      count -= n;
+      if ((size_ & kMask) == 0) ShareIfSame(k, kChunkRecords);
+    }
   }
   void reserve(size_t n) { chunks_.reserve((n + kChunkRecords - 1) >> kChunkBits); }
   size_t capacity() const { return chunks_.capacity() << kChunkBits; }
@@ -233,12 +271,29 @@ class FileTable {
     base_ = base.chunks_;
     base_size_ = base.size_;
   }
-  // Shares the last, partly filled chunk too when base ends with the same one.
+  // Shares the last, partly filled chunk too when base ends with the same
+  // one, and only then: base's chunk holding more records than this table's
+  // last one is copied (one chunk), so that a shared chunk always holds the
+  // same records in both tables.
   void EndBuild() {
     const size_t rest = size_ & kMask;
-    if (rest != 0 && base_size_ == size_) ShareIfSame(size_ >> kChunkBits, rest);
+    if (rest != 0) {
+      const size_t k = size_ >> kChunkBits;
+      if (base_size_ == size_) {
+        ShareIfSame(k, rest);
+      } else if (k < base_.size() && chunks_[k] == base_[k]) {
+        chunks_[k] = std::make_shared<Chunk>(*chunks_[k]);
+      }
+    }
     base_.clear();
     base_size_ = 0;
+  }
+
+  // Whether this table and `other` hold one and the same chunk k: their
+  // records there (at the indices both tables have) are equal, without
+  // reading them.
+  bool SameChunk(const FileTable& other, size_t k) const {
+    return k < chunks_.size() && k < other.chunks_.size() && chunks_[k] == other.chunks_[k];
   }
 
   // How many of this table's chunks `other` holds too (tests, benchmarks).

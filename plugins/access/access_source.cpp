@@ -4,6 +4,7 @@
 #include <sys/statfs.h>
 
 #include <algorithm>
+#include <bit>
 #include <unordered_map>
 #include <utility>
 
@@ -68,6 +69,17 @@ std::vector<uint32_t> SetCoverage(const std::vector<std::string>& mount_reasons,
   return kdev;
 }
 
+// Whether `r` already is what FillSnapshot makes of a file that was neither
+// read nor written: marked when covered, no figures. Checked before copying
+// it: with a million idle files, the copies cost more than the rest.
+bool NoFigures(const policy::FileRecord& r, bool covered) {
+  const uint16_t marks = r.available & (policy::kHaveAccess | policy::kHaveHitRatio);
+  return marks == (covered ? policy::kHaveAccess : 0) &&
+         std::bit_cast<uint32_t>(r.read_bytes_rate) == 0 &&
+         std::bit_cast<uint32_t>(r.write_bytes_rate) == 0 &&
+         std::bit_cast<uint32_t>(r.cache_hit_ratio) == 0;
+}
+
 bool Covered(const policy::Snapshot& snap, const policy::FileRecord& f) {
   return f.kind == policy::FileKind::kRegular && f.mount < snap.mounts.size() &&
          snap.mounts[f.mount].access_unavailable.empty();
@@ -113,28 +125,37 @@ void FillSnapshot(const AccessCounts& counts, int64_t window_ns, bool misses_tra
     snap->system.cache_hit_ratio =
         1.0 - std::min(1.0, static_cast<double>(misses) / static_cast<double>(pages));
   }
-  for (size_t i = 0; i < snap->files.size(); ++i) {
-    policy::FileRecord f = std::as_const(snap->files)[i];
+  std::vector<char> covered_mount(snap->mounts.size());
+  for (size_t k = 0; k < snap->mounts.size(); ++k) {
+    covered_mount[k] = snap->mounts[k].access_unavailable.empty();
+  }
+  const policy::FileTable& table = std::as_const(snap->files);
+  for (size_t i = 0; i < table.size(); ++i) {
+    const policy::FileRecord& r = table[i];
+    const bool covered = r.kind == policy::FileKind::kRegular && r.mount < covered_mount.size() &&
+                         covered_mount[r.mount];
+    const access_counts* c = nullptr;
+    if (covered && !counts.files.empty()) {
+      auto it = counts.files.find(FileKey{kdev[r.mount], r.ino});
+      if (it != counts.files.end()) c = &it->second;
+    }
+    if (c == nullptr && NoFigures(r, covered)) continue;  // the steady state of an idle file
+    policy::FileRecord f = r;
     ClearAccess(&f);
-    // Written back only where it changes (see ClearSnapshot).
-    auto fill = [&] {
-      if (!Covered(*snap, f)) return;
-      f.available |= policy::kHaveAccess;
-      auto it = counts.files.find(FileKey{kdev[f.mount], f.ino});
-      if (it == counts.files.end()) return;  // not read or written: 0 B/s
-      const access_counts& c = it->second;
-      f.read_bytes_rate = static_cast<float>(static_cast<double>(c.read_bytes) / seconds);
-      f.write_bytes_rate = static_cast<float>(static_cast<double>(c.write_bytes) / seconds);
+    if (covered) f.available |= policy::kHaveAccess;
+    if (c != nullptr) {
+      f.read_bytes_rate = static_cast<float>(static_cast<double>(c->read_bytes) / seconds);
+      f.write_bytes_rate = static_cast<float>(static_cast<double>(c->write_bytes) / seconds);
       const bool dax =
           (f.available & policy::kHaveEffective) && f.effective == policy::DaxState::kDax;
-      if (misses_traced && !dax && c.pc_pages > 0) {
+      if (misses_traced && !dax && c->pc_pages > 0) {
         f.available |= policy::kHaveHitRatio;
         f.cache_hit_ratio =
-            static_cast<float>(1.0 - std::min(1.0, static_cast<double>(c.miss_pages) /
-                                                       static_cast<double>(c.pc_pages)));
+            static_cast<float>(1.0 - std::min(1.0, static_cast<double>(c->miss_pages) /
+                                                       static_cast<double>(c->pc_pages)));
       }
-    };
-    fill();
+    }
+    // Written back only where it changes (see ClearSnapshot).
     snap->files.Set(i, f);
   }
 }

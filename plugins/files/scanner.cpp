@@ -248,13 +248,6 @@ ScanStats Scanner::Scan(const policy::Snapshot* previous, policy::Snapshot* snap
   }
 
   snapshot->files.EndBuild();
-  for (const policy::FileRecord& rec : snapshot->files) {
-    if (rec.kind == policy::FileKind::kRegular) {
-      ++w.stats.files;
-    } else {
-      ++w.stats.directories;
-    }
-  }
   last_files_ = snapshot->files.size();
   last_names_ = snapshot->names.size();
   last_dirs_ = snapshot->dir_paths.size();
@@ -302,8 +295,12 @@ void Scanner::WalkDir(Walk& w, int fd, uint32_t dir_index, uint32_t depth) {
 
   const size_t block_end = snap.files.size();
   for (size_t i = block_start; i < block_end; ++i) {
+    if (std::as_const(snap.files)[i].kind != policy::FileKind::kDirectory) {
+      ++w.stats.files;
+      continue;
+    }
+    ++w.stats.directories;
     const policy::FileRecord rec = std::as_const(snap.files)[i];
-    if (rec.kind != policy::FileKind::kDirectory) continue;
     const std::string_view name = snap.Name(rec);
     char cname[256];
     if (!CopyName(name, cname)) continue;
@@ -358,6 +355,7 @@ void Scanner::WalkDir(Walk& w, int fd, uint32_t dir_index, uint32_t depth) {
 bool Scanner::ReuseDir(Walk& w, int fd, uint32_t dir_index, const DirState& old) {
   policy::Snapshot& snap = *w.snap;
   if (snap.files.size() + old.child_count > limits_.max_records) return false;
+  if (ReuseDirAsIs(w, dir_index, old)) return true;
   for (uint32_t j = old.first_child; j < old.first_child + old.child_count; ++j) {
     policy::FileRecord rec = (*w.old_files)[j];
     const std::string_view name = w.old_names.substr(rec.name_offset, rec.name_length);
@@ -385,6 +383,39 @@ bool Scanner::ReuseDir(Walk& w, int fd, uint32_t dir_index, const DirState& old)
     rec.name_offset = static_cast<uint32_t>(snap.names.size());
     snap.names.append(name);
     snap.files.push_back(rec);
+  }
+  return true;
+}
+
+bool Scanner::ReuseDirAsIs(Walk& w, uint32_t dir_index, const DirState& old) {
+  policy::Snapshot& snap = *w.snap;
+  // The steady state with tree events: nothing came before this directory's
+  // records that was not there before either, so they land where they were,
+  // with the same parent index and name offsets, and none is looked at again.
+  // Then they are base's records as they are (FileTable::AppendFromBase), and
+  // their names one block of the old arena.
+  if (w.hints == nullptr || snap.files.size() != old.first_child || old.child_count == 0) {
+    return false;
+  }
+  const policy::FileTable& files = *w.old_files;
+  uint64_t name_end = snap.names.size();
+  for (uint32_t j = old.first_child; j < old.first_child + old.child_count; ++j) {
+    const policy::FileRecord& rec = files[j];
+    if (rec.dir != dir_index || rec.name_offset != name_end) return false;
+    if (rec.kind != policy::FileKind::kDirectory && w.sampler != nullptr &&
+        MustSample(w, w.old_names.substr(rec.name_offset, rec.name_length), rec)) {
+      return false;
+    }
+    name_end += rec.name_length;
+  }
+  if (name_end > w.old_names.size()) return false;
+  const size_t names_start = snap.names.size();
+  snap.names.append(w.old_names.substr(names_start, name_end - names_start));
+  snap.files.AppendFromBase(old.child_count);
+  if (snap.files.size() != static_cast<size_t>(old.first_child) + old.child_count) {
+    snap.files.resize(old.first_child);  // base ended early: cannot happen, but never add twice
+    snap.names.resize(names_start);
+    return false;
   }
   return true;
 }

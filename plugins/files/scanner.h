@@ -168,6 +168,8 @@ class Scanner {
   void WalkDir(Walk& w, int fd, uint32_t dir_index, uint32_t depth);
   bool ReadDir(Walk& w, int fd, uint32_t dir_index, const DirState* old);
   bool ReuseDir(Walk& w, int fd, uint32_t dir_index, const DirState& old);
+  // ReuseDir's fast path: false when it does not apply (nothing added then).
+  bool ReuseDirAsIs(Walk& w, uint32_t dir_index, const DirState& old);
   // In kEvents mode: whether `name` in the directory being read must be sampled again.
   static bool MustSample(const Walk& w, std::string_view name, const policy::FileRecord& rec);
   void AddError(Walk& w, std::string path, int err, const char* what);

@@ -109,6 +109,81 @@ TEST(FileTable, ARebuildSharesTheChunksThatCameOutTheSame) {
   EXPECT_EQ(longer[n].ino, 1000 + n);
 }
 
+TEST(FileTable, ARebuildHoldsBasesChunksWhileTheRecordsAreBases) {
+  const size_t n = 3 * kChunk + 10;
+  const FileTable base = Table(n);
+  FileTable t;
+  t.BeginBuild(base);
+  // Half a chunk in: already base's chunk, not a copy of it.
+  for (size_t i = 0; i < kChunk / 2; ++i) t.push_back(base[i]);
+  EXPECT_TRUE(t.SameChunk(base, 0));
+  EXPECT_EQ(t.SharedChunks(base), 1u);
+  // The first record that differs gets a chunk of its own; base keeps its record.
+  FileRecord changed = base[kChunk / 2];
+  changed.cache_pages = 5;
+  t.push_back(changed);
+  EXPECT_FALSE(t.SameChunk(base, 0));
+  for (size_t i = kChunk / 2 + 1; i < n; ++i) t.push_back(base[i]);
+  t.EndBuild();
+  EXPECT_EQ(t.SharedChunks(base), 3u);
+  EXPECT_FALSE(t.SameChunk(base, 0));
+  for (size_t k = 1; k < 4; ++k) EXPECT_TRUE(t.SameChunk(base, k)) << k;
+  EXPECT_EQ(base[kChunk / 2].cache_pages, 0u);
+  EXPECT_EQ(std::as_const(t)[kChunk / 2].cache_pages, 5u);
+  for (size_t i = 0; i < n; ++i) {
+    if (i != kChunk / 2) {
+      EXPECT_TRUE(SameRecord(std::as_const(t)[i], base[i])) << i;
+    }
+  }
+  // Past base's end the records are the table's own.
+  FileTable longer;
+  longer.BeginBuild(base);
+  for (size_t i = 0; i < n; ++i) longer.push_back(base[i]);
+  longer.push_back(base[0]);
+  longer.EndBuild();
+  EXPECT_FALSE(longer.SameChunk(base, 3));
+  EXPECT_EQ(longer[n].ino, base[0].ino);
+  EXPECT_EQ(base.size(), n);
+  // Tables that are not builds share nothing unless copied.
+  const FileTable apart = Table(n);
+  EXPECT_FALSE(apart.SameChunk(base, 0));
+  EXPECT_FALSE(apart.SameChunk(base, 99));
+}
+
+TEST(FileTable, AppendsBasesRecordsAsPushingEachWould) {
+  const size_t n = 3 * kChunk + 10;
+  const FileTable base = Table(n);
+  // Whole chunks and parts of them, mixed with records pushed one by one.
+  FileTable t;
+  t.BeginBuild(base);
+  t.AppendFromBase(kChunk / 2);
+  EXPECT_TRUE(t.SameChunk(base, 0));
+  t.push_back(base[kChunk / 2]);
+  t.AppendFromBase(kChunk + kChunk / 2 - 1);
+  FileRecord changed = base[2 * kChunk];
+  changed.holders = 2;
+  t.push_back(changed);      // chunk 2 becomes the table's own
+  t.AppendFromBase(kChunk);  // the rest of chunk 2 is copied into it; then chunk 3
+  t.AppendFromBase(100);     // nothing left in base
+  t.EndBuild();
+  ASSERT_EQ(t.size(), n);
+  EXPECT_TRUE(t.SameChunk(base, 0));
+  EXPECT_TRUE(t.SameChunk(base, 1));
+  EXPECT_FALSE(t.SameChunk(base, 2));
+  EXPECT_TRUE(t.SameChunk(base, 3));
+  for (size_t i = 0; i < n; ++i) {
+    if (i != 2 * kChunk) {
+      EXPECT_TRUE(SameRecord(std::as_const(t)[i], base[i])) << i;
+    }
+  }
+  EXPECT_EQ(std::as_const(t)[2 * kChunk].holders, 2u);
+  EXPECT_EQ(base[2 * kChunk].holders, 0u);
+  // Without a base there is nothing to append.
+  FileTable alone;
+  alone.AppendFromBase(5);
+  EXPECT_TRUE(alone.empty());
+}
+
 TEST(FileTable, WritesAfterSharingNeverReachTheBase) {
   const FileTable base = Table(2 * kChunk);
   FileTable t;

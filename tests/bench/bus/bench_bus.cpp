@@ -84,6 +84,13 @@ struct Options {
   bool memory_only = false;
   // Cycles that must end after the first before the memory figure is read.
   int settle_cycles = 3;
+  // With --memory-only: then the daemon's CPU time over this many seconds with
+  // nothing touched (0: not measured).
+  double idle_seconds = 0;
+  // daemon.mode of the policy: enforce switches files (within the budget, so
+  // a million files keep it busy for hours); observe reaches its steady state
+  // after the first cycles.
+  std::string mode = "enforce";
   // The RSS bound: a fixed part (code, libraries, allocator arenas, the metrics server's
   // threads) plus the daemon's per-file state (path, flags, samples, rule state).
 #ifdef __SANITIZE_ADDRESS__
@@ -456,6 +463,21 @@ std::string ReadText(const std::string& path) {
   return s.str();
 }
 
+// The process's CPU time so far (utime + stime of /proc/PID/stat), seconds.
+double CpuSeconds(pid_t pid) {
+  const std::string stat = ReadText("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 > stat.size()) return 0;
+  std::istringstream rest(stat.substr(paren + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 template <typename T>
 T GetProperty(sdbus::IProxy& proxy, const char* name, const char* interface) {
   return proxy.getProperty(name).onInterface(interface).get<T>();
@@ -543,7 +565,9 @@ int Run(const Options& o) {
       "apiVersion: daxpolicy/v1\n"
       "daemon:\n"
       "  interval: 1s\n"
-      "  mode: enforce\n"
+      "  mode: " +
+      o.mode +
+      "\n"
       "  holds: honor\n"
       "scopes: [ " +
       root +
@@ -684,6 +708,25 @@ int Run(const Options& o) {
                   static_cast<unsigned long long>(rss), static_cast<unsigned long long>(hwm),
                   static_cast<unsigned long long>(settled.count), access ? "traced" : "untraced");
       if (!access) std::printf("access tracing unavailable: %s\n", degraded.c_str());
+      if (o.idle_seconds > 0) {
+        // The whole daemon (bus, metrics, cycles) with nothing touched and no
+        // client asking: CPU per cycle, and what that is at a 10 s interval.
+        const CycleTotals c0 = ParseCycles(FetchMetrics(port));
+        const double cpu0 = CpuSeconds(w.daemon.pid());
+        const auto t0 = Clock::now();
+        std::this_thread::sleep_for(std::chrono::duration<double>(o.idle_seconds));
+        const double cpu = CpuSeconds(w.daemon.pid()) - cpu0;
+        const double wall = Seconds(t0);
+        const CycleTotals c1 = ParseCycles(FetchMetrics(port));
+        const uint64_t cycles = c1.ok && c0.ok ? c1.count - c0.count : 0;
+        const double per_cycle = cycles > 0 ? cpu / static_cast<double>(cycles) : 0;
+        std::printf(
+            "idle: cpu %.3f s over %.1f s, %llu cycles, %.1f ms per cycle = %.3f %% of one core "
+            "at a 10 s interval\n",
+            cpu, wall, static_cast<unsigned long long>(cycles), per_cycle * 1000,
+            per_cycle / 10 * 100);
+        if (cycles == 0) return 1;
+      }
       return 0;
     }
   }
@@ -953,6 +996,10 @@ int main(int argc, char** argv) {
                "stop after the daemon's memory figure (no listing, no load); --files 0 allowed");
   app.add_option("--settle-cycles", o.settle_cycles,
                  "cycles to end after the first before the memory figure (default 3)");
+  app.add_option("--mode", o.mode, "daemon.mode of the policy (default enforce)")
+      ->check(CLI::IsMember({"enforce", "observe"}));
+  app.add_option("--idle-seconds", o.idle_seconds,
+                 "with --memory-only: then the daemon's CPU over this many idle seconds (0)");
   app.add_option("--rss-fixed-mib", o.rss_fixed_mib, "fixed part of the RSS bound (MiB)")
       ->capture_default_str();
   app.add_option("--rss-per-file", o.rss_per_file_bytes, "per-file part of the RSS bound (bytes)")

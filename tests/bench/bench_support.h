@@ -5,6 +5,8 @@
 // the image and its mount, and shell commands. A benchmark that needs root
 // exits 77 (skipped) outside CI and 1 under CI (daxpolicy::testing::InCi).
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,5 +34,9 @@ bool MountXfsFor(uint64_t files, const std::string& image, const std::string& mo
 // first error on stderr, when it does not load.
 std::optional<policy::Policy> SizeSplitPolicy(const std::string& root, const std::string& min_size,
                                               const std::string& settings);
+
+// Process `pid`'s CPU time so far (utime + stime of /proc/PID/stat), seconds;
+// 0 when it cannot be read.
+double ProcessCpuSeconds(pid_t pid);
 
 }  // namespace daxpolicy::bench

@@ -463,21 +463,6 @@ std::string ReadText(const std::string& path) {
   return s.str();
 }
 
-// The process's CPU time so far (utime + stime of /proc/PID/stat), seconds.
-double CpuSeconds(pid_t pid) {
-  const std::string stat = ReadText("/proc/" + std::to_string(pid) + "/stat");
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 > stat.size()) return 0;
-  std::istringstream rest(stat.substr(paren + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 template <typename T>
 T GetProperty(sdbus::IProxy& proxy, const char* name, const char* interface) {
   return proxy.getProperty(name).onInterface(interface).get<T>();
@@ -712,10 +697,10 @@ int Run(const Options& o) {
         // The whole daemon (bus, metrics, cycles) with nothing touched and no
         // client asking: CPU per cycle, and what that is at a 10 s interval.
         const CycleTotals c0 = ParseCycles(FetchMetrics(port));
-        const double cpu0 = CpuSeconds(w.daemon.pid());
+        const double cpu0 = daxpolicy::bench::ProcessCpuSeconds(w.daemon.pid());
         const auto t0 = Clock::now();
         std::this_thread::sleep_for(std::chrono::duration<double>(o.idle_seconds));
-        const double cpu = CpuSeconds(w.daemon.pid()) - cpu0;
+        const double cpu = daxpolicy::bench::ProcessCpuSeconds(w.daemon.pid()) - cpu0;
         const double wall = Seconds(t0);
         const CycleTotals c1 = ParseCycles(FetchMetrics(port));
         const uint64_t cycles = c1.ok && c0.ok ? c1.count - c0.count : 0;

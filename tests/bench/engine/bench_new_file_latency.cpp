@@ -31,7 +31,6 @@
 #include <map>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,22 +79,6 @@ bool CreateFile(const std::string& path) {
   const std::string data(4096, 'n');
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   return fd.valid() && write(fd.get(), data.data(), data.size()) == 4096;
-}
-
-// The daemon's CPU time so far, seconds (utime + stime of /proc/PID/stat).
-double DaemonCpu(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream rest(stat.substr(paren + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // A daxpolicyd whose stderr is read line by line; each "switched PATH to"
@@ -261,7 +244,7 @@ Figures Run(bool early, const std::string& root, const std::string& work, const 
   std::mt19937 rng(c.seed);
   std::uniform_real_distribution<double> gap(c.gap_min_s, c.gap_max_s);
   std::vector<std::pair<std::string, Clock::time_point>> made;
-  const double cpu0 = DaemonCpu(d.pid());
+  const double cpu0 = bench::ProcessCpuSeconds(d.pid());
   const Clock::time_point t0 = Clock::now();
   for (int i = 0; i < c.creates; ++i) {
     std::this_thread::sleep_for(std::chrono::duration<double>(gap(rng)));
@@ -284,7 +267,7 @@ Figures Run(bool early, const std::string& root, const std::string& work, const 
     f.latencies.push_back(std::chrono::duration<double>(at - created).count());
   }
   f.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  f.cpu_s = DaemonCpu(d.pid()) - cpu0;
+  f.cpu_s = bench::ProcessCpuSeconds(d.pid()) - cpu0;
   std::sort(f.latencies.begin(), f.latencies.end());
   return f;
 }

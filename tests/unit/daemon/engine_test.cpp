@@ -40,11 +40,8 @@ class EngineTest : public ::testing::Test {
       const std::string& rules,
       const std::string& defaults = "{ dax: keep, min_dwell: 0s, max_switches_per_minute: 10000 }",
       const std::string& daemon = "{ interval: 1s, mode: enforce }") {
-    std::string text =
-        "apiVersion: daxpolicy/v1\ndaemon: " + daemon +
-        "\n"
-        "scopes: [ " +
-        root_ + " ]\ndefaults: " + defaults + "\nrules:\n" + rules;
+    std::string text = "apiVersion: daxpolicy/v1\ndaemon: " + daemon + "\nscopes: [ " + root_ +
+                       " ]\ndefaults: " + defaults + "\nrules:\n" + rules;
     policy::LoadResult loaded = policy::LoadPolicy({"test.yaml", text});
     EXPECT_TRUE(loaded.errors.empty()) << loaded.errors.front().ToString();
     return *loaded.policy;

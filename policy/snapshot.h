@@ -213,17 +213,13 @@ class FileTable {
     const size_t k = size_ >> kChunkBits;
     const size_t j = size_ & kMask;
     // During a build, base's record at this position: the chunk stays (or
-    // becomes) base's own. (k == chunks_.size() only at a chunk's start.)
-    if (size_ < base_size_ && SameRecord(base_[k]->records[j], r)) {
-      if (k == chunks_.size() && j == 0) {
-        chunks_.push_back(base_[k]);
-        ++size_;
-        return;
-      }
-      if (k < chunks_.size() && chunks_[k] == base_[k]) {
-        ++size_;
-        return;
-      }
+    // becomes) base's own. (k == chunks_.size() only at a chunk's start.) A
+    // chunk already the table's own is compared once, when full.
+    if (size_ < base_size_ && (k == chunks_.size() ? j == 0 : chunks_[k] == base_[k]) &&
+        SameRecord(base_[k]->records[j], r)) {
+      if (k == chunks_.size()) chunks_.push_back(base_[k]);
+      ++size_;
+      return;
     }
     if (k == chunks_.size()) chunks_.push_back(std::make_shared<Chunk>());
     Writable(k).records[j] = r;

@@ -1052,9 +1052,7 @@ void Engine::Publish(CycleJob& job) {
     }
     // What this file was last published as: a close event since, or the last view.
     uint8_t before = view->published[i];
-    if (!m.close_published.empty()) {
-      if (auto c = m.close_published.find(key); c != m.close_published.end()) before = c->second;
-    }
+    if (auto c = m.close_published.find(key); c != m.close_published.end()) before = c->second;
     const uint8_t packed = Pack(st.state, f.physical, f.effective);
     view->published[i] = packed;
     if (before != packed) {

@@ -28,9 +28,30 @@ std::string Join(const std::vector<std::string>& parts) {
   return out;
 }
 
-void ClearAccess(policy::FileRecord* f) {
-  f->available &= static_cast<uint16_t>(~(policy::kHaveAccess | policy::kHaveHitRatio));
-  f->read_bytes_rate = f->write_bytes_rate = f->cache_hit_ratio = 0;
+// `r` as a file that was neither read nor written: no figures, marked when
+// access tracing covers it (HasAccessFigures).
+policy::FileRecord WithoutFigures(policy::FileRecord r, bool covered) {
+  r.available &= static_cast<uint16_t>(~(policy::kHaveAccess | policy::kHaveHitRatio));
+  if (covered) r.available |= policy::kHaveAccess;
+  r.read_bytes_rate = r.write_bytes_rate = r.cache_hit_ratio = 0;
+  return r;
+}
+
+// Makes record i WithoutFigures. Records are written only where they change
+// (the file table shares the chunks of records that stay the same with the
+// previous cycle's), and one that already is so, the steady state of an idle
+// file, is not even copied: with a million files the copies would cost more
+// than the rest.
+void SetWithoutFigures(policy::FileTable& files, size_t i, bool covered) {
+  const policy::FileRecord& r = std::as_const(files)[i];
+  const uint16_t marks = r.available & (policy::kHaveAccess | policy::kHaveHitRatio);
+  if (marks == (covered ? policy::kHaveAccess : 0) &&
+      std::bit_cast<uint32_t>(r.read_bytes_rate) == 0 &&
+      std::bit_cast<uint32_t>(r.write_bytes_rate) == 0 &&
+      std::bit_cast<uint32_t>(r.cache_hit_ratio) == 0) {
+    return;
+  }
+  files.Set(i, WithoutFigures(r, covered));
 }
 
 // Without the mounts' and the system's figures: FillSnapshot sets every file's at once.
@@ -46,13 +67,7 @@ void ClearSystem(const std::string& why, policy::Snapshot* snap) {
 }  // namespace
 
 void ClearSnapshot(const std::string& why, policy::Snapshot* snap) {
-  // Records are written only where they change: the file table shares the
-  // chunks of records that stay the same with the previous cycle's.
-  for (size_t i = 0; i < snap->files.size(); ++i) {
-    policy::FileRecord f = std::as_const(snap->files)[i];
-    ClearAccess(&f);
-    snap->files.Set(i, f);
-  }
+  for (size_t i = 0; i < snap->files.size(); ++i) SetWithoutFigures(snap->files, i, false);
   ClearSystem(why, snap);
 }
 
@@ -69,20 +84,18 @@ std::vector<uint32_t> SetCoverage(const std::vector<std::string>& mount_reasons,
   return kdev;
 }
 
-// Whether `r` already is what FillSnapshot makes of a file that was neither
-// read nor written: marked when covered, no figures. Checked before copying
-// it: with a million idle files, the copies cost more than the rest.
-bool NoFigures(const policy::FileRecord& r, bool covered) {
-  const uint16_t marks = r.available & (policy::kHaveAccess | policy::kHaveHitRatio);
-  return marks == (covered ? policy::kHaveAccess : 0) &&
-         std::bit_cast<uint32_t>(r.read_bytes_rate) == 0 &&
-         std::bit_cast<uint32_t>(r.write_bytes_rate) == 0 &&
-         std::bit_cast<uint32_t>(r.cache_hit_ratio) == 0;
+// Per mount of the snapshot, whether access tracing covers it (after SetCoverage).
+std::vector<char> CoveredMounts(const policy::Snapshot& snap) {
+  std::vector<char> covered(snap.mounts.size());
+  for (size_t k = 0; k < snap.mounts.size(); ++k) {
+    covered[k] = snap.mounts[k].access_unavailable.empty();
+  }
+  return covered;
 }
 
-bool Covered(const policy::Snapshot& snap, const policy::FileRecord& f) {
-  return f.kind == policy::FileKind::kRegular && f.mount < snap.mounts.size() &&
-         snap.mounts[f.mount].access_unavailable.empty();
+bool Covered(const std::vector<char>& covered_mounts, const policy::FileRecord& f) {
+  return f.kind == policy::FileKind::kRegular && f.mount < covered_mounts.size() &&
+         covered_mounts[f.mount];
 }
 
 }  // namespace
@@ -94,11 +107,9 @@ void WithholdSnapshot(const std::string& why, const std::vector<std::string>& mo
   SetCoverage(mount_reasons, snap);
   // The covered files keep (or get) their mark with no figures: the cycle that
   // brings figures then rewrites only the records of files read or written.
+  const std::vector<char> covered = CoveredMounts(*snap);
   for (size_t i = 0; i < snap->files.size(); ++i) {
-    policy::FileRecord f = std::as_const(snap->files)[i];
-    ClearAccess(&f);
-    if (Covered(*snap, f)) f.available |= policy::kHaveAccess;
-    snap->files.Set(i, f);
+    SetWithoutFigures(snap->files, i, Covered(covered, std::as_const(snap->files)[i]));
   }
 }
 
@@ -125,38 +136,28 @@ void FillSnapshot(const AccessCounts& counts, int64_t window_ns, bool misses_tra
     snap->system.cache_hit_ratio =
         1.0 - std::min(1.0, static_cast<double>(misses) / static_cast<double>(pages));
   }
-  std::vector<char> covered_mount(snap->mounts.size());
-  for (size_t k = 0; k < snap->mounts.size(); ++k) {
-    covered_mount[k] = snap->mounts[k].access_unavailable.empty();
-  }
-  const policy::FileTable& table = std::as_const(snap->files);
-  for (size_t i = 0; i < table.size(); ++i) {
-    const policy::FileRecord& r = table[i];
-    const bool covered = r.kind == policy::FileKind::kRegular && r.mount < covered_mount.size() &&
-                         covered_mount[r.mount];
-    const access_counts* c = nullptr;
-    if (covered && !counts.files.empty()) {
-      auto it = counts.files.find(FileKey{kdev[r.mount], r.ino});
-      if (it != counts.files.end()) c = &it->second;
+  const std::vector<char> covered_mounts = CoveredMounts(*snap);
+  for (size_t i = 0; i < snap->files.size(); ++i) {
+    const policy::FileRecord& r = std::as_const(snap->files)[i];
+    const bool covered = Covered(covered_mounts, r);
+    auto it = covered && !counts.files.empty() ? counts.files.find(FileKey{kdev[r.mount], r.ino})
+                                               : counts.files.end();
+    if (it == counts.files.end()) {  // not read or written: 0 B/s
+      SetWithoutFigures(snap->files, i, covered);
+      continue;
     }
-    if (c == nullptr && NoFigures(r, covered)) continue;  // the steady state of an idle file
-    policy::FileRecord f = r;
-    ClearAccess(&f);
-    if (covered) f.available |= policy::kHaveAccess;
-    if (c != nullptr) {
-      f.read_bytes_rate = static_cast<float>(static_cast<double>(c->read_bytes) / seconds);
-      f.write_bytes_rate = static_cast<float>(static_cast<double>(c->write_bytes) / seconds);
-      const bool dax =
-          (f.available & policy::kHaveEffective) && f.effective == policy::DaxState::kDax;
-      if (misses_traced && !dax && c->pc_pages > 0) {
-        f.available |= policy::kHaveHitRatio;
-        f.cache_hit_ratio =
-            static_cast<float>(1.0 - std::min(1.0, static_cast<double>(c->miss_pages) /
-                                                       static_cast<double>(c->pc_pages)));
-      }
+    const access_counts& c = it->second;
+    policy::FileRecord f = WithoutFigures(r, true);
+    f.read_bytes_rate = static_cast<float>(static_cast<double>(c.read_bytes) / seconds);
+    f.write_bytes_rate = static_cast<float>(static_cast<double>(c.write_bytes) / seconds);
+    const bool dax =
+        (f.available & policy::kHaveEffective) && f.effective == policy::DaxState::kDax;
+    if (misses_traced && !dax && c.pc_pages > 0) {
+      f.available |= policy::kHaveHitRatio;
+      f.cache_hit_ratio = static_cast<float>(
+          1.0 - std::min(1.0, static_cast<double>(c.miss_pages) / static_cast<double>(c.pc_pages)));
     }
-    // Written back only where it changes (see ClearSnapshot).
-    snap->files.Set(i, f);
+    snap->files.Set(i, f);  // written only where it changes
   }
 }
 

@@ -408,15 +408,9 @@ bool Scanner::ReuseDirAsIs(Walk& w, uint32_t dir_index, const DirState& old) {
     }
     name_end += rec.name_length;
   }
-  if (name_end > w.old_names.size()) return false;
   const size_t names_start = snap.names.size();
   snap.names.append(w.old_names.substr(names_start, name_end - names_start));
   snap.files.AppendFromBase(old.child_count);
-  if (snap.files.size() != static_cast<size_t>(old.first_child) + old.child_count) {
-    snap.files.resize(old.first_child);  // base ended early: cannot happen, but never add twice
-    snap.names.resize(names_start);
-    return false;
-  }
   return true;
 }
 

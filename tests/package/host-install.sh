@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian package on this machine the way the README tells an admin
 # to (apt install ./daxpolicy_*.deb), then reinstalls, removes and purges it,
-# checking what each step leaves behind:
+# checking what the package declares (dependencies, the -dbgsym package) and
+# what each step leaves behind:
 #   tests/package/host-install.sh build/deb/daxpolicy_VERSION_ARCH.deb
 # Without systemd as PID 1 (a container, a CI runner) the unit is enabled but
 # not started; tests/vm/guest/package.sh covers the running service.
@@ -57,6 +58,40 @@ export DEBIAN_FRONTEND=noninteractive
 apt_get() { apt-get -y "$@" </dev/null; }
 enabled_link=/etc/systemd/system/multi-user.target.wants/daxpolicyd.service
 alias_link=/etc/systemd/system/dbus-org.daxpolicy.DaxPolicy1.service
+
+echo "--- what the package declares"
+# dpkg-deb -f prints a control field of the built package.
+field() { dpkg-deb -f "$1" "$2"; }
+depends_on() {  # depends_on DEB PACKAGE: PACKAGE is one of DEB's Depends
+  field "$1" Depends | tr ',' '\n' | sed 's/^ *//; s/ .*//' | grep -qx "$2"
+}
+# debhelper builds the detached debug symbols as PACKAGE-dbgsym next to the .deb;
+# its files are /usr/lib/debug/.build-id/XX/YYYY.debug, named by the build ID of
+# each program.
+dbgsym=$(dirname "$deb")/daxpolicy-dbgsym_$(field "$deb" Version)_$(field "$deb" Architecture).deb
+has_debug_symbols_of() {  # has_debug_symbols_of PROGRAM_IN_DEB
+  local tmp id
+  tmp=$(mktemp -d)
+  dpkg-deb -x "$deb" "$tmp"
+  id=$(readelf -n "$tmp$1" | sed -n 's/.*Build ID: //p')
+  rm -rf "$tmp"
+  [[ -n $id ]] || return 1
+  # The whole listing first: grep -q would stop reading early (SIGPIPE, pipefail).
+  local listing
+  listing=$(dpkg-deb -c "$dbgsym")
+  grep -q "/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug$" <<<"$listing"
+}
+check "Depends: dbus (the system bus policy and activation need it)" depends_on "$deb" dbus
+for lib in libsystemd0 libbpf1 libyaml-cpp0.7; do
+  check "Depends: $lib (from dpkg-shlibdeps)" depends_on "$deb" "$lib"
+done
+check "Recommends: ndctl" test "$(field "$deb" Recommends)" = ndctl
+check "a -dbgsym package is built next to it" test -f "$dbgsym"
+for prog in /usr/sbin/daxpolicyd /usr/bin/daxpolicyctl; do
+  check "the -dbgsym package holds the debug symbols of $prog" has_debug_symbols_of "$prog"
+done
+check "the -dbgsym package depends on exactly this version" \
+  bash -c "dpkg-deb -f '$dbgsym' Depends | grep -qF 'daxpolicy (= $(field "$deb" Version))'"
 
 echo "--- apt install $deb"
 apt_get install "$deb"

@@ -15,7 +15,7 @@ daxpolicy_add_test(NAME ctl_client_tests SOURCES ctl_client_test.cpp
                    LIBS daxpolicy_bus_test_fixture daxpolicy_journal LABELS integration)
 add_dependencies(ctl_client_tests bus_test_server daxpolicyctl)
 daxpolicy_add_test(NAME man_exit_status_tests SOURCES man_exit_status_test.cpp
-                   LIBS daxpolicy_bus_test_fixture LABELS integration)
+                   LIBS daxpolicy_bus_test_fixture daxpolicy_policy LABELS integration)
 add_dependencies(man_exit_status_tests bus_test_server daxpolicyctl daxpolicyd)
 daxpolicy_add_test(NAME bus_call_limit_tests SOURCES call_limit_test.cpp
                    LIBS daxpolicy_bus_test_fixture daxpolicy_bus LABELS integration)

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The EXIT STATUS sections of daxpolicyctl(1) and daxpolicyd(8) against the
 // programs: every documented code has a case here that produces it, and no case
-// produces an undocumented one. Also --version and the global options in every
-// subcommand's help.
+// produces an undocumented one. The file states each man page names against
+// the states the daemon reports and the CLI filters by. Also --version and the
+// global options in every subcommand's help.
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "daxpolicy/version.h"
+#include "policy/evaluate.h"
 #include "tests/integration/daemon/bus_fixture.h"
 
 namespace daxpolicy::testing {
@@ -35,6 +38,45 @@ std::set<int> DocumentedCodes(const std::string& page) {
     codes.insert(std::stoi((*it)[1]));
   }
   return codes;
+}
+
+std::string ReadPage(const std::string& page) {
+  std::ifstream in(std::string(DAXPOLICY_SOURCE_DIR) + "/docs/man/" + page);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The text of `page` from `from` up to (not including) `to`; empty when either is missing.
+std::string Between(const std::string& page, const std::string& from, const std::string& to) {
+  const std::string all = ReadPage(page);
+  const size_t start = all.find(from);
+  if (start == std::string::npos) return {};
+  const size_t end = all.find(to, start + from.size());
+  if (end == std::string::npos) return {};
+  return all.substr(start, end - start) + "\n";  // the last line keeps its newline
+}
+
+// The words set in bold or italic (".B word", ".BR word ,", ".I word", ...) that
+// `pattern` captures in `text`, with groff's "\-" read as "-", in order.
+std::vector<std::string> Names(const std::string& text, const std::string& pattern) {
+  std::vector<std::string> names;
+  std::regex item(pattern);
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), item);
+       it != std::sregex_iterator(); ++it) {
+    names.push_back(std::regex_replace((*it)[1].str(), std::regex(R"(\\-)"), "-"));
+  }
+  return names;
+}
+
+std::vector<std::string> DaemonStates() {
+  std::vector<std::string> states;
+  for (auto s : {policy::FileState::kUnmanaged, policy::FileState::kInSync,
+                 policy::FileState::kPending, policy::FileState::kDeferred,
+                 policy::FileState::kObserved, policy::FileState::kBlocked}) {
+    states.emplace_back(policy::FileStateName(s));
+  }
+  return states;
 }
 
 using ManPage = BusServerTest;
@@ -114,6 +156,34 @@ TEST_F(ManPage, DaxpolicydExitsWithTheDocumentedCodesAndRefusesASecondInstance) 
              1);
   EXPECT_NE(second.err.find("is another daxpolicyd running?"), std::string::npos) << second.err;
   EXPECT_EQ(seen, documented) << "daxpolicyd(8) EXIT STATUS and the behaviour differ";
+}
+
+TEST_F(ManPage, NamesEveryFileStateTheDaemonReportsAndNoOther) {
+  const std::vector<std::string> states = DaemonStates();
+  // daxpolicyd(8) FILE STATES: one ".TP\n.B name" entry per state, each described.
+  const std::string section = Between("daxpolicyd.8", ".SH \"FILE STATES\"", "\n.SH ");
+  ASSERT_FALSE(section.empty()) << "no FILE STATES section in daxpolicyd.8";
+  EXPECT_EQ(Names(section, R"(\n\.TP\n\.B ([a-z\\-]+)\n[^.])"), states) << section;
+  // daxpolicy.yaml(5) STATES and daxpolicyctl(1) files --state list them in the same order.
+  const std::string yaml = Between("daxpolicy.yaml.5", ".SH STATES", "\n.SH ");
+  EXPECT_EQ(Names(yaml, R"(\n\.IR? ([a-z\\-]+)(?: ,| ;)?(?=\n))"), states) << yaml;
+  const std::string files = Between("daxpolicyctl.1", "restricts the list to one of", "\nThe listing");
+  EXPECT_EQ(Names(files, R"(\n\.BR? ([a-z\\-]+)(?: ,| \.)?(?=\n))"), states) << files;
+  // The CLI filters by each of them, and the daemon reports no other.
+  for (const std::string& state : states) {
+    CommandResult r = Ctl({"files", "--state", state});
+    EXPECT_EQ(r.exit_code, 0) << state << ": " << r.err;
+  }
+  CommandResult all = Ctl({"--json", "files"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  std::regex reported(R"re("State": ?"([^"]*)")re");
+  int seen = 0;
+  for (auto it = std::sregex_iterator(all.out.begin(), all.out.end(), reported);
+       it != std::sregex_iterator(); ++it, ++seen) {
+    EXPECT_NE(std::find(states.begin(), states.end(), (*it)[1].str()), states.end())
+        << (*it)[1].str();
+  }
+  EXPECT_GT(seen, 3) << all.out;
 }
 
 TEST_F(ManPage, VersionAndGlobalOptionsInEverySubcommandsHelp) {

@@ -857,6 +857,67 @@ TEST_F(ADaemonService, StopsTheWatchdogKeepAliveWhileACycleIsStuck) {
             std::string::npos);
 }
 
+// READY=1 waits for the first cycle, which on a huge scope can outlast the
+// unit's start timeout: until READY=1 the daemon asks systemd for 30 s more
+// every 10 s (EXTEND_TIMEOUT_USEC), and stops asking once it is ready. The first
+// cycle is held up by a fake procfs whose memory pressure file is a fifo nobody
+// writes yet.
+TEST_F(ADaemonService, ExtendsItsStartTimeoutWhileTheFirstCycleRunsAndNotOnceReady) {
+  kill(daemon_pid_, SIGTERM);
+  waitpid(daemon_pid_, nullptr, 0);
+  const fs::path proc = dir_.path() / "proc";
+  fs::create_directories(proc / "pressure");
+  fs::create_symlink("/proc/self", proc / "self");
+  WriteFile(proc / "meminfo", ReadFile("/proc/meminfo"));
+  WriteFile(proc / "vmstat", ReadFile("/proc/vmstat"));
+  ASSERT_EQ(mkfifo((proc / "pressure" / "memory").c_str(), 0600), 0);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    notifications_.clear();
+  }
+  const std::string npath = (dir_.path() / "notify").string();
+  const auto start = Clock::now();
+  daemon_pid_ = Spawn(
+      {BinaryPath("daxpolicyd"), "--session", "--config", policy_.string(), "--state-dir",
+       (dir_.path() / "state").string(), "--metrics-listen", "off", "--procfs-root", proc.string()},
+      {"DBUS_SESSION_BUS_ADDRESS=" + address_, "NOTIFY_SOCKET=" + npath},
+      dir_.path() / "daemon2.out", dir_.path() / "daemon2.err");
+  const std::string extend = "EXTEND_TIMEOUT_USEC=30000000";
+  auto count = [&](const std::string& text) {
+    const std::string all = Notifications();
+    size_t n = 0;
+    for (size_t at = all.find(text); at != std::string::npos; at = all.find(text, at + 1)) ++n;
+    return n;
+  };
+  ASSERT_TRUE(WaitForNotify(extend, std::chrono::seconds(5)))
+      << Notifications() << ReadFile(dir_.path() / "daemon2.err");
+  EXPECT_NE(Notifications().find("STATUS=first cycle running"), std::string::npos)
+      << Notifications();
+  // The second request comes about 10 s after the first, still before READY=1.
+  auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (count(extend) < 2 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(count(extend), 2u) << Notifications();
+  EXPECT_GE(Clock::now() - start, std::chrono::seconds(9));
+  EXPECT_EQ(count("READY=1"), 0u) << Notifications();
+  // The first cycle ends (a writer opens and closes the fifo): READY=1, and no
+  // more extensions after it (the next one would have come 10 s after the last).
+  int w = open((proc / "pressure" / "memory").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(w, 0);
+  WriteFile(dir_.path() / "pressure",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+            "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+  fs::rename(dir_.path() / "pressure", proc / "pressure" / "memory");
+  close(w);
+  ASSERT_TRUE(WaitForNotify("READY=1", std::chrono::seconds(10)))
+      << Notifications() << ReadFile(dir_.path() / "daemon2.err");
+  std::this_thread::sleep_for(std::chrono::seconds(11));
+  const std::string all = Notifications();
+  EXPECT_EQ(all.find(extend, all.find("READY=1")), std::string::npos) << all;
+  EXPECT_TRUE(Alive());
+}
+
 // A policy path that turns into a fifo or a device once hung the reload (the
 // loop stopped answering) or aborted the daemon with bad_alloc (/dev/zero).
 TEST_F(ADaemonService, RefusesAFifoOrADeviceAsItsPolicyOnReloadAndKeepsAnswering) {

@@ -62,8 +62,8 @@ std::string Between(const std::string& page, const std::string& from, const std:
 std::vector<std::string> Names(const std::string& text, const std::string& pattern) {
   std::vector<std::string> names;
   std::regex item(pattern);
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), item);
-       it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), item); it != std::sregex_iterator();
+       ++it) {
     names.push_back(std::regex_replace((*it)[1].str(), std::regex(R"(\\-)"), "-"));
   }
   return names;
@@ -71,9 +71,9 @@ std::vector<std::string> Names(const std::string& text, const std::string& patte
 
 std::vector<std::string> DaemonStates() {
   std::vector<std::string> states;
-  for (auto s : {policy::FileState::kUnmanaged, policy::FileState::kInSync,
-                 policy::FileState::kPending, policy::FileState::kDeferred,
-                 policy::FileState::kObserved, policy::FileState::kBlocked}) {
+  for (auto s :
+       {policy::FileState::kUnmanaged, policy::FileState::kInSync, policy::FileState::kPending,
+        policy::FileState::kDeferred, policy::FileState::kObserved, policy::FileState::kBlocked}) {
     states.emplace_back(policy::FileStateName(s));
   }
   return states;
@@ -167,7 +167,8 @@ TEST_F(ManPage, NamesEveryFileStateTheDaemonReportsAndNoOther) {
   // daxpolicy.yaml(5) STATES and daxpolicyctl(1) files --state list them in the same order.
   const std::string yaml = Between("daxpolicy.yaml.5", ".SH STATES", "\n.SH ");
   EXPECT_EQ(Names(yaml, R"(\n\.IR? ([a-z\\-]+)(?: ,| ;)?(?=\n))"), states) << yaml;
-  const std::string files = Between("daxpolicyctl.1", "restricts the list to one of", "\nThe listing");
+  const std::string files =
+      Between("daxpolicyctl.1", "restricts the list to one of", "\nThe listing");
   EXPECT_EQ(Names(files, R"(\n\.BR? ([a-z\\-]+)(?: ,| \.)?(?=\n))"), states) << files;
   // The CLI filters by each of them, and the daemon reports no other.
   for (const std::string& state : states) {

@@ -481,6 +481,8 @@ struct Engine::Impl {
   PendingHolders pending_holders;
   // States close events published since the view the next Publish compares with.
   std::map<FileKey, uint8_t> close_published;
+  // Files the driver refused in the last Apply (worker thread only).
+  std::unordered_set<FileKey, policy::FileKeyHash> refused_by_driver;
   int64_t last_full_scan_ns = 0;
   bool scanned_once = false;
 };
@@ -585,6 +587,12 @@ void Engine::RunWork(CycleJob& job) {
 }
 
 namespace {
+
+// Whether the last cycle published `f` as blocked.
+bool BlockedLastCycle(const CycleJob& job, const FileRecord& f) {
+  std::optional<uint32_t> was = job.previous->Find(KeyOf(job.snap, f));
+  return was && (job.previous->published[*was] & 0x7) == static_cast<unsigned>(FileState::kBlocked);
+}
 
 // The cycle's one pass over /proc.
 void LookUpHolders(host::HolderFinder& finder, CycleJob& job, std::vector<host::FileId> ids) {
@@ -868,11 +876,17 @@ void Engine::Journal(CycleJob& job) {
     return;
   }
   m.journal->SetScopes(m.policy->scopes);
-  // Originals first, in one durable write for the whole batch.
+  // Originals first, in one durable write for the whole batch. A file the
+  // driver refused in the last cycle is tried again but left out: most such
+  // tries are refused again before any change, and the journal would be
+  // written twice a cycle for it (its original, then forgotten). Should a try
+  // get as far as a change, the driver's before-change hook records the
+  // original first.
   std::vector<journal::JournalEntry> batch;
   std::string path;
   for (uint32_t i : job.to_apply) {
     const FileRecord& f = std::as_const(job.snap.files)[i];
+    if (m.refused_by_driver.count(KeyOf(job.snap, f)) > 0) continue;
     job.snap.PathOf(f, &path);
     journal::JournalEntry e;
     e.key = journal::FileKey{DevOf(job.snap, f), f.ino};
@@ -913,6 +927,7 @@ void Engine::Apply(CycleJob& job) {
   for (auto& [k, out] : m.pending_holders) {
     if (job.holder_scan) out = HoldersOf(*job.holder_scan, k);
   }
+  m.refused_by_driver.clear();  // Journal, earlier in this cycle, has read it
   if (job.to_apply.empty()) return;
 
   const bool enforce = job.mode == policy::Mode::kEnforce;
@@ -946,17 +961,14 @@ void Engine::Apply(CycleJob& job) {
     std::string to = DaxName(st.desired);
     // Logged once when a file becomes blocked, not at every retry.
     auto log_blocked = [&](const std::string& why) {
-      std::optional<uint32_t> was = job.previous->Find(KeyOf(job.snap, f));
-      if (was &&
-          (job.previous->published[*was] & 0x7) == static_cast<unsigned>(FileState::kBlocked)) {
-        return;
-      }
+      if (BlockedLastCycle(job, f)) return;
       std::string shown = journal::PrintablePath(path);
       LogEvent(Event::kSwitchBlocked, LogLevel::kNotice,
                "cannot switch " + shown + " to " + to + ": " + why,
                {field::Path(path), field::Rule(rule), field::To(to), field::Reason(why)});
     };
     if (!outcome.ok()) {
+      m.refused_by_driver.insert(KeyOf(job.snap, f));
       ++counters.transitions[{rule, to, "failed"}];
       job.Refuse(i, outcome.error().message);
       ++job.report.blocked;
@@ -965,6 +977,7 @@ void Engine::Apply(CycleJob& job) {
     }
     const driver::ApplyOutcome& o = *outcome;
     if (o.blocked()) {
+      m.refused_by_driver.insert(KeyOf(job.snap, f));
       ++counters.transitions[{rule, to, "blocked"}];
       job.Refuse(i, o.reason);
       ++job.report.blocked;

@@ -15,6 +15,11 @@ void FakeDriver::Block(const std::string& path, Blocked blocked) {
   blocks_[path] = std::move(blocked);
 }
 
+void FakeDriver::Unblock(const std::string& path) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  blocks_.erase(path);
+}
+
 void FakeDriver::SetHeld(const std::string& path, bool held) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   held_[path] = held;

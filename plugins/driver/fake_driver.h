@@ -26,6 +26,8 @@ class FakeDriver : public DaxDriver {
   void SetFile(const std::string& path, FileFlags flags);
   /// Makes Apply() on `path` refuse with `blocked` (after reading it).
   void Block(const std::string& path, Blocked blocked);
+  /// Lets Apply() on `path` go through again.
+  void Unblock(const std::string& path);
   /// A held file keeps its effective state when the physical flag changes (pending).
   void SetHeld(const std::string& path, bool held);
   /// The current state of a file (nullptr if unknown); valid until the next

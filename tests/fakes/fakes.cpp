@@ -222,10 +222,16 @@ Result<size_t> FakeJournal::RecordOriginals(const std::vector<journal::JournalEn
   return entries.size();
 }
 
-decltype(driver::ApplyHooks::before_change) FakeJournal::BeforeChangeHook(
-    std::string /*scope_root*/) {
-  return [state = state_](uint64_t, uint64_t, std::string_view, DaxState, int) -> Result<void> {
+decltype(driver::ApplyHooks::before_change) FakeJournal::BeforeChangeHook(std::string scope_root) {
+  return [state = state_, scope_root](uint64_t dev, uint64_t ino, std::string_view path,
+                                      DaxState original, int) -> Result<void> {
     if (state->fail_record) return Error{"disk full (fake)", ENOSPC};
+    journal::JournalEntry e;
+    e.key = journal::FileKey{dev, ino};
+    e.scope_root = scope_root;
+    e.path = std::string(path);
+    e.original = original;
+    state->hooked.push_back(std::move(e));
     return {};
   };
 }

@@ -156,7 +156,8 @@ class FakeJournal final : public daemon::ChangeJournal {
     int opens = 0;
     int settled = 0;
     std::vector<std::string> scopes;
-    std::vector<journal::JournalEntry> recorded;
+    std::vector<journal::JournalEntry> recorded;  ///< by RecordOriginals, in batches
+    std::vector<journal::JournalEntry> hooked;    ///< by the before-change hook, one a change
   };
   explicit FakeJournal(std::shared_ptr<State> state) : state_(std::move(state)) {}
   Result<size_t> RecordOriginals(const std::vector<journal::JournalEntry>& entries) override;

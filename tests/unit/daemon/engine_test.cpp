@@ -680,6 +680,32 @@ TEST_F(EngineTest, NoJournalNoChange) {
   EXPECT_EQ(parts_.journal->recorded[0].original, DaxState::kPageCache);
 }
 
+TEST_F(EngineTest, ABlockedFileIsTriedEveryCycleButItsOriginalIsRecordedOnlyWhenItChanges) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  parts_.disk->Block("a", driver::Blocked{driver::Blocker::kImmutable, EPERM,
+                                          "the file is immutable (chattr +i)"});
+  engine_->RunCycle();
+  EXPECT_EQ(Get("a").state, FileState::kBlocked);
+  // The first try: in the batch, like any file (SettleBatch forgets it again).
+  EXPECT_EQ(parts_.journal->recorded.size(), 1u);
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    engine_->RunCycle();
+    EXPECT_EQ(Get("a").state, FileState::kBlocked);
+  }
+  EXPECT_EQ(parts_.disk->calls().size(), 4u) << "tried again every cycle";
+  EXPECT_EQ(parts_.journal->recorded.size(), 1u) << "not written to the journal at every retry";
+  EXPECT_TRUE(parts_.journal->hooked.empty());
+  // The block goes: the change records the original through the hook first.
+  parts_.disk->Unblock("a");
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kDax);
+  EXPECT_EQ(parts_.journal->recorded.size(), 1u);
+  ASSERT_EQ(parts_.journal->hooked.size(), 1u);
+  EXPECT_EQ(parts_.journal->hooked[0].path, "a");
+  EXPECT_EQ(parts_.journal->hooked[0].original, DaxState::kPageCache);
+}
+
 // ---------------------------------------------------------------------------
 // Telemetry sources.
 

@@ -6,10 +6,13 @@
 #   - promtool check rules accepts the alert rules file;
 #   - every query of the Grafana dashboard (panels, annotations, the $instance
 #     variable) returns data, media panels included (the emulated NVDIMM);
-#   - every alert expression evaluates without error;
-#   - DaxpolicyDegraded fires when a scope cannot be used and DaxpolicyDown when
-#     the daemon is stopped (Prometheus evaluates a copy of the rules in which
-#     only the `for:` durations are cut to 2s).
+#   - every alert expression evaluates without error and each of its signals
+#     (the operands of its and/or, without the threshold) returns data;
+#   - DaxpolicyReloadFailed fires when a reload is refused, DaxpolicyDegraded
+#     when a scope cannot be used, DaxpolicyDown when the daemon is stopped
+#     (up == 0) and when Prometheus has no target for it any more (absent)
+#     (Prometheus evaluates a copy of the rules in which only the `for:`
+#     durations are cut to 2s).
 # Exits STATUS when every check passed.
 #
 #   monitoring.sh DEB_DIR DASHBOARD.json ALERTS.yaml [STATUS]
@@ -85,8 +88,14 @@ scrape_configs:
       - targets: [ "127.0.0.1:9847" ]
 YAML
 vm_expect "promtool check config" promtool check config "$work/prometheus.yml"
+# A series last scraped more than --query.lookback-delta ago is gone from
+# instant queries and rules. A dropped scrape job gets no staleness markers, so
+# with the default of 5m absent() would see its target gone only 5 minutes
+# later; 10s (five scrape intervals) makes that 10 s here and changes nothing
+# else the test queries (range selectors are not affected).
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
-  --web.listen-address=127.0.0.1:9090 --log.level=warn >"$work/prometheus.log" 2>&1 &
+  --web.listen-address=127.0.0.1:9090 --query.lookback-delta=10s --log.level=warn \
+  >"$work/prometheus.log" 2>&1 &
 prom_pid=$!
 vm_expect "prometheus is ready" vm_wait_for 60 curl -sf $prom/-/ready
 vm_expect "prometheus scrapes daxpolicyd (up == 1)" \
@@ -101,12 +110,14 @@ printf '  - name: broken\n    match: { path: "%s/pc/*" }\n    dax: sideways\n' "
 systemctl reload $svc
 vm_expect "the broken policy is refused" \
   vm_wait_for 20 "${queries[@]}" expr $prom 'daxpolicy_config_last_reload_successful == 0'
+vm_expect "DaxpolicyReloadFailed fires" vm_wait_for 30 "${queries[@]}" firing $prom DaxpolicyReloadFailed
 
 t0=$SECONDS
 vm_expect "every query of the dashboard returns data" \
   "${queries[@]}" dashboard $prom "$dashboard" 2 90
 vm_log "dashboard queries done in $((SECONDS - t0)) s"
-vm_expect "every alert expression evaluates" "${queries[@]}" rules $prom "$alerts"
+vm_expect "every alert expression evaluates and its signals return data" \
+  "${queries[@]}" rules $prom "$alerts" 60
 
 # --- Degraded: a scope that cannot be used ---------------------------------------------
 policy /srv/not-mounted >/etc/daxpolicy/policy.yaml
@@ -123,6 +134,18 @@ systemctl stop $svc
 vm_expect "up == 0 once the daemon is stopped" \
   vm_wait_for 30 "${queries[@]}" expr $prom 'up{job="daxpolicy"} == 0'
 vm_expect "DaxpolicyDown fires" vm_wait_for 30 "${queries[@]}" firing $prom DaxpolicyDown
+
+# --- Down: no target any more (absent) ------------------------------------------
+# The scrape job is dropped from the configuration (SIGHUP reloads it): the
+# target's series go stale and only the absent() branch can say so.
+sed -i '/^scrape_configs:/,$d' "$work/prometheus.yml"
+echo 'scrape_configs: []' >>"$work/prometheus.yml"
+vm_expect "promtool check config (no targets)" promtool check config "$work/prometheus.yml"
+kill -HUP "$prom_pid"
+vm_expect "absent(up{job=\"daxpolicy\"}) returns data once the target is gone" \
+  vm_wait_for 60 "${queries[@]}" expr $prom 'absent(up{job="daxpolicy"})'
+vm_expect "DaxpolicyDown fires from its absent branch (job label, no instance)" \
+  vm_wait_for 30 "${queries[@]}" firing $prom DaxpolicyDown job=daxpolicy instance=
 
 kill "$prom_pid" 2>/dev/null
 wait "$prom_pid" 2>/dev/null

@@ -12,6 +12,12 @@
 #     running with the previous one;
 #   - busctl over the system bus as root and as an unprivileged user (reads
 #     allowed, Reload refused), daxpolicyctl as that user, metrics on localhost;
+#   - the journal: a blocked switch (an immutable file, logged once), a hold
+#     taken and released, degraded and no longer, each with its MESSAGE_ID and
+#     fields (the demo's VM test covers applied, pending, reload ok and failed);
+#   - D-Bus activation only while the unit is enabled: a call to a disabled,
+#     stopped unit fails and starts nothing, to an enabled one starts it;
+#   - a usage error (exit 2) is not restarted (RestartPreventExitStatus);
 #   - a stalled cycle: the filesystem is frozen (fsfreeze) and a reload makes a
 #     switch due, so the worker blocks in FS_IOC_FSSETXATTR; the keep-alive stops
 #     and systemd restarts the daemon (Result=watchdog) once the filesystem thaws;
@@ -51,6 +57,12 @@ is_eff() { [[ $(effective "$2") == "$1" ]]; }
 journal_has() {  # journal_has MESSAGE_ID [GREP]
   journalctl --no-pager -q -o cat -u "$svc" "MESSAGE_ID=$1" | grep -q -- "${2:-.}"
 }
+# journal_entries MESSAGE_ID [FIELD=VALUE...]: how many entries of the unit have
+# that MESSAGE_ID and all those fields.
+journal_entries() {
+  journalctl --no-pager -q -o cat -u "$svc" "MESSAGE_ID=$1" "${@:2}" | wc -l
+}
+journal_fields() { (($(journal_entries "$@") > 0)); }  # journal_fields MESSAGE_ID FIELD=VALUE...
 prop() { busctl --system get-property "${bus[@]}" "$1"; }
 
 # --- the filesystem and the workload, before the package ----------------------
@@ -64,6 +76,9 @@ for i in 1 2; do
 done
 head -c 1M /dev/urandom >"$mnt/late/f1"
 head -c 1M /dev/urandom >"$mnt/stall/f1"
+# The to-dax rule wants it, the kernel refuses to change an immutable file (EPERM).
+head -c 64K /dev/urandom >"$mnt/dax/immutable"
+xfs_io -c 'chattr +i' "$mnt/dax/immutable"
 vm_expect_eq "before: pc/f1 is DAX (chattr +x)" dax "$(effective "$mnt/pc/f1")"
 vm_expect_eq "before: dax/f1 is in the page cache" page-cache "$(effective "$mnt/dax/f1")"
 
@@ -188,6 +203,54 @@ vm_expect "metrics: files effectively DAX are counted" \
   grep -Eq '^daxpolicy_files_effective\{.*effective="dax".*\} [1-9]' "$work/metrics"
 vm_expect "metrics: the refused reload shows" grep -Eq '^daxpolicy_config_last_reload_successful(\{[^}]*\})? 0' "$work/metrics"
 
+# --- the journal: every event type, with its fields ------------------------------
+vm_log "t=${SECONDS}s: the journal: blocked, hold taken and released, degraded"
+blocked_id=2813f74d82664baa9d2c96795f9f834d
+vm_expect "the immutable file's switch is blocked (MESSAGE_ID, path, rule, to, reason)" \
+  journal_fields $blocked_id "DAXPOLICY_PATH=$mnt/dax/immutable" DAXPOLICY_RULE=to-dax \
+  DAXPOLICY_TO=dax DAXPOLICY_EVENT=switch-blocked
+vm_expect "the reason names the immutable flag and EPERM" \
+  journal_has $blocked_id "immutable.*(EPERM)"
+vm_expect "daxpolicyctl files shows it blocked" \
+  bash -c "daxpolicyctl files --state blocked | grep -q '$mnt/dax/immutable'"
+# Tried again every cycle (interval 1s), logged once.
+cycles0=$(curl -sf http://127.0.0.1:9847/metrics | awk '$1 == "daxpolicy_cycle_duration_seconds_count" { print $2 }')
+vm_wait_for 20 bash -c "(( \$(curl -sf http://127.0.0.1:9847/metrics |
+  awk '\$1 == \"daxpolicy_cycle_duration_seconds_count\" { print \$2 }') >= ${cycles0:-0} + 3 ))"
+vm_expect_eq "a blocked file is logged once, not at every cycle" 1 \
+  "$(journal_entries $blocked_id "DAXPOLICY_PATH=$mnt/dax/immutable")"
+# Read-only: xfs_io opens read-write by default, which an immutable file refuses.
+xfs_io -r -c 'chattr -i' "$mnt/dax/immutable"
+vm_expect "no longer immutable, it switches to DAX at the next try (statx)" \
+  vm_wait_for 15 is_eff dax "$mnt/dax/immutable"
+
+hold_taken=d8c12a7174564cae93971f07707ae42a
+hold_released=dae17cab5d2f47048cf999a9cec9630a
+vm_expect "daxpolicyctl hold runs its command" \
+  daxpolicyctl hold --mode page-cache --reason "journal check" "$mnt/late/f1" -- true
+vm_expect "the hold is logged (MESSAGE_ID, path, mode, reason, caller uid)" \
+  vm_wait_for 10 journal_fields $hold_taken "DAXPOLICY_PATH=$mnt/late/f1" DAXPOLICY_TO=page-cache \
+  "DAXPOLICY_REASON=journal check" DAXPOLICY_CALLER_UID=0
+cookie=$(journalctl --no-pager -q -u "$svc" -o verbose "MESSAGE_ID=$hold_taken" |
+  sed -n 's/^ *DAXPOLICY_HOLD=//p' | tail -n 1)
+vm_expect "its release is logged with the same hold cookie ($cookie)" \
+  vm_wait_for 10 journal_fields $hold_released "DAXPOLICY_HOLD=${cookie:-none}" DAXPOLICY_CALLER_UID=0
+vm_expect "late/f1 is back in DAX under its rule once the hold is gone (statx)" \
+  vm_wait_for 15 is_eff dax "$mnt/late/f1"
+
+degraded_id=c976cf3382174458a60f3e34c341fb3a
+sed "s|^scopes: \[ $mnt \]|scopes: [ $mnt, /srv/not-mounted ]|" "$work/good.yaml" >/etc/daxpolicy/policy.yaml
+vm_expect "the policy with a missing scope differs" bash -c "! cmp -s /etc/daxpolicy/policy.yaml $work/good.yaml"
+systemctl reload $svc
+vm_expect "degraded is logged (MESSAGE_ID, the reason naming the scope)" \
+  vm_wait_for 15 bash -c "journalctl --no-pager -q -u $svc -o verbose MESSAGE_ID=$degraded_id |
+    grep -q '^ *DAXPOLICY_DEGRADED=.*/srv/not-mounted'"
+cp "$work/good.yaml" /etc/daxpolicy/policy.yaml
+systemctl reload $svc
+vm_expect "the end of it is logged too" vm_wait_for 15 journal_has $degraded_id "no longer degraded"
+vm_expect "Degraded no longer names the missing scope" \
+  vm_wait_for 10 bash -c "! busctl --system get-property ${bus[*]} Degraded | grep -q not-mounted"
+
 # --- the watchdog: a cycle stalled on a frozen filesystem -----------------------------
 vm_log "t=${SECONDS}s: the watchdog: a cycle stalled on a frozen filesystem"
 # The filesystem is frozen, then a reload makes a switch due (stall/f1, a file
@@ -215,6 +278,39 @@ vm_expect "the restarted daemon is ready again" vm_wait_for 60 \
   bash -c "[[ \$(systemctl is-active $svc) == active && \$(systemctl show -P MainPID $svc) != $pid1 ]]"
 vm_expect "stall/f1 reaches DAX after the restart (statx)" vm_wait_for 30 is_eff dax "$mnt/stall/f1"
 
+# --- D-Bus activation only while the unit is enabled -------------------------------
+vm_log "t=${SECONDS}s: D-Bus activation only while the unit is enabled"
+alias_unit=/etc/systemd/system/dbus-org.daxpolicy.DaxPolicy1.service
+systemctl disable --now $svc 2>/dev/null
+vm_expect "disable removes the activation alias" test ! -e $alias_unit
+vm_expect "a bus call to the disabled, stopped unit fails" \
+  bash -c "! busctl --system get-property ${bus[*]} Mode"
+vm_expect "daxpolicyctl status fails too" bash -c "! daxpolicyctl status"
+sleep 2
+vm_expect_eq "and the daemon stays stopped" inactive "$(systemctl is-active $svc)"
+systemctl enable $svc 2>/dev/null
+vm_expect_eq "enabled, still stopped" "enabled inactive" \
+  "$(systemctl is-enabled $svc) $(systemctl is-active $svc)"
+vm_expect "a bus call to the enabled unit starts the daemon (D-Bus activation)" \
+  busctl --system --timeout=120 get-property "${bus[@]}" Mode
+vm_expect "it becomes ready" vm_wait_for 60 bash -c "[[ \$(systemctl is-active $svc) == active ]]"
+
+# --- a usage error is not restarted ---------------------------------------------
+vm_log "t=${SECONDS}s: a usage error is not restarted (RestartPreventExitStatus)"
+printf '[Service]\nExecStart=\nExecStart=/usr/sbin/daxpolicyd --no-such-option\n' \
+  >/etc/systemd/system/$svc.d/zz-bad-option.conf
+systemctl daemon-reload
+restarts0=$(journalctl --no-pager -q -u $svc | grep -c "Scheduled restart job" || true)
+systemctl restart $svc 2>/dev/null
+sleep 8   # longer than RestartSec=5s
+vm_expect_eq "the daemon exits 2 on a bad option and the unit stays failed" "failed 2" \
+  "$(systemctl is-active $svc) $(systemctl show -P ExecMainStatus $svc)"
+vm_expect_eq "systemd schedules no restart" "$restarts0" \
+  "$(journalctl --no-pager -q -u $svc | grep -c "Scheduled restart job" || true)"
+rm /etc/systemd/system/$svc.d/zz-bad-option.conf
+systemctl daemon-reload
+systemctl reset-failed $svc
+
 # --- apt remove, apt purge -------------------------------------------------
 vm_log "t=${SECONDS}s: apt remove, apt purge"
 vm_apt remove -y daxpolicy >"$work/apt-remove.log" 2>&1
@@ -230,9 +326,9 @@ sed -n 's/^daxpolicy: /#   | daxpolicy: /p' "$work/apt-purge.log"
 vm_expect "purge says it keeps the journal" grep -q "NOT removing /var/lib/daxpolicy" "$work/apt-purge.log"
 vm_expect "purge says how many files are recorded" grep -q "still records" "$work/apt-purge.log"
 vm_expect "the journal is kept after purge" test -d /var/lib/daxpolicy
-# prerm counted the recorded files with daxpolicyctl restore --list: the six
-# files the daemon switched.
-vm_expect_eq "the journal records the 6 changed files" 6 "$(cat /var/lib/daxpolicy/recorded-files.count 2>&1)"
+# prerm counted the recorded files with daxpolicyctl restore --list: the seven
+# files the daemon switched (dax/f1, f2, immutable; pc/f1, f2; late/f1; stall/f1).
+vm_expect_eq "the journal records the 7 changed files" 7 "$(cat /var/lib/daxpolicy/recorded-files.count 2>&1)"
 vm_expect "the configuration is gone after purge" test ! -e /etc/daxpolicy/policy.yaml
 vm_expect_eq "the package is gone" "" "$(dpkg-query -W -f='${Status}' daxpolicy 2>/dev/null | grep installed)"
 

@@ -12,11 +12,19 @@ Prometheus server through its HTTP API (guest side of the monitoring VM test).
       scrape) with $__interval = scrape), $__interval by the
       scrape interval, $__range by 5m. A query that names any other variable
       fails. Empty results are retried for up to WAIT_SECONDS in all.
-  prom-queries.py rules URL RULES.yaml
-      Every alert expression must evaluate without error (empty is fine); prints
-      how many series each returns.
+  prom-queries.py rules URL RULES.yaml WAIT_SECONDS
+      Every alert expression must evaluate without error, and each of its
+      signals must return data: the operands of its top-level and/or/unless,
+      each without its threshold comparison (so an alert whose metric or label
+      is misspelt, which could never fire, fails here). absent() operands
+      return data only when the target is gone: they are listed, and checked by
+      `expr` once it is. Empty signals are retried for up to WAIT_SECONDS.
+  prom-queries.py signals EXPR
+      Prints the signals of EXPR, one a line (absent ones marked), and checks
+      nothing: for the test's own check of the splitting.
   prom-queries.py firing URL ALERTNAME [LABEL=VALUE...]
-      Exit 0 when Prometheus reports ALERTNAME firing with those labels.
+      Exit 0 when Prometheus reports ALERTNAME firing with those labels
+      (LABEL= for a label the alert must not have).
   prom-queries.py expr URL EXPR
       Exit 0 when EXPR returns at least one series.
 Exit status 1 when a check fails, 2 for bad usage.
@@ -177,19 +185,85 @@ def rule_exprs(path):
             if "alert" in r]
 
 
-def cmd_rules(url, path):
+def split_top(expr, words):
+    """expr split at each top-level (outside (), {}, [] and strings) occurrence
+    of one of `words` (binary operators such as "and", "==")."""
+    parts, depth, quote, start, i = [], 0, None, 0, 0
+    while i < len(expr):
+        c = expr[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "\"'`":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0:
+            for w in words:
+                word = w[0].isalpha()
+                if expr.startswith(w, i) and (not word or (
+                        (i == 0 or not (expr[i - 1].isalnum() or expr[i - 1] == "_")) and
+                        (i + len(w) == len(expr) or not (expr[i + len(w)].isalnum() or expr[i + len(w)] == "_")))):
+                    parts.append(expr[start:i])
+                    i += len(w)
+                    start = i
+                    break
+            else:
+                i += 1
+                continue
+            continue
+        i += 1
+    parts.append(expr[start:])
+    return [p.strip() for p in parts]
+
+
+COMPARISONS = ["==", "!=", ">=", "<=", ">", "<"]
+
+
+def signals(expr):
+    """[(signal, is_absent)]: the operands of expr's top-level set operators,
+    each without a top-level comparison against a number."""
+    out = []
+    for operand in split_top(expr, ["and", "or", "unless"]):
+        sides = split_top(operand, COMPARISONS)
+        if len(sides) == 2 and re.fullmatch(r"(bool\s+)?[-+]?[0-9.eE+]+", sides[1]):
+            operand = sides[0]
+        out.append((operand, operand.startswith("absent(")))
+    return out
+
+
+def cmd_rules(url, path, wait_s):
     rules = rule_exprs(path)
     if not rules:
         print("#   FAIL no alert rules found")
         return 1
     failures = 0
+    deadline = time.monotonic() + wait_s
     for name, expr in rules:
         err, n = instant(url, expr)
         if err:
             print(f"#   FAIL {name}: {expr}: {err}")
             failures += 1
-        else:
-            print(f"#   ok   {name}: evaluates, {n} series now")
+            continue
+        print(f"#   ok   {name}: evaluates, {n} series now")
+        for signal, absent in signals(expr):
+            if absent:
+                print(f"#   --   {name}: {signal}: data only once the target is gone (checked then)")
+                continue
+            while True:
+                err, n = instant(url, signal)
+                if err or n > 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            if err or n == 0:
+                print(f"#   FAIL {name}: signal {signal}: {err or 'no data'}")
+                failures += 1
+            else:
+                print(f"#   ok   {name}: signal {signal}: {n} series")
     print(f"#   {len(rules)} alert expressions, {failures} failed")
     return 1 if failures else 0
 
@@ -202,7 +276,7 @@ def cmd_firing(url, name, labels):
         return 1
     for a in r["data"]["alerts"]:
         l = a["labels"]
-        if l.get("alertname") == name and a["state"] == "firing" and all(l.get(k) == v for k, v in want.items()):
+        if l.get("alertname") == name and a["state"] == "firing" and all(l.get(k, "") == v for k, v in want.items()):
             print(f"#   firing: {json.dumps(l, sort_keys=True)}")
             return 0
     states = [(a["labels"].get("alertname"), a["state"]) for a in r["data"]["alerts"]]
@@ -213,8 +287,12 @@ def cmd_firing(url, name, labels):
 def main(argv):
     if len(argv) >= 6 and argv[1] == "dashboard":
         return cmd_dashboard(argv[2], argv[3], argv[4], float(argv[5]))
-    if len(argv) == 4 and argv[1] == "rules":
-        return cmd_rules(argv[2], argv[3])
+    if len(argv) == 5 and argv[1] == "rules":
+        return cmd_rules(argv[2], argv[3], float(argv[4]))
+    if len(argv) == 3 and argv[1] == "signals":
+        for signal, absent in signals(argv[2]):
+            print(("absent " if absent else "") + signal)
+        return 0
     if len(argv) >= 4 and argv[1] == "firing":
         return cmd_firing(argv[2], argv[3], argv[4:])
     if len(argv) == 4 and argv[1] == "expr":

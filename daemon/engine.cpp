@@ -881,12 +881,23 @@ void Engine::Journal(CycleJob& job) {
   // tries are refused again before any change, and the journal would be
   // written twice a cycle for it (its original, then forgotten). Should a try
   // get as far as a change, the driver's before-change hook records the
-  // original first.
+  // original first, in a write of its own: so only while few are left out
+  // (should many become changeable at once, say after a chattr -R, their
+  // one-by-one writes would cost more than the batch).
+  constexpr size_t kMaxLeftOut = 64;
+  size_t refused_before = 0;
+  if (!m.refused_by_driver.empty()) {
+    for (uint32_t i : job.to_apply) {
+      refused_before +=
+          m.refused_by_driver.count(KeyOf(job.snap, std::as_const(job.snap.files)[i]));
+    }
+  }
+  const bool leave_out = refused_before <= kMaxLeftOut;
   std::vector<journal::JournalEntry> batch;
   std::string path;
   for (uint32_t i : job.to_apply) {
     const FileRecord& f = std::as_const(job.snap.files)[i];
-    if (m.refused_by_driver.count(KeyOf(job.snap, f)) > 0) continue;
+    if (leave_out && m.refused_by_driver.count(KeyOf(job.snap, f)) > 0) continue;
     job.snap.PathOf(f, &path);
     journal::JournalEntry e;
     e.key = journal::FileKey{DevOf(job.snap, f), f.ino};

@@ -71,12 +71,15 @@ demo_kernel_view() {
 # ---------------------------------------------------------------------------
 # The demo itself, on a mounted dax=inode filesystem at $1.
 demo_body() {
-  local mnt=$1 work
+  local mnt=$1
+  # Global, not local: the EXIT trap may run after these are out of scope.
   work=$(mktemp -d /tmp/daxpolicy-demo.XXXXXX)
+  daemon_pid="" bus_pid="" holder_pid=""
   local bin=$build/bin ctl="$build/bin/daxpolicyctl --session"
-  local daemon_pid="" bus_pid="" holder_pid=""
   cleanup_body() {
     set +e
+    trap - RETURN
+    [[ -n ${work:-} ]] || return 0  # done already
     [[ -n $holder_pid ]] && kill "$holder_pid" 2>/dev/null
     if [[ -n $daemon_pid ]]; then
       kill -TERM "$daemon_pid" 2>/dev/null
@@ -85,11 +88,15 @@ demo_body() {
     [[ -n $bus_pid ]] && kill "$bus_pid" 2>/dev/null
     if [[ -d $work/state ]]; then
       say "restore: every flag back to how the daemon found it"
-      "$bin/daxpolicyctl" restore --state-dir "$work/state" --all | tail -n 3
+      "$build/bin/daxpolicyctl" restore --state-dir "$work/state" --all | tail -n 3
     fi
     rm -rf "$work"
+    work=""
   }
+  # On return, and on an exit from inside (set -e): no daemon, bus or holder is
+  # left behind holding the caller's output open.
   trap cleanup_body RETURN
+  trap 'cleanup_body; cleanup' EXIT
 
   say "workload on $mnt"
   mkdir -p "$mnt/db" "$mnt/logs" "$mnt/vm" "$mnt/keep"
@@ -124,14 +131,16 @@ PY
             --address="unix:dir=$work" 2>"$work/bus.pid" | sed 's/^/DBUS_SESSION_BUS_ADDRESS=/')"
   export DBUS_SESSION_BUS_ADDRESS
   bus_pid=$(cat "$work/bus.pid")
-  port=$((20000 + RANDOM % 20000))
+  # Port 0: the kernel picks a free port, the daemon logs which.
   "$bin/daxpolicyd" --session --config "$work/policy.yaml" --state-dir "$work/state" \
-    --metrics-listen "127.0.0.1:$port" --log-level info 2>"$work/daemon.log" &
+    --metrics-listen 127.0.0.1:0 --log-level info 2>"$work/daemon.log" &
   daemon_pid=$!
   for _ in $(seq 1 100); do
     $ctl status >/dev/null 2>&1 && break
     sleep 0.2
   done
+  local port
+  port=$(sed -n 's/.*metrics on http:.*(port \([0-9]*\)).*/\1/p' "$work/daemon.log" | head -n 1)
   sleep 3   # a couple of cycles
 
   say "daxpolicyctl status"

@@ -16,8 +16,10 @@ pattern+='|gettimeofday|sd_event_now|std::(time|clock) *\(|(^|[^_[:alnum:]])::(t
 pattern+='|(^|[^_.>:[:alnum:]])time *\( *(nullptr|NULL|0|&)|(^|[^_.>:[:alnum:]])clock *\( *\) *[-+;,)*/]'
 mapfile -t files < <(find policy daemon plugins -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.c' \) |
   grep -v '^plugins/clock\.cpp$' | sort)
-hits=$(awk -v pat="$pattern" '{ line = $0; sub(/\/\/.*/, "", line); if (line ~ pat) print FILENAME ":" FNR ": " $0 }' \
-  "${files[@]}")
+# Through the environment: awk -v would process the backslashes (gawk reads
+# "\(" as "(").
+hits=$(PATTERN=$pattern awk '{ line = $0; sub(/\/\/.*/, "", line)
+  if (line ~ ENVIRON["PATTERN"]) print FILENAME ":" FNR ": " $0 }' "${files[@]}")
 if [[ -n $hits ]]; then
   echo "no-direct-clock: these lines read a clock directly; take a plugins::Clock instead:" >&2
   echo "$hits" >&2

@@ -69,12 +69,13 @@ std::vector<std::string> Names(const std::string& text, const std::string& patte
   return names;
 }
 
+// Every state the daemon has a name for, in the enum's order.
 std::vector<std::string> DaemonStates() {
   std::vector<std::string> states;
-  for (auto s :
-       {policy::FileState::kUnmanaged, policy::FileState::kInSync, policy::FileState::kPending,
-        policy::FileState::kDeferred, policy::FileState::kObserved, policy::FileState::kBlocked}) {
-    states.emplace_back(policy::FileStateName(s));
+  for (unsigned s = 0;; ++s) {
+    std::string_view name = policy::FileStateName(static_cast<policy::FileState>(s));
+    if (name == "?") break;
+    states.emplace_back(name);
   }
   return states;
 }

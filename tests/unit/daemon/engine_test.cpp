@@ -706,6 +706,26 @@ TEST_F(EngineTest, ABlockedFileIsTriedEveryCycleButItsOriginalIsRecordedOnlyWhen
   EXPECT_EQ(parts_.journal->hooked[0].original, DaxState::kPageCache);
 }
 
+TEST_F(EngineTest, ManyRefusedFilesStayInTheBatchOfOriginals) {
+  // Left out one by one, 65 files that all become changeable at once would
+  // each cost a journal write of their own.
+  Start(MakePolicy(Rule("all", "**", "on")));
+  constexpr int kFiles = 65;
+  for (int n = 0; n < kFiles; ++n) {
+    const std::string name = "f" + std::to_string(n);
+    AddFile(name, DaxState::kPageCache, DaxState::kPageCache);
+    parts_.disk->Block(name, driver::Blocked{driver::Blocker::kImmutable, EPERM, "immutable"});
+  }
+  engine_->RunCycle();
+  engine_->RunCycle();
+  EXPECT_EQ(parts_.journal->recorded.size(), 2u * kFiles);
+  for (int n = 0; n < kFiles; ++n) parts_.disk->Unblock("f" + std::to_string(n));
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("f64"), DaxState::kDax);
+  EXPECT_EQ(parts_.journal->recorded.size(), 3u * kFiles);
+  EXPECT_TRUE(parts_.journal->hooked.size() == kFiles) << "every change passes the hook";
+}
+
 // ---------------------------------------------------------------------------
 // Telemetry sources.
 

@@ -213,10 +213,13 @@ vm_expect "the reason names the immutable flag and EPERM" \
   journal_has $blocked_id "immutable.*(EPERM)"
 vm_expect "daxpolicyctl files shows it blocked" \
   bash -c "daxpolicyctl files --state blocked | grep -q '$mnt/dax/immutable'"
-# Tried again every cycle (interval 1s), logged once.
-cycles0=$(curl -sf http://127.0.0.1:9847/metrics | awk '$1 == "daxpolicy_cycle_duration_seconds_count" { print $2 }')
-vm_wait_for 20 bash -c "(( \$(curl -sf http://127.0.0.1:9847/metrics |
-  awk '\$1 == \"daxpolicy_cycle_duration_seconds_count\" { print \$2 }') >= ${cycles0:-0} + 3 ))"
+# Tried again every cycle (interval 1s, min_dwell 0s), logged once.
+cycles() {
+  curl -sf http://127.0.0.1:9847/metrics | awk '$1 == "daxpolicy_cycle_duration_seconds_count" { print $2 }'
+}
+cycles0=$(cycles)
+vm_expect "three more cycles run (from ${cycles0:-none})" \
+  vm_wait_for 20 bash -c "$(declare -f cycles); [[ -n '$cycles0' ]] && (( \$(cycles) >= ${cycles0:-0} + 3 ))"
 vm_expect_eq "a blocked file is logged once, not at every cycle" 1 \
   "$(journal_entries $blocked_id "DAXPOLICY_PATH=$mnt/dax/immutable")"
 # Read-only: xfs_io opens read-write by default, which an immutable file refuses.
@@ -226,8 +229,11 @@ vm_expect "no longer immutable, it switches to DAX at the next try (statx)" \
 
 hold_taken=d8c12a7174564cae93971f07707ae42a
 hold_released=dae17cab5d2f47048cf999a9cec9630a
-vm_expect "daxpolicyctl hold runs its command" \
-  daxpolicyctl hold --mode page-cache --reason "journal check" "$mnt/late/f1" -- true
+# The hold's command waits until the hold has moved late/f1 to the page cache
+# (its rule wants DAX), and exits 1 if that does not happen within 20 s.
+vm_expect "while daxpolicyctl hold runs its command, late/f1 is in the page cache (statx)" \
+  daxpolicyctl hold --mode page-cache --reason "journal check" "$mnt/late/f1" -- \
+  timeout 20 bash -c "$(declare -f effective is_eff); until is_eff page-cache '$mnt/late/f1'; do sleep 0.2; done"
 vm_expect "the hold is logged (MESSAGE_ID, path, mode, reason, caller uid)" \
   vm_wait_for 10 journal_fields $hold_taken "DAXPOLICY_PATH=$mnt/late/f1" DAXPOLICY_TO=page-cache \
   "DAXPOLICY_REASON=journal check" DAXPOLICY_CALLER_UID=0
@@ -310,6 +316,8 @@ vm_expect_eq "systemd schedules no restart" "$restarts0" \
 rm /etc/systemd/system/$svc.d/zz-bad-option.conf
 systemctl daemon-reload
 systemctl reset-failed $svc
+vm_expect "it starts again without the bad option" timeout 120 systemctl start $svc
+vm_expect_eq "running before apt remove" active "$(systemctl is-active $svc)"
 
 # --- apt remove, apt purge -------------------------------------------------
 vm_log "t=${SECONDS}s: apt remove, apt purge"

@@ -21,7 +21,7 @@ Prometheus server through its HTTP API (guest side of the monitoring VM test).
       `expr` once it is. Empty signals are retried for up to WAIT_SECONDS.
   prom-queries.py signals EXPR
       Prints the signals of EXPR, one a line (absent ones marked), and checks
-      nothing: for the test's own check of the splitting.
+      nothing (tests/static/alert-signals.sh checks the splitting).
   prom-queries.py firing URL ALERTNAME [LABEL=VALUE...]
       Exit 0 when Prometheus reports ALERTNAME firing with those labels
       (LABEL= for a label the alert must not have).

@@ -20,18 +20,8 @@ config=/etc/daxpolicy
 ci=false
 [[ ${CI:-} == true ]] && ci=true
 
-failures=0
-ok() { printf 'ok    %s\n' "$1"; }
-bad() {
-  printf 'FAIL  %s\n' "$1" >&2
-  failures=$((failures + 1))
-}
-# check DESCRIPTION COMMAND...: one line per check, the run goes on after a failure.
-check() {
-  local what=$1
-  shift
-  if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi
-}
+# shellcheck source=tests/package/checks.sh
+source "$(dirname "$(readlink -f "$0")")/checks.sh"
 refuse() {
   if $ci; then
     echo "host-install: $1" >&2
@@ -158,8 +148,4 @@ check "purge deletes a journal that records nothing" test ! -e "$state"
 check "nothing of the package is left" \
   bash -c "test -z \"\$(dpkg-query -W -f='\${db:Status-Abbrev}' daxpolicy 2>/dev/null)\" && test ! -e $config"
 
-if ((failures > 0)); then
-  echo "host-install: $failures check(s) failed" >&2
-  exit 1
-fi
-echo "host-install: all checks passed"
+checks_done host-install

@@ -15,17 +15,8 @@ source_dir=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
 prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
 [[ -n $prefix ]] || { echo "source-install: no CMAKE_INSTALL_PREFIX in $build/CMakeCache.txt" >&2; exit 1; }
 
-failures=0
-ok() { printf 'ok    %s\n' "$1"; }
-bad() {
-  printf 'FAIL  %s\n' "$1" >&2
-  failures=$((failures + 1))
-}
-check() {
-  local what=$1
-  shift
-  if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi
-}
+# shellcheck source=tests/package/checks.sh
+source "$source_dir/tests/package/checks.sh"
 
 stage=$(mktemp -d)
 log=$(mktemp)
@@ -102,8 +93,4 @@ check "the shipped policy is put next to it as policy.yaml.dist" \
   cmp "$source_dir/config/policy.yaml" "$stage/etc/daxpolicy/policy.yaml.dist"
 check "the reinstall says it kept the policy" grep -q "Keeping: .*/etc/daxpolicy/policy.yaml" "$log"
 
-if ((failures > 0)); then
-  echo "source-install: $failures check(s) failed" >&2
-  exit 1
-fi
-echo "source-install: all checks passed"
+checks_done source-install

@@ -169,6 +169,39 @@ class ADaemonService : public ::testing::Test {
     std::lock_guard<std::mutex> lock(mutex_);
     return notifications_;
   }
+  void ClearNotifications() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    notifications_.clear();
+  }
+
+  // A procfs for --procfs-root: this one's meminfo and vmstat, self, and a
+  // memory pressure file, which is a fifo nobody writes when `hang` is set (a
+  // cycle reading it blocks: a stand-in for a hang in /proc, an ioctl or fsync).
+  fs::path FakeProc(bool hang) {
+    const fs::path proc = dir_.path() / "proc";
+    fs::create_directories(proc / "pressure");
+    fs::create_symlink("/proc/self", proc / "self");
+    WriteFile(proc / "meminfo", ReadFile("/proc/meminfo"));
+    WriteFile(proc / "vmstat", ReadFile("/proc/vmstat"));
+    if (hang) {
+      EXPECT_EQ(mkfifo((proc / "pressure" / "memory").c_str(), 0600), 0);
+    } else {
+      WriteFile(proc / "pressure" / "memory", kNoPressure);
+    }
+    return proc;
+  }
+  // Ends the hang of FakeProc(true): a writer opens and closes the fifo, and
+  // later cycles read a regular file.
+  void EndProcHang(const fs::path& proc) {
+    int w = open((proc / "pressure" / "memory").c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(w, 0);
+    WriteFile(dir_.path() / "pressure", kNoPressure);
+    fs::rename(dir_.path() / "pressure", proc / "pressure" / "memory");
+    close(w);
+  }
+  static constexpr const char* kNoPressure =
+      "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+      "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
 
   CommandResult Busctl(std::vector<std::string> args) {
     std::vector<std::string> argv{"busctl", "--address=" + address_};
@@ -714,10 +747,7 @@ TEST_F(ADaemonService, KeepsThePolicyAndItsExporterWhenAReloadCannotBeAppliedWho
   policy.replace(policy.find(daemon_line), daemon_line.size(),
                  "daemon: { interval: 1s, metrics: { listen: \"127.0.0.1:0\" } }");
   WriteFile(policy_, policy);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    notifications_.clear();
-  }
+  ClearNotifications();
   daemon_pid_ = Spawn({BinaryPath("daxpolicyd"), "--session", "--config", policy_.string(),
                        "--state-dir", (dir_.path() / "state").string()},
                       {"DBUS_SESSION_BUS_ADDRESS=" + address_,
@@ -806,18 +836,8 @@ TEST_F(ADaemonService, StopsTheWatchdogKeepAliveWhileACycleIsStuck) {
   // cycle of this small tree even on a loaded machine: only the hang may cross it.
   kill(daemon_pid_, SIGTERM);
   waitpid(daemon_pid_, nullptr, 0);
-  const fs::path proc = dir_.path() / "proc";
-  fs::create_directories(proc / "pressure");
-  fs::create_symlink("/proc/self", proc / "self");
-  WriteFile(proc / "meminfo", ReadFile("/proc/meminfo"));
-  WriteFile(proc / "vmstat", ReadFile("/proc/vmstat"));
-  WriteFile(proc / "pressure" / "memory",
-            "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
-            "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    notifications_.clear();
-  }
+  const fs::path proc = FakeProc(/*hang=*/false);
+  ClearNotifications();
   const std::string npath = (dir_.path() / "notify").string();
   daemon_pid_ = Spawn(
       {BinaryPath("daxpolicyd"), "--session", "--config", policy_.string(), "--state-dir",
@@ -842,16 +862,9 @@ TEST_F(ADaemonService, StopsTheWatchdogKeepAliveWhileACycleIsStuck) {
   // D-Bus still answers and says why.
   EXPECT_NE(Property("Degraded").find("cycle stuck"), std::string::npos);
   EXPECT_TRUE(Alive());
-  // The hang ends (a writer opens and closes the fifo): the keep-alive resumes.
-  int w = open((proc / "pressure" / "memory").c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(w, 0);
-  WriteFile(dir_.path() / "pressure", "");
-  fs::rename(dir_.path() / "pressure", proc / "pressure" / "memory");  // later cycles: no hang
-  close(w);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    notifications_.clear();
-  }
+  // The hang ends: the keep-alive resumes.
+  EndProcHang(proc);
+  ClearNotifications();
   EXPECT_TRUE(WaitForNotify("WATCHDOG=1", std::chrono::seconds(5)));
   EXPECT_NE(ReadFile(dir_.path() / "daemon2.err").find("the stuck cycle ended after"),
             std::string::npos);
@@ -865,16 +878,8 @@ TEST_F(ADaemonService, StopsTheWatchdogKeepAliveWhileACycleIsStuck) {
 TEST_F(ADaemonService, ExtendsItsStartTimeoutWhileTheFirstCycleRunsAndNotOnceReady) {
   kill(daemon_pid_, SIGTERM);
   waitpid(daemon_pid_, nullptr, 0);
-  const fs::path proc = dir_.path() / "proc";
-  fs::create_directories(proc / "pressure");
-  fs::create_symlink("/proc/self", proc / "self");
-  WriteFile(proc / "meminfo", ReadFile("/proc/meminfo"));
-  WriteFile(proc / "vmstat", ReadFile("/proc/vmstat"));
-  ASSERT_EQ(mkfifo((proc / "pressure" / "memory").c_str(), 0600), 0);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    notifications_.clear();
-  }
+  const fs::path proc = FakeProc(/*hang=*/true);
+  ClearNotifications();
   const std::string npath = (dir_.path() / "notify").string();
   const auto start = Clock::now();
   daemon_pid_ = Spawn(
@@ -901,15 +906,9 @@ TEST_F(ADaemonService, ExtendsItsStartTimeoutWhileTheFirstCycleRunsAndNotOnceRea
   ASSERT_EQ(count(extend), 2u) << Notifications();
   EXPECT_GE(Clock::now() - start, std::chrono::seconds(9));
   EXPECT_EQ(count("READY=1"), 0u) << Notifications();
-  // The first cycle ends (a writer opens and closes the fifo): READY=1, and no
-  // more extensions after it (the next one would have come 10 s after the last).
-  int w = open((proc / "pressure" / "memory").c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(w, 0);
-  WriteFile(dir_.path() / "pressure",
-            "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
-            "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
-  fs::rename(dir_.path() / "pressure", proc / "pressure" / "memory");
-  close(w);
+  // The first cycle ends: READY=1, and no more extensions after it (the next
+  // one would have come 10 s after the last).
+  EndProcHang(proc);
   ASSERT_TRUE(WaitForNotify("READY=1", std::chrono::seconds(10)))
       << Notifications() << ReadFile(dir_.path() / "daemon2.err");
   std::this_thread::sleep_for(std::chrono::seconds(11));
@@ -967,10 +966,7 @@ TEST_F(ADaemonService, AnswersDBusAndScrapesWhileIdleClientsHoldTheMetricsPort) 
   }
   CommandResult r = Call("GetFileState", {"s", (root_ / "db" / "t0.sst").string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    notifications_.clear();
-  }
+  ClearNotifications();
   EXPECT_TRUE(WaitForNotify("WATCHDOG=1", std::chrono::seconds(5)));
   CommandResult scrape = ::daxpolicy::testing::Run(
       {"curl", "-sS", "--max-time", "15", "--fail", metrics_url_ + "/metrics"});
@@ -1030,10 +1026,7 @@ TEST_F(ADaemonService, AnswersDBusWhileAHugePolicyIsReadOnReload) {
   const std::string t0 = (root_ / "db" / "t0.sst").string();
   const std::string before = Property("LastReloadResult");
   ASSERT_EQ(before.find("failed"), std::string::npos) << before;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    notifications_.clear();
-  }
+  ClearNotifications();
   const auto asked = Clock::now();
   kill(daemon_pid_, SIGHUP);
   ASSERT_TRUE(WaitForNotify("RELOADING=1", std::chrono::seconds(30))) << Notifications();

@@ -66,6 +66,16 @@ def instant(url, expr):
     return None, 1  # scalar or string
 
 
+def until_data(fetch, deadline):
+    """fetch() -> (error or None, result); called again every second while it
+    returns no error and an empty result, until `deadline` (time.monotonic())."""
+    while True:
+        err, result = fetch()
+        if err or result or time.monotonic() > deadline:
+            return err, result
+        time.sleep(1)
+
+
 def dashboard_queries(dash):
     """[(where, expr)] of every Prometheus query in the dashboard."""
     out = []
@@ -141,11 +151,7 @@ def cmd_dashboard(url, path, scrape_s, wait_s):
         "__range": "5m",
     }
     for name, query in variable_queries(dash):
-        while True:
-            err, values = label_values(url, query)
-            if err or values or time.monotonic() > deadline:
-                break
-            time.sleep(1)
+        err, values = until_data(lambda: label_values(url, query), deadline)
         if err or not values:
             print(f"#   FAIL variable ${name} = {query}: {err or 'no values'}")
             failures += 1
@@ -163,11 +169,7 @@ def cmd_dashboard(url, path, scrape_s, wait_s):
             print(f"#   FAIL {where}: unknown variable ${e.args[0]} in {expr}")
             failures += 1
             continue
-        while True:
-            err, n = instant(url, q)
-            if err or n > 0 or time.monotonic() > deadline:
-                break
-            time.sleep(1)
+        err, n = until_data(lambda: instant(url, q), deadline)
         if err or n == 0:
             print(f"#   FAIL {where}: {q}: {err or 'no data'}")
             failures += 1
@@ -254,11 +256,7 @@ def cmd_rules(url, path, wait_s):
             if absent:
                 print(f"#   --   {name}: {signal}: data only once the target is gone (checked then)")
                 continue
-            while True:
-                err, n = instant(url, signal)
-                if err or n > 0 or time.monotonic() > deadline:
-                    break
-                time.sleep(1)
+            err, n = until_data(lambda: instant(url, signal), deadline)
             if err or n == 0:
                 print(f"#   FAIL {name}: signal {signal}: {err or 'no data'}")
                 failures += 1

@@ -76,6 +76,16 @@ def until_data(fetch, deadline):
         time.sleep(1)
 
 
+def expect_data(url, label, expr, deadline):
+    """Prints whether `expr` returns data by `deadline`; True when it does."""
+    err, n = until_data(lambda: instant(url, expr), deadline)
+    if err or n == 0:
+        print(f"#   FAIL {label}: {expr}: {err or 'no data'}")
+        return False
+    print(f"#   ok   {label}: {n} series")
+    return True
+
+
 def dashboard_queries(dash):
     """[(where, expr)] of every Prometheus query in the dashboard."""
     out = []
@@ -169,12 +179,8 @@ def cmd_dashboard(url, path, scrape_s, wait_s):
             print(f"#   FAIL {where}: unknown variable ${e.args[0]} in {expr}")
             failures += 1
             continue
-        err, n = until_data(lambda: instant(url, q), deadline)
-        if err or n == 0:
-            print(f"#   FAIL {where}: {q}: {err or 'no data'}")
+        if not expect_data(url, where, q, deadline):
             failures += 1
-        else:
-            print(f"#   ok   {where}: {n} series")
     print(f"#   {len(queries)} dashboard queries, {failures} failed")
     return 1 if failures else 0
 
@@ -256,12 +262,8 @@ def cmd_rules(url, path, wait_s):
             if absent:
                 print(f"#   --   {name}: {signal}: data only once the target is gone (checked then)")
                 continue
-            err, n = until_data(lambda: instant(url, signal), deadline)
-            if err or n == 0:
-                print(f"#   FAIL {name}: signal {signal}: {err or 'no data'}")
+            if not expect_data(url, f"{name}: signal", signal, deadline):
                 failures += 1
-            else:
-                print(f"#   ok   {name}: signal {signal}: {n} series")
     print(f"#   {len(rules)} alert expressions, {failures} failed")
     return 1 if failures else 0
 

@@ -3,8 +3,11 @@
 // a file in the page cache, on a filesystem under scope (its events are
 // counted) and on an unrelated one (its events are dropped by the device
 // filter), with the BPF program attached against detached, alternating in
-// the same run. Needs root and loop devices (two loop-mounted xfs); exit 77 =
-// skipped outside CI when something is missing.
+// the same run. A third state, the floor, has empty programs (floor.bpf.c) on
+// the same per-read attach points and the access program detached: what
+// attaching anything there costs, which no program can go below. Needs root
+// and loop devices (two loop-mounted xfs); exit 77 = skipped outside CI when
+// something is missing.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,10 +17,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "floor.skel.h"
 #include "plugins/access/access_tracer.h"
 #include "plugins/unique_fd.h"
 #include "tests/support/test_support.h"
@@ -65,6 +70,76 @@ double ReadLoop(int fd, size_t chunk, size_t ops, std::vector<char>* buf) {
   return ns.count() / static_cast<double>(ops);
 }
 
+// The empty programs of floor.bpf.c on the attach points the access program
+// uses for each read of an xfs file under `plan` (the others do not fire on
+// a read from the page cache); attached while `on`.
+class Floor {
+ public:
+  ~Floor() {
+    Set(false);
+    floor_bpf__destroy(skel_);
+  }
+  bool Load(const Plan& plan, std::string* error) {
+    auto in_plan = [&](const std::string& p) {
+      return std::find(plan.programs.begin(), plan.programs.end(), p) != plan.programs.end();
+    };
+    // As AccessTracer::SetDevices: with the xfs read tracepoint in the plan,
+    // mm_filemap_get_pages is detached while only xfs is watched.
+    std::vector<std::string> wanted;
+    if (in_plan("tp_xfs_buffered_read")) {
+      wanted = {"tp_xfs_buffered_read"};
+    } else {
+      for (const char* p : {"fentry_filemap_read", "fexit_filemap_read", "tp_get_pages"})
+        if (in_plan(p)) wanted.emplace_back(p);
+    }
+    skel_ = floor_bpf__open();
+    if (skel_ == nullptr) return Fail("open", error);
+    bpf_program* prog = nullptr;
+    bpf_object__for_each_program(prog, skel_->obj) {
+      const bool load =
+          std::find(wanted.begin(), wanted.end(), bpf_program__name(prog)) != wanted.end();
+      bpf_program__set_autoload(prog, load);
+      if (load) programs_.push_back(prog);
+    }
+    if (programs_.empty()) {
+      *error = "the floor has no attach point for the plan";
+      return false;
+    }
+    if (floor_bpf__load(skel_) != 0) return Fail("load", error);
+    return true;
+  }
+  bool Set(bool on, std::string* error = nullptr) {
+    if (!on) {
+      for (bpf_link* l : links_) bpf_link__destroy(l);
+      links_.clear();
+      return true;
+    }
+    for (bpf_program* p : programs_) {
+      bpf_link* l = bpf_program__attach(p);
+      if (l == nullptr) return Fail("attach", error);
+      links_.push_back(l);
+    }
+    return true;
+  }
+  std::string names() const {
+    std::string out;
+    for (bpf_program* p : programs_)
+      out += std::string(out.empty() ? "" : ", ") + bpf_program__name(p);
+    return out;
+  }
+
+ private:
+  bool Fail(const char* what, std::string* error) {
+    const int err = errno;
+    if (error != nullptr)
+      *error = std::string("floor programs: cannot ") + what + ": " + std::strerror(err);
+    return false;
+  }
+  floor_bpf* skel_ = nullptr;
+  std::vector<bpf_program*> programs_;
+  std::vector<bpf_link*> links_;
+};
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -104,12 +179,17 @@ int main(int argc, char** argv) {
   if (!tracer) return Skip("access tracing unavailable: " + plan.unavailable);
   std::printf("strategy: %s, %zu programs\n", std::string(StrategyName(plan.strategy)).c_str(),
               plan.programs.size());
+  Floor floor;
+  if (!floor.Load(plan, &error)) return Skip(error);
+  std::printf("floor: empty programs on %s\n", floor.names().c_str());
   // Off: no watched device, every program detached. On: the managed
-  // filesystem watched, its programs attached (as the daemon runs).
-  auto set = [&](bool on) {
+  // filesystem watched, its programs attached (as the daemon runs). Floor:
+  // as off, with the empty programs attached.
+  enum State { kOff, kFloor, kOn };
+  auto set = [&](State state) {
     std::vector<AccessTracer::Device> devices;
-    if (on) devices.push_back({managed_dev, true});
-    return tracer->SetDevices(devices, &error);
+    if (state == kOn) devices.push_back({managed_dev, true});
+    return floor.Set(state == kFloor, &error) && tracer->SetDevices(devices, &error);
   };
 
   struct Case {
@@ -117,30 +197,32 @@ int main(int argc, char** argv) {
     const std::string* file;
     size_t chunk;
     size_t ops;
-    std::vector<double> off, on;
+    std::vector<double> off, floor, on;
     uint64_t prog_ns = 0;  // time in the programs during the "on" rounds
     uint64_t reads = 0;    // reads of the "on" rounds
   };
   std::vector<Case> cases = {
-      {"4 KiB, unrelated fs", &unrelated_file, 4096, 400000, {}, {}},
-      {"4 KiB, managed fs", &managed_file, 4096, 400000, {}, {}},
-      {"1 MiB, unrelated fs", &unrelated_file, 1 << 20, 3000, {}, {}},
-      {"1 MiB, managed fs", &managed_file, 1 << 20, 3000, {}, {}},
+      {"4 KiB, unrelated fs", &unrelated_file, 4096, 400000, {}, {}, {}},
+      {"4 KiB, managed fs", &managed_file, 4096, 400000, {}, {}, {}},
+      {"1 MiB, unrelated fs", &unrelated_file, 1 << 20, 3000, {}, {}, {}},
+      {"1 MiB, managed fs", &managed_file, 1 << 20, 3000, {}, {}, {}},
   };
   std::vector<char> buf;
   for (Case& c : cases) {
     UniqueFd fd(open(c.file->c_str(), O_RDONLY));
     const size_t ops = std::max<size_t>(1, static_cast<size_t>(c.ops * scale));
     ReadLoop(fd.get(), 1 << 20, kFileSize >> 20, &buf);  // cache the file
-    // Off then on in even rounds, on then off in odd ones: whatever the first
-    // or second half of a round pays (the attach or detach just before it) is
-    // spread over both.
+    // The three states in each of their six orders in turn: whatever a
+    // state pays for its place in the round (the attach or detach just
+    // before it) is spread over all three.
+    static constexpr State kOrders[6][3] = {{kOff, kFloor, kOn}, {kOn, kFloor, kOff},
+                                            {kFloor, kOn, kOff}, {kOff, kOn, kFloor},
+                                            {kOn, kOff, kFloor}, {kFloor, kOff, kOn}};
     for (int r = 0; r < rounds; ++r) {
-      for (int half = 0; half < 2; ++half) {
-        const bool on = (half == 0) == (r % 2 == 1);
-        if (!set(on)) return Skip(error);
-        if (!on) {
-          c.off.push_back(ReadLoop(fd.get(), c.chunk, ops, &buf));
+      for (State state : kOrders[r % 6]) {
+        if (!set(state)) return Skip(error);
+        if (state != kOn) {
+          (state == kOff ? c.off : c.floor).push_back(ReadLoop(fd.get(), c.chunk, ops, &buf));
           continue;
         }
         uint64_t ns0 = 0, ns1 = 0, runs = 0;
@@ -154,20 +236,27 @@ int main(int argc, char** argv) {
       if (!tracer->Drain(&counts, &error)) return Skip(error);
     }
   }
-  // The overhead is the median of each round's on/off ratio: the two halves of
-  // a round see nearly the same load from the rest of the machine, which
-  // medians of the two columns taken apart do not.
-  std::printf("%-22s %14s %14s %10s %14s\n", "case", "off ns/read", "on ns/read", "overhead",
-              "prog ns/read");
+  if (!set(kOff)) return Skip(error);
+  // An overhead is the median of each round's ratio to its off run: the
+  // states of a round see nearly the same load from the rest of the machine,
+  // which medians of the columns taken apart do not. "above floor" is the
+  // median of on/floor: the access program's own share.
+  std::printf("%-22s %12s %12s %12s %9s %9s %11s %13s\n", "case", "off ns/read", "floor ns",
+              "on ns/read", "floor", "overhead", "above floor", "prog ns/read");
   for (const Case& c : cases) {
-    std::vector<double> ratios;
-    for (size_t r = 0; r < c.on.size(); ++r) ratios.push_back(c.on[r] / c.off[r]);
-    std::printf("%-22s %14.1f %14.1f %9.1f%%", c.name, Median(c.off), Median(c.on),
-                (Median(ratios) - 1) * 100.0);
+    std::vector<double> on, floor_ratio, above;
+    for (size_t r = 0; r < c.on.size(); ++r) {
+      on.push_back(c.on[r] / c.off[r]);
+      floor_ratio.push_back(c.floor[r] / c.off[r]);
+      above.push_back(c.on[r] / c.floor[r]);
+    }
+    std::printf("%-22s %12.1f %12.1f %12.1f %8.1f%% %8.1f%% %10.1f%%", c.name, Median(c.off),
+                Median(c.floor), Median(c.on), (Median(floor_ratio) - 1) * 100.0,
+                (Median(on) - 1) * 100.0, (Median(above) - 1) * 100.0);
     if (stats_fd >= 0) {
-      std::printf(" %14.1f\n", static_cast<double>(c.prog_ns) / static_cast<double>(c.reads));
+      std::printf(" %13.1f\n", static_cast<double>(c.prog_ns) / static_cast<double>(c.reads));
     } else {
-      std::printf(" %14s\n", "n/a");
+      std::printf(" %13s\n", "n/a");
     }
   }
   return 0;

@@ -26,6 +26,15 @@ struct access_counts {
   access_u64 write_bytes; /* bytes written (both modes, where seen) */
 };
 
+/* One CPU's counts of the file it counted last (map `cache`, one slot per
+ * counting map), not yet added to the counting map. */
+struct access_cache_slot {
+  access_u32 dev; /* 0: empty */
+  access_u32 pad;
+  access_u64 ino;
+  struct access_counts counts;
+};
+
 /* Devices watched at once (scope_devs); more are refused by SetDevices. */
 #define ACCESS_MAX_DEVS 16
 

@@ -426,6 +426,39 @@ bool DrainMap(int fd, AccessCounts* out, std::string* error) {
   }
 }
 
+// Reads and empties slot `g` of the per-CPU cache, which no program writes
+// to any more: the counts each CPU held back from the counting map.
+bool DrainSlots(int fd, uint32_t g, AccessCounts* out, std::string* error) {
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) {
+    *error =
+        "cannot read the access counters: the number of possible CPUs is unknown: " + Errno(cpus);
+    return false;
+  }
+  std::vector<access_cache_slot> slots(static_cast<size_t>(cpus));
+  if (bpf_map_lookup_elem(fd, &g, slots.data()) != 0) {
+    *error = "cannot read the access counters (per-CPU cache): " + Errno(errno);
+    return false;
+  }
+  bool any = false;
+  for (const access_cache_slot& s : slots) {
+    if (s.dev == 0) continue;
+    any = true;
+    access_counts& c = out->files[FileKey{s.dev, s.ino}];
+    c.read_bytes += s.counts.read_bytes;
+    c.pc_pages += s.counts.pc_pages;
+    c.miss_pages += s.counts.miss_pages;
+    c.write_bytes += s.counts.write_bytes;
+  }
+  if (!any) return true;
+  std::fill(slots.begin(), slots.end(), access_cache_slot{});
+  if (bpf_map_update_elem(fd, &g, slots.data(), BPF_ANY) != 0) {
+    *error = "cannot empty the access counters (per-CPU cache): " + Errno(errno);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool AccessTracer::Drain(AccessCounts* out, std::string* error) {
@@ -434,16 +467,24 @@ bool AccessTracer::Drain(AccessCounts* out, std::string* error) {
   access_bpf* skel = impl_->skel;
   bpf_map* old_map = impl_->active_is_a ? skel->maps.counts_a : skel->maps.counts_b;
   bpf_map* new_map = impl_->active_is_a ? skel->maps.counts_b : skel->maps.counts_a;
+  const uint32_t old_gen = impl_->active_is_a ? 0 : 1;
   const uint32_t zero = 0;
   const int new_fd = bpf_map__fd(new_map);
-  // Updating a map-of-maps waits for every running program (synchronize_rcu),
-  // so once it returns nothing writes to the old map any more.
+  // The programs' slot first, then their map. Updating a map-of-maps waits
+  // for every running program (synchronize_rcu), so once it returns nothing
+  // writes to the old map or the old slots any more. A program that ran
+  // across the two stores may have moved counts of the old slot into the new
+  // map or the other way round: they are counted in this interval or the
+  // next, never lost or twice.
+  __atomic_store_n(&skel->bss->gen, 1 - old_gen, __ATOMIC_RELEASE);
   if (bpf_map_update_elem(bpf_map__fd(skel->maps.active), &zero, &new_fd, BPF_ANY) != 0) {
+    __atomic_store_n(&skel->bss->gen, old_gen, __ATOMIC_RELEASE);
     *error = "cannot swap the access counting maps: " + Errno(errno);
     return false;
   }
   impl_->active_is_a = !impl_->active_is_a;
   if (!DrainMap(bpf_map__fd(old_map), out, error)) return false;
+  if (!DrainSlots(bpf_map__fd(skel->maps.cache), old_gen, out, error)) return false;
   const uint64_t overflow = __atomic_load_n(&skel->bss->overflow, __ATOMIC_RELAXED);
   out->overflow = overflow - impl_->last_overflow;
   impl_->last_overflow = overflow;

@@ -6,7 +6,17 @@
  * else. Counts go to the counting map `active` points at; user space swaps it
  * for the other one each interval (the swap waits for running programs) and
  * then drains the old one, so no count is lost or counted twice. Inserts that
- * find the map full are counted in `overflow` and the event is dropped. */
+ * find the map full are counted in `overflow` and the event is dropped.
+ *
+ * In front of the counting maps, each CPU keeps the counts of the file it
+ * counted last (`cache`, one slot per counting map): events of one file in a
+ * row, a loop reading a file, add there without a hash lookup or an atomic
+ * operation; another file's event first moves the slot's counts into the
+ * counting map. Only programs that run with preemption off (tracepoints) use
+ * the slots, so no two of them touch one slot at once; fentry/fexit programs,
+ * which may be preempted, count in the map directly. `gen` says which slot
+ * (and which map) is current; user space flips it with the swap and drains
+ * the old slot of every CPU with the old map. */
 // The kernel types come before libbpf's headers, which use them.
 // clang-format off
 #include "access_types.h"
@@ -26,6 +36,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define PMD_PAGES 512ull
 
 __u64 overflow = 0; /* inserts dropped because a counting map was full */
+__u32 gen = 0;      /* the current slot of `cache`: 0 with counts_a, 1 with counts_b */
 
 /* The watched devices, written by user space: a short array compared inline,
  * which is cheaper than a map lookup on every read of every file. */
@@ -94,6 +105,40 @@ static __always_inline struct access_counts* counts_of(__u32 dev, __u64 ino) {
   return bpf_map_lookup_elem(map, &key);
 }
 
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 2);
+  __type(key, __u32);
+  __type(value, struct access_cache_slot);
+} cache SEC(".maps");
+
+static __always_inline void add_counts(struct access_counts* to, const struct access_counts* c) {
+  if (c->read_bytes) __sync_fetch_and_add(&to->read_bytes, c->read_bytes);
+  if (c->pc_pages) __sync_fetch_and_add(&to->pc_pages, c->pc_pages);
+  if (c->miss_pages) __sync_fetch_and_add(&to->miss_pages, c->miss_pages);
+  if (c->write_bytes) __sync_fetch_and_add(&to->write_bytes, c->write_bytes);
+}
+
+/* The counts of (dev, ino) in this CPU's current slot, for plain additions.
+ * Only for programs that run with preemption off. */
+static __always_inline struct access_counts* slot_counts(__u32 dev, __u64 ino) {
+  __u32 g = *(volatile __u32*)&gen & 1;
+  struct access_cache_slot* s = bpf_map_lookup_elem(&cache, &g);
+  if (!s) return 0;
+  if (s->dev == dev && s->ino == ino) return &s->counts;
+  if (s->dev != 0) {
+    struct access_counts* c = counts_of(s->dev, s->ino);
+    if (c) add_counts(c, &s->counts);
+  }
+  s->dev = dev;
+  s->ino = ino;
+  s->counts.read_bytes = 0;
+  s->counts.pc_pages = 0;
+  s->counts.miss_pages = 0;
+  s->counts.write_bytes = 0;
+  return &s->counts;
+}
+
 static __always_inline __u64 pages_spanned(__u64 pos, __u64 bytes) {
   if (bytes == 0) return 0;
   return ((pos + bytes - 1) >> PAGE_SHIFT) - (pos >> PAGE_SHIFT) + 1;
@@ -127,18 +172,33 @@ static __always_inline void set_task(__u32 dev, __u64 ino, __u32 op) {
   if (bpf_map_update_elem(&tasks, &id, &fresh, BPF_ANY) == 0) __sync_fetch_and_add(&writing, 1);
 }
 
-static __always_inline void count_read(__u32 dev, __u64 ino, __u64 pos, __u64 bytes, int dax) {
+/* `preemptible`: called from fentry/fexit, which count in the map with atomic
+ * additions; tracepoints count in their CPU's slot. */
+static __always_inline void count_read(__u32 dev, __u64 ino, __u64 pos, __u64 bytes, int dax,
+                                       int preemptible) {
   if (bytes == 0) return;
-  struct access_counts* c = counts_of(dev, ino);
+  if (preemptible) {
+    struct access_counts* c = counts_of(dev, ino);
+    if (!c) return;
+    __sync_fetch_and_add(&c->read_bytes, bytes);
+    if (!dax) __sync_fetch_and_add(&c->pc_pages, pages_spanned(pos, bytes));
+    return;
+  }
+  struct access_counts* c = slot_counts(dev, ino);
   if (!c) return;
-  __sync_fetch_and_add(&c->read_bytes, bytes);
-  if (!dax) __sync_fetch_and_add(&c->pc_pages, pages_spanned(pos, bytes));
+  c->read_bytes += bytes;
+  if (!dax) c->pc_pages += pages_spanned(pos, bytes);
 }
 
-static __always_inline void count_write(__u32 dev, __u64 ino, __u64 bytes) {
+static __always_inline void count_write(__u32 dev, __u64 ino, __u64 bytes, int preemptible) {
   if (bytes == 0) return;
-  struct access_counts* c = counts_of(dev, ino);
-  if (c) __sync_fetch_and_add(&c->write_bytes, bytes);
+  if (preemptible) {
+    struct access_counts* c = counts_of(dev, ino);
+    if (c) __sync_fetch_and_add(&c->write_bytes, bytes);
+    return;
+  }
+  struct access_counts* c = slot_counts(dev, ino);
+  if (c) c->write_bytes += bytes;
 }
 
 /* ---- fentry strategy: exact bytes from the generic read paths, any filesystem ---- */
@@ -184,7 +244,7 @@ int BPF_PROG(fexit_filemap_read, struct kiocb* iocb, struct iov_iter* iter, ssiz
   if (ret <= already_read || !inode_of_btf(iocb, &dev, &ino, 0)) return 0;
   __u64 bytes = (__u64)(ret - already_read);
   __u64 end = (__u64)iocb->ki_pos; /* advanced past what was read */
-  count_read(dev, ino, end - bytes, bytes, 0);
+  count_read(dev, ino, end - bytes, bytes, 0, 1);
   return 0;
 }
 
@@ -195,9 +255,9 @@ int BPF_PROG(fexit_dax_iomap_rw, struct kiocb* iocb, struct iov_iter* iter, void
   __u64 ino;
   if (ret <= 0 || !inode_of_btf(iocb, &dev, &ino, 0)) return 0;
   if (iter->data_source)
-    count_write(dev, ino, (__u64)ret);
+    count_write(dev, ino, (__u64)ret, 1);
   else
-    count_read(dev, ino, 0, (__u64)ret, 1);
+    count_read(dev, ino, 0, (__u64)ret, 1, 1);
   return 0;
 }
 
@@ -219,7 +279,7 @@ int BPF_PROG(tp_xfs_buffered_read, struct kiocb* iocb, struct iov_iter* iter) {
   if (!inode_of_btf(iocb, &dev, &ino, &size)) return 0;
   __s64 pos = iocb->ki_pos;
   set_task(dev, ino, TASK_READ);
-  count_read(dev, ino, (__u64)pos, clamp_to_size((__s64)size, pos, iter->count), 0);
+  count_read(dev, ino, (__u64)pos, clamp_to_size((__s64)size, pos, iter->count), 0, 0);
   return 0;
 }
 
@@ -229,7 +289,7 @@ int BPF_PROG(tp_xfs_dax_read, struct kiocb* iocb, struct iov_iter* iter) {
   __u64 ino, size;
   if (!inode_of_btf(iocb, &dev, &ino, &size)) return 0;
   __s64 pos = iocb->ki_pos;
-  count_read(dev, ino, (__u64)pos, clamp_to_size((__s64)size, pos, iter->count), 1);
+  count_read(dev, ino, (__u64)pos, clamp_to_size((__s64)size, pos, iter->count), 1, 0);
   return 0;
 }
 
@@ -262,11 +322,11 @@ int BPF_PROG(tp_get_pages, struct address_space* mapping, pgoff_t index, pgoff_t
   } else {
     bpf_map_update_elem(&tasks, &id, &now, BPF_ANY);
   }
-  struct access_counts* c = counts_of(dev, ino);
+  struct access_counts* c = slot_counts(dev, ino);
   if (!c) return 0;
   __u64 pages = last - index + 1;
-  __sync_fetch_and_add(&c->read_bytes, pages * PAGE_SIZE);
-  __sync_fetch_and_add(&c->pc_pages, pages);
+  c->read_bytes += pages * PAGE_SIZE;
+  c->pc_pages += pages;
   return 0;
 }
 
@@ -325,16 +385,16 @@ int BPF_PROG(tp_add_to_page_cache, void* folio_or_page) {
   struct task_state* t = bpf_map_lookup_elem(&tasks, &id);
   if (t && t->op == TASK_WRITE && t->dev == dev && t->ino == ino) return 0;
   __u64 pages = is_folio ? folio_pages((struct folio*)folio_or_page) : 1;
-  struct access_counts* c = counts_of(dev, ino);
-  if (c) __sync_fetch_and_add(&c->miss_pages, pages);
+  struct access_counts* c = slot_counts(dev, ino);
+  if (c) c->miss_pages += pages;
   return 0;
 }
 
 static __always_inline void count_fault(__u32 dev, __u64 ino, __u64 pages, int dax) {
-  struct access_counts* c = counts_of(dev, ino);
+  struct access_counts* c = slot_counts(dev, ino);
   if (!c) return;
-  __sync_fetch_and_add(&c->read_bytes, pages * PAGE_SIZE);
-  if (!dax) __sync_fetch_and_add(&c->pc_pages, pages);
+  c->read_bytes += pages * PAGE_SIZE;
+  if (!dax) c->pc_pages += pages;
 }
 
 SEC("raw_tp/mm_filemap_fault")
@@ -363,7 +423,7 @@ static __always_inline void dax_fault(struct inode* inode, struct vm_fault* vmf,
   if ((__u32)result & (VM_FAULT_ERROR | VM_FAULT_FALLBACK)) return;
   __u64 ino = BPF_CORE_READ(inode, i_ino);
   if (BPF_CORE_READ(vmf, flags) & FAULT_FLAG_WRITE)
-    count_write(dev, ino, pages * PAGE_SIZE);
+    count_write(dev, ino, pages * PAGE_SIZE, 0);
   else
     count_fault(dev, ino, pages, 1);
 }
@@ -391,7 +451,7 @@ int BPF_PROG(tp_xfs_buffered_write, struct kiocb* iocb, struct iov_iter* iter) {
   __u64 ino;
   if (!inode_of(iocb, &dev, &ino, 0)) return 0;
   set_task(dev, ino, TASK_WRITE);
-  count_write(dev, ino, BPF_CORE_READ(iter, count));
+  count_write(dev, ino, BPF_CORE_READ(iter, count), 0);
   return 0;
 }
 
@@ -400,7 +460,7 @@ int BPF_PROG(tp_xfs_dax_write, struct kiocb* iocb, struct iov_iter* iter) {
   __u32 dev;
   __u64 ino;
   if (!inode_of(iocb, &dev, &ino, 0)) return 0;
-  count_write(dev, ino, BPF_CORE_READ(iter, count));
+  count_write(dev, ino, BPF_CORE_READ(iter, count), 0);
   return 0;
 }
 
@@ -411,7 +471,7 @@ static __always_inline void ext4_write(struct inode* inode, unsigned int len) {
   if (!(watched(dev) & ACCESS_DEV_WATCHED)) return;
   __u64 ino = BPF_CORE_READ(inode, i_ino);
   set_task(dev, ino, TASK_WRITE);
-  count_write(dev, ino, len);
+  count_write(dev, ino, len, 0);
 }
 
 SEC("raw_tp/ext4_da_write_begin")

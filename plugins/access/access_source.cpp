@@ -237,7 +237,7 @@ void AccessSource::Sample(policy::Snapshot* snap, int64_t now_ns, uint64_t* erro
     *errors += counts.overflow;
     problems_.push_back("the counting map was full (" + std::to_string(options_.max_files) +
                         " files per interval): " + std::to_string(counts.overflow) +
-                        " events dropped in the last interval");
+                        " counts dropped in the last interval");
     WithholdSnapshot("the access counting map overflowed in the last interval: figures withheld",
                      mount_reasons_, snap);
     return;

@@ -53,7 +53,7 @@ class AccessSource final : public plugins::TelemetrySource {
   /// One engine cycle: the interval ending at ctx.mono_ns, errors counted under Name().
   void Sample(plugins::SampleContext& ctx) override;
   /// One interval: keeps the in-kernel device filter on the snapshot's mounts,
-  /// drains the counters and fills the access fields of `snap`. Events dropped
+  /// drains the counters and fills the access fields of `snap`. Counts dropped
   /// because the counting map was full are added to *errors (they make the
   /// interval's figures too low, so the figures of that interval are withheld).
   void Sample(policy::Snapshot* snap, int64_t now_ns, uint64_t* errors);

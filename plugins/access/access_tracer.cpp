@@ -5,10 +5,12 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 
@@ -119,6 +121,14 @@ uint32_t KernelDev(dev_t dev) {
 
 KernelOffer ProbeKernel() {
   KernelOffer offer;
+  struct utsname uts {};
+  char realtime = '0';
+  if (FILE* f = std::fopen("/sys/kernel/realtime", "re")) {
+    if (std::fread(&realtime, 1, 1, f) != 1) realtime = '0';
+    std::fclose(f);
+  }
+  offer.preempt_rt =
+      realtime == '1' || (uname(&uts) == 0 && std::strstr(uts.version, "PREEMPT_RT") != nullptr);
   offer.btf = ::access("/sys/kernel/btf/vmlinux", R_OK) == 0;
   struct btf* vmlinux = offer.btf ? btf__load_vmlinux_btf() : nullptr;
   if (vmlinux != nullptr && libbpf_get_error(vmlinux) != 0) vmlinux = nullptr;
@@ -167,6 +177,7 @@ std::string CoverageOf(const Plan& plan, bool xfs) {
 
 Plan ChoosePlan(const KernelOffer& offer) {
   Plan plan;
+  plan.slots = !offer.preempt_rt;
   auto tp = [&](const char* name) { return offer.tracepoints.count(name) > 0; };
   auto fn = [&](const char* name) { return offer.functions.count(name) > 0; };
   if (!offer.btf) {
@@ -261,6 +272,7 @@ std::unique_ptr<AccessTracer> AccessTracer::Start(const Plan& plan, const Option
         std::find(plan.programs.begin(), plan.programs.end(), name) != plan.programs.end();
     bpf_program__set_autoload(prog, wanted);
   }
+  impl->skel->rodata->use_slots = plan.slots ? 1 : 0;
   const uint32_t entries = std::max<uint32_t>(options.max_files, 16);
   if (bpf_map__set_max_entries(impl->skel->maps.counts_a, entries) != 0 ||
       bpf_map__set_max_entries(impl->skel->maps.counts_b, entries) != 0) {
@@ -426,20 +438,26 @@ bool DrainMap(int fd, AccessCounts* out, std::string* error) {
   }
 }
 
-// Reads and empties slot `g` of the per-CPU cache, which no program writes
-// to any more: the counts each CPU held back from the counting map.
-bool DrainSlots(int fd, uint32_t g, AccessCounts* out, std::string* error) {
+// Reads slot `g` of the per-CPU cache, which no program writes to any more:
+// the counts each CPU held back from the counting map.
+bool ReadSlots(int fd, uint32_t g, std::vector<access_cache_slot>* slots, std::string* error) {
   const int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) {
     *error =
         "cannot read the access counters: the number of possible CPUs is unknown: " + Errno(cpus);
     return false;
   }
-  std::vector<access_cache_slot> slots(static_cast<size_t>(cpus));
-  if (bpf_map_lookup_elem(fd, &g, slots.data()) != 0) {
+  slots->assign(static_cast<size_t>(cpus), access_cache_slot{});
+  if (bpf_map_lookup_elem(fd, &g, slots->data()) != 0) {
     *error = "cannot read the access counters (per-CPU cache): " + Errno(errno);
     return false;
   }
+  return true;
+}
+
+// Adds the slots' counts to *out and empties slot `g` of every CPU.
+bool TakeSlots(int fd, uint32_t g, std::vector<access_cache_slot>& slots, AccessCounts* out,
+               std::string* error) {
   bool any = false;
   for (const access_cache_slot& s : slots) {
     if (s.dev == 0) continue;
@@ -475,7 +493,8 @@ bool AccessTracer::Drain(AccessCounts* out, std::string* error) {
   // writes to the old map or the old slots any more. A program that ran
   // across the two stores may have moved counts of the old slot into the new
   // map or the other way round: they are counted in this interval or the
-  // next, never lost or twice.
+  // next, never lost or twice. (When the swap fails, counts the new slot took
+  // meanwhile come an interval or two late.)
   __atomic_store_n(&skel->bss->gen, 1 - old_gen, __ATOMIC_RELEASE);
   if (bpf_map_update_elem(bpf_map__fd(skel->maps.active), &zero, &new_fd, BPF_ANY) != 0) {
     __atomic_store_n(&skel->bss->gen, old_gen, __ATOMIC_RELEASE);
@@ -483,8 +502,13 @@ bool AccessTracer::Drain(AccessCounts* out, std::string* error) {
     return false;
   }
   impl_->active_is_a = !impl_->active_is_a;
+  // The slots are read before the map is emptied: a failure leaves both to a
+  // later interval rather than losing the map's counts.
+  std::vector<access_cache_slot> slots;
+  const int cache_fd = bpf_map__fd(skel->maps.cache);
+  if (!ReadSlots(cache_fd, old_gen, &slots, error)) return false;
   if (!DrainMap(bpf_map__fd(old_map), out, error)) return false;
-  if (!DrainSlots(bpf_map__fd(skel->maps.cache), old_gen, out, error)) return false;
+  if (!TakeSlots(cache_fd, old_gen, slots, out, error)) return false;
   const uint64_t overflow = __atomic_load_n(&skel->bss->overflow, __ATOMIC_RELAXED);
   out->overflow = overflow - impl_->last_overflow;
   impl_->last_overflow = overflow;

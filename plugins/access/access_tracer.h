@@ -37,6 +37,8 @@ struct KernelOffer {
   std::set<std::string> tracepoints;  ///< "category/name" of the ones we use that exist
                                       ///< (btf_trace_NAME in the kernel's or module's BTF)
   std::set<std::string> functions;    ///< kernel functions (BTF) of the ones we use that exist
+  /// A PREEMPT_RT kernel (/sys/kernel/realtime, or PREEMPT_RT in uname's version).
+  bool preempt_rt = false;
 };
 
 /// Probes the running kernel's BTF: the tracepoints and functions
@@ -56,7 +58,10 @@ struct Plan {
   bool dax_reads = false;             ///< read calls in DAX mode are counted
   bool misses = false;                ///< page-cache misses (file.cache_hit_ratio)
   bool faults = false;                ///< page-cache faults (filemap:mm_filemap_fault)
-  std::string unavailable;            ///< why nothing works (strategy kNone)
+  /// Tracepoint programs count in a per-CPU slot in front of the counting map
+  /// (off on PREEMPT_RT kernels, whose tracepoints may become preemptible).
+  bool slots = true;
+  std::string unavailable;  ///< why nothing works (strategy kNone)
   /// What this plan does not see, derived from the flags above. Degraded shows
   /// kMissesUnseen and, per mount, CoverageOf(); the others are for tests and logs.
   std::vector<std::string> limits;
@@ -95,7 +100,10 @@ uint32_t KernelDev(dev_t dev);
 /// What one interval counted.
 struct AccessCounts {
   std::unordered_map<FileKey, access_counts, FileKeyHash> files;
-  uint64_t overflow = 0;  ///< events dropped in the interval because a counting map was full
+  /// Counts dropped in the interval because a counting map was full: one per
+  /// event counted in the map directly (fentry/fexit), one per file's counts
+  /// moved from a CPU's slot (tracepoints).
+  uint64_t overflow = 0;
 };
 
 /// The loaded and attached program.

@@ -6,17 +6,19 @@
  * else. Counts go to the counting map `active` points at; user space swaps it
  * for the other one each interval (the swap waits for running programs) and
  * then drains the old one, so no count is lost or counted twice. Inserts that
- * find the map full are counted in `overflow` and the event is dropped.
+ * find the map full are counted in `overflow` and the counts are dropped.
  *
  * In front of the counting maps, each CPU keeps the counts of the file it
  * counted last (`cache`, one slot per counting map): events of one file in a
  * row, a loop reading a file, add there without a hash lookup or an atomic
  * operation; another file's event first moves the slot's counts into the
- * counting map. Only programs that run with preemption off (tracepoints) use
- * the slots, so no two of them touch one slot at once; fentry/fexit programs,
- * which may be preempted, count in the map directly. `gen` says which slot
- * (and which map) is current; user space flips it with the swap and drains
- * the old slot of every CPU with the old map. */
+ * counting map. Only programs that run with preemption off use the slots, so
+ * no two of them touch one slot at once: tracepoint programs, except on
+ * PREEMPT_RT kernels (use_slots is cleared there before load, in case their
+ * tracepoints become preemptible); fentry/fexit programs, which may be
+ * preempted, count in the map directly. `gen` says which slot (and which map)
+ * is current; user space flips it with the swap and drains the old slot of
+ * every CPU with the old map. */
 // The kernel types come before libbpf's headers, which use them.
 // clang-format off
 #include "access_types.h"
@@ -37,6 +39,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 __u64 overflow = 0; /* inserts dropped because a counting map was full */
 __u32 gen = 0;      /* the current slot of `cache`: 0 with counts_a, 1 with counts_b */
+const volatile __u32 use_slots = 1; /* cleared by user space on PREEMPT_RT kernels */
 
 /* The watched devices, written by user space: a short array compared inline,
  * which is cheaper than a map lookup on every read of every file. */
@@ -172,33 +175,36 @@ static __always_inline void set_task(__u32 dev, __u64 ino, __u32 op) {
   if (bpf_map_update_elem(&tasks, &id, &fresh, BPF_ANY) == 0) __sync_fetch_and_add(&writing, 1);
 }
 
-/* `preemptible`: called from fentry/fexit, which count in the map with atomic
- * additions; tracepoints count in their CPU's slot. */
-static __always_inline void count_read(__u32 dev, __u64 ino, __u64 pos, __u64 bytes, int dax,
-                                       int preemptible) {
-  if (bytes == 0) return;
-  if (preemptible) {
+/* Adds to the counts of (dev, ino). `preemptible`: called from fentry/fexit,
+ * which count in the map with atomic additions, as every program does when
+ * the slots are off; tracepoints count in their CPU's slot. Additions of a
+ * constant 0 vanish once inlined. */
+static __always_inline void count(__u32 dev, __u64 ino, __u64 read_bytes, __u64 pc_pages,
+                                  __u64 miss_pages, __u64 write_bytes, int preemptible) {
+  if (preemptible || !use_slots) {
     struct access_counts* c = counts_of(dev, ino);
     if (!c) return;
-    __sync_fetch_and_add(&c->read_bytes, bytes);
-    if (!dax) __sync_fetch_and_add(&c->pc_pages, pages_spanned(pos, bytes));
+    struct access_counts add = {read_bytes, pc_pages, miss_pages, write_bytes};
+    add_counts(c, &add);
     return;
   }
   struct access_counts* c = slot_counts(dev, ino);
   if (!c) return;
-  c->read_bytes += bytes;
-  if (!dax) c->pc_pages += pages_spanned(pos, bytes);
+  c->read_bytes += read_bytes;
+  c->pc_pages += pc_pages;
+  c->miss_pages += miss_pages;
+  c->write_bytes += write_bytes;
+}
+
+static __always_inline void count_read(__u32 dev, __u64 ino, __u64 pos, __u64 bytes, int dax,
+                                       int preemptible) {
+  if (bytes == 0) return;
+  count(dev, ino, bytes, dax ? 0 : pages_spanned(pos, bytes), 0, 0, preemptible);
 }
 
 static __always_inline void count_write(__u32 dev, __u64 ino, __u64 bytes, int preemptible) {
   if (bytes == 0) return;
-  if (preemptible) {
-    struct access_counts* c = counts_of(dev, ino);
-    if (c) __sync_fetch_and_add(&c->write_bytes, bytes);
-    return;
-  }
-  struct access_counts* c = slot_counts(dev, ino);
-  if (c) c->write_bytes += bytes;
+  count(dev, ino, 0, 0, 0, bytes, preemptible);
 }
 
 /* ---- fentry strategy: exact bytes from the generic read paths, any filesystem ---- */
@@ -322,11 +328,8 @@ int BPF_PROG(tp_get_pages, struct address_space* mapping, pgoff_t index, pgoff_t
   } else {
     bpf_map_update_elem(&tasks, &id, &now, BPF_ANY);
   }
-  struct access_counts* c = slot_counts(dev, ino);
-  if (!c) return 0;
   __u64 pages = last - index + 1;
-  c->read_bytes += pages * PAGE_SIZE;
-  c->pc_pages += pages;
+  count(dev, ino, pages * PAGE_SIZE, pages, 0, 0, 0);
   return 0;
 }
 
@@ -385,16 +388,12 @@ int BPF_PROG(tp_add_to_page_cache, void* folio_or_page) {
   struct task_state* t = bpf_map_lookup_elem(&tasks, &id);
   if (t && t->op == TASK_WRITE && t->dev == dev && t->ino == ino) return 0;
   __u64 pages = is_folio ? folio_pages((struct folio*)folio_or_page) : 1;
-  struct access_counts* c = slot_counts(dev, ino);
-  if (c) c->miss_pages += pages;
+  count(dev, ino, 0, 0, pages, 0, 0);
   return 0;
 }
 
 static __always_inline void count_fault(__u32 dev, __u64 ino, __u64 pages, int dax) {
-  struct access_counts* c = slot_counts(dev, ino);
-  if (!c) return;
-  c->read_bytes += pages * PAGE_SIZE;
-  if (!dax) c->pc_pages += pages;
+  count(dev, ino, pages * PAGE_SIZE, dax ? 0 : pages, 0, 0, 0);
 }
 
 SEC("raw_tp/mm_filemap_fault")

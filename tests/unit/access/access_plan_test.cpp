@@ -71,6 +71,17 @@ TEST(ChoosePlan, WithoutFentryTheTracepointsCoverXfsAndGetPagesTheRest) {
   EXPECT_THAT(p.limits, Contains(HasSubstr("DAX files on ext4 are not seen")));
 }
 
+TEST(ChoosePlan, TracepointsCountInPerCpuSlotsExceptOnPreemptRtKernels) {
+  EXPECT_TRUE(ChoosePlan(Host618()).slots);
+  EXPECT_TRUE(ChoosePlan(Debian61()).slots);
+  KernelOffer rt = Host618();
+  rt.preempt_rt = true;
+  Plan p = ChoosePlan(rt);
+  EXPECT_EQ(p.strategy, Strategy::kTracepoint);
+  EXPECT_FALSE(p.slots);
+  EXPECT_FALSE(NarrowToAttached(p, [](const std::string&) { return true; }).slots);
+}
+
 TEST(ChoosePlan, A61KernelWithoutFentryCountsXfsOnlyAndSaysSo) {
   KernelOffer o = Debian61();
   o.tracing_programs = false;

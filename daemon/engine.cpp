@@ -19,6 +19,7 @@
 #include "daemon/scopes.h"
 #include "plugins/driver/dax_driver.h"
 #include "plugins/driver/safe_open.h"
+#include "policy/units.h"
 
 namespace daxpolicy::daemon {
 
@@ -594,6 +595,18 @@ bool BlockedLastCycle(const CycleJob& job, const FileRecord& f) {
   return was && (job.previous->published[*was] & 0x7) == static_cast<unsigned>(FileState::kBlocked);
 }
 
+// The reason the last cycle refused file d.file's change to the mode d still
+// wants, or nullptr (the file was not blocked by a refused try then).
+const std::string* RefusedLastCycle(const CycleJob& job, const Decision& d) {
+  const uint32_t o = job.OldIndex(d.file);
+  if (o == kNoFile) return nullptr;
+  const auto& prev = *job.previous;
+  if (o >= prev.status.size() || o >= prev.published.size()) return nullptr;
+  if ((prev.published[o] & 0x7) != static_cast<unsigned>(FileState::kBlocked)) return nullptr;
+  if (prev.status[o].desired != d.desired) return nullptr;
+  return prev.ApplyReason(o);
+}
+
 // The cycle's one pass over /proc.
 void LookUpHolders(host::HolderFinder& finder, CycleJob& job, std::vector<host::FileId> ids) {
   job.holders_looked_up = true;
@@ -804,6 +817,14 @@ void Engine::Decide(CycleJob& job) {
       job.waits.emplace_back(d.file, d.wait_ns);
       int64_t& next = job.report.next_wait_ns;
       if (d.wait_ns > 0 && (next == 0 || d.wait_ns < next)) next = d.wait_ns;
+    }
+    // A refused try counts as a switch, so min_dwell defers the next one: the
+    // file stays blocked, with the refusal's reason, until then.
+    if (d.state == FileState::kDeferred && d.reason == policy::Reason::kMinDwell) {
+      if (const std::string* why = RefusedLastCycle(job, d)) {
+        job.Refuse(d.file, *why);
+        return;
+      }
     }
     if (!d.apply) return;
     const plugins::ScopeInfo& scope =
@@ -1263,7 +1284,12 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
 
 std::string Engine::ReasonOf(const View& v, uint32_t i) const {
   const Decision d = v.DecisionOf(i);
-  if (const std::string* refused = v.ApplyReason(i)) return *refused;
+  if (const std::string* refused = v.ApplyReason(i)) {
+    if (d.reason == policy::Reason::kMinDwell && d.wait_ns > 0) {
+      return *refused + "; tried again in " + policy::FormatDuration(d.wait_ns);
+    }
+    return *refused;
+  }
   if (d.held) {
     const policy::Holds& holds = impl_->holds.effective();
     if (auto h = holds.find(KeyOf(*v.snap, v.snap->files[i])); h != holds.end()) {

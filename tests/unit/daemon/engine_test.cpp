@@ -706,6 +706,65 @@ TEST_F(EngineTest, ABlockedFileIsTriedEveryCycleButItsOriginalIsRecordedOnlyWhen
   EXPECT_EQ(parts_.journal->hooked[0].original, DaxState::kPageCache);
 }
 
+TEST_F(EngineTest, ARefusedFileStaysBlockedWithItsReasonUntilMinDwellAllowsTheNextTry) {
+  // A refused try counts as a switch: min_dwell spaces the tries. Meanwhile
+  // the file shows as blocked with the refusal (not as deferred), and it is
+  // logged once, not at every try.
+  Start(MakePolicy(Rule("all", "**", "on"),
+                   "{ dax: keep, min_dwell: 10m, max_switches_per_minute: 10000 }"));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
+  const std::string immutable = "the file is immutable (chattr +i)";
+  parts_.disk->Block("a", driver::Blocked{driver::Blocker::kImmutable, EPERM, immutable});
+  ::testing::internal::CaptureStderr();
+  engine_->RunCycle();
+  EXPECT_EQ(Get("a").state, FileState::kBlocked);
+  EXPECT_EQ(Get("a").reason, immutable);
+  for (int minutes = 3; minutes <= 9; minutes += 3) {
+    parts_.clock->Advance(3 * kMinute);
+    engine_->RunCycle();
+    const FileView v = Get("a");
+    EXPECT_EQ(v.state, FileState::kBlocked) << minutes << " minutes after the try";
+    EXPECT_EQ(v.reason, immutable + "; tried again in " + std::to_string(10 - minutes) + "m0s");
+    EngineGauges g = engine_->Gauges();
+    EXPECT_EQ(g.files_by_state[FileState::kBlocked], 1u);
+    EXPECT_EQ(g.files_by_state[FileState::kDeferred], 0u);
+  }
+  EXPECT_EQ(parts_.disk->calls().size(), 1u) << "not tried again before min_dwell has passed";
+  parts_.clock->Advance(1 * kMinute);
+  engine_->RunCycle();
+  EXPECT_EQ(parts_.disk->calls().size(), 2u) << "tried again once min_dwell has passed";
+  EXPECT_EQ(Get("a").state, FileState::kBlocked);
+  EXPECT_EQ(Get("a").reason, immutable);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  size_t logged = 0;
+  for (size_t at = log.find("cannot switch"); at != std::string::npos;
+       at = log.find("cannot switch", at + 1)) {
+    ++logged;
+  }
+  EXPECT_EQ(logged, 1u) << log;
+  // The block goes: the next try, min_dwell later, switches it.
+  parts_.disk->Unblock("a");
+  parts_.clock->Advance(10 * kMinute);
+  engine_->RunCycle();
+  EXPECT_EQ(Physical("a"), DaxState::kDax);
+  EXPECT_EQ(Get("a").state, FileState::kInSync);
+}
+
+TEST_F(EngineTest, AFileThatNoLongerWantsTheRefusedModeIsNotShownAsBlocked) {
+  // Refused to DAX, then wanted in the page cache (where it is): in sync.
+  Start(MakePolicy(
+      Rule("big", "a", "on", "    when: \"file.size >= 1MiB\"\n") + Rule("small", "a", "off"),
+      "{ dax: keep, min_dwell: 10m, max_switches_per_minute: 10000 }"));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache, {.size = 2 << 20});
+  parts_.disk->Block("a", driver::Blocked{driver::Blocker::kImmutable, EPERM, "immutable"});
+  engine_->RunCycle();
+  EXPECT_EQ(Get("a").state, FileState::kBlocked);
+  parts_.files->files["a"].size = 1;
+  parts_.clock->Advance(1 * kMinute);
+  engine_->RunCycle();
+  EXPECT_EQ(Get("a").state, FileState::kInSync) << Get("a").reason;
+}
+
 TEST_F(EngineTest, ManyRefusedFilesStayInTheBatchOfOriginals) {
   // Left out one by one, 65 files that all become changeable at once would
   // each cost a journal write of their own.

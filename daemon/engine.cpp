@@ -201,7 +201,10 @@ struct Engine::View {
   std::vector<std::pair<uint32_t, int64_t>> waits;  // (file, Decision::wait_ns), sorted
   std::vector<std::string> apply_reasons;
   std::vector<std::pair<uint32_t, uint32_t>> apply_reason_of;  // (file, reason), sorted
-  std::unordered_map<uint32_t, DaxState> effective_now;        // close events since
+  // Files the driver refused to change, in the last try (sorted): blocked
+  // until the next, which min_dwell or the budget may put off.
+  std::vector<uint32_t> driver_refused;
+  std::unordered_map<uint32_t, DaxState> effective_now;  // close events since
   PendingHolders pending_holders;
   policy::RuleState rule_state;
   media::MediaReport media_report;
@@ -235,6 +238,15 @@ struct Engine::View {
   DaxState Effective(uint32_t i) const {
     auto it = effective_now.find(i);
     return it != effective_now.end() ? it->second : snap->files[i].effective;
+  }
+
+  // File i is blocked by the driver's refusal and waits (min_dwell, the
+  // budget) for its next try.
+  bool WaitsForNextTry(uint32_t i) const {
+    const Status& s = status[i];
+    return mode == policy::Mode::kEnforce && s.state == FileState::kBlocked &&
+           (s.reason == policy::Reason::kMinDwell || s.reason == policy::Reason::kBudget) &&
+           std::binary_search(driver_refused.begin(), driver_refused.end(), i);
   }
 
   const std::string* ApplyReason(uint32_t i) const {
@@ -350,6 +362,7 @@ struct CycleJob {
   std::vector<uint32_t> to_apply;  // files whose flag Apply() changes
   std::vector<std::string> apply_reasons;
   std::vector<std::pair<uint32_t, uint32_t>> apply_reason_of;
+  std::vector<uint32_t> driver_refused;
   std::unordered_map<std::string, uint32_t> reason_ids;
   // The cycle's one pass over /proc (Sample's when rules read file.holders, else Apply's).
   bool holders_looked_up = false;
@@ -595,16 +608,26 @@ bool BlockedLastCycle(const CycleJob& job, const FileRecord& f) {
   return was && (job.previous->published[*was] & 0x7) == static_cast<unsigned>(FileState::kBlocked);
 }
 
-// The reason the last cycle refused file d.file's change to the mode d still
-// wants, or nullptr (the file was not blocked by a refused try then).
-const std::string* RefusedLastCycle(const CycleJob& job, const Decision& d) {
+// The reason the driver refused file d.file's change to the mode d still
+// wants, in the last try, when the file has been blocked by it since; else
+// nullptr.
+const std::string* RefusedByDriverLastCycle(const CycleJob& job, const Decision& d) {
   const uint32_t o = job.OldIndex(d.file);
   if (o == kNoFile) return nullptr;
   const auto& prev = *job.previous;
   if (o >= prev.status.size() || o >= prev.published.size()) return nullptr;
   if ((prev.published[o] & 0x7) != static_cast<unsigned>(FileState::kBlocked)) return nullptr;
   if (prev.status[o].desired != d.desired) return nullptr;
+  if (!std::binary_search(prev.driver_refused.begin(), prev.driver_refused.end(), o)) {
+    return nullptr;
+  }
   return prev.ApplyReason(o);
+}
+
+// Why the last cycle refused file f's change, or nullptr.
+const std::string* RefusalLastCycle(const CycleJob& job, const FileRecord& f) {
+  std::optional<uint32_t> was = job.previous->Find(KeyOf(job.snap, f));
+  return was ? job.previous->ApplyReason(*was) : nullptr;
 }
 
 // The cycle's one pass over /proc.
@@ -818,11 +841,14 @@ void Engine::Decide(CycleJob& job) {
       int64_t& next = job.report.next_wait_ns;
       if (d.wait_ns > 0 && (next == 0 || d.wait_ns < next)) next = d.wait_ns;
     }
-    // A refused try counts as a switch, so min_dwell defers the next one: the
-    // file stays blocked, with the refusal's reason, until then.
-    if (d.state == FileState::kDeferred && d.reason == policy::Reason::kMinDwell) {
-      if (const std::string* why = RefusedLastCycle(job, d)) {
+    // A refused try counts as a switch, so min_dwell (or the budget) puts
+    // the next one off: a file the driver refused stays blocked, with the
+    // refusal's reason, until then. (In observe mode nothing is tried.)
+    if (d.state == FileState::kDeferred && job.mode == policy::Mode::kEnforce &&
+        (d.reason == policy::Reason::kMinDwell || d.reason == policy::Reason::kBudget)) {
+      if (const std::string* why = RefusedByDriverLastCycle(job, d)) {
         job.Refuse(d.file, *why);
+        job.driver_refused.push_back(d.file);
         return;
       }
     }
@@ -991,9 +1017,13 @@ void Engine::Apply(CycleJob& job) {
     std::string rule =
         st.held || st.rule < 0 ? "" : m.policy->rules[static_cast<size_t>(st.rule)].name;
     std::string to = DaxName(st.desired);
-    // Logged once when a file becomes blocked, not at every retry.
+    // Logged when a file becomes blocked, or its refusal's reason changes;
+    // not at every retry.
     auto log_blocked = [&](const std::string& why) {
-      if (BlockedLastCycle(job, f)) return;
+      if (BlockedLastCycle(job, f)) {
+        const std::string* was = RefusalLastCycle(job, f);
+        if (was == nullptr || *was == why) return;
+      }
       std::string shown = journal::PrintablePath(path);
       LogEvent(Event::kSwitchBlocked, LogLevel::kNotice,
                "cannot switch " + shown + " to " + to + ": " + why,
@@ -1001,6 +1031,7 @@ void Engine::Apply(CycleJob& job) {
     };
     if (!outcome.ok()) {
       m.refused_by_driver.insert(KeyOf(job.snap, f));
+      job.driver_refused.push_back(i);
       ++counters.transitions[{rule, to, "failed"}];
       job.Refuse(i, outcome.error().message);
       ++job.report.blocked;
@@ -1010,6 +1041,7 @@ void Engine::Apply(CycleJob& job) {
     const driver::ApplyOutcome& o = *outcome;
     if (o.blocked()) {
       m.refused_by_driver.insert(KeyOf(job.snap, f));
+      job.driver_refused.push_back(i);
       ++counters.transitions[{rule, to, "blocked"}];
       job.Refuse(i, o.reason);
       ++job.report.blocked;
@@ -1123,6 +1155,8 @@ void Engine::Publish(CycleJob& job) {
   view->apply_reasons = std::move(job.apply_reasons);
   std::sort(job.apply_reason_of.begin(), job.apply_reason_of.end());
   view->apply_reason_of = std::move(job.apply_reason_of);
+  std::sort(job.driver_refused.begin(), job.driver_refused.end());
+  view->driver_refused = std::move(job.driver_refused);
   view->pending_holders = m.pending_holders;
   view->rule_state = std::move(m.rule_state);
   m.rule_state = policy::RuleState();
@@ -1285,7 +1319,7 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
 std::string Engine::ReasonOf(const View& v, uint32_t i) const {
   const Decision d = v.DecisionOf(i);
   if (const std::string* refused = v.ApplyReason(i)) {
-    if (d.reason == policy::Reason::kMinDwell && d.wait_ns > 0) {
+    if (v.WaitsForNextTry(i) && d.wait_ns > 0) {
       return *refused + "; tried again in " + policy::FormatDuration(d.wait_ns);
     }
     return *refused;
@@ -1313,10 +1347,20 @@ ApiResult<std::string> Engine::Explain(const std::string& path) const {
   policy::Explanation e =
       policy::Explain(*v.policy, *v.snap, v.rule_state, impl_->holds.effective(),
                       {mode_.load(), impl_->parts.clock->MonotonicNs()}, i);
-  std::string text = policy::FormatExplanation(e, *v.snap);
-  if (const std::string* refused = v.ApplyReason(i)) {
-    text += "  last apply: refused: " + *refused + "\n";
+  const std::string* refused = v.ApplyReason(i);
+  const bool waits = refused != nullptr && v.WaitsForNextTry(i) &&
+                     e.decision.state == FileState::kDeferred &&
+                     e.decision.reason == v.status[i].reason;
+  if (waits) {
+    // As GetFileState shows it: blocked by the refusal until the next try.
+    e.decision.state = FileState::kBlocked;
+    e.reason = *refused;
+    if (e.decision.wait_ns > 0) {
+      e.reason += "; tried again in " + policy::FormatDuration(e.decision.wait_ns);
+    }
   }
+  std::string text = policy::FormatExplanation(e, *v.snap);
+  if (refused != nullptr && !waits) text += "  last apply: refused: " + *refused + "\n";
   const FileRecord& f = v.snap->files[i];
   if (!v.snap->mounts[f.mount].effective_blocked_reason.empty()) {
     text += "  device:    " + v.snap->mounts[f.mount].effective_blocked_reason + "\n";

@@ -706,6 +706,16 @@ TEST_F(EngineTest, ABlockedFileIsTriedEveryCycleButItsOriginalIsRecordedOnlyWhen
   EXPECT_EQ(parts_.journal->hooked[0].original, DaxState::kPageCache);
 }
 
+// How many times the captured log says a switch was refused.
+size_t BlockedEntries(const std::string& log) {
+  size_t n = 0;
+  for (size_t at = log.find("cannot switch"); at != std::string::npos;
+       at = log.find("cannot switch", at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
 TEST_F(EngineTest, ARefusedFileStaysBlockedWithItsReasonUntilMinDwellAllowsTheNextTry) {
   // A refused try counts as a switch: min_dwell spaces the tries. Meanwhile
   // the file shows as blocked with the refusal (not as deferred), and it is
@@ -729,19 +739,20 @@ TEST_F(EngineTest, ARefusedFileStaysBlockedWithItsReasonUntilMinDwellAllowsTheNe
     EXPECT_EQ(g.files_by_state[FileState::kBlocked], 1u);
     EXPECT_EQ(g.files_by_state[FileState::kDeferred], 0u);
   }
+  // explain says what GetFileState says, counted from the clock's now.
+  parts_.clock->Advance(30 * kSecond);
+  const std::string text = Explain("a");
+  EXPECT_NE(text.find("state:     blocked (" + immutable + "; tried again in 30s)"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("last apply: refused"), std::string::npos) << text;
   EXPECT_EQ(parts_.disk->calls().size(), 1u) << "not tried again before min_dwell has passed";
-  parts_.clock->Advance(1 * kMinute);
+  parts_.clock->Advance(30 * kSecond);
   engine_->RunCycle();
   EXPECT_EQ(parts_.disk->calls().size(), 2u) << "tried again once min_dwell has passed";
   EXPECT_EQ(Get("a").state, FileState::kBlocked);
   EXPECT_EQ(Get("a").reason, immutable);
-  const std::string log = ::testing::internal::GetCapturedStderr();
-  size_t logged = 0;
-  for (size_t at = log.find("cannot switch"); at != std::string::npos;
-       at = log.find("cannot switch", at + 1)) {
-    ++logged;
-  }
-  EXPECT_EQ(logged, 1u) << log;
+  EXPECT_EQ(BlockedEntries(::testing::internal::GetCapturedStderr()), 1u);
   // The block goes: the next try, min_dwell later, switches it.
   parts_.disk->Unblock("a");
   parts_.clock->Advance(10 * kMinute);
@@ -750,19 +761,48 @@ TEST_F(EngineTest, ARefusedFileStaysBlockedWithItsReasonUntilMinDwellAllowsTheNe
   EXPECT_EQ(Get("a").state, FileState::kInSync);
 }
 
-TEST_F(EngineTest, AFileThatNoLongerWantsTheRefusedModeIsNotShownAsBlocked) {
-  // Refused to DAX, then wanted in the page cache (where it is): in sync.
-  Start(MakePolicy(
-      Rule("big", "a", "on", "    when: \"file.size >= 1MiB\"\n") + Rule("small", "a", "off"),
-      "{ dax: keep, min_dwell: 10m, max_switches_per_minute: 10000 }"));
-  AddFile("a", DaxState::kPageCache, DaxState::kPageCache, {.size = 2 << 20});
+TEST_F(EngineTest, ARefusalForAnotherReasonIsLoggedAgain) {
+  Start(MakePolicy(Rule("all", "**", "on")));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache);
   parts_.disk->Block("a", driver::Blocked{driver::Blocker::kImmutable, EPERM, "immutable"});
+  ::testing::internal::CaptureStderr();
+  engine_->RunCycle();
+  engine_->RunCycle();
+  parts_.disk->Block("a", driver::Blocked{driver::Blocker::kReadOnly, EROFS, "read-only"});
+  engine_->RunCycle();
+  engine_->RunCycle();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(BlockedEntries(log), 2u) << log;
+  EXPECT_NE(log.find("read-only"), std::string::npos) << log;
+  EXPECT_EQ(Get("a").reason, "read-only");
+}
+
+TEST_F(EngineTest, AWaitingRefusedFileIsNotShownBlockedWhenItNoLongerWantsThatModeOrInObserveMode) {
+  Start(MakePolicy(Rule("big", "a", "on", "    when: \"file.size >= 1MiB\"\n") +
+                       Rule("small", "a", "off") + Rule("all", "b", "on"),
+                   "{ dax: keep, min_dwell: 10m, max_switches_per_minute: 10000 }"));
+  AddFile("a", DaxState::kPageCache, DaxState::kPageCache, {.size = 2 << 20});
+  AddFile("b", DaxState::kPageCache, DaxState::kPageCache);
+  parts_.disk->Block("a", driver::Blocked{driver::Blocker::kImmutable, EPERM, "immutable"});
+  parts_.disk->Block("b", driver::Blocked{driver::Blocker::kImmutable, EPERM, "immutable"});
   engine_->RunCycle();
   EXPECT_EQ(Get("a").state, FileState::kBlocked);
+  // Someone else switched a to DAX, and the policy now wants the page cache
+  // back: that change waits for min_dwell, it was never refused.
+  driver::FileFlags flags = *parts_.disk->Find("a");
+  flags.physical = flags.effective = DaxState::kDax;
+  parts_.disk->SetFile("a", flags);
   parts_.files->files["a"].size = 1;
   parts_.clock->Advance(1 * kMinute);
   engine_->RunCycle();
-  EXPECT_EQ(Get("a").state, FileState::kInSync) << Get("a").reason;
+  EXPECT_EQ(Get("a").state, FileState::kDeferred) << Get("a").reason;
+  EXPECT_NE(Get("a").reason.find("min_dwell"), std::string::npos) << Get("a").reason;
+  EXPECT_EQ(Get("b").state, FileState::kBlocked) << Get("b").reason;
+  // Observe mode tries nothing: b does not wait for a try.
+  engine_->SetMode(policy::Mode::kObserve);
+  parts_.clock->Advance(1 * kMinute);
+  engine_->RunCycle();
+  EXPECT_EQ(Get("b").state, FileState::kDeferred) << Get("b").reason;
 }
 
 TEST_F(EngineTest, ManyRefusedFilesStayInTheBatchOfOriginals) {

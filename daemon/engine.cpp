@@ -630,6 +630,12 @@ const std::string* RefusalLastCycle(const CycleJob& job, const FileRecord& f) {
   return was ? job.previous->ApplyReason(*was) : nullptr;
 }
 
+// A refusal's reason while the file waits `wait_ns` for its next try.
+std::string WaitingReason(const std::string& refused, int64_t wait_ns) {
+  if (wait_ns <= 0) return refused;
+  return refused + "; tried again in " + policy::FormatDuration(wait_ns);
+}
+
 // The cycle's one pass over /proc.
 void LookUpHolders(host::HolderFinder& finder, CycleJob& job, std::vector<host::FileId> ids) {
   job.holders_looked_up = true;
@@ -1319,10 +1325,7 @@ ApiResult<FileView> Engine::GetFile(const std::string& path) const {
 std::string Engine::ReasonOf(const View& v, uint32_t i) const {
   const Decision d = v.DecisionOf(i);
   if (const std::string* refused = v.ApplyReason(i)) {
-    if (v.WaitsForNextTry(i) && d.wait_ns > 0) {
-      return *refused + "; tried again in " + policy::FormatDuration(d.wait_ns);
-    }
-    return *refused;
+    return v.WaitsForNextTry(i) ? WaitingReason(*refused, d.wait_ns) : *refused;
   }
   if (d.held) {
     const policy::Holds& holds = impl_->holds.effective();
@@ -1354,10 +1357,7 @@ ApiResult<std::string> Engine::Explain(const std::string& path) const {
   if (waits) {
     // As GetFileState shows it: blocked by the refusal until the next try.
     e.decision.state = FileState::kBlocked;
-    e.reason = *refused;
-    if (e.decision.wait_ns > 0) {
-      e.reason += "; tried again in " + policy::FormatDuration(e.decision.wait_ns);
-    }
+    e.reason = WaitingReason(*refused, e.decision.wait_ns);
   }
   std::string text = policy::FormatExplanation(e, *v.snap);
   if (refused != nullptr && !waits) text += "  last apply: refused: " + *refused + "\n";

@@ -344,6 +344,10 @@ bool AccessTracer::Attached(const std::string& name) const {
   return impl_->programs.count(name) > 0;
 }
 
+bool AccessTracer::AttachedNow(const std::string& name) const {
+  return impl_->links.count(name) > 0;
+}
+
 int AccessTracer::EnableRunTimeStats() { return bpf_enable_stats(BPF_STATS_RUN_TIME); }
 
 bool AccessTracer::RunTime(uint64_t* ns, uint64_t* runs) const {

@@ -142,6 +142,9 @@ class AccessTracer {
   const std::vector<std::string>& attach_failures() const { return attach_failures_; }
   /// Whether the program `name` attached at start.
   bool Attached(const std::string& name) const;
+  /// Whether the program `name` is attached now (SetDevices detaches the
+  /// programs no watched filesystem needs).
+  bool AttachedNow(const std::string& name) const;
   /// Time spent in the loaded programs and how many times they ran, summed
   /// over all of them; counted by the kernel only while statistics are on
   /// (bpf_enable_stats(BPF_STATS_RUN_TIME) or kernel.bpf_stats_enabled=1).

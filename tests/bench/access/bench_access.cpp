@@ -74,33 +74,22 @@ double ReadLoop(const std::vector<int>& fds, size_t chunk, size_t ops, std::vect
 }
 
 // The empty programs of floor.bpf.c on the attach points the access program
-// uses for each read of an xfs file under `plan` (the others do not fire on
-// a read from the page cache); attached while `on`.
+// uses for each read of an xfs file (floor.bpf.c holds only per-read ones;
+// the others do not fire on a read from the page cache); attached while `on`.
 class Floor {
  public:
   ~Floor() {
     Set(false);
     floor_bpf__destroy(skel_);
   }
-  bool Load(const Plan& plan, std::string* error) {
-    auto in_plan = [&](const std::string& p) {
-      return std::find(plan.programs.begin(), plan.programs.end(), p) != plan.programs.end();
-    };
-    // As AccessTracer::SetDevices: with the xfs read tracepoint in the plan,
-    // mm_filemap_get_pages is detached while only xfs is watched.
-    std::vector<std::string> wanted;
-    if (in_plan("tp_xfs_buffered_read")) {
-      wanted = {"tp_xfs_buffered_read"};
-    } else {
-      for (const char* p : {"fentry_filemap_read", "fexit_filemap_read", "tp_get_pages"})
-        if (in_plan(p)) wanted.emplace_back(p);
-    }
+  // `tracer` watches the managed filesystem: its attached per-read programs
+  // are the floor's.
+  bool Load(const AccessTracer& tracer, std::string* error) {
     skel_ = floor_bpf__open();
     if (skel_ == nullptr) return Fail("open", error);
     bpf_program* prog = nullptr;
     bpf_object__for_each_program(prog, skel_->obj) {
-      const bool load =
-          std::find(wanted.begin(), wanted.end(), bpf_program__name(prog)) != wanted.end();
+      const bool load = tracer.AttachedNow(bpf_program__name(prog));
       bpf_program__set_autoload(prog, load);
       if (load) programs_.push_back(prog);
     }
@@ -184,7 +173,10 @@ int main(int argc, char** argv) {
   std::printf("strategy: %s, %zu programs\n", std::string(StrategyName(plan.strategy)).c_str(),
               plan.programs.size());
   Floor floor;
-  if (!floor.Load(plan, &error)) return Skip(error);
+  if (!tracer->SetDevices({{managed_dev, true}}, &error) || !floor.Load(*tracer, &error) ||
+      !tracer->SetDevices({}, &error)) {
+    return Skip(error);
+  }
   std::printf("floor: empty programs on %s\n", floor.names().c_str());
   // Off: no watched device, every program detached. On: the managed
   // filesystem watched, its programs attached (as the daemon runs). Floor:
